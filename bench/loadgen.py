@@ -105,9 +105,21 @@ def proc_status(pids: Sequence[int], key: str) -> int:
     return total
 
 
-def self_cpu_seconds() -> float:
+def cores_busy() -> list[tuple[int, int]]:
+    """(busy, total) jiffies of each core, from /proc/stat (softirq included)."""
+    cores = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                ticks = [int(x) for x in line.split()[1:]]
+                idle = ticks[3] + ticks[4]  # idle, iowait
+                cores.append((sum(ticks) - idle, sum(ticks)))
+    return cores
+
+
+def self_cpu_seconds() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 class Meter:
@@ -115,17 +127,28 @@ class Meter:
 
     def __init__(self, pids: Sequence[int]) -> None:
         self.pids = pids
-        self.t = self.server = self.me = 0.0
-        self.result: dict[str, float] = {}
+        self.t = self.server = 0.0
+        self.me = (0.0, 0.0)
+        self.cores: list[tuple[int, int]] = []
+        self.result: dict[str, Any] = {}
 
     def start(self) -> None:
         self.t = time.perf_counter()
         self.server = proc_cpu_seconds(self.pids)
         self.me = self_cpu_seconds()
+        self.cores = cores_busy()
 
     def stop(self) -> float:
         wall = time.perf_counter() - self.t
-        self.result = {"loadgen_cpu_pct": round(100 * (self_cpu_seconds() - self.me) / wall, 1)}
+        user, system = (b - a for a, b in zip(self.me, self_cpu_seconds(), strict=True))
+        self.result = {
+            "loadgen_cpu_pct": round(100 * (user + system) / wall, 1),
+            "loadgen_sys_pct": round(100 * system / wall, 1),
+        }
+        self.result["cores_busy_pct"] = [
+            round(100 * (b1 - b0) / max(1, t1 - t0), 1)
+            for (b0, t0), (b1, t1) in zip(self.cores, cores_busy(), strict=True)
+        ]
         if self.pids:
             used = proc_cpu_seconds(self.pids) - self.server
             self.result["server_cpu_pct"] = round(100 * used / wall, 1)
@@ -255,12 +278,14 @@ async def fanout(bench: Bench) -> dict[str, Any]:
     watchdog = asyncio.ensure_future(unstall(pubs, o.stall))
     await asyncio.sleep(o.warmup)
     before = sum(p.delivered() for p in receivers)
+    reads_before = sum(p.reads for p in receivers)
     sent_before = sum(p.seq for p in pubs)
     del rtts[:]
     meter = Meter(o.server_pids)
     meter.start()
     await asyncio.sleep(o.duration)
     after = sum(p.delivered() for p in receivers)
+    reads = sum(p.reads for p in receivers) - reads_before
     sent_after = sum(p.seq for p in pubs)
     wall = meter.stop()
     for pub in pubs:
@@ -271,6 +296,7 @@ async def fanout(bench: Bench) -> dict[str, Any]:
         "deliveries": after - before,
         "deliveries_per_s": round((after - before) / wall),
         "messages_per_s": round((sent_after - sent_before) / wall, 1),
+        "deliveries_per_read": round((after - before) / max(1, reads), 2),
         "rtt_p50_ms": rtt.get("lat_p50_ms"),
         "rtt_p99_ms": rtt.get("lat_p99_ms"),
         "stalls": sum(p.stalls for p in pubs),

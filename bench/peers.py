@@ -40,6 +40,7 @@ class Peer(asyncio.Protocol):
         self.close_reason = ""
         self.count = 0
         self.nbytes = 0
+        self.reads = 0
         self.on_text: OnText | None = None
         self.probe = -1
 
@@ -117,6 +118,7 @@ class LinePeer(Peer):
 
     def data_received(self, data: bytes) -> None:
         self.nbytes += len(data)
+        self.reads += 1
         on_text = self.on_text
         if on_text is None and self.ready.done():
             n = data.count(b"\n<")
@@ -168,6 +170,7 @@ class WsPeer(Peer):
 
     def data_received(self, data: bytes) -> None:
         self.nbytes += len(data)
+        self.reads += 1
         buf = self.buf
         buf += data
         pos = 0
@@ -194,11 +197,14 @@ class WsPeer(Peer):
                 break
             pos = end
             if b0 == 0x81:
-                if buf.find(mark, start, end) >= 0:
+                if on_text is not None:
+                    text = bytes(buf[start:end])
+                    if mark in text:
+                        self.count += 1
+                    on_text(text, now)  # handlers skip what is not theirs
+                elif buf.find(mark, start, end) >= 0:
                     self.count += 1
-                    if on_text is not None:
-                        on_text(bytes(buf[start:end]), now)
-                elif self.welcome:
+                if self.welcome:
                     self._ready()
             else:
                 self._control(b0, bytes(buf[start:end]))
@@ -217,6 +223,10 @@ class WsPeer(Peer):
         if not self.welcome:
             self._ready()
         return end + 4
+
+    def _ready(self) -> None:
+        super()._ready()
+        self.welcome = False  # seen: no need to look again
 
     def _control(self, b0: int, payload: bytes) -> None:
         opcode = b0 & 0x0F
@@ -261,6 +271,7 @@ class RespPeer(Peer):
 
     def data_received(self, data: bytes) -> None:
         self.nbytes += len(data)
+        self.reads += 1
         if self.publisher:
             return  # integer replies to PUBLISH
         if self.on_text is None and self.ready.done():

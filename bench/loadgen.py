@@ -34,6 +34,9 @@ server's: a generator near 100% is the bottleneck, and the figure is then a
 ceiling of the generator, not of the server.
 
     python bench/loadgen.py --wire line --port 7777 --scenario fanout -n 1000 -p 20
+
+Several scenarios run one after the other (``--scenario idle,fanout``), one JSON
+line each; exit status 0 when all of them went through.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ LOBBY = b"lobby"
 class Options:
     wire: str
     dialect: str
-    port: int
-    scenario: str
+    ports: list[int]
+    scenarios: list[str]
     receivers: int = 1000
     publishers: int = 20
     duration: float = 5.0
@@ -73,6 +76,8 @@ class Options:
     per_room: int = 10
     conns: int = 10_000
     stall: float = 2.0
+    settle: float = 1.0
+    pause: float = 0.5
     timeout: float = 60.0
     server_pids: list[int] = field(default_factory=list)
 
@@ -178,22 +183,26 @@ class Bench:
         self.peers: list[Peer] = []
         self.gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         self.errors: list[str] = []
+        self.made = 0
 
-    def make_peer(self, room: bytes, publisher: bool) -> Peer:
+    def make_peer(self, room: bytes, port: int, publisher: bool) -> Peer:
         o = self.opts
         if o.wire == "line":
             return LinePeer(LOBBY, publisher=publisher)
         if o.wire == "resp":
             return RespPeer(room, publisher=publisher)
         if o.dialect == "chatsupport":
-            return WsPeer(LOBBY, o.port, "/ws", welcome=True, publisher=publisher)
-        return WsPeer(room, o.port, "/?room=" + room.decode(), welcome=False, publisher=publisher)
+            return WsPeer(LOBBY, port, "/ws", welcome=True, publisher=publisher)
+        return WsPeer(room, port, "/?room=" + room.decode(), welcome=False, publisher=publisher)
 
     async def connect(self, room: bytes, publisher: bool = False) -> Peer:
-        peer = self.make_peer(room, publisher)
+        """One peer in ``room``; with several ports (nodes), peers take them in turn."""
+        port = self.opts.ports[self.made % len(self.opts.ports)]
+        self.made += 1
+        peer = self.make_peer(room, port, publisher)
         async with self.gate:
             loop = asyncio.get_running_loop()
-            await asyncio.wait_for(loop.create_connection(lambda: peer, HOST, self.opts.port), 10)
+            await asyncio.wait_for(loop.create_connection(lambda: peer, HOST, port), 10)
             self.peers.append(peer)
             await asyncio.wait_for(peer.ready, 10)
         if peer.room != room:
@@ -423,14 +432,14 @@ async def idle(bench: Bench) -> dict[str, Any]:
         bench.errors.append("idle needs --server-pid")
         return {}
     warm = await bench.connect_many(LOBBY, 10)
-    await settle(bench.peers, 0.5, o.timeout)
+    await settle(bench.peers, o.settle / 2, o.timeout)
     base = proc_status(o.server_pids, "VmRSS")
     t0 = time.perf_counter()
     peers = await bench.connect_many(LOBBY, o.conns)
     connect_s = time.perf_counter() - t0
     for peer in (*warm, *peers):
         peer.count_only()
-    quiet_s = await settle(bench.peers, 1.0, o.timeout)
+    quiet_s = await settle(bench.peers, o.settle, o.timeout)
     rss = proc_status(o.server_pids, "VmRSS")
     open_conns = sum(1 for p in peers if not p.closed)
     return {
@@ -471,11 +480,11 @@ async def settle(peers: Sequence[Peer], quiet_for: float, limit: float) -> float
 SCENARIOS = {"fanout": fanout, "latency": latency, "quiet": quiet, "idle": idle}
 
 
-async def run(opts: Options) -> dict[str, Any]:
+async def run(opts: Options, scenario: str) -> dict[str, Any]:
     bench = Bench(opts)
     t0 = time.perf_counter()
     try:
-        result = await asyncio.wait_for(SCENARIOS[opts.scenario](bench), opts.timeout * 3)
+        result = await asyncio.wait_for(SCENARIOS[scenario](bench), opts.timeout * 3)
     except (TimeoutError, OSError) as exc:
         bench.errors.append(f"{type(exc).__name__}: {exc}")
         result = {}
@@ -484,7 +493,7 @@ async def run(opts: Options) -> dict[str, Any]:
         bench.close()
     await asyncio.sleep(0)
     return {
-        "scenario": opts.scenario,
+        "scenario": scenario,
         "wire": opts.wire,
         "dialect": opts.dialect,
         "ok": bool(result) and not bench.errors,
@@ -495,6 +504,18 @@ async def run(opts: Options) -> dict[str, Any]:
     }
 
 
+async def run_all(opts: Options) -> list[dict[str, Any]]:
+    """The scenarios one after the other, with a pause for the server to settle."""
+    results = []
+    for i, scenario in enumerate(opts.scenarios):
+        if i:
+            await asyncio.sleep(opts.pause)
+        result = await run(opts, scenario)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    return results
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     p = argparse.ArgumentParser(
         description="Load generator for the ChatSupport benchmarks (127.0.0.1 only).",
@@ -503,8 +524,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     p.add_argument("--wire", choices=("line", "ws", "resp"), required=True)
     p.add_argument("--dialect", choices=("query", "chatsupport"), default="query")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--scenario", choices=tuple(SCENARIOS), default="fanout")
+    p.add_argument("--port", required=True, help="port, or ports of several nodes: 7777,7778")
+    p.add_argument("--scenario", default="fanout", help="one or more of: " + ",".join(SCENARIOS))
     p.add_argument("-n", "--receivers", type=int, default=1000)
     p.add_argument("-p", "--publishers", type=int, default=20)
     p.add_argument("-d", "--duration", type=float, default=5.0, help="measured seconds")
@@ -514,12 +535,21 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--per-room", type=int, default=10)
     p.add_argument("--conns", type=int, default=10_000, help="idle connections")
     p.add_argument("--stall", type=float, default=2.0, help="seconds before a lost message")
+    p.add_argument("--settle", type=float, default=1.0, help="idle: seconds without traffic")
+    p.add_argument("--pause", type=float, default=0.5, help="seconds between scenarios")
     p.add_argument("--timeout", type=float, default=60.0, help="bound of each phase, seconds")
     p.add_argument("--server-pid", type=int, action="append", default=[], dest="server_pids")
-    a = p.parse_args(argv)
-    if not 0 < a.port < 65536:
-        p.error("--port must be a port of 127.0.0.1")
-    opts = Options(**vars(a))
+    a = vars(p.parse_args(argv))
+    try:
+        a["ports"] = [int(x) for x in a.pop("port").split(",")]
+    except ValueError:
+        p.error("--port takes numbers: 7777 or 7777,7778")
+    if not a["ports"] or not all(0 < x < 65536 for x in a["ports"]):
+        p.error("--port must be ports of 127.0.0.1")
+    a["scenarios"] = a.pop("scenario").split(",")
+    if not set(a["scenarios"]) <= set(SCENARIOS):
+        p.error(f"--scenario takes {', '.join(SCENARIOS)}")
+    opts = Options(**a)
     opts.receivers = max(1, min(opts.receivers, 50_000))
     opts.publishers = max(1, min(opts.publishers, 1000))
     opts.conns = max(1, min(opts.conns, 50_000))
@@ -535,13 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(run(opts))
-        result["loop"] = "asyncio"
+        results = asyncio.run(run_all(opts))
     else:
-        result = uvloop.run(run(opts))
-        result["loop"] = "uvloop"
-    print(json.dumps(result), flush=True)
-    return 0 if result["ok"] else 1
+        results = uvloop.run(run_all(opts))
+    return 0 if all(r["ok"] for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ class Bench:
             loop = asyncio.get_running_loop()
             await asyncio.wait_for(loop.create_connection(lambda: peer, HOST, port), 10)
             self.peers.append(peer)
-            await asyncio.wait_for(peer.ready, 10)
+            await asyncio.wait_for(peer.ready, max(10.0, self.opts.timeout / 3))
         if peer.room != room:
             peer.join(room)
         return peer

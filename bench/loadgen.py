@@ -23,7 +23,8 @@ Scenarios (``--scenario``):
   latency  N receivers and P publishers in one room; messages are sent at a fixed
            total --rate (round robin over publishers, open loop); every receiver
            records now - send time of every message (the send time is in the text;
-           one process, one clock). Result: p50/p99/max and how many were lost.
+           one process, one clock). Result: p50/p99/max, and how many deliveries
+           had not arrived --stall seconds (at least 2) after the last send.
   quiet    --rooms rooms of --per-room receivers and one sender each; messages at a
            total --rate, rooms in turn. Result: latency and server CPU.
   idle     --conns connections that say nothing. Result: RSS growth of the server
@@ -44,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import resource
 import sys
@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import wire
+from meter import Meter, percentiles, proc_status
 from peers import LinePeer, Peer, RespPeer, WsPeer
 
 HOST = "127.0.0.1"  # the only address this tool ever connects to
@@ -80,96 +81,6 @@ class Options:
     pause: float = 0.5
     timeout: float = 60.0
     server_pids: list[int] = field(default_factory=list)
-
-
-# --- measuring ---------------------------------------------------------------------
-
-
-def proc_cpu_seconds(pids: Sequence[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def proc_status(pids: Sequence[int], key: str) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
-
-
-def cores_busy() -> list[tuple[int, int]]:
-    """(busy, total) jiffies of each core, from /proc/stat (softirq included)."""
-    cores = []
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu") and line[3].isdigit():
-                ticks = [int(x) for x in line.split()[1:]]
-                idle = ticks[3] + ticks[4]  # idle, iowait
-                cores.append((sum(ticks) - idle, sum(ticks)))
-    return cores
-
-
-def self_cpu_seconds() -> tuple[float, float]:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime, usage.ru_stime
-
-
-class Meter:
-    """CPU of the server(s) and of this process between ``start`` and ``stop``."""
-
-    def __init__(self, pids: Sequence[int]) -> None:
-        self.pids = pids
-        self.t = self.server = 0.0
-        self.me = (0.0, 0.0)
-        self.cores: list[tuple[int, int]] = []
-        self.result: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.t = time.perf_counter()
-        self.server = proc_cpu_seconds(self.pids)
-        self.me = self_cpu_seconds()
-        self.cores = cores_busy()
-
-    def stop(self) -> float:
-        wall = time.perf_counter() - self.t
-        user, system = (b - a for a, b in zip(self.me, self_cpu_seconds(), strict=True))
-        self.result = {
-            "loadgen_cpu_pct": round(100 * (user + system) / wall, 1),
-            "loadgen_sys_pct": round(100 * system / wall, 1),
-        }
-        self.result["cores_busy_pct"] = [
-            round(100 * (b1 - b0) / max(1, t1 - t0), 1)
-            for (b0, t0), (b1, t1) in zip(self.cores, cores_busy(), strict=True)
-        ]
-        if self.pids:
-            used = proc_cpu_seconds(self.pids) - self.server
-            self.result["server_cpu_pct"] = round(100 * used / wall, 1)
-        return wall
-
-
-def percentiles(samples: list[int]) -> dict[str, float]:
-    if not samples:
-        return {"lat_samples": 0}
-    samples.sort()
-    n = len(samples)
-
-    def ms(q: float) -> float:
-        return round(samples[min(n - 1, int(q * n))] / 1e6, 3)
-
-    return {"lat_samples": n, "lat_p50_ms": ms(0.5), "lat_p99_ms": ms(0.99), "lat_max_ms": ms(1.0)}
 
 
 # --- connecting --------------------------------------------------------------------
@@ -209,14 +120,21 @@ class Bench:
             peer.join(room)
         return peer
 
-    async def connect_many(self, room: bytes, count: int, publisher: bool = False) -> list[Peer]:
+    async def connect_many(
+        self, room: bytes, count: int, publisher: bool = False, limit: float | None = None
+    ) -> list[Peer]:
+        """``count`` peers in ``room``; those not ready within ``limit`` seconds are dropped."""
         tasks = [asyncio.ensure_future(self.connect(room, publisher)) for _ in range(count)]
-        done = await asyncio.gather(*tasks, return_exceptions=True)
-        peers = [p for p in done if isinstance(p, Peer)]
-        failed = [p for p in done if not isinstance(p, Peer)]
+        _done, pending = await asyncio.wait(tasks, timeout=limit)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            self.errors.append(f"only {count - len(pending)} of {count} ready within {limit} s")
+        failed = [t.exception() for t in tasks if not t.cancelled() and t.exception()]
         if failed:
             self.errors.append(f"{len(failed)} of {count} connections failed: {failed[0]!r}")
-        return peers
+        return [t.result() for t in tasks if not t.cancelled() and not t.exception()]
 
     async def barrier(self, sender: Peer, receivers: Sequence[Peer], key: int) -> bool:
         """Probe until every receiver has seen a probe: all are in the room and caught up."""
@@ -301,8 +219,10 @@ async def fanout(bench: Bench) -> dict[str, Any]:
         pub.running = False
     watchdog.cancel()
     rtt = percentiles(rtts)
+    server_s = meter.result.get("server_cpu_pct", 0.0) * wall / 100
     return {
         "deliveries": after - before,
+        "server_us_per_delivery": round(1e6 * server_s / max(1, after - before), 3),
         "deliveries_per_s": round((after - before) / wall),
         "messages_per_s": round((sent_after - sent_before) / wall, 1),
         "deliveries_per_read": round((after - before) / max(1, reads), 2),
@@ -391,7 +311,7 @@ async def measure_latency(
     return {
         "messages_per_s": round(sent / o.duration, 1),
         "deliveries_per_s": round((after - before) / o.duration),
-        "lost": max(0, expected - len(recorder.samples)),
+        "undelivered": max(0, expected - len(recorder.samples)),
         **percentiles(recorder.samples),
         **meter.result,
     }
@@ -435,17 +355,20 @@ async def idle(bench: Bench) -> dict[str, Any]:
     await settle(bench.peers, o.settle / 2, o.timeout)
     base = proc_status(o.server_pids, "VmRSS")
     t0 = time.perf_counter()
-    peers = await bench.connect_many(LOBBY, o.conns)
+    peers = await bench.connect_many(LOBBY, o.conns, limit=o.timeout)
     connect_s = time.perf_counter() - t0
     for peer in (*warm, *peers):
         peer.count_only()
-    quiet_s = await settle(bench.peers, o.settle, o.timeout)
+    quiet_s = await settle(bench.peers, o.settle, o.timeout / 2)
+    if quiet_s >= o.timeout / 2:
+        bench.errors.append(f"the server was still sending after {quiet_s:.0f} s of idling")
     rss = proc_status(o.server_pids, "VmRSS")
     open_conns = sum(1 for p in peers if not p.closed)
     return {
         "conns": open_conns,
         "connect_s": round(connect_s, 2),
         "settle_s": round(quiet_s, 2),
+        "received_per_conn_bytes": round(sum(p.nbytes for p in peers) / max(1, len(peers))),
         "rss_base_kb": base,
         "rss_kb": rss,
         "rss_per_conn_bytes": round((rss - base) * 1024 / max(1, open_conns)),

@@ -112,12 +112,29 @@ def fanout_table(rows: Sequence[Row], cores: tuple[int, int] | None) -> list[str
         ("deliveries per read", lambda t: fmt(med(v("deliveries_per_read")(t)), 1)),
         ("RTT p50 ms", lambda t: fmt(med(v("rtt_p50_ms")(t)), 1)),
         ("server CPU %", lambda t: fmt(med(v("server_cpu_pct")(t)))),
+        ("server CPU us/delivery", lambda t: fmt(med(v("server_us_per_delivery")(t)), 2)),
     ]
     if cores:
         cols.append(("server core %", lambda t: fmt(core(rows, t, s, cores[0]))))
         cols.append(("generator core %", lambda t: fmt(core(rows, t, s, cores[1]))))
     cols.append(("generator CPU %", lambda t: fmt(med(v("loadgen_cpu_pct")(t)))))
+    cols.append(("other load %", lambda t: fmt(med(contention(rows, t, s)))))
     return table(rows, s, cols)
+
+
+def other_load(row: Row) -> float:
+    """The larger share of the two cores used by neither side (other people's work), %."""
+    return max(
+        float(row.get("server_core_other_pct", 0)), float(row.get("generator_core_other_pct", 0))
+    )
+
+
+def contention(rows: Sequence[Row], target: str, scenario: str) -> list[float]:
+    return [
+        other_load(r)
+        for r in rows
+        if r["target"] == target and r["scenario"] == scenario and r.get("ok")
+    ]
 
 
 def latency_table(rows: Sequence[Row], scenario: str) -> list[str]:
@@ -134,9 +151,10 @@ def latency_table(rows: Sequence[Row], scenario: str) -> list[str]:
         ("p99 / Redis p99", lambda t: fmt(med(ratios(t)), 2)),
         ("max ms", lambda t: fmt(med(v("lat_max_ms")(t)), 1)),
         ("deliveries/s", lambda t: fmt(med(v("deliveries_per_s")(t)))),
-        ("lost", lambda t: fmt(sum(v("lost")(t)))),
+        ("undelivered", lambda t: fmt(sum(v("undelivered")(t)))),
         ("server CPU %", lambda t: fmt(med(v("server_cpu_pct")(t)), 1)),
         ("generator CPU %", lambda t: fmt(med(v("loadgen_cpu_pct")(t)))),
+        ("other load %", lambda t: fmt(med(contention(rows, t, scenario)))),
     ]  # fmt: skip
     return table(rows, scenario, cols)
 
@@ -192,8 +210,13 @@ def problems(rows: Sequence[Row]) -> list[str]:
         notes = list(r.get("errors") or [])
         if r.get("stalls"):
             notes.append(f"{r['stalls']} publisher stalls")
-        if r.get("lost"):
-            notes.append(f"{r['lost']} deliveries lost")
+        if r.get("undelivered"):
+            notes.append(f"{r['undelivered']} deliveries not arrived 2 s after the end")
+        if r.get("attempts", 1) > 1:
+            notes.append(f"{r['attempts']} attempts (other load on the cores), kept the calmest")
+        for key in ("conns", "rss_per_conn_bytes", "received_per_conn_bytes"):
+            if not r.get("ok") and r.get(key) is not None:
+                notes.append(f"{key} {r[key]:,}")
         if r.get("disconnects"):
             notes.append(f"disconnects {r['disconnects']}")
         if notes:

@@ -37,6 +37,7 @@ import targets
 from targets import BENCH, REPO, TARGETS, Env, Target
 
 RESULTS = BENCH / "results"
+CONTENDED = 25.0  # % of a core used by other work: above it, a measured run is tried again
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Mode:
     loadgen_args: tuple[str, ...]
     scale: dict[str, str]
     runs: int
+    retries: int  # extra attempts for a contended run
     budget: float  # seconds a loadgen process may take per scenario
     pinned: bool
     grouped: bool  # all scenarios of a target against one server, one loadgen
@@ -57,7 +59,7 @@ QUICK = Mode(
      "--stall", "1"),
     {"fanout": "50 receivers, 5 publishers", "latency": "50 receivers, 100 msg/s",
      "quiet": "10 rooms of 3, 100 msg/s", "idle": "100 connections"},
-    runs=1, budget=10, pinned=False, grouped=True,
+    runs=1, retries=0, budget=10, pinned=False, grouped=True,
 )  # fmt: skip
 FULL = Mode(
     "full",
@@ -68,7 +70,7 @@ FULL = Mode(
      "latency": "1,000 receivers in one room, 100 msg/s offered, 5 s measured",
      "quiet": "500 rooms of 4 receivers + 1 sender, 100 msg/s in all (0.2 per room)",
      "idle": "10,000 idle connections, RSS growth of the server per connection"},
-    runs=3, budget=200, pinned=True, grouped=False,
+    runs=3, retries=2, budget=200, pinned=True, grouped=False,
 )  # fmt: skip
 
 
@@ -182,6 +184,30 @@ def job(
     return rows
 
 
+def contention(rows: list[dict[str, Any]]) -> float:
+    measured = [r for r in rows if r.get("ok") and r["scenario"] != "idle"]
+    return max((report.other_load(r) for r in measured), default=0.0)
+
+
+def calm_job(
+    target: Target, env: Env, mode: Mode, run: int, scenarios: list[str]
+) -> list[dict[str, Any]]:
+    """``job``, tried again (up to ``mode.retries`` times) while others load the cores."""
+    best: list[dict[str, Any]] = []
+    attempts = 0
+    while attempts <= mode.retries:
+        attempts += 1
+        rows = job(target, env, mode, run, scenarios)
+        if not best or contention(rows) < contention(best):
+            best = rows
+        if not all(r.get("ok") for r in rows) or contention(rows) <= CONTENDED:
+            break
+        print(f"  (other load {contention(rows):.0f}% on the cores: again)", file=sys.stderr)
+    for row in best:
+        row["attempts"] = attempts
+    return best
+
+
 def summary(row: dict[str, Any]) -> str:
     if not row.get("ok"):
         return f"{row['scenario']}: FAILED {'; '.join(row.get('errors') or [])[:200]}"
@@ -266,7 +292,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     if mode.pinned:
         for target, run, group in jobs:
-            rows += job(target, env, mode, run, group)
+            rows += calm_job(target, env, mode, run, group)
     else:
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             for part in pool.map(lambda j: job(j[0], env, mode, j[1], j[2]), jobs):

@@ -55,6 +55,21 @@ def core_ticks() -> list[tuple[int, int, int]]:
     return cores
 
 
+def ksoftirqd() -> dict[int, int]:
+    """core -> PID of its ksoftirqd thread, which runs deferred network work."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if comm.startswith("ksoftirqd/") and comm[10:].isdigit():
+                found[int(comm[10:])] = int(entry.name)
+    return found
+
+
 def only_core(pid: int) -> int | None:
     try:
         cpus = os.sched_getaffinity(pid)
@@ -71,6 +86,8 @@ class Meter:
         self.t = self.server = 0.0
         self.me = (0.0, 0.0)
         self.cores: list[tuple[int, int, int]] = []
+        self.kernel = ksoftirqd()
+        self.kernel_cpu: dict[int, float] = {}
         self.result: dict[str, Any] = {}
 
     def start(self) -> None:
@@ -79,6 +96,7 @@ class Meter:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.me = (usage.ru_utime, usage.ru_stime)
         self.cores = core_ticks()
+        self.kernel_cpu = {c: proc_cpu_seconds([pid]) for c, pid in self.kernel.items()}
 
     def stop(self) -> float:
         """Fill ``result``; return the wall time measured."""
@@ -89,11 +107,16 @@ class Meter:
         r = self.result = {"loadgen_cpu_pct": round(mine, 1)}
         r["loadgen_sys_pct"] = round(100 * system / wall, 1)
         busy, softirq = [], []
-        for (b0, s0, t0), (b1, s1, t1) in zip(self.cores, core_ticks(), strict=True):
+        for core, ((b0, s0, t0), (b1, s1, t1)) in enumerate(
+            zip(self.cores, core_ticks(), strict=True)
+        ):
+            deferred = 0.0
+            if core in self.kernel:
+                deferred = proc_cpu_seconds([self.kernel[core]]) - self.kernel_cpu[core]
             busy.append(100 * (b1 - b0) / max(1, t1 - t0))
-            softirq.append(100 * (s1 - s0) / max(1, t1 - t0))
+            softirq.append(100 * (s1 - s0) / max(1, t1 - t0) + 100 * deferred / wall)
         r["cores_busy_pct"] = [round(x, 1) for x in busy]
-        r["cores_softirq_pct"] = [round(x, 1) for x in softirq]
+        r["cores_softirq_pct"] = [round(x, 1) for x in softirq]  # with ksoftirqd's
         gen_core = only_core(os.getpid())
         if gen_core is not None and gen_core < len(busy):
             other = busy[gen_core] - softirq[gen_core] - mine

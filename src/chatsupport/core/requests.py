@@ -175,6 +175,5 @@ AnyRequest = (
 
 # Type names a client may send (used to tell `unknown_type` from `bad_request`).
 TYPE_NAMES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag)
-    for cls in AnyRequest.__args__
+    str(cls.__struct_config__.tag) for cls in AnyRequest.__args__
 )

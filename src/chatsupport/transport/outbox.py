@@ -3,7 +3,7 @@
 Fan-out only appends already-encoded bytes to each recipient's outbox; one callback per
 loop turn then writes every dirty outbox with a single `transport.write`, so a burst of
 N messages to a peer costs one system call, not N. A peer whose unsent bytes (ours plus
-the transport's buffer) pass `limit` cannot keep up: it is told why and disconnected,
+what the kernel would not take) pass `limit` cannot keep up: it is told why and disconnected,
 and nobody else waits for it.
 """
 
@@ -37,7 +37,16 @@ class Flusher:
 
 
 class Outbox:
-    __slots__ = ("_chunks", "_flusher", "_on_overflow", "_pending", "_transport", "closed", "limit")
+    __slots__ = (
+        "_chunks",
+        "_deadline",
+        "_flusher",
+        "_on_overflow",
+        "_pending",
+        "_transport",
+        "closed",
+        "limit",
+    )
 
     def __init__(
         self,
@@ -53,6 +62,7 @@ class Outbox:
         self._on_overflow = on_overflow
         self.limit = limit
         self.closed = False
+        self._deadline: asyncio.TimerHandle | None = None
 
     def push(self, data: bytes) -> None:
         if self.closed:
@@ -61,7 +71,7 @@ class Outbox:
             self._flusher.mark(self)
         self._chunks.append(data)
         self._pending += len(data)
-        if self._pending > self.limit:
+        if self._pending > 4 * self.limit:  # a runaway turn; the real test is after writing
             self.overflow()
 
     def flush(self) -> None:
@@ -91,8 +101,11 @@ class Outbox:
         if not transport.is_closing():
             transport.close()
         # A peer that never reads would hold its socket open forever: cut it after a while.
-        asyncio.get_running_loop().call_later(5.0, transport.abort)
+        self._deadline = asyncio.get_running_loop().call_later(10.0, transport.abort)
 
-    def discard(self) -> None:
-        """Drop what is queued (forget: nothing more goes to this person)."""
+    def lost(self) -> None:
+        """The connection is gone: nothing more to write, no deadline to keep."""
+        self.closed = True
         self._chunks, self._pending = [], 0
+        if self._deadline is not None:
+            self._deadline.cancel()

@@ -8,6 +8,7 @@ flood budget is read later (the queue is paused, then the socket), as IRC server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections import deque
@@ -23,6 +24,7 @@ log = logging.getLogger("chatsupport.tcp")
 
 _HTTP = re.compile(rb"^(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|CONNECT|PRI) ")
 _TLS = (b"\x16\x03",)
+PROBE_WAIT = 0.15  # seconds to see whether the first bytes are HTTP or TLS
 NOT_HERE = {
     "http": "!! This is ChatSupport's plain-text port (for nc or telnet); open the web page "
     "on its HTTP port instead.\n",
@@ -74,6 +76,7 @@ class TextPeer(asyncio.Protocol):
             if kind:
                 self._end(NOT_HERE[kind], "wrong_protocol")
                 return
+            self.wakeup.set()
         self.buffer += data
         self._split()
         if len(self.buffer) > self.edge.config.max_partial_line:
@@ -84,7 +87,7 @@ class TextPeer(asyncio.Protocol):
             log.info("receive error uid=%s error=%s", self._uid(), type(exc).__name__)
         self.ended = True
         if self.outbox:
-            self.outbox.closed = True
+            self.outbox.lost()
         self.wakeup.set()
 
     # ---- Sink ------------------------------------------------------------------------------
@@ -135,6 +138,12 @@ class TextPeer(asyncio.Protocol):
     async def _run(self, address_key: str) -> None:
         chat = self.edge.chat
         try:
+            # Browsers and TLS clients speak first; people with nc do not. Waiting a moment
+            # before joining keeps stray HTTP/TLS probes out of the room entirely.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), PROBE_WAIT)
+            if self.ended:
+                return
             self.link = await chat.open(self, address_key)
             while not self.ended:
                 if not self.lines:

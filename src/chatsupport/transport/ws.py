@@ -117,7 +117,7 @@ class HttpConnection(asyncio.Protocol):
         if self.timer:
             self.timer.cancel()
         if self.outbox:
-            self.outbox.closed = True
+            self.outbox.lost()
         self.wakeup.set()
 
     def _write_protocol(self) -> None:

@@ -248,11 +248,8 @@ class CrisisMatcher:
     @classmethod
     def default(cls) -> CrisisMatcher:
         """The English list shipped with the package (data/crisis_phrases.txt)."""
-        text = (
-            resources.files("chatsupport")
-            .joinpath("data", DEFAULT_PHRASES_RESOURCE)
-            .read_text(encoding="utf-8")
-        )
+        ref = resources.files("chatsupport") / "data" / DEFAULT_PHRASES_RESOURCE
+        text = ref.read_text(encoding="utf-8")
         return cls(text.splitlines())
 
     # -- queries ------------------------------------------------------------

@@ -135,9 +135,7 @@ class Resources:
     def load(cls, path: str | os.PathLike[str] | None = None) -> Resources:
         """Read and validate a resources file; ``None`` reads the packaged one."""
         if path is None:
-            ref = importlib_resources.files("chatsupport").joinpath(
-                "data", DEFAULT_RESOURCES_RESOURCE
-            )
+            ref = importlib_resources.files("chatsupport") / "data" / DEFAULT_RESOURCES_RESOURCE
             return cls.loads(
                 ref.read_text(encoding="utf-8"), source="chatsupport/data/resources.toml"
             )

@@ -268,6 +268,9 @@ def test_contract_and_brief_names_are_reserved() -> None:
         "M\u00f6d",  # diaeresis
         "\uff2d\uff4f\uff44",  # fullwidth
         "\U0001d40c\U0001d428\U0001d41d",  # mathematical bold
+        "\u24b6\u24d3\u24dc\u24d8\u24dd",  # circled letters
+        "\u1d2c\u1d48\u1d50\u2071\u207f",  # superscript letters
+        "a\u0332d\u0332m\u0332i\u0332n\u0332",  # combining low line
         "5erver",
         "$y$tem",
         "Supp0rt",

@@ -83,14 +83,14 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _serve(config: settings.Config) -> int:
-    server = ChatServer(config)
-    await server.start()
-    for url in server.urls.values():
-        print(f"listening on {url}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    server = ChatServer(config)
+    await server.start()
+    for url in server.urls.values():
+        print(f"listening on {url}", flush=True)
     await stopping.wait()
     await server.stop("server_shutdown")
     return 0

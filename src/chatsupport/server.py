@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import handlers  # noqa: F401  (registers the everyday handlers)
+from .core import handlers, roles  # noqa: F401  (modules that register request handlers)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
@@ -71,6 +71,7 @@ class ChatServer:
             wallclock=time.time,
         )
         self.chat = Chat(config, broker)
+        self.chat.extensions["roles"] = roles.Roles(roles.load_tokens(config.tokens_file))
         await self.chat.start()
         self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys())
         tls = self.ssl_context()

@@ -49,14 +49,18 @@ class WindowCounter:
     window: float
     _events: dict[str, deque[float]] = field(default_factory=dict)
 
-    def hit(self, key: str, now: float) -> bool:
-        """Record an event for `key`; False (and nothing recorded) when over the limit."""
+    def full(self, key: str, now: float) -> bool:
+        """Whether `key` has used up its events in the current window."""
         events = self._events.setdefault(key, deque())
         while events and events[0] <= now - self.window:
             events.popleft()
-        if len(events) >= self.limit:
+        return len(events) >= self.limit
+
+    def hit(self, key: str, now: float) -> bool:
+        """Record an event for `key`; False (and nothing recorded) when over the limit."""
+        if self.full(key, now):
             return False
-        events.append(now)
+        self._events[key].append(now)
         return True
 
     def prune(self, now: float) -> None:

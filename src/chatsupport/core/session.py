@@ -25,6 +25,7 @@ class Session:
     current: str | None = None  # where a plain line goes (text interface)
     present: bool = True  # registered as a member of `rooms` (false after the resume grace)
     ignored: set[str] = field(default_factory=set)
+    crisis: bool = False  # their words matched the crisis list (priority for a listener)
     link: Link | None = None
     detached_at: float | None = None
     replay: list[tuple[str, Event]] | None = None  # live events held back while resuming

@@ -45,6 +45,7 @@ class Config:
     retention_seconds: float = 600.0
     retention_messages: int = 500
     resume_grace: float = 60.0
+    presence_limit: int = 100  # rooms larger than this do not announce joins and leaves
     # --- liveness
     handshake_timeout: float = 10.0
     ping_interval: float = 20.0

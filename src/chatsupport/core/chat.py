@@ -143,10 +143,15 @@ class Chat:
                 limits=self.limits(),
             ),
         )
-        self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
+        self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
-        log.info("peer connected uid=%s", session.uid)
+        log.debug("peer connected uid=%s", session.uid)
         return link
+
+    async def joined(self, room: str, count: int) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
+        members = await self.broker.members(room)
+        return ev.Joined(room=room, count=count, members=members[: self.config.presence_limit])
 
     def limits(self) -> dict[str, int | float]:
         c = self.config
@@ -202,7 +207,7 @@ class Chat:
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
-        log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
         else:

@@ -98,8 +98,7 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         count = len(await chat.broker.members(room))
     else:
         count = await chat.enter(session, room)
-    members = await chat.broker.members(room)
-    chat.reply(link, ev.Joined(room=room, count=count, members=members), request)
+    chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)

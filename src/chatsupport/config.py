@@ -55,6 +55,8 @@ class Config:
     exit_url: str = "https://www.wikipedia.org/"
     resources_file: str | None = None
     crisis_phrases_file: str | None = None
+    listener_capacity: int = 1  # one-to-one chats a listener holds at once
+    probation_seconds: float = 0.0  # new arrivals wait this long before /talk
     log_level: str = "INFO"
 
     def replace(self, **changes: Any) -> Config:

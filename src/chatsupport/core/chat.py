@@ -253,6 +253,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for hook in TICK_HOOKS:
+            await hook(self)
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -401,3 +403,5 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -178,10 +179,11 @@ async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
     if current is not None:
         raise Refused("bad_request", f"you are already talking with a listener in #{current.room}")
     if on_probation(chat, session):
+        left = chat.config.probation_seconds - (chat.clock() - session.created)
         raise Refused(
             "forbidden",
-            "one-to-one chats open to newcomers after a few minutes; #lobby is here "
-            "meanwhile, and /resources lists help lines",
+            f"one-to-one chats open to newcomers after a short wait ({math.ceil(left / 60)} "
+            "min left); #lobby is here meanwhile, and /resources lists help lines",
         )
     position = await state.queue.add(session.uid, session.crisis)
     state.told[session.uid] = position

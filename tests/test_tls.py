@@ -16,9 +16,28 @@ from .helpers import require, start_server
 def _self_signed(tmp: Path) -> tuple[str, str]:
     openssl = require("openssl")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -28,8 +47,7 @@ async def test_tls_on_both_interfaces(tmp_path: Path) -> None:
     client_ctx = ssl.create_default_context(cafile=cert)
     try:
         assert server.urls["http"].startswith("https://")
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port,
-                                                       ssl=client_ctx)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port, ssl=client_ctx)
         greeting = (await asyncio.wait_for(reader.readline(), 5)).decode()
         assert greeting.startswith("*** Welcome")
         async with connect(f"wss://127.0.0.1:{server.http_port}/ws", ssl=client_ctx) as ws:

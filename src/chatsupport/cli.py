@@ -1,0 +1,129 @@
+"""Command line: `chatsupport serve`, `chatsupport connect`, `chatsupport token add`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from . import config as settings
+from .server import ChatServer
+
+SERVE_HELP = {
+    "host": "address to listen on (default 127.0.0.1)",
+    "http_port": "HTTP port: web page and WebSocket /ws (0 = any free port)",
+    "tcp_port": "plain-text TCP port for nc/telnet (0 = any free port)",
+    "broker": "'memory' (default) or redis://host:port/db",
+    "tokens_file": "file of role tokens (see `chatsupport token add`)",
+    "msg_rate": "messages per second per connection, sustained",
+    "msg_burst": "messages a connection may send in a burst",
+    "max_text": "longest message, in characters",
+    "max_conns_per_address": "concurrent connections per network address",
+    "new_conns_per_address": "new connections per address per 10 minutes",
+}
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server. Every flag also reads "
+        "CHATSUPPORT_<FLAG> from the environment.",
+    )
+    serve.add_argument("--config", help="TOML file of settings (same names as the flags)")
+    for item in fields(settings.Config):
+        flag = "--" + item.name.replace("_", "-")
+        kind = settings.FIELD_TYPES[item.name]
+        parse = int if kind == "int" else float if kind == "float" else str
+        serve.add_argument(
+            flag,
+            dest=item.name,
+            type=parse,
+            default=None,
+            help=SERVE_HELP.get(item.name, argparse.SUPPRESS),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatsupport", description="Anonymous peer-support chat.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    connect = sub.add_parser("connect", help="the terminal client")
+    connect.add_argument("url", nargs="?", default="ws://127.0.0.1:8080/ws")
+    token = sub.add_parser("token", help="manage listener/moderator tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    add = token_sub.add_parser("add", help="create a token; prints it once, stores its hash")
+    add.add_argument("--role", choices=["listener", "mod"], required=True)
+    add.add_argument("--tokens-file", required=True)
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # websockets logs client addresses in some messages; keep its chatter out.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+async def _serve(config: settings.Config) -> int:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    server = ChatServer(config)
+    await server.start()
+    for url in server.urls.values():
+        print(f"listening on {url}", flush=True)
+    await stopping.wait()
+    await server.stop("server_shutdown")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    flags = {f.name: getattr(args, f.name) for f in fields(settings.Config)}
+    try:
+        config = settings.load(flags, args.config)
+    except (OSError, ValueError) as error:
+        print(f"chatsupport: bad configuration: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    loop = _event_loop()
+    try:
+        return loop.run_until_complete(_serve(config))
+    except OSError as error:
+        print(f"chatsupport: cannot listen: {error}", file=sys.stderr)
+        return 1
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "connect":
+        from .client.terminal import run as run_client
+
+        return run_client(args.url)
+    from .core.roles import add_token_command
+
+    return add_token_command(args.role, args.tokens_file)

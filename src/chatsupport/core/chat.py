@@ -1,0 +1,407 @@
+"""The chat core: registry of people, rooms, fan-out, and dispatch of requests to handlers.
+
+It never touches a socket and never awaits a peer: transports hand it decoded requests
+through `open`, `handle` and `close`; it answers by queueing events on each peer's Sink.
+It awaits only the Broker (shared state), which for the embedded default answers at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+
+import msgspec
+
+from ..config import Config
+from . import events as ev
+from . import requests as rq
+from .limits import Clock, TokenBucket, WindowCounter, message_cost
+from .names import name_key, random_name
+from .ports import Broker, BrokerUnavailable, Sink
+from .session import Link, Session
+
+log = logging.getLogger("chatsupport.core")
+
+Handler = Callable[["Chat", Link, rq.Request], Awaitable[None]]
+HANDLERS: dict[type[rq.Request], Handler] = {}
+# Requests that cost nothing from the flood budget (they broadcast nothing).
+FREE: set[type[rq.Request]] = {
+    rq.Ping,
+    rq.Who,
+    rq.Rooms,
+    rq.Help,
+    rq.Resume,
+    rq.Quit,
+    rq.Forget,
+    rq.Resources,
+}
+FREE_COMMANDS = frozenset({"help", "who", "rooms", "resources", "quit", "forget"})
+
+
+class Refused(Exception):
+    """A handler's way to answer with `error {code, message}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def handles(*kinds: type[rq.Request]) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for kind in kinds:
+            HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Chat:
+    def __init__(
+        self,
+        config: Config,
+        broker: Broker,
+        *,
+        clock: Clock = time.monotonic,
+        wallclock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.clock = clock
+        self.wallclock = wallclock
+        self.rng = rng or random.SystemRandom()
+        self.sessions: dict[str, Session] = {}  # uid -> session, on this node
+        self.by_token: dict[str, Session] = {}  # sha256(token) -> session
+        self.local: dict[str, dict[str, Session]] = {}  # room -> uid -> session on this node
+        self.links: set[Link] = set()
+        self.per_address: dict[str, int] = {}
+        self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
+        self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
+        self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.start(self.deliver_room, self.deliver_direct)
+
+    async def stop(self, reason: str = "server_shutdown") -> None:
+        for link in list(self.links):
+            self.send(link, ev.Bye(reason=reason))
+            link.sink.close(reason)
+            await self.close(link, reason, resumable=False)
+        await self.broker.stop()
+
+    @property
+    def peers(self) -> Mapping[str, Session]:
+        """Connected people on this node, uid -> session (read-only)."""
+        return MappingProxyType({uid: s for uid, s in self.sessions.items() if s.link})
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+    # ---- connections -----------------------------------------------------------------------
+    def admit(self, address_key: str) -> ev.Error | None:
+        """Per-address connection limits; the key is a keyed hash, never the address."""
+        if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
+            return ev.Error(
+                code="too_many_connections",
+                message="too many connections from your network; close one first",
+            )
+        if not self.new_per_address.hit(address_key, self.clock()):
+            return ev.Error(
+                code="too_many_connections",
+                message="too many new connections from your network; try later",
+            )
+        return None
+
+    async def open(self, sink: Sink, address_key: str = "") -> Link:
+        """A new connection: a fresh anonymous person in the default room, then `welcome`."""
+        session, token = await self._new_session(address_key)
+        link = Link(sink, session, address_key)
+        session.link = link
+        self.links.add(link)
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
+        self.count("connections_opened")
+        room = self.config.default_room
+        count = await self.enter(session, room, announce=False)
+        self.send(
+            link,
+            ev.Welcome(
+                session=token,
+                uid=session.uid,
+                name=session.name,
+                room=room,
+                rooms=list(session.rooms),
+                limits=self.limits(),
+            ),
+        )
+        self.send(link, await self.joined(room, count))
+        await self.announce(session, room, "join", count)
+        log.debug("peer connected uid=%s", session.uid)
+        return link
+
+    async def joined(self, room: str, count: int) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
+        members = await self.broker.members(room)
+        return ev.Joined(room=room, count=count, members=members[: self.config.presence_limit])
+
+    def limits(self) -> dict[str, int | float]:
+        c = self.config
+        return {
+            "max_text": c.max_text,
+            "max_name": c.max_name,
+            "msg_rate": c.msg_rate,
+            "msg_burst": c.msg_burst,
+            "retention_seconds": c.retention_seconds,
+            "retention_messages": c.retention_messages,
+        }
+
+    async def _new_session(self, address_key: str) -> tuple[Session, str]:
+        """A new person and their secret resume token (only its hash is kept)."""
+        uid = "u" + secrets.token_hex(6)
+        token = secrets.token_urlsafe(24)
+        name = await self._free_name(uid)
+        bucket = TokenBucket(self.config.msg_rate, self.config.msg_burst)
+        session = Session(
+            uid=uid,
+            token_hash=hash_token(token),
+            name=name,
+            name_key=name_key(name),
+            bucket=bucket,
+            created=self.clock(),
+            address_key=address_key,
+        )
+        self.sessions[uid] = session
+        self.by_token[session.token_hash] = session
+        return session, token
+
+    async def _free_name(self, uid: str) -> str:
+        for attempt in range(60):
+            name = random_name(self.rng)
+            if attempt >= 20:
+                name = f"{name} {self.rng.randint(2, 999)}"
+            if await self.broker.claim_name(name_key(name), uid):
+                return name
+        raise BrokerUnavailable("no free name")
+
+    async def close(self, link: Link, reason: str, *, resumable: bool = True) -> None:
+        """The connection is gone. A resumable session stays for the grace period."""
+        if not link.open:
+            return
+        link.open = False
+        self.links.discard(link)
+        left = self.per_address.get(link.address_key, 1) - 1
+        if left > 0:
+            self.per_address[link.address_key] = left
+        else:
+            self.per_address.pop(link.address_key, None)
+        session = link.session
+        if session.link is not link:
+            return  # this connection had been handed over (resume elsewhere)
+        session.link = None
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
+        if resumable and link.sink.interface == "json":
+            session.detached_at = self.clock()
+        else:
+            await self.end_session(session)
+
+    async def end_session(self, session: Session) -> None:
+        """Forget a person: leave every room (announced), free the name and the token."""
+        for room in list(session.rooms):
+            await self.exit(session, room)
+        self.by_token.pop(session.token_hash, None)
+        self.sessions.pop(session.uid, None)
+        await self.broker.release_name(session.name_key, session.uid)
+        for hook in END_HOOKS:
+            await hook(self, session)
+
+    async def adopt(self, link: Link, old: Session) -> None:
+        """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
+        fresh = link.session
+        previous = old.link
+        if previous is not None and previous is not link:
+            old.link = None
+            self.send(previous, ev.Bye(reason="resumed_elsewhere"))
+            previous.sink.close("resumed_elsewhere")
+            await self.close(previous, "resumed_elsewhere")
+        await self.end_session(fresh)
+        link.session, old.link, old.detached_at = old, link, None
+        if not old.present:
+            rooms, old.rooms = list(old.rooms), []
+            for room in rooms:
+                await self.enter(old, room)
+            old.present = True
+        log.info("peer resumed uid=%s", old.uid)
+
+    async def tick(self) -> None:
+        """Housekeeping, called about once a second: resume grace and retention expiry."""
+        now = self.clock()
+        self.new_per_address.prune(now)
+        for session in list(self.sessions.values()):
+            if session.link is not None or session.detached_at is None:
+                continue
+            idle = now - session.detached_at
+            if idle > self.config.retention_seconds:
+                await self.end_session(session)
+            elif idle > self.config.resume_grace and session.present:
+                await self._withdraw(session)
+        for hook in TICK_HOOKS:
+            await hook(self)
+
+    # ---- requests --------------------------------------------------------------------------
+    def delay(self, link: Link, request: rq.Request) -> float:
+        """Seconds until `request` fits the sender's budget (the text interface waits)."""
+        cost = self._cost(request)
+        return link.session.bucket.wait(self.clock(), cost) if cost else 0.0
+
+    def _cost(self, request: rq.Request) -> float:
+        if type(request) in FREE:
+            return 0.0
+        if (
+            isinstance(request, rq.Say)
+            and request.text.startswith("/")
+            and not request.text.startswith("//")
+        ):
+            command = request.text[1:].partition(" ")[0].lower()
+            return 0.0 if command in FREE_COMMANDS else 1.0
+        if isinstance(request, rq.Say | rq.Me):
+            return message_cost(request.text)
+        return 1.0
+
+    async def handle(self, link: Link, request: rq.Request) -> None:
+        """Run one request; every refusal becomes an `error` to the sender with its `ref`."""
+        self.count("requests")
+        try:
+            cost = self._cost(request)
+            if cost and not link.session.bucket.take(self.clock(), cost):
+                self.count("rate_limited")
+                raise Refused("rate_limited", "slow down: you are sending faster than allowed")
+            await self.run(link, request)
+        except Refused as refusal:
+            self.fail(link, refusal.code, refusal.message, request.ref)
+        except BrokerUnavailable:
+            self.fail(
+                link,
+                "unavailable",
+                "delivery is interrupted; please try again shortly",
+                request.ref,
+            )
+
+    async def run(self, link: Link, request: rq.Request) -> None:
+        """Checks, then the handler; Refused propagates to `handle`."""
+        handler = HANDLERS.get(type(request))
+        if handler is None:
+            raise Refused("unavailable", f"{request.__struct_config__.tag} is not available yet")
+        for check in CHECKS:
+            check(self, link, request)
+        await handler(self, link, request)
+
+    def fail(self, link: Link, code: str, message: str, ref: str | None = None) -> None:
+        self.count(f"error_{code}")
+        self.send(link, ev.Error(code=code, message=message, ref=ref))
+
+    def send(self, link: Link | None, event: ev.Event) -> None:
+        if link is not None and link.open:
+            link.sink.send(event)
+
+    def reply(self, link: Link, event: ev.Event, request: rq.Request) -> None:
+        event.ref = request.ref
+        self.send(link, event)
+
+    # ---- fan-out (called by the broker, for every node) ------------------------------------
+    def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
+        members = self.local.get(room)
+        if not members:
+            return
+        is_message = type(event) is ev.Message
+        own: ev.Event | None = None
+        for session in members.values():
+            link = session.link
+            if link is None:
+                continue
+            if session.uid == sender:
+                if not is_message or link.sink.interface != "json":
+                    continue  # no echo on the text interface; presence is for the others
+                if own is None:
+                    own = msgspec.structs.replace(event, ref=ref) if ref else event
+                self._deliver(session, link, room, own)
+                continue
+            if session.ignored and sender in session.ignored:
+                continue
+            self._deliver(session, link, room, event)
+        if is_message:
+            self.count("messages_delivered", len(members))
+
+    def _deliver(self, session: Session, link: Link, room: str, event: ev.Event) -> None:
+        if session.replay is not None:
+            session.replay.append((room, event))
+        else:
+            link.sink.send(event)
+
+    def deliver_direct(self, uid: str, event: ev.Event) -> None:
+        session = self.sessions.get(uid)
+        if session is not None:
+            self.send(session.link, event)
+
+    def broadcast(self, text: str) -> None:
+        """A server announcement to every connected peer on this node."""
+        notice = ev.Notice(kind="announce", text=text)
+        for link in list(self.links):
+            self.send(link, notice)
+
+    # ---- rooms -----------------------------------------------------------------------------
+    async def enter(self, session: Session, room: str, *, announce: bool = True) -> int:
+        count = await self.broker.join_room(room, session.member())
+        self.local.setdefault(room, {})[session.uid] = session
+        if room not in session.rooms:
+            session.rooms.append(room)
+        session.current = room
+        if announce:
+            await self.announce(session, room, "join", count)
+        return count
+
+    async def exit(self, session: Session, room: str) -> int:
+        count = await self.broker.leave_room(room, session.uid)
+        members = self.local.get(room, {})
+        members.pop(session.uid, None)
+        if not members:
+            self.local.pop(room, None)
+        if room in session.rooms:
+            session.rooms.remove(room)
+        if session.current == room:
+            session.current = session.rooms[-1] if session.rooms else None
+        await self.announce(session, room, "leave", count)
+        return count
+
+    async def _withdraw(self, session: Session) -> None:
+        """Resume grace over: show the person as gone, but keep what resume needs."""
+        rooms = list(session.rooms)
+        for room in rooms:
+            await self.exit(session, room)
+        session.rooms, session.present = rooms, False
+
+    async def announce(
+        self, session: Session, room: str, what: str, count: int, old: str | None = None
+    ) -> None:
+        presence = ev.Presence(
+            room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
+        )
+        await self.broker.signal(room, presence, session.uid)
+
+
+# Extension points for feature modules (moderation, matching). Checks may raise Refused.
+CHECKS: list[Callable[[Chat, Link, rq.Request], None]] = []  # before every handler
+SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, room, text)
+JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
+SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
+END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick

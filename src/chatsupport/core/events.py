@@ -1,0 +1,157 @@
+"""What the server sends: one frozen vocabulary for every interface.
+
+Each event is a msgspec Struct tagged with its `type`, so the JSON interface encodes it
+directly; the text interface renders the same objects as lines. Encoded forms are cached
+per event by the fan-out (see transport/outbox.py), so a message is encoded once per
+interface, not once per recipient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
+    ref: str | None = None
+
+
+class Member(msgspec.Struct, omit_defaults=True):
+    uid: str
+    name: str
+    role: str | None = None
+
+
+class RoomInfo(msgspec.Struct):
+    name: str
+    count: int
+
+
+class Welcome(Event, tag="welcome"):
+    session: str
+    uid: str
+    name: str
+    room: str
+    rooms: list[str]
+    limits: dict[str, int | float]
+
+
+class Message(Event, tag="message"):
+    id: int
+    room: str
+    uid: str
+    name: str
+    role: str | None
+    kind: str  # say | me | announce
+    text: str
+    ts: float
+
+
+class Presence(Event, tag="presence"):
+    room: str
+    event: str  # join | leave | nick
+    uid: str
+    name: str
+    count: int
+    old: str | None = None  # the previous name, for `nick`
+
+
+class Joined(Event, tag="joined"):
+    room: str
+    count: int
+    members: list[Member]
+
+
+class Left(Event, tag="left"):
+    room: str
+
+
+class Who(Event, tag="who"):
+    room: str
+    members: list[Member]
+
+
+class Rooms(Event, tag="rooms"):
+    rooms: list[RoomInfo]
+
+
+class Pong(Event, tag="pong"):
+    pass
+
+
+class Resumed(Event, tag="resumed"):
+    missed: int
+    complete: bool
+
+
+class Notice(Event, tag="notice"):
+    kind: str
+    text: str
+    resources: list[dict[str, Any]] | None = None
+    region: str | None = None
+    name: str | None = None
+
+
+class Matched(Event, tag="matched"):
+    room: str
+    partner: Member
+
+
+class Queue(Event, tag="queue"):
+    position: int
+
+
+class Ended(Event, tag="ended"):
+    room: str
+    reason: str
+
+
+class Report(Event, tag="report"):
+    id: str
+    reporter: str  # an opaque per-report alias, never the reporter's uid or name
+    uid: str
+    name: str
+    room: str
+    reason: str
+    evidence: list[Message]
+    ts: float
+
+
+class Alert(Event, tag="alert"):
+    kind: str
+    room: str
+    uid: str
+    name: str
+    text: str
+    message_id: int | None = None
+
+
+class Error(Event, tag="error"):
+    code: str
+    message: str
+
+
+class Bye(Event, tag="bye"):
+    reason: str
+
+
+EventUnion = (
+    Welcome
+    | Message
+    | Presence
+    | Joined
+    | Left
+    | Who
+    | Rooms
+    | Pong
+    | Resumed
+    | Notice
+    | Matched
+    | Queue
+    | Ended
+    | Report
+    | Alert
+    | Error
+    | Bye
+)

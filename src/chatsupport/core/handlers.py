@@ -1,0 +1,246 @@
+"""Handlers for everyday requests: talking, rooms, names, resume, ignore, leaving.
+
+Each handler is small and registered for its request type; feature modules (moderation,
+one-to-one matching) register theirs the same way.
+"""
+
+from __future__ import annotations
+
+from . import events as ev
+from . import requests as rq
+from .chat import (
+    JOIN_CHECKS,
+    LEAVE_HOOKS,
+    SAID_HOOKS,
+    SAY_CHECKS,
+    Chat,
+    Refused,
+    handles,
+    hash_token,
+)
+from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
+from .names import check_name, name_key
+from .rooms import is_private, normalise_room, valid_room
+from .session import Link, Session
+from .text import clean
+
+
+def _room_of(link: Link, room: str | None) -> str:
+    session = link.session
+    name = normalise_room(room) if room else session.current
+    if not name or name not in session.rooms:
+        where = f"#{name}" if name else "a room"
+        raise Refused("not_in_room", f"you are not in {where}; /join a room first")
+    return name
+
+
+def _text(chat: Chat, raw: str) -> str:
+    text = clean(raw)
+    if not text:
+        raise Refused("bad_request", "the message is empty")
+    if len(text) > chat.config.max_text:
+        raise Refused("too_long", f"messages are at most {chat.config.max_text} characters")
+    return text
+
+
+@handles(rq.Say, rq.Me)
+async def say(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Say | rq.Me)
+    raw = request.text
+    if isinstance(request, rq.Say) and raw.startswith("/") and not raw.startswith("//"):
+        await _command(chat, link, request)
+        return
+    if isinstance(request, rq.Say) and raw.startswith("//"):
+        raw = raw[1:]
+    text = _text(chat, raw)
+    room = _room_of(link, request.room)
+    session = link.session
+    for check in SAY_CHECKS:
+        check(chat, session, room, text)
+    kind = "me" if isinstance(request, rq.Me) else "say"
+    message = ev.Message(
+        id=0,
+        room=room,
+        uid=session.uid,
+        name=session.name,
+        role=session.role,
+        kind=kind,
+        text=text,
+        ts=0.0,
+    )
+    chat.count("messages_in")
+    stored = await chat.broker.publish(message, request.ref)
+    for hook in SAID_HOOKS:
+        await hook(chat, session, stored)
+
+
+async def _command(chat: Chat, link: Link, request: rq.Say) -> None:
+    try:
+        inner = parse_command(request.text, request.room or link.session.current, request.ref)
+    except UsageError as error:
+        raise Refused("bad_request", str(error)) from None
+    name = request.text[1:].partition(" ")[0].lower()
+    needed = COMMANDS[name].role
+    if ROLE_RANK[link.session.role] < ROLE_RANK[needed]:
+        raise Refused("forbidden", f"/{name} is for {needed}s")
+    await chat.run(link, inner)
+
+
+@handles(rq.Join)
+async def join(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Join)
+    room = normalise_room(request.room)
+    session = link.session
+    if not valid_room(room):
+        raise Refused("bad_request", "room names are 1-32 of a-z, 0-9 and -")
+    if is_private(room) and room not in session.rooms:
+        raise Refused("forbidden", "that room is private")
+    if room not in session.rooms and len(session.rooms) >= chat.config.max_rooms_per_session:
+        raise Refused(
+            "bad_request",
+            f"you can be in at most {chat.config.max_rooms_per_session} rooms; /leave one first",
+        )
+    for check in JOIN_CHECKS:
+        check(chat, session, room)
+    if room in session.rooms:
+        session.current = room
+        count = len(await chat.broker.members(room))
+    else:
+        count = await chat.enter(session, room)
+    chat.reply(link, await chat.joined(room, count), request)
+
+
+@handles(rq.Leave)
+async def leave(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Leave)
+    room = _room_of(link, request.room)
+    await chat.exit(link.session, room)
+    chat.reply(link, ev.Left(room=room), request)
+    for hook in LEAVE_HOOKS:
+        await hook(chat, link.session, room)
+
+
+@handles(rq.Nick)
+async def nick(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Nick)
+    session = link.session
+    name, problem = check_name(request.name, chat.config.max_name)
+    if problem:
+        raise Refused("invalid_name", problem)
+    key = name_key(name)
+    if key != session.name_key and not await chat.broker.claim_name(key, session.uid):
+        raise Refused("name_taken", f"{name} (or a name that looks like it) is taken")
+    if key != session.name_key:
+        await chat.broker.release_name(session.name_key, session.uid)
+    old, session.name, session.name_key = session.name, name, key
+    chat.reply(link, ev.Notice(kind="nick", text=f"you are now {name}", name=name), request)
+    for room in session.rooms:
+        count = await chat.broker.join_room(room, session.member())
+        await chat.announce(session, room, "nick", count, old=old)
+
+
+@handles(rq.Who)
+async def who(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Who)
+    room = normalise_room(request.room) if request.room else link.session.current
+    if not room or not valid_room(room):
+        raise Refused("bad_request", "which room? /who ROOM")
+    if is_private(room) and room not in link.session.rooms:
+        raise Refused("forbidden", "that room is private")
+    chat.reply(link, ev.Who(room=room, members=await chat.broker.members(room)), request)
+
+
+@handles(rq.Rooms)
+async def rooms(chat: Chat, link: Link, request: rq.Request) -> None:
+    listed = [r for r in await chat.broker.room_counts() if not is_private(r.name)]
+    chat.reply(link, ev.Rooms(rooms=listed), request)
+
+
+@handles(rq.Ping)
+async def ping(chat: Chat, link: Link, request: rq.Request) -> None:
+    chat.reply(link, ev.Pong(), request)
+
+
+@handles(rq.Help)
+async def help_(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Help)
+    text = help_text(link.session.role, request.topic)
+    chat.reply(link, ev.Notice(kind="help", text=text), request)
+
+
+@handles(rq.Quit)
+async def quit_(chat: Chat, link: Link, request: rq.Request) -> None:
+    chat.reply(link, ev.Bye(reason="quit"), request)
+    link.sink.close("quit")
+    await chat.close(link, "quit", resumable=False)
+
+
+@handles(rq.Forget)
+async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
+    """Quick exit, server side: no resume, nothing kept or still queued for this person."""
+    chat.reply(link, ev.Bye(reason="forgotten"), request)
+    link.sink.close("forgotten")
+    await chat.close(link, "forgotten", resumable=False)
+
+
+def _find(chat: Chat, uid: str | None, name: str | None) -> Session:
+    if uid:
+        found = chat.sessions.get(uid)
+    else:
+        key = name_key(name or "")
+        found = next((s for s in chat.sessions.values() if s.name_key == key), None)
+    if found is None:
+        raise Refused("bad_request", f"nobody called {name or uid} is here")
+    return found
+
+
+@handles(rq.Ignore, rq.Unignore)
+async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Ignore | rq.Unignore)
+    target = _find(chat, request.uid, request.name)
+    session = link.session
+    if target is session:
+        raise Refused("bad_request", "you cannot ignore yourself")
+    if isinstance(request, rq.Ignore):
+        session.ignored.add(target.uid)
+        text = f"you will no longer see messages from {target.name}"
+    else:
+        session.ignored.discard(target.uid)
+        text = f"you will see messages from {target.name} again"
+    chat.reply(
+        link, ev.Notice(kind=type(request).__name__.lower(), text=text, name=target.name), request
+    )
+
+
+@handles(rq.Resume)
+async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Resume)
+    old = chat.by_token.get(hash_token(request.session))
+    fresh = link.session
+    if old is not None and old is not fresh:
+        await chat.adopt(link, old)
+    session = link.session
+    session.replay = []
+    missed, complete = 0, old is not None
+    try:
+        for room, last in request.last.items():
+            if room not in session.rooms or not isinstance(last, int):
+                complete = False
+                continue
+            messages, whole = await chat.broker.history(room, last)
+            for message in messages:
+                chat.send(link, message)
+            missed += len(messages)
+            complete = complete and whole
+            if messages:
+                session.replay = [
+                    (r, e)
+                    for r, e in session.replay
+                    if not (r == room and isinstance(e, ev.Message) and e.id <= messages[-1].id)
+                ]
+    finally:
+        held, session.replay = session.replay, None
+        for _, event in held:
+            chat.send(link, event)
+    chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
+    chat.count("resumes")

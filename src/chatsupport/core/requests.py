@@ -1,0 +1,193 @@
+"""What a client asks for: one typed vocabulary shared by both interfaces.
+
+The WebSocket interface decodes JSON frames straight into these Structs (msgspec checks
+field types); the text interface and `say {text: "/..."}` reach the same Structs through
+`commands.parse_command`. The core only ever sees these.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Request(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=False):
+    ref: str | None = None
+
+
+class Say(Request, tag="say"):
+    text: str
+    room: str | None = None
+
+
+class Me(Request, tag="me"):
+    text: str
+    room: str | None = None
+
+
+class Join(Request, tag="join"):
+    room: str
+
+
+class Leave(Request, tag="leave"):
+    room: str | None = None
+
+
+class Nick(Request, tag="nick"):
+    name: str
+
+
+class Who(Request, tag="who"):
+    room: str | None = None
+
+
+class Rooms(Request, tag="rooms"):
+    pass
+
+
+class Ping(Request, tag="ping"):
+    pass
+
+
+class Help(Request, tag="help"):
+    topic: str | None = None
+
+
+class Quit(Request, tag="quit"):
+    pass
+
+
+class Resume(Request, tag="resume"):
+    session: str
+    last: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class Ignore(Request, tag="ignore"):
+    uid: str | None = None
+    name: str | None = None
+
+
+class Unignore(Request, tag="unignore"):
+    uid: str | None = None
+    name: str | None = None
+
+
+class Report(Request, tag="report"):
+    reason: str = ""
+    id: int | None = None
+    room: str | None = None
+    name: str | None = None
+
+
+class Resources(Request, tag="resources"):
+    region: str | None = None
+
+
+class Auth(Request, tag="auth"):
+    token: str
+
+
+class Talk(Request, tag="talk"):
+    pass
+
+
+class Listen(Request, tag="listen"):
+    on: bool
+
+
+class Forget(Request, tag="forget"):
+    pass
+
+
+class Handoff(Request, tag="handoff"):
+    """A listener hands a one-to-one chat to another listener (any free one, or by name)."""
+
+    room: str | None = None
+    uid: str | None = None
+    name: str | None = None
+
+
+class QueueStatus(Request, tag="queue"):
+    """Moderators: how many wait for a listener and how many one-to-one chats are active."""
+
+
+class Kick(Request, tag="kick"):
+    uid: str | None = None
+    name: str | None = None
+    reason: str = ""
+
+
+class Mute(Request, tag="mute"):
+    uid: str | None = None
+    name: str | None = None
+    minutes: float = 10
+
+
+class Ban(Request, tag="ban"):
+    uid: str | None = None
+    name: str | None = None
+    minutes: float = 60
+
+
+class Unban(Request, tag="unban"):
+    uid: str | None = None
+    name: str | None = None
+
+
+class Announce(Request, tag="announce"):
+    text: str
+
+
+class Slow(Request, tag="slow"):
+    room: str
+    seconds: float
+
+
+class Lock(Request, tag="lock"):
+    room: str
+
+
+class Unlock(Request, tag="unlock"):
+    room: str
+
+
+class Reports(Request, tag="reports"):
+    pass
+
+
+AnyRequest = (
+    Say
+    | Me
+    | Join
+    | Leave
+    | Nick
+    | Who
+    | Rooms
+    | Ping
+    | Help
+    | Quit
+    | Resume
+    | Ignore
+    | Unignore
+    | Report
+    | Resources
+    | Auth
+    | Talk
+    | Listen
+    | Forget
+    | Handoff
+    | QueueStatus
+    | Kick
+    | Mute
+    | Ban
+    | Unban
+    | Announce
+    | Slow
+    | Lock
+    | Unlock
+    | Reports
+)
+
+# Type names a client may send (used to tell `unknown_type` from `bad_request`).
+TYPE_NAMES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag) for cls in AnyRequest.__args__
+)

@@ -1,0 +1,44 @@
+"""A person (Session) and one live connection of theirs (Link), as the core sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .events import Event, Member
+from .limits import TokenBucket
+from .ports import Sink
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One anonymous person. Outlives its connection for the resume window."""
+
+    uid: str
+    token_hash: str
+    name: str
+    name_key: str
+    bucket: TokenBucket
+    created: float
+    address_key: str = ""
+    role: str | None = None
+    rooms: list[str] = field(default_factory=list)
+    current: str | None = None  # where a plain line goes (text interface)
+    present: bool = True  # registered as a member of `rooms` (false after the resume grace)
+    ignored: set[str] = field(default_factory=set)
+    crisis: bool = False  # their words matched the crisis list (priority for a listener)
+    link: Link | None = None
+    detached_at: float | None = None
+    replay: list[tuple[str, Event]] | None = None  # live events held back while resuming
+
+    def member(self) -> Member:
+        return Member(self.uid, self.name, self.role)
+
+
+@dataclass(slots=True, eq=False)
+class Link:
+    """One connection: the transport's sink, and whose it currently is (resume can switch it)."""
+
+    sink: Sink
+    session: Session
+    address_key: str
+    open: bool = True

@@ -1,0 +1,45 @@
+"""Encode once per interface: fan-out hands the same event object to every recipient, so
+a one-entry cache per variant turns N encodes into one."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..core import events as ev
+from .render_text import render
+from .wsframe import text_frame
+
+
+class TextCodec:
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[ev.Event, bytes | None]] = {}
+
+    def encode(self, event: ev.Event, room_tag: str = "") -> bytes | None:
+        hit = self._cache.get(room_tag)
+        if hit is not None and hit[0] is event:
+            return hit[1]
+        text = render(event, room_tag)
+        data = text.encode() if text is not None else None
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[room_tag] = (event, data)
+        return data
+
+
+class JsonCodec:
+    """Events as complete WebSocket text frames (server frames are unmasked: shareable)."""
+
+    __slots__ = ("_encoder", "_event", "_frame")
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._event: ev.Event | None = None
+        self._frame = b""
+
+    def encode(self, event: ev.Event) -> bytes:
+        if event is not self._event:
+            self._frame = text_frame(self._encoder.encode(event))
+            self._event = event
+        return self._frame

@@ -1,0 +1,53 @@
+"""What every connection handler shares: the core, the settings, the flusher, the codecs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import socket
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..core.chat import Chat
+from .codec import JsonCodec, TextCodec
+from .outbox import Flusher
+
+
+@dataclass(slots=True)
+class AddressKeys:
+    """Keyed hashes of network addresses: limits and bans work without keeping addresses.
+
+    The key is random and lives only in memory (a cluster shares it through the broker).
+    """
+
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def of(self, address: str) -> str:
+        return hmac.new(self.key, address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Edge:
+    chat: Chat
+    config: Config
+    flusher: Flusher
+    addresses: AddressKeys
+    text: TextCodec = field(default_factory=TextCodec)
+    json: JsonCodec = field(default_factory=JsonCodec)
+
+
+def enable_keepalive(
+    sock: socket.socket | None, idle: int = 60, interval: int = 15, count: int = 4
+) -> None:
+    """Let the kernel find dead peers (a quiet but live person still answers these)."""
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)

@@ -1,0 +1,92 @@
+"""How each event reads on the plain-text interface (netcat, telnet).
+
+Every line the server writes starts with a marker (`<name>`, `* name`, `--`, `***`, `!!`);
+message text is split on newlines and each line is prefixed again with its speaker, so a
+message can never pose as another line or another speaker.
+"""
+
+from __future__ import annotations
+
+from ..core import events as ev
+
+
+def _lines(prefix: str, text: str) -> str:
+    return "".join(f"{prefix}{line}\n" for line in text.split("\n"))
+
+
+def _message(event: ev.Message, room_tag: str) -> str:
+    if event.kind == "me":
+        return _lines(f"{room_tag}* {event.name} ", event.text)
+    if event.kind == "announce":
+        return _lines(f"{room_tag}*** ", event.text)
+    badge = {"mod": " (mod)", "listener": " (listener)"}.get(event.role or "", "")
+    return _lines(f"{room_tag}<{event.name}{badge}> ", event.text)
+
+
+def _presence(event: ev.Presence) -> str:
+    if event.event == "nick":
+        return f"-- {event.old} is now known as {event.name} in #{event.room}\n"
+    verb = "joined" if event.event == "join" else "left"
+    return f"-- {event.name} {verb} #{event.room} ({event.count} here)\n"
+
+
+def _members(members: list[ev.Member]) -> str:
+    return ", ".join(m.name + (f" ({m.role})" if m.role else "") for m in members)
+
+
+def _notice(event: ev.Notice) -> str:
+    if event.kind == "announce":
+        return _lines("*** ", event.text)
+    text = _lines("-- ", event.text)
+    for resource in event.resources or ():
+        text += "-- " + str(resource.get("line") or resource.get("name")) + "\n"
+    return text
+
+
+def render(event: ev.Event, room_tag: str = "") -> str | None:
+    """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current."""
+    match event:
+        case ev.Message():
+            return _message(event, room_tag)
+        case ev.Presence():
+            return _presence(event)
+        case ev.Welcome():
+            return (
+                f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
+                f"in #{event.room}. Type /help for commands.\n"
+            )
+        case ev.Joined():
+            more = " ..." if event.count > len(event.members) else ""
+            names = _members(event.members)
+            return f"-- you are in #{event.room} ({event.count} here): {names}{more}\n"
+        case ev.Left():
+            return f"-- you left #{event.room}\n"
+        case ev.Who():
+            return f"-- in #{event.room} ({len(event.members)}): {_members(event.members)}\n"
+        case ev.Rooms():
+            listed = ", ".join(f"#{r.name} ({r.count})" for r in event.rooms) or "none"
+            return f"-- rooms: {listed}\n"
+        case ev.Pong():
+            return "-- pong\n"
+        case ev.Notice():
+            return _notice(event)
+        case ev.Error():
+            return _lines("!! ", event.message)
+        case ev.Bye():
+            return f"*** goodbye ({event.reason.replace('_', ' ')})\n"
+        case ev.Matched():
+            return (
+                f"-- you are now talking privately with {event.partner.name} in "
+                f"#{event.room}; what you type goes there. /leave ends it.\n"
+            )
+        case ev.Queue():
+            return f"-- you are number {event.position} in the queue for a listener\n"
+        case ev.Ended():
+            return f"-- the private chat #{event.room} ended ({event.reason.replace('_', ' ')})\n"
+        case ev.Report():
+            return (
+                f"*** [report] {event.name} in #{event.room}: {event.reason} (report {event.id})\n"
+            )
+        case ev.Alert():
+            return f"*** [alert] {event.name} in #{event.room} may need help: {event.text}\n"
+    return None

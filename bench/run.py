@@ -121,6 +121,19 @@ def machine(pinned: tuple[int, int] | None) -> dict[str, str]:
     }
 
 
+def build_of(src: Path) -> str:
+    """The git commit the measured ChatSupport comes from, '+dirty' if src/ has changes."""
+    git = ["git", "-C", str(src)]
+    try:
+        head = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" +dirty" if dirty else "")
+
+
 def ensure_node_modules(install: bool) -> None:
     node_dir = BENCH / "node"
     if (node_dir / "node_modules" / "ws").is_dir() or not install:
@@ -297,6 +310,7 @@ def main() -> int:
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             for part in pool.map(lambda j: job(j[0], env, mode, j[1], j[2]), jobs):
                 rows += part
+    meta["machine"]["ChatSupport build"] = build_of(env.src)
     meta["machine"]["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["machine"]["wall time"] = f"{time.monotonic() - t0:.0f} s"
     write_outputs(args, mode, rows, meta)

@@ -18,6 +18,8 @@ from typing import Final
 # that every receiver is in its room are ~p~KKKKK padded the same way.
 TEXT_LEN: Final = 64
 MARK: Final = b"~b~"
+TS_FROM: Final = 19  # the send time is text[i + TS_FROM : i + TS_TO], i = text.find(MARK)
+TS_TO: Final = 39
 PROBE: Final = b"~p~"
 
 WS_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -73,7 +73,8 @@ class ChatServer:
         self.chat = Chat(config, broker)
         self.chat.extensions["roles"] = roles.Roles(roles.load_tokens(config.tokens_file))
         await self.chat.start()
-        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys())
+        address_key = await broker.shared_secret("address")  # one key for every node
+        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys(address_key))
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(

@@ -22,7 +22,7 @@ from . import events as ev
 from . import requests as rq
 from .limits import Clock, TokenBucket, WindowCounter, message_cost
 from .names import name_key, random_name
-from .ports import Broker, BrokerUnavailable, Sink
+from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
 
 log = logging.getLogger("chatsupport.core")
@@ -90,7 +90,7 @@ class Chat:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.broker.start(self.deliver_room, self.deliver_direct)
+        await self.broker.start(self.deliver_room, self.deliver_direct, self.disown)
 
     async def stop(self, reason: str = "server_shutdown") -> None:
         for link in list(self.links):
@@ -145,6 +145,7 @@ class Chat:
         )
         self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
         await self.announce(session, room, "join", count)
+        await self.broker.save_session(record_of(session))
         log.info("peer connected uid=%s", session.uid)
         return link
 
@@ -205,6 +206,7 @@ class Chat:
         log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
+            await self.broker.save_session(record_of(session))
         else:
             await self.end_session(session)
 
@@ -215,6 +217,7 @@ class Chat:
         self.by_token.pop(session.token_hash, None)
         self.sessions.pop(session.uid, None)
         await self.broker.release_name(session.name_key, session.uid)
+        await self.broker.drop_session(session.token_hash)
         for hook in END_HOOKS:
             await hook(self, session)
 
@@ -236,6 +239,58 @@ class Chat:
             old.present = True
         log.info("peer resumed uid=%s", old.uid)
 
+    async def find_session(self, token_hash: str) -> Session | None:
+        """The person a resume token belongs to: held here, or adopted from another node."""
+        found = self.by_token.get(token_hash)
+        if found is not None:
+            return found
+        taken = await self.broker.take_session(token_hash)
+        return None if taken is None else await self._restore(*taken)
+
+    async def _restore(self, record: SessionRecord, shown_in: list[str]) -> Session:
+        """Rebuild a person another node held; they stay in their rooms (announced only
+        where the others no longer saw them)."""
+        name, key = record.name, name_key(record.name)
+        if not await self.broker.claim_name(key, record.uid):  # taken since they left
+            name = await self._free_name(record.uid)
+            key = name_key(name)
+        session = Session(
+            uid=record.uid,
+            token_hash=record.token_hash,
+            name=name,
+            name_key=key,
+            bucket=TokenBucket(self.config.msg_rate, self.config.msg_burst),
+            created=self.clock(),
+            role=record.role,
+            ignored=set(record.ignored),
+            crisis=record.crisis,
+            detached_at=self.clock(),
+        )
+        self.sessions[session.uid] = session
+        self.by_token[session.token_hash] = session
+        for room in record.rooms:
+            await self.enter(session, room, announce=room not in shown_in)
+        session.current = record.current if record.current in session.rooms else session.current
+        return session
+
+    async def disown(self, uid: str) -> None:
+        """Another node adopted this person (they resumed there): let go here without a
+        word to the room, and without freeing their name or their resume record."""
+        session = self.sessions.pop(uid, None)
+        if session is None:
+            return
+        self.by_token.pop(session.token_hash, None)
+        for room in session.rooms:
+            members = self.local.get(room, {})
+            members.pop(uid, None)
+            if not members:
+                self.local.pop(room, None)
+        link, session.link = session.link, None
+        if link is not None:
+            self.send(link, ev.Bye(reason="resumed_elsewhere"))
+            link.sink.close("resumed_elsewhere")
+            await self.close(link, "resumed_elsewhere")
+
     async def tick(self) -> None:
         """Housekeeping, called about once a second: resume grace and retention expiry."""
         now = self.clock()
@@ -248,6 +303,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for session in list(self.sessions.values()):  # unchanged records cost nothing
+            await self.broker.save_session(record_of(session))
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -352,8 +409,16 @@ class Chat:
 
     # ---- rooms -----------------------------------------------------------------------------
     async def enter(self, session: Session, room: str, *, announce: bool = True) -> int:
-        count = await self.broker.join_room(room, session.member())
-        self.local.setdefault(room, {})[session.uid] = session
+        # Listed before the broker call: a message published the moment the join lands
+        # (delivered while we wait, with a shared broker) must find them here.
+        members = self.local.setdefault(room, {})
+        members[session.uid] = session
+        try:
+            count = await self.broker.join_room(room, session.member())
+        except BaseException:
+            if room not in session.rooms:
+                members.pop(session.uid, None)
+            raise
         if room not in session.rooms:
             session.rooms.append(room)
         session.current = room
@@ -388,6 +453,20 @@ class Chat:
             room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
         )
         await self.broker.signal(room, presence, session.uid)
+
+
+def record_of(session: Session) -> SessionRecord:
+    """What the broker keeps so that any node can adopt this person on resume."""
+    return SessionRecord(
+        token_hash=session.token_hash,
+        uid=session.uid,
+        name=session.name,
+        role=session.role,
+        rooms=tuple(session.rooms),
+        current=session.current,
+        ignored=tuple(sorted(session.ignored)),
+        crisis=session.crisis,
+    )
 
 
 # Extension points for feature modules (moderation, matching). Checks may raise Refused.

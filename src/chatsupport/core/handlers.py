@@ -205,7 +205,7 @@ async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
 @handles(rq.Resume)
 async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Resume)
-    old = chat.by_token.get(hash_token(request.session))
+    old = await chat.find_session(hash_token(request.session))
     fresh = link.session
     if old is not None and old is not fresh:
         await chat.adopt(link, old)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -38,7 +39,19 @@ def test_config(**overrides: Any) -> Config:
     return base.replace(**{**FAST, **overrides})
 
 
+def test_broker() -> str | None:
+    """CHATSUPPORT_TEST_BROKER=redis://... runs every test server on Redis instead of in
+    memory, each under its own key prefix (so tests stay apart)."""
+    url = os.environ.get("CHATSUPPORT_TEST_BROKER")
+    if not url:
+        return None
+    return f"{url}{'&' if '?' in url else '?'}prefix=test-{uuid.uuid4().hex[:12]}:"
+
+
 async def start_server(**overrides: Any) -> ChatServer:
+    broker = test_broker()
+    if broker and "broker" not in overrides:
+        overrides["broker"] = broker
     server = ChatServer(test_config(**overrides))
     await server.start()
     return server

@@ -62,7 +62,7 @@ LEASE = 10.0  # a node not heard from for this long is dead (URL option `lease`)
 COMMAND_TIMEOUT = 3.0  # a Redis that answers nothing for this long counts as down
 BACKOFF_MIN = 0.05  # first reconnection delay; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 2.0
-SECRET_TTL = 7 * 24 * 3600.0  # the address-hash key outlives any ban, but not forever
+SECRET_TTL = 2 * 24 * 3600.0  # renewed while any node runs; gone 2 days after the last
 SEQ_TTL_FACTOR = 2  # a room's counter outlives its last message by 2 retention windows
 
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
@@ -160,6 +160,7 @@ class RedisBroker:
             retry=Retry(NoBackoff(), 0),  # we notice failures ourselves, then resynchronise
             socket_timeout=COMMAND_TIMEOUT,
             socket_connect_timeout=COMMAND_TIMEOUT,
+            client_name=f"chatsupport-{self.node}",  # operators (and tests) can tell nodes apart
         )
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name))
@@ -222,19 +223,17 @@ class RedisBroker:
                 await task
         if self.healthy:
             with contextlib.suppress(*DOWN, RedisError):
-                await self._leave_no_trace()
+                await self._retire()
         self.healthy = False
         await self._close_pubsub()
         await self._redis.aclose()
         self._on_room, self._on_direct, self._on_release = _ignore_room, _ignore_direct, None
 
-    async def _leave_no_trace(self) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zrem(self._key("nodes"), self.node)
-        for room in self._local:
-            pipe.delete(self._key("m", self.node, room))
-        pipe.delete(self._key("nr", self.node))
-        await pipe.execute()
+    async def _retire(self) -> None:
+        """Go as a dead node goes, but at once: our lease ends now and we reap ourselves, so
+        the others see our people leave (they may resume on another node)."""
+        await self._redis.zadd(self._key("nodes"), {self.node: 0})
+        await self._announce_gone(await self._exec("REAP", [self._key("nodes")], [self.prefix]))
 
     # ---- calling Redis ---------------------------------------------------------------------
     async def _exec(self, script: str, keys: Iterable[str] = (), args: Iterable[Any] = ()) -> Any:
@@ -351,14 +350,17 @@ class RedisBroker:
             pipe.pexpire(self._key("seq", room), seq_ttl)
         pipe.pexpire(self._key("nr", self.node), 3 * lease)
         await pipe.execute()
-        gone = await self._exec("REAP", [self._key("nodes")], [self.prefix])
+        await self._announce_gone(await self._exec("REAP", [self._key("nodes")], [self.prefix]))
+        self._forget_quiet_rooms(loop_time())
+
+    async def _announce_gone(self, gone: list[bytes]) -> None:
+        """`leave` for the people of a node that died (REAP's flat [room, count, member])."""
         for i in range(0, len(gone), 3):
             room, count, member = _text(gone[i]), int(gone[i + 1]), _member.decode(gone[i + 2])
             presence = ev.Presence(
                 room=room, event="leave", uid=member.uid, name=member.name, count=count
             )
             await self.signal(room, presence, member.uid)
-        self._forget_quiet_rooms(loop_time())
 
     async def _refresh(self) -> None:
         """Keep names and resume records alive while their people are here."""
@@ -368,6 +370,8 @@ class RedisBroker:
             pipe.pexpire(self._key("name", key), ttl)
         for token_hash in self._sessions:
             pipe.pexpire(self._key("sess", token_hash), ttl)
+        for name in self._secrets:
+            pipe.pexpire(self._key("secret", name), _ms(SECRET_TTL))
         await pipe.execute()
 
     def _forget_quiet_rooms(self, now: float) -> None:
@@ -476,6 +480,8 @@ class RedisBroker:
         room = _text(room_raw)
         item = Published(int(id_), int(ms), _ref.decode(ref), body)
         self._note(room, item.id)
+        if room not in self._feeds:
+            return  # nobody here is in that room
         async with self._lock:
             feed = self._feeds.get(room)
             if feed is None:
@@ -703,10 +709,13 @@ class RedisBroker:
     async def save_session(self, record: SessionRecord) -> None:
         if self._sessions.get(record.token_hash) == record:
             return  # unchanged: nothing to write (Chat saves on every tick)
+        newcomer = record.uid not in self._owners
         self._sessions[record.token_hash] = record
         self._owners[record.uid] = record.token_hash
         self._drops.discard(record.token_hash)
         if not self.healthy:
+            if newcomer and self._told_down:  # came after the others were told (after `welcome`)
+                self._on_direct(record.uid, NOTICE_DOWN)
             return  # written on resync
         try:
             owned = await self._write_session(record, self._call)

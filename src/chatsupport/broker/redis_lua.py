@@ -169,8 +169,9 @@ return 0
 """
 
 # KEYS sess | ARGV prefix, node, channel -> nil, or {record, room shown present, ...}
-# This node becomes the owner; every other live node's membership entries for the person
-# go now (so counts never show them twice) and those nodes are told to let go.
+# This node becomes the owner; every other node's membership entries for the person go now
+# (so counts never show them twice, and a dead node's reaping never announces them as
+# gone), and those nodes are told to let go. "Shown" means on a node still alive.
 TAKE_SESSION = (
     _NOW
     + """
@@ -180,12 +181,14 @@ local p, me = ARGV[1], ARGV[2]
 local uid = redis.call('HGET', KEYS[1], 'uid')
 redis.call('HSET', KEYS[1], 'node', me)
 local present = {record}
-local nodes = redis.call('ZRANGEBYSCORE', p .. 'nodes', '(' .. now_ms(), '+inf')
+local now = now_ms()
+local nodes = redis.call('ZRANGE', p .. 'nodes', 0, -1, 'WITHSCORES')
 for room in string.gmatch(redis.call('HGET', KEYS[1], 'rooms') or '', '%S+') do
   local shown = false
-  for _, node in ipairs(nodes) do
+  for i = 1, #nodes, 2 do
+    local node, alive = nodes[i], tonumber(nodes[i + 1]) > now
     if node ~= me and redis.call('HDEL', p .. 'm:' .. node .. ':' .. room, uid) == 1 then
-      shown = true
+      shown = shown or alive
     end
   end
   if shown then present[#present + 1] = room end

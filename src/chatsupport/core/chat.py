@@ -96,7 +96,8 @@ class Chat:
         for link in list(self.links):
             self.send(link, ev.Bye(reason=reason))
             link.sink.close(reason)
-            await self.close(link, reason, resumable=False)
+            # Resumable: with a shared broker they can come back on another node.
+            await self.close(link, reason)
         await self.broker.stop()
 
     @property

@@ -35,7 +35,7 @@ def _members(members: list[ev.Member]) -> str:
 
 
 def _notice(event: ev.Notice) -> str:
-    if event.kind == "announce":
+    if event.kind in ("announce", "unavailable", "available"):  # from the server itself
         return _lines("*** ", event.text)
     text = _lines("-- ", event.text)
     for resource in event.resources or ():

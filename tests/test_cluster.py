@@ -20,6 +20,7 @@ import redis.asyncio
 
 from chatsupport import ChatServer
 from chatsupport.broker.redis import RedisBroker
+from chatsupport.core.events import Notice
 from chatsupport.core.ports import Broker
 
 from .helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, start_server
@@ -201,6 +202,48 @@ async def test_resume_on_the_other_node_gets_exactly_what_was_missed(url: str) -
         assert (await y.expect("message", text="i am back"))["uid"] == x.uid
 
 
+async def test_resuming_on_another_node_ends_the_old_connection(url: str) -> None:
+    async with nodes(url) as (a, b):
+        x = await WsClient.open(a.http_port)
+        y = await WsClient.open(b.http_port)
+        again = await WsClient.open(b.http_port)
+        await again.send({"type": "resume", "session": x.welcome["session"], "last": {}})
+        await again.expect("resumed")
+        assert (await x.expect("bye"))["reason"] == "resumed_elsewhere"
+        await say(y, "to you")
+        assert (await again.expect("message", text="to you"))["id"] > 0
+        who = await y.request({"type": "who", "room": "lobby"}, "who")
+        assert sorted(m["uid"] for m in who["members"]) == sorted([x.uid, y.uid])
+
+
+async def test_a_node_stopped_for_a_restart_lets_its_peers_resume_elsewhere(url: str) -> None:
+    async with nodes(url) as (a, b):
+        x = await WsClient.open(a.http_port)
+        y = await WsClient.open(b.http_port)
+        await say(x, "see you")
+        last = (await y.expect("message", text="see you"))["id"]
+        await a.stop()
+        assert (await x.expect("bye"))["reason"] == "server_shutdown"
+        assert (await y.expect("presence", event="leave", uid=x.uid))["count"] == 1
+        sent = await say(y, "while you moved")
+        back = await WsClient.open(b.http_port)
+        await back.send(
+            {"type": "resume", "session": x.welcome["session"], "last": {"lobby": last}}
+        )
+        assert (await back.expect("resumed"))["complete"] is True
+        assert [f["id"] for f in back.backlog if f["type"] == "message"] == [sent["id"]]
+        # y saw: x left, the fresh connection joined, x joined, the fresh identity left.
+        assert (await y.expect("presence", event="join", uid=x.uid))["count"] == 3
+        assert (await y.expect("presence", event="leave", uid=back.uid))["count"] == 2
+
+
+async def test_direct_reaches_the_person_on_whichever_node(url: str) -> None:
+    async with nodes(url) as (a, b):
+        y = await WsClient.open(b.http_port)
+        await broker_of(a).direct(y.uid, Notice(kind="test", text="just for you"))
+        assert (await y.expect("notice"))["text"] == "just for you"
+
+
 async def test_presence_counts_and_members_agree(url: str) -> None:
     async with nodes(url) as (a, b):
         x1, x2 = await WsClient.open(a.http_port), await WsClient.open(a.http_port)
@@ -338,9 +381,11 @@ async def test_redis_outage_refuses_then_recovers_without_loss() -> None:
             assert refusal["code"] == "unavailable"
             await t.send("also refused")
             assert (await t.expect(lambda s: s.startswith("!!"))).startswith("!! delivery is")
+            late = await WsClient.open(b.http_port)  # a newcomer is told too
+            await notice(late, "unavailable")
 
             own.start()  # an empty Redis on the same port: nothing was persisted
-            for client in (x, y):
+            for client in (x, y, late):
                 await notice(client, "available")
             await t.expect(lambda s: "delivery is back" in s, timeout=30)
             assert (await http_get(b.http_port, "/healthz"))[0] == 200
@@ -362,6 +407,13 @@ async def test_redis_outage_refuses_then_recovers_without_loss() -> None:
                 assert late == []
             lines = [line for line in await t.lines_until_quiet() if line.startswith("<")]
             assert lines == [f"<{y.name}> after {n}" for n in range(3)]
+            # What resume needs was written back too: x can move to node b.
+            await x.close()
+            back = await WsClient.open(b.http_port)
+            last = {"lobby": seen_by_x[-1][0]}
+            await back.send({"type": "resume", "session": x.welcome["session"], "last": last})
+            assert (await back.expect("resumed"))["complete"] is True
+            assert (await say(back, "moved"))["uid"] == x.uid
     finally:
         own.stop()
 
@@ -401,6 +453,7 @@ async def test_peers_of_a_killed_node_resume_on_another(
     one, two = serve(url), serve(url)
     try:
         p1, p2 = await WsClient.open(one.port("http")), await WsClient.open(one.port("http"))
+        gone = await WsClient.open(one.port("http"))  # never comes back
         q = await WsClient.open(two.port("http"))
         await say(q, "before")
         last = {}
@@ -429,6 +482,9 @@ async def test_peers_of_a_killed_node_resume_on_another(
         await say(back[p1.uid], "we made it")
         for client in (q, back[p2.uid]):
             assert (await client.expect("message", text="we made it"))["uid"] == p1.uid
+        # Once node one's lease has run out, node two shows who is really gone, and only them.
+        left = await q.expect("presence", timeout=30, event="leave", uid=gone.uid)
+        assert left["count"] == 3
         who = await q.request({"type": "who", "room": "lobby"}, "who")
         assert sorted(m["uid"] for m in who["members"]) == sorted([p1.uid, p2.uid, q.uid])
     finally:

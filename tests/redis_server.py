@@ -11,7 +11,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
+
+import redis
 
 from .helpers import require
 
@@ -84,3 +87,16 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def redis_server_fixture() -> Iterator[RedisServer]:
+    """For `pytest.fixture(scope="session")`: one server for a test module's tests."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def delete_prefix(server: RedisServer, prefix: str) -> None:
+    with closing(redis.Redis(port=server.port)) as client:
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            client.delete(key)

@@ -24,16 +24,12 @@ from chatsupport.core.events import Notice
 from chatsupport.core.ports import Broker
 
 from .helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, start_server
-from .redis_server import RedisServer
+from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
+redis_server = pytest.fixture(scope="session")(redis_server_fixture)
 
 
 @pytest.fixture
@@ -41,9 +37,7 @@ def prefix(redis_server: RedisServer) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}:"
     yield name
-    with contextlib.closing(redis.Redis(port=redis_server.port)) as client:
-        for key in client.scan_iter(match=name + "*", count=1000):
-            client.delete(key)
+    delete_prefix(redis_server, name)
 
 
 @pytest.fixture
@@ -403,8 +397,8 @@ async def test_redis_outage_refuses_then_recovers_without_loss() -> None:
             assert seen_by_x == seen_by_y == accepted
             for client in (x, y):  # and nothing else arrives: no message twice, one notice
                 await client.request({"type": "ping"}, "pong")
-                late = [f["type"] for f in client.backlog if f["type"] in ("message", "notice")]
-                assert late == []
+                extra = [f["type"] for f in client.backlog if f["type"] in ("message", "notice")]
+                assert extra == []
             lines = [line for line in await t.lines_until_quiet() if line.startswith("<")]
             assert lines == [f"<{y.name}> after {n}" for n in range(3)]
             # What resume needs was written back too: x can move to node b.

@@ -165,3 +165,13 @@ async def test_queue_priority_then_arrival(started: tuple[Broker, Heard]) -> Non
     assert await broker.queued("q") == ["e", "c", "b"]
     assert await broker.queued("empty") == []
     assert await broker.dequeue("empty") is None
+
+
+async def test_a_burst_waits_its_turn_and_is_not_refused(started: tuple[Broker, Heard]) -> None:
+    broker, heard = started
+    await broker.join_room("lobby", Member("u1", "Quiet Otter"))
+    stored = await asyncio.gather(*(broker.publish(message(f"b{n}"), None) for n in range(300)))
+    assert sorted(m.id for m in stored) == list(range(1, 301))
+    assert broker.healthy
+    await published(broker, heard, 300)
+    assert [e.id for _, e, _, _ in heard.room if isinstance(e, Message)] == list(range(1, 301))

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -24,7 +26,7 @@ from chatsupport.core.events import Notice
 from chatsupport.core.ports import Broker
 
 from .helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, start_server
-from .redis_server import RedisServer, delete_prefix, redis_server_fixture
+from .redis_server import RedisServer, delete_prefix, free_port, redis_server_fixture
 
 pytestmark = pytest.mark.redis
 
@@ -432,6 +434,31 @@ async def test_a_cut_subscription_is_caught_up_from_the_stream(
         assert [(m["id"], m["text"]) for m in got] == [(m["id"], m["text"]) for m in accepted]
         await y.request({"type": "ping"}, "pong")
         assert not [f for f in y.backlog if f["type"] == "message"]
+
+
+def test_serve_says_plainly_when_redis_is_unreachable() -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatsupport",
+            "serve",
+            "--broker",
+            nowhere,
+            "--http-port",
+            "0",
+            "--tcp-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ServerProcess().env,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("chatsupport: cannot reach Redis at 127.0.0.1:")
+    assert "Traceback" not in done.stderr
 
 
 # ---- a node that dies ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from . import config as settings
+from .core.ports import BrokerUnavailable
 from .server import ChatServer
 
 SERVE_HELP = {
@@ -107,6 +108,9 @@ def serve(args: argparse.Namespace) -> int:
     loop = _event_loop()
     try:
         return loop.run_until_complete(_serve(config))
+    except BrokerUnavailable as error:  # e.g. Redis unreachable at start
+        print(f"chatsupport: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"chatsupport: cannot listen: {error}", file=sys.stderr)
         return 1

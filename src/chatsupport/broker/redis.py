@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -60,6 +60,7 @@ log = logging.getLogger("chatsupport.broker.redis")
 # ---- timing (seconds) -----------------------------------------------------------------------
 LEASE = 10.0  # a node not heard from for this long is dead (URL option `lease`)
 COMMAND_TIMEOUT = 3.0  # a Redis that answers nothing for this long counts as down
+MAX_CONNECTIONS = 32  # per node; requests beyond it wait their turn (up to COMMAND_TIMEOUT)
 BACKOFF_MIN = 0.05  # first reconnection delay; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 2.0
 SECRET_TTL = 2 * 24 * 3600.0  # renewed while any node runs; gone 2 days after the last
@@ -155,13 +156,16 @@ class RedisBroker:
         self.node = secrets.token_hex(6)
         self.healthy = False
         self._channel = self.prefix + "events"
-        self._redis = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             options.url,
+            max_connections=MAX_CONNECTIONS,  # a burst of requests waits for a connection
+            timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # we notice failures ourselves, then resynchronise
             socket_timeout=COMMAND_TIMEOUT,
             socket_connect_timeout=COMMAND_TIMEOUT,
             client_name=f"chatsupport-{self.node}",  # operators (and tests) can tell nodes apart
         )
+        self._redis = Redis(connection_pool=pool)
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name))
             for name in dir(lua)
@@ -208,8 +212,8 @@ class RedisBroker:
         try:
             await self._connect()
         except (*DOWN, RedisError) as error:
-            await self._redis.aclose()
-            raise RuntimeError(f"cannot reach Redis at {self._where()}: {error}") from None
+            await self._redis.aclose(close_connection_pool=True)
+            raise BrokerUnavailable(f"cannot reach Redis at {self._where()}: {error}") from None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._supervise()), loop.create_task(self._heartbeat())]
         log.info("redis broker started node=%s", self.node)
@@ -226,7 +230,7 @@ class RedisBroker:
                 await self._retire()
         self.healthy = False
         await self._close_pubsub()
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
         self._on_room, self._on_direct, self._on_release = _ignore_room, _ignore_direct, None
 
     async def _retire(self) -> None:

@@ -271,10 +271,14 @@ async def test_names_are_unique_across_nodes(url: str) -> None:
             assert refusal["code"] == "name_taken"
         await x.send({"type": "quit"})
         await x.expect("bye")
-        for _ in range(100):  # node a frees the name as soon as it has seen x go
-            reply = await y.request({"type": "nick", "name": "Calm Heron"}, "notice")
-            if reply.get("name") == "Calm Heron":
+        for attempt in range(100):  # node a frees the name as soon as it has seen x go
+            await y.send({"type": "nick", "name": "Calm Heron", "ref": f"n{attempt}"})
+            reply = await reply_to(y, f"n{attempt}")
+            if reply["type"] == "notice":
+                assert reply["name"] == "Calm Heron"
                 break
+            assert reply["code"] == "name_taken"
+            await asyncio.sleep(0.05)
         else:
             pytest.fail("the name was never freed")
 

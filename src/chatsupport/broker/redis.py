@@ -185,6 +185,9 @@ class RedisBroker:
         self._drops: set[str] = set()  # records to delete once Redis is back
         self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()  # one delivery path at a time: order is kept
+        # Membership changes and reads of this node go to Redis one at a time, in the order
+        # they were made: a `who` after a leave on the same node never shows the one who left.
+        self._membership = asyncio.Lock()
         self._pubsub: PubSub | None = None
         self._broken = asyncio.Event()
         self._told_down = False
@@ -629,15 +632,16 @@ class RedisBroker:
         if feed is None:  # made before the script runs: what arrives meanwhile waits in it
             feed = self._feeds[room] = Feed()
         try:
-            count, seq = await self._call(
-                "JOIN",
-                [
-                    self._key("m", self.node, room),
-                    self._key("nr", self.node),
-                    self._key("seq", room),
-                ],
-                [self.prefix, room, member.uid, _encode(member), 3 * _ms(self.lease)],
-            )
+            async with self._membership:
+                count, seq = await self._call(
+                    "JOIN",
+                    [
+                        self._key("m", self.node, room),
+                        self._key("nr", self.node),
+                        self._key("seq", room),
+                    ],
+                    [self.prefix, room, member.uid, _encode(member), 3 * _ms(self.lease)],
+                )
         except BrokerUnavailable:  # written back on resync; meanwhile only this node counts
             return len(self._local.get(room, {}))
         await self._start_feed(room, feed, int(seq))
@@ -659,18 +663,20 @@ class RedisBroker:
     async def leave_room(self, room: str, uid: str) -> int:
         left = self._forget_member(room, uid)
         try:
-            count = await self._call(
-                "LEAVE",
-                [self._key("m", self.node, room), self._key("nr", self.node)],
-                [self.prefix, room, uid],
-            )
+            async with self._membership:
+                count = await self._call(
+                    "LEAVE",
+                    [self._key("m", self.node, room), self._key("nr", self.node)],
+                    [self.prefix, room, uid],
+                )
         except BrokerUnavailable:
             return left
         return int(count)
 
     async def members(self, room: str) -> list[Member]:
         try:
-            found = await self._call("MEMBERS", [], [self.prefix, room])
+            async with self._membership:
+                found = await self._call("MEMBERS", [], [self.prefix, room])
         except BrokerUnavailable:
             return list(self._local.get(room, {}).values())
         unique = {m.uid: m for m in (_member.decode(raw) for raw in found)}
@@ -678,7 +684,8 @@ class RedisBroker:
 
     async def room_counts(self) -> list[RoomInfo]:
         try:
-            flat = await self._call("ROOM_COUNTS", [], [self.prefix])
+            async with self._membership:
+                flat = await self._call("ROOM_COUNTS", [], [self.prefix])
         except BrokerUnavailable:
             return [RoomInfo(room, len(m)) for room, m in sorted(self._local.items())]
         counts = {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}

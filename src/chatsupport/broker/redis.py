@@ -291,6 +291,7 @@ class RedisBroker:
                     continue
             try:
                 await self._listen()
+                raise RedisConnectionError("subscription interrupted")  # _listen only ends so
             except (*DOWN, RedisError, Forgotten) as error:
                 self._lost(error)
 
@@ -307,6 +308,8 @@ class RedisBroker:
             while (await pubsub.get_message(timeout=COMMAND_TIMEOUT)) is None:
                 pass
         await self._resync()
+        if self._broken.is_set():  # lost again while writing back: start over
+            raise RedisConnectionError("connection lost while resynchronising")
         self.healthy = True
         if self._told_down:
             self._told_down = False

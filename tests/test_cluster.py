@@ -418,6 +418,32 @@ async def test_redis_outage_refuses_then_recovers_without_loss() -> None:
         own.stop()
 
 
+async def test_a_message_refused_while_redis_stalls_never_shows_up_later() -> None:
+    own = RedisServer().start()
+    try:
+        async with nodes(own.url()) as (a, b):
+            x = await WsClient.open(a.http_port)
+            y = await WsClient.open(b.http_port)
+            await say(x, "before")
+            await y.expect("message", text="before")
+            own.pause()  # Redis stops answering but keeps what it was sent
+            await x.send({"type": "say", "room": "lobby", "text": "refused", "ref": "late"})
+            assert (await reply_to(x, "late"))["code"] == "unavailable"  # after the timeout
+            own.resume()  # now Redis reads the stale publish: it must not run
+            await notice(x, "available")  # (node b may not have needed Redis meanwhile)
+            sent = await say(x, "after")
+            assert (await y.expect("message", text="after"))["id"] == sent["id"]
+            for client in (x, y):
+                await client.request({"type": "ping"}, "pong")
+                shown = [f["text"] for f in client.backlog if f["type"] == "message"]
+                assert "refused" not in shown
+            history, complete = await broker_of(b).history("lobby", 0)
+            assert [m.text for m in history] == ["before", "after"] and complete
+    finally:
+        own.resume()
+        own.stop()
+
+
 async def test_a_cut_subscription_is_caught_up_from_the_stream(
     url: str, redis_server: RedisServer
 ) -> None:

@@ -60,6 +60,7 @@ log = logging.getLogger("chatsupport.broker.redis")
 # ---- timing (seconds) -----------------------------------------------------------------------
 LEASE = 10.0  # a node not heard from for this long is dead (URL option `lease`)
 COMMAND_TIMEOUT = 3.0  # a Redis that answers nothing for this long counts as down
+PUBLISH_DEADLINE = 0.8 * COMMAND_TIMEOUT  # a publish later than this is not run at all
 MAX_CONNECTIONS = 32  # per node; requests beyond it wait their turn (up to COMMAND_TIMEOUT)
 BACKOFF_MIN = 0.05  # first reconnection delay; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 2.0
@@ -150,7 +151,10 @@ class RedisBroker:
         options = parse_url(url)
         self.retention_seconds = retention_seconds
         self.retention_messages = retention_messages
-        self.wallclock = wallclock  # message times come from Redis' clock: one for all nodes
+        # Message times come from Redis' clock (one for all nodes); ours only serves to
+        # tell Redis, in its time, until when a publish may still run (see PUBLISH).
+        self.wallclock = wallclock
+        self._clock_offset = 0.0  # Redis' time minus ours, in seconds (from heartbeats)
         self.prefix = options.prefix
         self.lease = options.lease
         self.node = secrets.token_hex(6)
@@ -349,9 +353,9 @@ class RedisBroker:
 
     async def _beat(self) -> None:
         """Renew this node's lease and its keys; announce the people of dead nodes as gone."""
-        lease = _ms(self.lease)
-        if not await self._exec("HEARTBEAT", [self._key("nodes")], [self.node, lease]):
+        if not await self._renew_lease():
             raise Forgotten
+        lease = _ms(self.lease)
         seq_ttl = _ms(SEQ_TTL_FACTOR * self.retention_seconds)
         pipe = self._redis.pipeline(transaction=False)
         for room in self._local:
@@ -371,6 +375,15 @@ class RedisBroker:
                 room=room, event="leave", uid=member.uid, name=member.name, count=count
             )
             await self.signal(room, presence, member.uid)
+
+    async def _renew_lease(self) -> bool:
+        """Renew the lease; note how far Redis' clock is from ours. False: we were forgotten."""
+        before = self.wallclock()
+        known, now = await self._exec(
+            "HEARTBEAT", [self._key("nodes")], [self.node, _ms(self.lease)]
+        )
+        self._clock_offset = int(now) / 1000 - (before + self.wallclock()) / 2
+        return bool(known)
 
     async def _refresh(self) -> None:
         """Keep names and resume records alive while their people are here."""
@@ -392,7 +405,7 @@ class RedisBroker:
 
     # ---- resynchronising after an outage ---------------------------------------------------
     async def _resync(self) -> None:
-        await self._exec("HEARTBEAT", [self._key("nodes")], [self.node, _ms(self.lease)])
+        await self._renew_lease()
         for name, value in list(self._secrets.items()):
             await self._restore_secret(name, value)
         await self._seed_counters()
@@ -555,7 +568,9 @@ class RedisBroker:
     async def publish(self, message: Message, ref: str | None) -> Message:
         room = message.room
         body = _encode(message)
-        id_, ms = await self._call(
+        # Past this (Redis time), the sender has been told `unavailable`: too late to publish.
+        deadline = self.wallclock() + self._clock_offset + PUBLISH_DEADLINE
+        stored = await self._call(
             "PUBLISH",
             [self._key("seq", room), self._key("hist", room)],
             [
@@ -566,8 +581,12 @@ class RedisBroker:
                 _ms(self.retention_seconds),
                 _ms(SEQ_TTL_FACTOR * self.retention_seconds),
                 _encode(ref),
+                _ms(deadline),
             ],
         )
+        if not stored:
+            raise BrokerUnavailable("redis answered too late")
+        id_, ms = stored
         self._note(room, int(id_))
         return msgspec.structs.replace(message, id=int(id_), ts=int(ms) / 1000)
 

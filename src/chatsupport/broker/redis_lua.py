@@ -42,15 +42,19 @@ local function room_count(p, room, nodes)
 end
 """
 
-# KEYS seq, hist | ARGV channel, room, body, maxlen, retention_ms, seq_ttl_ms, ref_json
+# KEYS seq, hist | ARGV channel, room, body, maxlen, retention_ms, seq_ttl_ms, ref_json,
+#                    deadline_ms
 # The next id, the message kept in history (bounded by count and by age) and published, in
-# one step: pub/sub order is id order on every node.
+# one step: pub/sub order is id order on every node. A script that reaches Redis after its
+# deadline (a stalled Redis; the node has told the sender `unavailable` by then) does
+# nothing, so a refused message never shows up later.
 PUBLISH = (
     _NOW
     + """
+local now = now_ms()
+if now > tonumber(ARGV[8]) then return false end
 local id = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local now = now_ms()
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'i', id, 't', now, 'b', ARGV[3])
 redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[5]))
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -198,15 +202,17 @@ return present
 """
 )
 
-# KEYS nodes | ARGV node, lease_ms -> 1 if this node was still known (else: resynchronise)
+# KEYS nodes | ARGV node, lease_ms -> {1 if this node was still known (else: resynchronise),
+# Redis' time in ms}
 HEARTBEAT = (
     _NOW
     + """
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+local now = now_ms()
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 3 * tonumber(ARGV[2]))
-if known then return 1 end
-return 0
+if known then return {1, now} end
+return {0, now}
 """
 )
 

@@ -447,6 +447,8 @@ async def test_a_message_refused_while_redis_stalls_never_shows_up_later() -> No
 async def test_a_cut_subscription_is_caught_up_from_the_stream(
     url: str, redis_server: RedisServer
 ) -> None:
+    """Node b's subscription is cut while x (on node a) talks: whatever b missed meanwhile
+    it reads from the stream, so y gets every message once, in order."""
     async with nodes(url) as (a, b):
         x = await WsClient.open(a.http_port)
         y = await WsClient.open(b.http_port)

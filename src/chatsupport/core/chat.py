@@ -122,14 +122,18 @@ class Chat:
             )
         return None
 
-    async def open(self, sink: Sink, address_key: str = "") -> Link:
-        """A new connection: a fresh anonymous person in the default room, then `welcome`."""
+    async def open(self, sink: Sink, address_key: str = "", resume: str | None = None) -> Link:
+        """A new connection: a fresh anonymous person in the default room, then `welcome`.
+
+        With `resume` (a live session's token, sent as the connection's first frame), the
+        connection continues that person instead; the `resume` request then replays.
+        """
+        old = self.by_token.get(hash_token(resume)) if resume else None
+        if old is not None and resume is not None:
+            return await self._reopen(sink, address_key, old, resume)
         session, token = await self._new_session(address_key)
-        link = Link(sink, session, address_key)
+        link = self._register(sink, session, address_key)
         session.link = link
-        self.links.add(link)
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
-        self.count("connections_opened")
         room = self.config.default_room
         count = await self.enter(session, room, announce=False)
         self.send(
@@ -146,6 +150,35 @@ class Chat:
         self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
         await self.announce(session, room, "join", count)
         log.info("peer connected uid=%s", session.uid)
+        return link
+
+    def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
+        link = Link(sink, session, address_key)
+        self.links.add(link)
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
+        self.count("connections_opened")
+        return link
+
+    async def _reopen(self, sink: Sink, address_key: str, old: Session, token: str) -> Link:
+        """Resume on connect: `welcome` names the returning person; live events are held
+        (`replay`) until the `resume` handler has replayed history, so order is kept."""
+        link = self._register(sink, old, address_key)
+        old.replay = []
+        self.send(
+            link,
+            ev.Welcome(
+                session=token,
+                uid=old.uid,
+                name=old.name,
+                room=old.current or "",
+                rooms=list(old.rooms),
+                limits=self.limits(),
+            ),
+        )
+        await self._take_over(link, old)
+        for room in old.rooms:
+            members = await self.broker.members(room)
+            self.send(link, ev.Joined(room=room, count=len(members), members=members))
         return link
 
     def limits(self) -> dict[str, int | float]:
@@ -202,6 +235,7 @@ class Chat:
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
+        session.replay = None  # a resume cut short: history still has everything held
         log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
@@ -221,13 +255,17 @@ class Chat:
     async def adopt(self, link: Link, old: Session) -> None:
         """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
         fresh = link.session
+        await self.end_session(fresh)
+        await self._take_over(link, old)
+
+    async def _take_over(self, link: Link, old: Session) -> None:
+        """`old` continues on `link`; a connection it still had is told why and closed."""
         previous = old.link
         if previous is not None and previous is not link:
             old.link = None
             self.send(previous, ev.Bye(reason="resumed_elsewhere"))
             previous.sink.close("resumed_elsewhere")
             await self.close(previous, "resumed_elsewhere")
-        await self.end_session(fresh)
         link.session, old.link, old.detached_at = old, link, None
         if not old.present:
             rooms, old.rooms = list(old.rooms), []

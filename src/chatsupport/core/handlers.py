@@ -210,7 +210,8 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
     if old is not None and old is not fresh:
         await chat.adopt(link, old)
     session = link.session
-    session.replay = []
+    if session.replay is None:  # already holding when the connection opened with this resume
+        session.replay = []
     missed, complete = 0, old is not None
     try:
         for room, last in request.last.items():

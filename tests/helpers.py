@@ -124,7 +124,12 @@ class WsClient:
 
     @classmethod
     async def open(
-        cls, port: int, origin: str | None = None, welcome: bool = True, path: str = "/ws"
+        cls,
+        port: int,
+        origin: str | None = None,
+        welcome: bool = True,
+        path: str = "/ws",
+        local_addr: str | None = None,
     ) -> WsClient:
         headers = {"Origin": origin} if origin else None
         ws = await connect(
@@ -132,6 +137,7 @@ class WsClient:
             additional_headers=headers,
             open_timeout=WAIT,
             max_size=1 << 22,
+            local_addr=(local_addr, 0) if local_addr else None,
         )
         client = cls(ws)
         if welcome:

@@ -8,6 +8,7 @@ nothing from any other origin.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
 import ssl
 from importlib import resources
@@ -72,6 +73,20 @@ def _static(name: str) -> Response:
     return response(200, path.read_bytes(), kind)
 
 
+# Counters shown from the start (at 0), so dashboards and alerts see them before they happen.
+KNOWN_COUNTERS = (
+    "connections_opened",
+    "connections_refused",
+    "requests",
+    "messages_in",
+    "messages_delivered",
+    "rate_limited",
+    "slow_disconnects",
+    "keepalive_timeouts",
+    "resumes",
+)
+
+
 class ChatCollector(Collector):
     """Reads the core's counters at scrape time: nothing is counted twice, nothing identifies."""
 
@@ -81,7 +96,8 @@ class ChatCollector(Collector):
     def collect(self):  # type: ignore[no-untyped-def]
         counters = CounterMetricFamily("chatsupport_events", "Events by kind", labels=["kind"])
         errors = CounterMetricFamily("chatsupport_errors", "Errors sent, by code", labels=["code"])
-        for name, value in sorted(self.chat.counters.items()):
+        values = dict.fromkeys(KNOWN_COUNTERS, 0) | self.chat.counters
+        for name, value in sorted(values.items()):
             if name.startswith("error_"):
                 errors.add_metric([name[6:]], value)
             else:
@@ -112,7 +128,14 @@ class Routes:
         self.registry.register(ChatCollector(edge.chat))
 
     def get(self, request: Request) -> Response:
-        path = request.path.partition("?")[0]
+        if request.method not in ("GET", "HEAD"):
+            refusal = text_response(405, "only GET is served here\n")
+            refusal.headers["Allow"] = "GET, HEAD"
+            return refusal
+        found = self.route(request.path.partition("?")[0])
+        return dataclasses.replace(found, body=b"") if request.method == "HEAD" else found
+
+    def route(self, path: str) -> Response:
         if path in ("/", "/index.html"):
             return _static("index.html")
         if path.startswith("/static/"):

@@ -187,6 +187,7 @@ class HttpConnection(asyncio.Protocol):
         self.protocol.send_response(response)
         if response.status_code != 101:
             return
+        self._write_protocol()  # the 101 goes out before any frame we queue
         if refusal is not None:
             self.edge.chat.count("connections_refused")
             self.send(refusal)

@@ -89,7 +89,12 @@ ERRORS: list[tuple[str, Any, str, str | None]] = [
     ("binary", b'{"type": "ping", "ref": "e5"}', "bad_request", "e5"),
     ("empty-text", {"type": "say", "text": " \u200b ", "ref": "e6"}, "bad_request", "e6"),
     ("bad-room", {"type": "join", "room": "no such!", "ref": "e7"}, "bad_request", "e7"),
-    ("out-of-range", '{"type": "resume", "session": "s", "last": {"lobby": 1e400}, "ref": "e8"}', "bad_request", "e8"),
+    (
+        "out-of-range",
+        '{"type": "resume", "session": "s", "last": {"lobby": 1e400}, "ref": "e8"}',
+        "bad_request",
+        "e8",
+    ),
     ("unknown", {"type": "dance", "ref": "e9"}, "unknown_type", "e9"),
     ("long-text", {"type": "say", "text": "x" * 2001, "ref": "e10"}, "too_long", "e10"),
     ("big-frame", {"type": "say", "text": "x" * 70000, "ref": "e11"}, "too_long", "e11"),

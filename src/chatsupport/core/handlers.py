@@ -210,9 +210,13 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
     if old is not None and old is not fresh:
         await chat.adopt(link, old)
     session = link.session
+    if old is None:  # unknown or expired: no history for a stranger, and they know it
+        chat.reply(link, ev.Resumed(missed=0, complete=False), request)
+        chat.count("resumes_unknown")
+        return
     if session.replay is None:  # already holding when the connection opened with this resume
         session.replay = []
-    missed, complete = 0, old is not None
+    missed, complete = 0, True
     try:
         for room, last in request.last.items():
             if room not in session.rooms or not isinstance(last, int):

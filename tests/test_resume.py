@@ -172,7 +172,7 @@ async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
         assert ids == list(range(1, len(ids) + 1))  # a gapless prefix of what was sent
         for n in range(5):  # the room goes on meanwhile
             await talker.request({"type": "say", "text": f"later {n}"}, "message")
-        back, frames = await resume(server.http_port, slow.welcome["session"], {"lobby": ids[-1]})
+        _, frames = await resume(server.http_port, slow.welcome["session"], {"lobby": ids[-1]})
         replayed = [f for f in frames if f["type"] == "message"]
         assert [m["id"] for m in replayed] == list(range(ids[-1] + 1, sent + 6))
         assert texts(replayed)[-5:] == [f"later {n}" for n in range(5)]

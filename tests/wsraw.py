@@ -53,7 +53,8 @@ class RawWs:
                 for event in self.proto.events_received():
                     if isinstance(event, Frame) and event.opcode is Opcode.PING:
                         self.pings += 1
-                    self.pending.append(event)
+                    if isinstance(event, Frame | Response):
+                        self.pending.append(event)
                 if self.answer_pings:
                     self.flush()  # the protocol queued a pong for every ping
                 else:
@@ -65,7 +66,7 @@ class RawWs:
         while True:
             event = await self.event(timeout)
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                data: dict[str, Any] = json.loads(event.data)
+                data: dict[str, Any] = json.loads(bytes(event.data))
                 return data
 
     def send(self, frame: dict[str, Any]) -> None:

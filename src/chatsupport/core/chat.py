@@ -147,7 +147,7 @@ class Chat:
                 limits=self.limits(),
             ),
         )
-        self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
+        self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         log.info("peer connected uid=%s", session.uid)
         return link
@@ -177,9 +177,16 @@ class Chat:
         )
         await self._take_over(link, old)
         for room in old.rooms:
-            members = await self.broker.members(room)
-            self.send(link, ev.Joined(room=room, count=len(members), members=members))
+            self.send(link, await self.joined(room))
         return link
+
+    async def joined(self, room: str, count: int | None = None) -> ev.Joined:
+        """The `joined` reply: who is there, and the newest id (read after entering)."""
+        members = await self.broker.members(room)
+        last = await self.broker.last_id(room)
+        return ev.Joined(
+            room=room, count=len(members) if count is None else count, members=members, last=last
+        )
 
     def limits(self) -> dict[str, int | float]:
         c = self.config

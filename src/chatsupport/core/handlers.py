@@ -95,11 +95,10 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         check(chat, session, room)
     if room in session.rooms:
         session.current = room
-        count = len(await chat.broker.members(room))
+        count = None
     else:
         count = await chat.enter(session, room)
-    members = await chat.broker.members(room)
-    chat.reply(link, ev.Joined(room=room, count=count, members=members), request)
+    chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)

@@ -397,6 +397,8 @@ class Chat:
 
     # ---- rooms -----------------------------------------------------------------------------
     async def enter(self, session: Session, room: str, *, announce: bool = True) -> int:
+        if room not in session.since:  # read first: anything newer arrives live or replays
+            session.since[room] = await self.broker.last_id(room)
         count = await self.broker.join_room(room, session.member())
         self.local.setdefault(room, {})[session.uid] = session
         if room not in session.rooms:
@@ -414,6 +416,7 @@ class Chat:
             self.local.pop(room, None)
         if room in session.rooms:
             session.rooms.remove(room)
+        session.since.pop(room, None)
         if session.current == room:
             session.current = session.rooms[-1] if session.rooms else None
         await self.announce(session, room, "leave", count)
@@ -421,10 +424,10 @@ class Chat:
 
     async def _withdraw(self, session: Session) -> None:
         """Resume grace over: show the person as gone, but keep what resume needs."""
-        rooms = list(session.rooms)
+        rooms, since = list(session.rooms), dict(session.since)
         for room in rooms:
             await self.exit(session, room)
-        session.rooms, session.present = rooms, False
+        session.rooms, session.since, session.present = rooms, since, False
 
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None

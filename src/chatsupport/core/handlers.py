@@ -221,7 +221,9 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
             if room not in session.rooms or not isinstance(last, int):
                 complete = False
                 continue
-            messages, whole = await chat.broker.history(room, last)
+            # Never older than when they came into the room: no backlog for a newcomer.
+            after = max(last, session.since.get(room, 0))
+            messages, whole = await chat.broker.history(room, after)
             for message in messages:
                 chat.send(link, message)
             missed += len(messages)

@@ -12,10 +12,12 @@ import signal
 import struct
 import sys
 import termios
+from pathlib import Path
 
 from chatsupport import ChatServer
 
-from .helpers import ROOT, WAIT, TextClient, WsClient
+from .certs import make_certificate
+from .helpers import ROOT, WAIT, TextClient, WsClient, start_server
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
@@ -247,3 +249,19 @@ async def test_bad_url_and_unreachable_server() -> None:
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1 and b"!! cannot connect" in out
+
+
+async def test_script_over_tls(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+    server = await start_server(tls_cert=cert, tls_key=key)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chatsupport", "connect", f"wss://127.0.0.1:{server.http_port}/ws",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**client_env(), "SSL_CERT_FILE": cert},
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(b"private hello\n"), 30)
+        assert proc.returncode == 0
+        assert "> private hello" in out.decode() and "goodbye (quit)" in out.decode()
+    finally:
+        await server.stop()

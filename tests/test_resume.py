@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from chatsupport import ChatServer
 
 from .helpers import WAIT, WsClient, start_server
+from .test_http import http
 
 RESUME_FIRST = "/ws?resume=1"  # resume is the first frame: no fresh identity in between
 
@@ -177,7 +178,9 @@ async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
         assert [m["id"] for m in replayed] == list(range(ids[-1] + 1, sent + 6))
         assert texts(replayed)[-5:] == [f"later {n}" for n in range(5)]
         assert frames[-1]["missed"] == len(replayed) and frames[-1]["complete"] is True
-        assert server.chat.counters.get("resumes") == 1
+        metrics = (await http(server.http_port, "/metrics"))[2].decode()
+        assert 'chatsupport_events_total{kind="slow_disconnects"} 1.0' in metrics
+        assert 'chatsupport_events_total{kind="resumes"} 1.0' in metrics
     finally:
         await server.stop()
 

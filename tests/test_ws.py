@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake
 
 from chatsupport import ChatServer
 from chatsupport.core import requests as rq
 from chatsupport.core.chat import HANDLERS
 
-from .certs import make_certificate
 from .helpers import WAIT, TextClient, WsClient, start_server
 from .wsraw import RawWs
 
@@ -317,27 +312,5 @@ async def test_a_socket_that_never_finishes_its_handshake_is_closed() -> None:
             writer.close()
         ws = await WsClient.open(server.http_port)  # a real client is not affected
         await ws.request({"type": "ping"}, "pong")
-    finally:
-        await server.stop()
-
-
-async def test_tls_serves_both_interfaces(tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    server = await start_server(tls_cert=cert, tls_key=key)
-    try:
-        trust = ssl.create_default_context(cafile=cert)
-        ws = WsClient(
-            await connect(f"wss://127.0.0.1:{server.http_port}/ws", ssl=trust, open_timeout=WAIT)
-        )
-        ws.welcome = await ws.expect("welcome")
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port, ssl=trust)
-        tcp = TextClient(reader, writer)
-        assert (await tcp.line()).startswith("*** Welcome to ChatSupport")
-        await tcp.send("over tls")
-        assert (await ws.expect("message"))["text"] == "over tls"
-        await ws.send({"type": "say", "text": "and back"})
-        assert (await tcp.expect(lambda s: "back" in s)).endswith("> and back")
-        with pytest.raises((OSError, InvalidHandshake)):  # plain WebSocket on the TLS port
-            await WsClient.open(server.http_port)
     finally:
         await server.stop()

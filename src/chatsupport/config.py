@@ -45,6 +45,7 @@ class Config:
     retention_seconds: float = 600.0
     retention_messages: int = 500
     resume_grace: float = 60.0
+    presence_limit: int = 100  # rooms larger than this do not announce joins and leaves
     # --- liveness
     handshake_timeout: float = 10.0
     ping_interval: float = 20.0
@@ -54,6 +55,8 @@ class Config:
     exit_url: str = "https://www.wikipedia.org/"
     resources_file: str | None = None
     crisis_phrases_file: str | None = None
+    listener_capacity: int = 1  # one-to-one chats a listener holds at once
+    probation_seconds: float = 0.0  # new arrivals wait this long before /talk
     log_level: str = "INFO"
 
     def replace(self, **changes: Any) -> Config:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import handlers, roles  # noqa: F401  (modules that register request handlers)
+from .core import handlers, matching, roles  # noqa: F401  (modules that register request handlers)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge

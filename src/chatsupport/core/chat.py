@@ -149,7 +149,7 @@ class Chat:
         )
         self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
-        log.info("peer connected uid=%s", session.uid)
+        log.debug("peer connected uid=%s", session.uid)
         return link
 
     def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
@@ -181,11 +181,15 @@ class Chat:
         return link
 
     async def joined(self, room: str, count: int | None = None) -> ev.Joined:
-        """The `joined` reply: who is there, and the newest id (read after entering)."""
+        """`joined`: who is there (the first `presence_limit` of them in a crowded room), and
+        the newest message id, read after entering: where a resume of this room starts."""
         members = await self.broker.members(room)
         last = await self.broker.last_id(room)
         return ev.Joined(
-            room=room, count=len(members) if count is None else count, members=members, last=last
+            room=room,
+            count=len(members) if count is None else count,
+            members=members[: self.config.presence_limit],
+            last=last,
         )
 
     def limits(self) -> dict[str, int | float]:
@@ -243,7 +247,7 @@ class Chat:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
         session.replay = None  # a resume cut short: history still has everything held
-        log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
         else:
@@ -279,7 +283,7 @@ class Chat:
             for room in rooms:
                 await self.enter(old, room)
             old.present = True
-        log.info("peer resumed uid=%s", old.uid)
+        log.debug("peer resumed uid=%s", old.uid)
 
     async def tick(self) -> None:
         """Housekeeping, called about once a second: resume grace and retention expiry."""
@@ -293,6 +297,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for hook in TICK_HOOKS:
+            await hook(self)
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -444,3 +450,5 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick

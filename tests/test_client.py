@@ -265,3 +265,25 @@ async def test_script_over_tls(tmp_path: Path) -> None:
         assert "> private hello" in out.decode() and "goodbye (quit)" in out.decode()
     finally:
         await server.stop()
+
+
+async def test_terminal_client_survives_a_server_restart() -> None:
+    server = await start_server()
+    port = server.http_port
+    term = await Terminal.start(url(server))
+    restarted: ChatServer | None = None
+    try:
+        await server.stop()
+        await term.expect("*** goodbye (server shutdown)")
+        await term.expect("-- reconnecting in")
+        restarted = await start_server(http_port=port)  # same address, sessions forgotten
+        renamed = await term.expect("-- could not resume; you are now ")
+        new_name = renamed.split("you are now ", 1)[1]
+        peer = await TextClient.open(restarted.tcp_port)
+        term.type("back again")
+        assert await peer.expect(lambda s: "back again" in s) == f"<{new_name}> back again"
+        assert "-- resumed (" not in term.screen
+    finally:
+        await term.close()
+        if restarted is not None:
+            await restarted.stop()

@@ -99,6 +99,7 @@ class Client:
         self.refs = 0
         self.failures = 0  # connection attempts failed since the last welcome
         self.resuming = False
+        self.renewed = False  # a resume that ended up as a new person
 
     def show(self, text: str) -> None:
         for line in printable(text).rstrip("\n").split("\n"):
@@ -191,9 +192,10 @@ class Client:
         assert isinstance(event, ev.Welcome)
         state = self.state
         same = event.uid == state.uid
-        if state.uid and not same:
+        if state.uid and not same:  # the server no longer knew us (restarted, or too late)
             self.show(f"-- could not resume; you are now {event.name}")
             state.seen.clear()
+            self.renewed = True
         state.token, state.uid, state.name = event.session, event.uid, event.name
         self.failures = 0
         state.rooms, state.current = list(event.rooms), event.room or None
@@ -240,8 +242,10 @@ class Client:
     def _resumed(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Resumed)
         self.resuming = False
-        note = "" if event.complete else "; some older messages are no longer kept"
-        self.show(f"-- resumed ({event.missed} missed{note})")
+        if not self.renewed:
+            note = "" if event.complete else "; some older messages are no longer kept"
+            self.show(f"-- resumed ({event.missed} missed{note})")
+        self.renewed = False
         unsent = list(self.state.pending.values())
         self.state.pending.clear()
         for line in reversed(unsent):  # back to the front of the queue, in order

@@ -181,13 +181,13 @@ class HttpConnection(asyncio.Protocol):
             self.edge.chat.count("error_forbidden_origin")
             self.protocol.send_response(text_response(403, "cross-origin WebSocket refused\n"))
             return
-        address_key = self.edge.addresses.of(self.address)
-        refusal = self.edge.chat.admit(address_key)
         response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code != 101:
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
+        address_key = self.edge.addresses.of(self.address)
+        refusal = self.edge.chat.admit(address_key)  # counted only for real upgrades
         if refusal is not None:
             self.edge.chat.count("connections_refused")
             self.send(refusal)

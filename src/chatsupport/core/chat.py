@@ -87,6 +87,8 @@ class Chat:
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
         self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
+        self.shadowed: set[str] = set()  # uids whose messages reach only themselves (shadow-mute)
+        self.hidden: set[tuple[str, int]] = set()  # (room, id) of those messages: not replayed
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +112,10 @@ class Chat:
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
         """Per-address connection limits; the key is a keyed hash, never the address."""
+        for check in ADMIT_CHECKS:
+            refusal = check(self, address_key)
+            if refusal is not None:
+                return refusal
         if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
@@ -174,6 +180,8 @@ class Chat:
             created=self.clock(),
             address_key=address_key,
         )
+        for hook in NEW_HOOKS:
+            hook(self, session)
         self.sessions[uid] = session
         self.by_token[session.token_hash] = session
         return session, token
@@ -248,6 +256,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for hook in TICK_HOOKS:
+            await hook(self)
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -280,6 +290,8 @@ class Chat:
             await self.run(link, request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
+            for hook in REFUSED_HOOKS:
+                await hook(self, link, refusal.code)
         except BrokerUnavailable:
             self.fail(
                 link,
@@ -315,6 +327,7 @@ class Chat:
         if not members:
             return
         is_message = type(event) is ev.Message
+        hidden = is_message and sender in self.shadowed
         own: ev.Event | None = None
         for session in members.values():
             link = session.link
@@ -327,7 +340,7 @@ class Chat:
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
                 self._deliver(session, link, room, own)
                 continue
-            if session.ignored and sender in session.ignored:
+            if hidden or (session.ignored and sender in session.ignored):
                 continue
             self._deliver(session, link, room, event)
         if is_message:
@@ -396,3 +409,7 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
+NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
+ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
+REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)

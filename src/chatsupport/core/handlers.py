@@ -219,6 +219,8 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
                 continue
             messages, whole = await chat.broker.history(room, last)
             for message in messages:
+                if (room, message.id) in chat.hidden and message.uid != session.uid:
+                    continue  # shadow-muted: only its author ever sees it
                 chat.send(link, message)
             missed += len(messages)
             complete = complete and whole

@@ -149,7 +149,8 @@ class HttpConnection(asyncio.Protocol):
         if refusal is not None:
             self.edge.chat.count("connections_refused")
             self.send(refusal)
-            self.close("too_many_connections")
+            self.send(ev.Bye(reason=refusal.code))
+            self.close(refusal.code)
             return
         assert self.timer is not None
         self.timer.cancel()

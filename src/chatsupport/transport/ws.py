@@ -148,6 +148,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if refusal is not None:
             self.edge.chat.count("connections_refused")
+            self._write_protocol()  # the 101 response goes out before the refusal
             self.send(refusal)
             self.send(ev.Bye(reason=refusal.code))
             self.close(refusal.code)

@@ -298,3 +298,91 @@ async def test_look_alikes_of_a_person_are_taken_on_both_interfaces(server: Chat
     refused = await WsClient.open(server.http_port)
     reply = await refused.request({"type": "nick", "name": "wiIlow"}, "error")
     assert reply["code"] in ("name_taken", "invalid_name")
+
+
+# ---- reports -------------------------------------------------------------------------------
+async def test_report_by_message_id_reaches_only_moderators_with_evidence(
+    server: ChatServer,
+) -> None:
+    mod_ws, mod_tcp = await staff_ws(server.http_port), await staff_tcp(server.tcp_port)
+    listener = await staff_ws(server.http_port, LISTENER_TOKEN)
+    troll, reporter = await WsClient.open(server.http_port), await WsClient.open(server.http_port)
+    for n in range(7):
+        await reporter.request({"type": "say", "room": "lobby", "text": f"before {n}"}, "message")
+    bad = await troll.request({"type": "say", "room": "lobby", "text": "go away loser"}, "message")
+
+    thanks = await reporter.request(
+        {"type": "report", "id": bad["id"], "room": "lobby", "reason": "insults"}, "notice"
+    )
+    assert thanks["kind"] == "report"
+    report = await mod_ws.expect("report")
+    assert report["uid"] == troll.uid and report["name"] == troll.name
+    assert report["room"] == "lobby" and report["reason"] == "insults"
+    assert [m["text"] for m in report["evidence"]] == [
+        *(f"before {n}" for n in range(2, 7)),
+        "go away loser",
+    ]
+    alias = report["reporter"]
+    assert reporter.uid not in alias and reporter.name not in alias
+    lines = [await mod_tcp.expect(lambda s: s.startswith("*** [report"))]
+    lines += [await mod_tcp.line() for _ in range(6)]
+    assert lines[0].endswith(f"{troll.name} in #lobby: insults")
+    assert lines[-1] == f"***  > <{troll.name}> go away loser"
+    assert lines[1] == f"***    <{reporter.name}> before 2"
+
+    # Nobody else hears of it: not the reported person, not listeners.
+    for client in (troll, listener):
+        assert not [f for f in await ws_sync(client) if f["type"] == "report"]
+    # Listed for moderators, with the same alias.
+    await mod_ws.send({"type": "reports", "ref": "list"})
+    listed = await mod_ws.expect("report", ref="list")
+    assert listed["id"] == report["id"] and listed["reporter"] == alias
+    summary = await mod_ws.expect("notice", ref="list")
+    assert summary["text"].startswith("1 report(s)")
+
+
+async def test_report_by_name_on_the_text_interface(server: ChatServer) -> None:
+    mod = await staff_ws(server.http_port)
+    reporter = await TextClient.open(server.tcp_port)
+    two_words, one_word = await WsClient.open(server.http_port), await TextClient.open(
+        server.tcp_port
+    )
+    await one_word.send("/nick Bob")
+    await one_word.expect("-- you are now Bob")
+    await two_words.request({"type": "say", "room": "lobby", "text": "first thing"}, "message")
+    await two_words.request({"type": "say", "room": "lobby", "text": "latest thing"}, "message")
+    await one_word.send("hello from bob")
+    await reporter.expect("<Bob> hello from bob")
+
+    await reporter.send(f"/report {two_words.name} keeps being rude")
+    await reporter.expect(lambda s: s.startswith("-- thank you"))
+    report = await mod.expect("report")
+    assert report["uid"] == two_words.uid and report["reason"] == "keeps being rude"
+    assert report["evidence"][-1]["text"] == "latest thing"
+    await reporter.send("/report Bob spam")
+    await reporter.expect(lambda s: s.startswith("-- thank you"))
+    report = await mod.expect("report")
+    assert report["name"] == "Bob" and report["reason"] == "spam"
+    assert report["evidence"][-1]["text"] == "hello from bob"
+
+    await reporter.send("/report Nobody Here at all")
+    assert "no recent message" in await reporter.expect(lambda s: s.startswith("!!"))
+
+
+async def test_report_refusals(server: ChatServer) -> None:
+    ws, other = await WsClient.open(server.http_port), await WsClient.open(server.http_port)
+    own = await ws.request({"type": "say", "room": "lobby", "text": "mine"}, "message")
+    theirs = await other.request({"type": "say", "room": "lobby", "text": "theirs"}, "message")
+    refused = await ws.request({"type": "report", "id": own["id"], "reason": "x"}, "error")
+    assert refused["code"] == "bad_request" and "yourself" in refused["message"]
+    refused = await ws.request({"type": "report", "id": 999, "reason": "x"}, "error")
+    assert refused["code"] == "bad_request"
+    refused = await ws.request({"type": "report", "id": 1, "room": "elsewhere"}, "error")
+    assert refused["code"] == "not_in_room"
+    await ws.request({"type": "report", "id": theirs["id"], "reason": "x"}, "notice")
+    again = await ws.request({"type": "report", "id": theirs["id"], "reason": "x"}, "error")
+    assert "already" in again["message"]
+    by_uid = await ws.request({"type": "report", "uid": other.uid, "reason": "again"}, "error")
+    assert "already" in by_uid["message"]  # the same message, found through the uid
+    wrong = await ws.request({"type": "report", "id": "one"}, "error")
+    assert wrong["code"] == "bad_request"

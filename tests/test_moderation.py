@@ -206,8 +206,9 @@ async def test_lock_keeps_newcomers_out_and_silent(server: ChatServer) -> None:
     mod = await staff_tcp(server.tcp_port)
     inside = await WsClient.open(server.http_port)
     await inside.request({"type": "join", "room": "raid"}, "joined")
-    outside, text_outside = await WsClient.open(server.http_port), await TextClient.open(
-        server.tcp_port
+    outside, text_outside = (
+        await WsClient.open(server.http_port),
+        await TextClient.open(server.tcp_port),
     )
     await mod.send("/lock raid")
     await mod.expect(lambda s: "locked" in s)
@@ -344,8 +345,9 @@ async def test_report_by_message_id_reaches_only_moderators_with_evidence(
 async def test_report_by_name_on_the_text_interface(server: ChatServer) -> None:
     mod = await staff_ws(server.http_port)
     reporter = await TextClient.open(server.tcp_port)
-    two_words, one_word = await WsClient.open(server.http_port), await TextClient.open(
-        server.tcp_port
+    two_words, one_word = (
+        await WsClient.open(server.http_port),
+        await TextClient.open(server.tcp_port),
     )
     await one_word.send("/nick Bob")
     await one_word.expect("-- you are now Bob")

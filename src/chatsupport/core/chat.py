@@ -111,7 +111,12 @@ class Chat:
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address."""
+        """Per-address connection limits; the key is a keyed hash, never the address.
+
+        Admitting holds the address's slot at once (connections arriving together must not
+        all pass): `open` takes the slot over and `close` frees it; a transport that admits
+        but never opens gives it back with `release`.
+        """
         for check in ADMIT_CHECKS:
             refusal = check(self, address_key)
             if refusal is not None:
@@ -126,7 +131,15 @@ class Chat:
                 code="too_many_connections",
                 message="too many new connections from your network; try later",
             )
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
+
+    def release(self, address_key: str) -> None:
+        left = self.per_address.get(address_key, 1) - 1
+        if left > 0:
+            self.per_address[address_key] = left
+        else:
+            self.per_address.pop(address_key, None)
 
     async def open(self, sink: Sink, address_key: str = "") -> Link:
         """A new connection: a fresh anonymous person in the default room, then `welcome`."""
@@ -134,7 +147,6 @@ class Chat:
         link = Link(sink, session, address_key)
         session.link = link
         self.links.add(link)
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         self.count("connections_opened")
         room = self.config.default_room
         count = await self.enter(session, room, announce=False)
@@ -201,11 +213,7 @@ class Chat:
             return
         link.open = False
         self.links.discard(link)
-        left = self.per_address.get(link.address_key, 1) - 1
-        if left > 0:
-            self.per_address[link.address_key] = left
-        else:
-            self.per_address.pop(link.address_key, None)
+        self.release(link.address_key)
         session = link.session
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)

@@ -163,6 +163,8 @@ class TextPeer(asyncio.Protocol):
         finally:
             if self.link:
                 await chat.close(self.link, "disconnected", resumable=False)
+            else:
+                chat.release(address_key)  # admitted, never opened (a probe, an early close)
             if self.transport and not self.transport.is_closing():
                 self.transport.close()
 

@@ -145,6 +145,8 @@ class HttpConnection(asyncio.Protocol):
         response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code != 101:
+            if refusal is None:
+                self.edge.chat.release(address_key)
             return
         if refusal is not None:
             self.edge.chat.count("connections_refused")
@@ -216,6 +218,8 @@ class HttpConnection(asyncio.Protocol):
         finally:
             if self.link:
                 await chat.close(self.link, "disconnected", resumable=resumable)
+            else:
+                chat.release(address_key)  # admitted, never opened
             if self.transport and not self.transport.is_closing():
                 self.transport.close()
 

@@ -28,6 +28,10 @@ from .http import Routes, text_response
 from .outbox import Outbox
 
 log = logging.getLogger("chatsupport.ws")
+# websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
+# DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
+protocol_log = logging.getLogger("chatsupport.ws.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
@@ -68,7 +72,7 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, edge: Edge, routes: Routes) -> None:
         self.edge = edge
         self.routes = routes
-        self.protocol = ServerProtocol(max_size=HARD_FRAME_LIMIT)
+        self.protocol = ServerProtocol(max_size=HARD_FRAME_LIMIT, logger=protocol_log)
         self.transport: asyncio.Transport | None = None
         self.outbox: Outbox | None = None
         self.link: Link | None = None

@@ -3,6 +3,9 @@ author privately gets help lines, moderators and listeners get an alert (CONTRAC
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 from chatsupport import ChatServer
 from chatsupport.core.resources import ResourcesError
 
-from .helpers import TextClient, WsClient, start_server
+from .helpers import ROOT, TextClient, WsClient, start_server
 from .mod_helpers import (
     LISTENER_TOKEN,
     expect_kind,
@@ -170,3 +173,31 @@ async def test_a_broken_resources_file_stops_the_start(tmp_path: Path) -> None:
     broken.write_text("version = 1\n")
     with pytest.raises(ResourcesError, match="no \\[\\[resource\\]\\]"):
         await start_server(resources_file=str(broken))
+
+
+def test_the_command_line_names_a_broken_phrases_file(tmp_path: Path) -> None:
+    empty = tmp_path / "phrases.txt"
+    empty.write_text("# nothing here\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatsupport",
+            "serve",
+            "--tcp-port",
+            "0",
+            "--http-port",
+            "0",
+            "--crisis-phrases-file",
+            str(empty),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.startswith("chatsupport: bad configuration:") and "phrases.txt" in done.stderr
+    )

@@ -110,6 +110,9 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"chatsupport: cannot listen: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a broken resources or crisis phrases file
+        print(f"chatsupport: bad configuration: {error}", file=sys.stderr)
+        return 2
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())

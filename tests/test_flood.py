@@ -180,3 +180,14 @@ async def test_closing_a_connection_makes_room_for_another() -> None:
         await TextClient.open(server.tcp_port, local_addr="127.0.0.12")
     finally:
         await server.stop()
+
+
+async def test_welcome_tells_newcomers_their_own_budget() -> None:
+    server = await start_server(**PUBLIC, probation_seconds=DEFAULTS.probation_seconds)
+    try:
+        limits = (await WsClient.open(server.http_port)).welcome["limits"]
+        share = DEFAULTS.probation_share
+        assert limits["msg_rate"] == DEFAULTS.msg_rate * share
+        assert limits["msg_burst"] == DEFAULTS.msg_burst * share
+    finally:
+        await server.stop()

@@ -158,7 +158,7 @@ class Chat:
                 name=session.name,
                 room=room,
                 rooms=list(session.rooms),
-                limits=self.limits(),
+                limits=self.limits(session),
             ),
         )
         self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
@@ -166,13 +166,15 @@ class Chat:
         log.info("peer connected uid=%s", session.uid)
         return link
 
-    def limits(self) -> dict[str, int | float]:
+    def limits(self, session: Session | None = None) -> dict[str, int | float]:
+        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
         c = self.config
+        bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
-            "msg_rate": c.msg_rate,
-            "msg_burst": c.msg_burst,
+            "msg_rate": bucket.rate,
+            "msg_burst": bucket.burst,
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }

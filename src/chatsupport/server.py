@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import handlers, moderation, reports, roles, safety  # noqa: F401  (handlers)
+from .core import flood, handlers, moderation, reports, roles, safety  # noqa: F401 (handlers)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge

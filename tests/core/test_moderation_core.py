@@ -10,12 +10,12 @@ from typing import Any
 from chatsupport.broker.memory import MemoryBroker
 from chatsupport.config import Config
 from chatsupport.core import events as ev
-from chatsupport.core import handlers, moderation, reports, roles, safety
+from chatsupport.core import flood, handlers, moderation, reports, roles, safety
 from chatsupport.core import requests as rq
 from chatsupport.core.chat import Chat
 from chatsupport.core.session import Link
 
-assert handlers and safety  # registered by import
+assert flood and handlers and safety  # registered by import
 MOD = "the-mod-token"
 
 

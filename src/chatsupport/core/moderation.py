@@ -12,7 +12,6 @@ and forgotten when it expires (`_tick`). Nothing here is written anywhere.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,11 +22,8 @@ from . import requests as rq
 from . import staff
 from .chat import (
     ADMIT_CHECKS,
-    CHECKS,
     END_HOOKS,
     JOIN_CHECKS,
-    NEW_HOOKS,
-    REFUSED_HOOKS,
     SAID_HOOKS,
     SAY_CHECKS,
     TICK_HOOKS,
@@ -35,9 +31,8 @@ from .chat import (
     Refused,
     handles,
 )
-from .limits import TokenBucket, WindowCounter
+from .limits import WindowCounter
 from .names import name_key
-from .ports import BrokerUnavailable
 from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
@@ -373,69 +368,6 @@ def _admit(chat: Chat, address_key: str) -> ev.Error | None:
     return ev.Error(code="banned", message=f"you are banned for {duration(left)} more")
 
 
-def _start_probation(chat: Chat, session: Session) -> None:
-    config = chat.config
-    if config.probation_seconds > 0:
-        share = config.probation_share
-        session.bucket = TokenBucket(config.msg_rate * share, max(1.0, config.msg_burst * share))
-
-
-def _graduate(chat: Chat, link: Link, request: rq.Request) -> None:
-    """Probation over (or signed in as staff): the normal budget from now on."""
-    session = link.session
-    if session.bucket.rate == chat.config.msg_rate:
-        return
-    if not moderation_of(chat).on_probation(session, chat.clock()):
-        session.bucket = TokenBucket(chat.config.msg_rate, chat.config.msg_burst)
-
-
-# ---- escalation: repeat flooders are muted for a while ------------------------------------
-async def _refused(chat: Chat, link: Link, code: str) -> None:
-    if code != "rate_limited":
-        return
-    state = moderation_of(chat)
-    session, now = link.session, chat.clock()
-    if state.muted_for(session.uid, now) > 0:
-        return
-    if state.on_probation(session, now) and session.uid not in state.told_probation:
-        state.told_probation.add(session.uid)
-        chat.send(link, ev.Notice(kind="probation", text=_probation_text(chat)))
-    state.strikes.hit(session.uid, now)
-    if state.strikes.full(session.uid, now):
-        await _auto_mute(chat, link, state, now)
-
-
-def _probation_text(chat: Chat) -> str:
-    minutes = duration(chat.config.probation_seconds)
-    return f"welcome! for your first {minutes} here, please write a little more slowly"
-
-
-async def _auto_mute(chat: Chat, link: Link, state: Moderation, now: float) -> None:
-    session = link.session
-    seconds = chat.config.flood_mute_seconds
-    state.strikes.clear(session.uid)
-    state.mutes[session.uid] = now + seconds
-    chat.count("auto_mutes")
-    log.info("auto mute uid=%s", session.uid)
-    chat.send(
-        link,
-        ev.Notice(
-            kind="mute",
-            text=f"you kept sending too fast, so you are muted for {duration(seconds)}; "
-            "you can still read",
-        ),
-    )
-    alert = ev.Alert(
-        kind="flood",
-        room=session.current or "",
-        uid=session.uid,
-        name=session.name,
-        text=f"muted automatically for {duration(seconds)} for flooding",
-    )
-    with contextlib.suppress(BrokerUnavailable):  # the mute holds; only the heads-up is lost
-        await staff.tell_mods(chat, alert)
-
-
 # ---- housekeeping --------------------------------------------------------------------------
 async def _tick(chat: Chat) -> None:
     state = moderation_of(chat)
@@ -466,11 +398,8 @@ async def _ended(chat: Chat, session: Session) -> None:
 
 
 ADMIT_CHECKS.append(_admit)
-NEW_HOOKS.append(_start_probation)
-CHECKS.append(_graduate)
 SAY_CHECKS.append(_may_say)
 JOIN_CHECKS.append(_may_join)
 SAID_HOOKS.append(_said)
-REFUSED_HOOKS.append(_refused)
 TICK_HOOKS.append(_tick)
 END_HOOKS.append(_ended)

@@ -45,6 +45,7 @@ class Config:
     retention_seconds: float = 600.0
     retention_messages: int = 500
     resume_grace: float = 60.0
+    presence_limit: int = 100  # rooms larger than this do not announce joins and leaves
     # --- liveness
     handshake_timeout: float = 10.0
     ping_interval: float = 20.0
@@ -65,6 +66,8 @@ class Config:
     report_evidence: int = 5  # messages before the reported one kept as evidence
     max_reports: int = 1000  # kept at once; the oldest go first
     reports_per_hour: int = 20  # per reporter
+    # --- one-to-one chats
+    listener_capacity: int = 1  # one-to-one chats a listener holds at once
     log_level: str = "INFO"
 
     def replace(self, **changes: Any) -> Config:

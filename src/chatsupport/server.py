@@ -16,7 +16,15 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import flood, handlers, moderation, reports, roles, safety  # noqa: F401 (handlers)
+from .core import (  # noqa: F401  (modules that register request handlers)
+    flood,
+    handlers,
+    matching,
+    moderation,
+    reports,
+    roles,
+    safety,
+)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge

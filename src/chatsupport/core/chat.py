@@ -161,10 +161,15 @@ class Chat:
                 limits=self.limits(session),
             ),
         )
-        self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
+        self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
-        log.info("peer connected uid=%s", session.uid)
+        log.debug("peer connected uid=%s", session.uid)
         return link
+
+    async def joined(self, room: str, count: int) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
+        members = await self.broker.members(room)
+        return ev.Joined(room=room, count=count, members=members[: self.config.presence_limit])
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
         """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
@@ -220,7 +225,7 @@ class Chat:
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
-        log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
         else:
@@ -419,6 +424,7 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
 TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
 NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
 ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early

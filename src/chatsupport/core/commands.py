@@ -158,6 +158,13 @@ COMMANDS: dict[str, Command] = {
             role="listener",
         ),
         Command(
+            "handoff",
+            "/handoff [NAME]",
+            "listeners: hand this one-to-one chat to another listener",
+            lambda a, r: rq.Handoff(room=r, name=a or None),
+            role="listener",
+        ),
+        Command(
             "auth",
             "/auth TOKEN",
             "sign in as a listener or moderator",
@@ -234,6 +241,13 @@ COMMANDS: dict[str, Command] = {
             role="mod",
         ),
         Command("reports", "/reports", "recent reports", lambda a, r: rq.Reports(), role="mod"),
+        Command(
+            "queue",
+            "/queue",
+            "how many wait for a listener, how many one-to-one chats are active",
+            lambda a, r: rq.QueueStatus(),
+            role="mod",
+        ),
     )
 }
 

@@ -23,8 +23,8 @@ import msgspec
 
 from ..config import Config
 from . import events as ev
+from . import matching, staff
 from . import requests as rq
-from . import staff
 from .chat import TICK_HOOKS, Chat, Refused, handles
 from .limits import WindowCounter
 from .names import name_key
@@ -111,6 +111,7 @@ async def report(chat: Chat, link: Link, request: rq.Request) -> None:
         ts=round(chat.wallclock(), 3),
     )
     state.keep(event, chat.clock())
+    matching.mark_reported(chat, session.uid, message.uid)  # never paired one-to-one
     chat.count("reports")
     log.info("report id=%s", event.id)
     await staff.tell_mods(chat, event)

@@ -99,6 +99,18 @@ class Forget(Request, tag="forget"):
     pass
 
 
+class Handoff(Request, tag="handoff"):
+    """A listener hands a one-to-one chat to another listener (any free one, or by name)."""
+
+    room: str | None = None
+    uid: str | None = None
+    name: str | None = None
+
+
+class QueueStatus(Request, tag="queue"):
+    """Moderators: how many wait for a listener and how many one-to-one chats are active."""
+
+
 class Kick(Request, tag="kick"):
     uid: str | None = None
     name: str | None = None
@@ -171,6 +183,8 @@ AnyRequest = (
     | Talk
     | Listen
     | Forget
+    | Handoff
+    | QueueStatus
     | Kick
     | Mute
     | Ban

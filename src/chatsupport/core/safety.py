@@ -15,10 +15,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ..config import Config
 from . import events as ev
+from . import matching, staff
 from . import requests as rq
-from . import staff
 from .chat import END_HOOKS, SAID_HOOKS, Chat, handles
 from .crisis import CrisisMatcher
 from .ports import BrokerUnavailable
@@ -29,6 +31,7 @@ from .text import clean
 
 log = logging.getLogger("chatsupport.safety")
 
+PRIVATE = "(in a private one-to-one chat)"
 CARE = (
     "It sounds like things are really hard right now. You don't have to face this alone: "
     "these people are there to listen, right now. (Only you can see this.)"
@@ -91,6 +94,7 @@ async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
         return
     session.crisis = True
     chat.count("crisis_matches")
+    await matching.prioritise(chat, session)  # first in the queue for a listener
     now = chat.clock()
     last = state.offered.get(session.uid)
     if last is not None and now - last < chat.config.crisis_repeat_seconds:
@@ -104,22 +108,30 @@ async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
 
 
 async def _alert(chat: Chat, session: Session, message: ev.Message) -> None:
-    # A one-to-one chat stays private: its listener is already there; others learn only
-    # that someone there may need help.
-    private = is_private(message.room)
     alert = ev.Alert(
         kind="crisis",
         room=message.room,
         uid=session.uid,
         name=session.name,
-        text="(in a private one-to-one chat)" if private else message.text,
+        text=message.text,
         message_id=message.id,
     )
     try:
-        await staff.tell_staff(chat, alert)
+        if is_private(message.room):
+            await _alert_private(chat, alert)
+        else:
+            await staff.tell_staff(chat, alert)
         chat.count("crisis_alerts")
     except BrokerUnavailable:
         log.warning("crisis alert not delivered: broker unavailable")
+
+
+async def _alert_private(chat: Chat, alert: ev.Alert) -> None:
+    """A one-to-one chat stays private: its listener gets the words, moderators learn only
+    that someone there may need help, other listeners nothing."""
+    for uid in matching.listeners_in(chat, alert.room):
+        await chat.broker.direct(uid, alert)
+    await staff.tell_mods(chat, msgspec.structs.replace(alert, text=PRIVATE))
 
 
 async def _ended(chat: Chat, session: Session) -> None:

@@ -65,7 +65,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
                 f"in #{event.room}. Type /help for commands.\n"
             )
         case ev.Joined():
-            return f"-- you are in #{event.room} ({event.count} here): {_members(event.members)}\n"
+            more = " ..." if event.count > len(event.members) else ""
+            names = _members(event.members)
+            return f"-- you are in #{event.room} ({event.count} here): {names}{more}\n"
         case ev.Left():
             return f"-- you left #{event.room}\n"
         case ev.Who():

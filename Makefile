@@ -1,0 +1,27 @@
+.PHONY: install serve test tests style types bench-quick bench
+
+install:
+	[ -x .venv/bin/python ] || python3 -m venv .venv
+	.venv/bin/python -m pip install -q -e ".[test,fast]"
+
+serve: install
+	.venv/bin/chatsupport serve
+
+test:
+	./scripts/test.sh
+
+tests:
+	.venv/bin/python -m pytest tests -q
+
+style:
+	.venv/bin/ruff format src tests bench
+	.venv/bin/ruff check --fix src tests bench
+
+types:
+	.venv/bin/mypy
+
+bench-quick:
+	.venv/bin/python bench/run.py --quick
+
+bench:
+	.venv/bin/python bench/run.py --full

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything the tests need on a fresh Debian machine, then run lint, types and tests.
+# Usage: ./scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- system packages: Chromium for browser tests, Redis for cluster tests, nc for the docs' demo
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Redis on 127.0.0.1:6379 (nothing kept on disk)
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --port 6379 --save "" --appendonly no
+  for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+# --- Python environment
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test,fast]"
+
+# --- JavaScript test assets (axe-core for accessibility checks), if the tests use them
+if [ -f tests/js/package.json ]; then
+  (cd tests/js && npm ci --silent --no-audit --no-fund)
+fi
+
+# --- checks
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"

@@ -201,3 +201,22 @@ def test_the_command_line_names_a_broken_phrases_file(tmp_path: Path) -> None:
     assert (
         done.stderr.startswith("chatsupport: bad configuration:") and "phrases.txt" in done.stderr
     )
+
+
+async def test_crisis_in_a_one_to_one_chat_stays_private(server: ChatServer) -> None:
+    mod = await staff_ws(server.http_port)
+    own_listener = await staff_ws(server.http_port, LISTENER_TOKEN)
+    seeker = await WsClient.open(server.http_port)
+    await seeker.request({"type": "talk"}, "queue")
+    await own_listener.request({"type": "listen", "on": True}, "notice")
+    room = (await seeker.expect("matched"))["room"]
+    await own_listener.expect("matched", room=room)
+    other_listener = await staff_ws(server.http_port, LISTENER_TOKEN)
+    text = "i dont want to live anymore"
+    sent = await seeker.request({"type": "say", "room": room, "text": text}, "message")
+    await expect_kind(seeker, "resources")
+    alert = await expect_kind(own_listener, "crisis", "alert")
+    assert alert["text"] == text and alert["message_id"] == sent["id"]
+    redacted = await expect_kind(mod, "crisis", "alert")
+    assert redacted["room"] == room and text not in redacted["text"]
+    assert not [f for f in await ws_sync(other_listener) if f["type"] == "alert"]

@@ -10,7 +10,7 @@ from typing import Any
 from chatsupport.broker.memory import MemoryBroker
 from chatsupport.config import Config
 from chatsupport.core import events as ev
-from chatsupport.core import flood, handlers, moderation, reports, roles, safety
+from chatsupport.core import flood, handlers, matching, moderation, reports, roles, safety
 from chatsupport.core import requests as rq
 from chatsupport.core.chat import Chat
 from chatsupport.core.session import Link
@@ -109,6 +109,7 @@ async def test_reports_are_forgotten_after_the_retention() -> None:
     await chat.handle(troll, rq.Say(text="nasty"))
     await chat.handle(reporter, rq.Report(id=1, reason="nasty"))
     assert [type(e) for e in mod_sink.take()].count(ev.Report) == 1
+    assert matching.reported(chat, reporter.session.uid, troll.session.uid)  # never paired
     clock.now += 3599
     await chat.tick()
     await chat.handle(mod, rq.Reports())

@@ -140,6 +140,7 @@ async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
     }
     assert "peer connected uid=" in err  # the logs are really there, at DEBUG
     assert "chatsupport_events" in metrics and "reports" in metrics
+    assert "chatsupport_rooms 1.0" in metrics  # #lobby; staff channels are not rooms
     needles = [*ADDRESSES, FORWARDED, *TEXTS.values(), *secrets]
     places = {"stdout": out, "stderr": err, "/metrics": metrics}
     places |= {str(path): text for path, text in written.items()}

@@ -179,3 +179,18 @@ async def test_repeat_flooders_are_muted_and_moderators_told() -> None:
     await chat.tick()
     await chat.handle(flooder, rq.Say(text="calm now"))
     assert errors(sink) == []
+
+
+def test_durations_read_the_way_people_say_them() -> None:
+    said = [moderation.duration(s) for s in (0.2, 1, 30, 60, 90, 3600, 7200, 86400, 30 * 86400)]
+    assert said == [
+        "1 second",
+        "1 second",
+        "30 seconds",
+        "1 minute",
+        "2 minutes",
+        "60 minutes",
+        "2 hours",
+        "24 hours",
+        "30 days",
+    ]

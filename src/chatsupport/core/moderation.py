@@ -1,10 +1,10 @@
-"""Moderation and flood control: what lets a moderator stop a troll within seconds.
+"""Moderation: what lets a moderator stop a troll within seconds.
 
 Moderators (role `mod`) kick, mute, shadow-mute, ban (by session and by the keyed hash
-of the network address), unban, announce, put a room in slow mode and lock it. The
-server itself mutes repeat flooders for a while and keeps new arrivals on probation
-(a smaller message budget; `on_probation` also keeps them from starting one-to-one
-chats). Reports live in reports.py, crisis support in safety.py.
+of the network address), unban, announce, put a room in slow mode and lock it. This
+module also holds the state flood.py works on (automatic mutes, probation):
+`Moderation.on_probation(session, now)` tells other features (one-to-one matching) who
+is still new. Reports live in reports.py, crisis support in safety.py.
 
 All of it is state in memory on this node, on the monotonic clock passed to the Chat,
 and forgotten when it expires (`_tick`). Nothing here is written anywhere.
@@ -51,8 +51,9 @@ def duration(seconds: float) -> str:
     if seconds < 2 * 3600:
         whole = round(seconds / 60)
         return f"{whole} minute{'s' if whole != 1 else ''}"
-    whole = round(seconds / 3600)
-    return f"{whole} hours"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)} hours"
+    return f"{round(seconds / 86400)} days"
 
 
 @dataclass(slots=True)

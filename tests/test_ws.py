@@ -199,6 +199,7 @@ async def test_connections_per_address_are_capped() -> None:
         refused = await WsClient.open(server.http_port, welcome=False, local_addr="127.0.0.2")
         error = await refused.recv()
         assert error["type"] == "error" and error["code"] == "too_many_connections"
+        assert await refused.recv() == {"type": "bye", "reason": "too_many_connections"}
         with pytest.raises(Exception, match="1000"):
             await refused.recv()  # then a normal close
         other = await WsClient.open(server.http_port, local_addr="127.0.0.3")  # its own budget

@@ -37,7 +37,8 @@ from ..transport.render_text import render
 
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each reconnect attempt
 GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) gives up
-RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable"}  # other byes are final
+# Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
+RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
 SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
 _decoder = msgspec.json.Decoder(ev.EventUnion)
 

@@ -236,6 +236,8 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
             after = max(last, session.since.get(room, 0))
             messages, whole = await chat.broker.history(room, after)
             for message in messages:
+                if (room, message.id) in chat.hidden and message.uid != session.uid:
+                    continue  # shadow-muted: only its author ever sees it
                 chat.send(link, message)
             missed += len(messages)
             complete = complete and whole

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import events as ev
 from . import requests as rq
 from .chat import END_HOOKS, LEAVE_HOOKS, SAID_HOOKS, TICK_HOOKS, Chat, Refused, handles
+from .moderation import moderation_of
 from .names import name_key
 from .rooms import PRIVATE_PREFIX, normalise_room
 from .session import Link, Session
@@ -159,10 +160,8 @@ async def prioritise(chat: Chat, session: Session) -> None:
 
 
 def on_probation(chat: Chat, session: Session) -> bool:
-    """Stand-in for the safety work's `on_probation(session, now)`; swap when it lands."""
-    if session.role in STAFF:
-        return False
-    return chat.clock() - session.created < chat.config.probation_seconds
+    """Newcomers (moderation's probation rule) do not start one-to-one chats yet."""
+    return moderation_of(chat).on_probation(session, chat.clock())
 
 
 # ---- requests ------------------------------------------------------------------------------

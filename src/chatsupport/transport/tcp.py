@@ -40,6 +40,7 @@ class TextPeer(asyncio.Protocol):
     interface = "text"
     __slots__ = (
         "address_key",
+        "admitted",
         "buffer",
         "edge",
         "ended",
@@ -59,6 +60,7 @@ class TextPeer(asyncio.Protocol):
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self.address_key = ""
+        self.admitted = False  # holds one of the address's connection slots until opened
         self.buffer = bytearray()
         self.lines: deque[str] = deque()
         self.task: asyncio.Task[None] | None = None
@@ -82,6 +84,7 @@ class TextPeer(asyncio.Protocol):
             self.outbox.finish(f"!! {refusal.message}\n".encode())
             self.ended = True
             return
+        self.admitted = True
         # Browsers and TLS clients speak first; people with nc do not. Waiting a moment
         # before joining keeps stray HTTP/TLS probes out of the room entirely.
         self.opening = asyncio.get_running_loop().call_later(PROBE_WAIT, self._open)
@@ -210,6 +213,9 @@ class TextPeer(asyncio.Protocol):
         self.task = None
         if self.link is not None:
             await self.edge.chat.close(self.link, "disconnected", resumable=False)
+        elif self.admitted:  # never opened (a probe, an early close): give the slot back
+            self.edge.chat.release(self.address_key)
+        self.admitted = False
 
     # ---- endings ---------------------------------------------------------------------------
     def _end(self, line: str, reason: str) -> None:

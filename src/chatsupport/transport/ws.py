@@ -31,6 +31,10 @@ from .http import SECURITY_HEADERS, Routes, text_response
 from .outbox import Outbox
 
 log = logging.getLogger("chatsupport.ws")
+# websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
+# DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
+protocol_log = logging.getLogger("chatsupport.ws.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
@@ -100,7 +104,7 @@ class HttpConnection(asyncio.Protocol):
         self.edge = edge
         self.routes = routes
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
-        self.protocol = _ServerProtocol(max_size=limit)
+        self.protocol = _ServerProtocol(max_size=limit, logger=protocol_log)
         self.transport: asyncio.Transport | None = None
         self.outbox: Outbox | None = None
         self.link: Link | None = None
@@ -187,11 +191,12 @@ class HttpConnection(asyncio.Protocol):
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
         address_key = self.edge.addresses.of(self.address)
-        refusal = self.edge.chat.admit(address_key)  # counted only for real upgrades
+        refusal = self.edge.chat.admit(address_key)  # only real upgrades take a slot
         if refusal is not None:
             self.edge.chat.count("connections_refused")
             self.send(refusal)
-            self.close("too_many_connections")
+            self.send(ev.Bye(reason=refusal.code))
+            self.close(refusal.code)
             return
         assert self.timer is not None
         self.timer.cancel()
@@ -279,6 +284,8 @@ class HttpConnection(asyncio.Protocol):
         finally:
             if self.link:
                 await chat.close(self.link, "disconnected", resumable=resumable)
+            else:
+                chat.release(address_key)  # admitted, never opened
             if self.transport and not self.transport.is_closing():
                 self.transport.close()
 

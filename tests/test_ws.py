@@ -95,6 +95,7 @@ ERRORS: list[tuple[str, Any, str, str | None]] = [
         "bad_request",
         "e8",
     ),
+    ("ignore-nobody", {"type": "ignore", "ref": "e20"}, "bad_request", "e20"),
     ("unknown", {"type": "dance", "ref": "e9"}, "unknown_type", "e9"),
     ("long-text", {"type": "say", "text": "x" * 2001, "ref": "e10"}, "too_long", "e10"),
     ("big-frame", {"type": "say", "text": "x" * 70000, "ref": "e11"}, "too_long", "e11"),
@@ -147,15 +148,21 @@ async def test_fragmented_frames_are_reassembled(server: ChatServer) -> None:
     await ws.request({"type": "ping"}, "pong")
 
 
-async def test_types_without_a_handler_yet_answer_unavailable(server: ChatServer) -> None:
-    """Every type in the protocol is answered; one not built yet says `unavailable`."""
-    ws = await WsClient.open(server.http_port)
-    missing = [kind for kind in rq.AnyRequest.__args__ if kind not in HANDLERS]
-    for kind in missing:
-        frame = _minimal(kind)
-        error = await ws.request(frame, "error")
-        assert error["code"] == "unavailable", (frame, error)
-    await ws.request({"type": "ping"}, "pong")
+async def test_every_request_type_is_answered_with_its_ref(server: ChatServer) -> None:
+    """A frame is never met with silence: each type, in its smallest valid form, gets a reply
+    or an error carrying its ref; a type not built yet says `unavailable`."""
+    for kind in rq.AnyRequest.__args__:
+        ws = await WsClient.open(server.http_port)
+        frame = {**_minimal(kind), "ref": "every"}
+        await ws.send(frame)
+        reply = await ws.recv()
+        while reply.get("ref") != "every":
+            reply = await ws.recv()
+        if kind not in HANDLERS:
+            assert (reply["type"], reply["code"]) == ("error", "unavailable"), (frame, reply)
+        if reply["type"] != "bye":  # quit and forget end the connection, by design
+            await ws.request({"type": "ping"}, "pong")
+        await ws.close()
 
 
 def _minimal(kind: type[rq.Request]) -> dict[str, Any]:

@@ -184,6 +184,8 @@ async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
 
 
 def _find(chat: Chat, uid: str | None, name: str | None) -> Session:
+    if not uid and not name:
+        raise Refused("bad_request", "who? give a uid or a name")
     if uid:
         found = chat.sessions.get(uid)
     else:

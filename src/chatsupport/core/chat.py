@@ -338,26 +338,27 @@ class Chat:
 
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
+        """Queue `event` for every local member of `room`: the hot path, kept flat."""
         members = self.local.get(room)
         if not members:
             return
         is_message = type(event) is ev.Message
         hidden = is_message and sender in self.shadowed
-        own: ev.Event | None = None
         for session in members.values():
             link = session.link
             if link is None:
                 continue
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
-                    continue  # no echo on the text interface; presence is for the others
-                if own is None:
+                if is_message and link.sink.interface == "json":
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
-                self._deliver(session, link, room, own)
-                continue
+                    self._deliver(session, link, room, own)
+                continue  # no echo on the text interface; presence is for the others
             if hidden or (session.ignored and sender in session.ignored):
                 continue
-            self._deliver(session, link, room, event)
+            if session.replay is None:
+                link.sink.send(event)
+            else:
+                session.replay.append((room, event))
         if is_message:
             self.count("messages_delivered", len(members))
 

@@ -148,5 +148,10 @@ async def start_http(
     routes = Routes(edge)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: HttpConnection(edge, routes), host, port, ssl=tls, reuse_address=True
+        lambda: HttpConnection(edge, routes),
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=1024,
     )

@@ -143,7 +143,8 @@ class Chat:
                 limits=self.limits(),
             ),
         )
-        self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        self.send(link, ev.Joined(room=room, count=count, members=members, last=last))
         await self.announce(session, room, "join", count)
         log.info("peer connected uid=%s", session.uid)
         return link

@@ -98,8 +98,8 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         count = len(await chat.broker.members(room))
     else:
         count = await chat.enter(session, room)
-    members = await chat.broker.members(room)
-    chat.reply(link, ev.Joined(room=room, count=count, members=members), request)
+    members, last = await chat.broker.members(room), await chat.broker.last_id(room)
+    chat.reply(link, ev.Joined(room=room, count=count, members=members, last=last), request)
 
 
 @handles(rq.Leave)

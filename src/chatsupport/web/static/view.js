@@ -210,12 +210,14 @@ function messageNode(frame, mine) {
   const classes = `line msg kind-${frame.kind}${mine ? " mine" : ""}`;
   const li = el("li", { class: classes, dataset: { uid: frame.uid, id: frame.id } });
   if (frame.kind === "announce") {
-    li.append(el("p", { class: "msg-text" }, el("strong", { text: "Announcement: " }), frame.text, " ", time(when)));
+    const text = el("span", { class: "msg-text", text: frame.text });
+    li.append(el("p", { class: "msg-head" }, el("strong", { text: "Announcement: " }), text, " ", time(when)));
     return li;
   }
   const name = el("span", { class: "msg-name", text: frame.name });
   if (frame.kind === "me") {
-    li.append(el("p", { class: "msg-text" }, "* ", name, badge(frame.role), " ", frame.text, " ", time(when)));
+    const text = el("span", { class: "msg-text" }, "* ", name, badge(frame.role), " ", frame.text);
+    li.append(el("p", { class: "msg-head" }, text, " ", time(when)));
   } else {
     li.append(el("p", { class: "msg-head" }, name, badge(frame.role), " ", time(when)));
     li.append(el("p", { class: "msg-text", text: frame.text }));

@@ -64,10 +64,19 @@ async def web() -> AsyncIterator[ChatServer]:
 
 
 async def open_page(
-    browser: Browser, server: ChatServer, size: dict[str, int] = DESKTOP, scheme: str = "light"
+    browser: Browser,
+    server: ChatServer,
+    size: dict[str, int] = DESKTOP,
+    scheme: str = "light",
+    bypass_csp: bool = False,
 ) -> Page:
+    # Quick exit must never reach outside this machine: a neutral page on the test server.
+    server.config.exit_url = f"http://127.0.0.1:{server.http_port}/healthz"  # read per request
     context = await browser.new_context(
-        viewport=cast(Any, size), color_scheme=cast(Any, scheme), reduced_motion="reduce"
+        viewport=cast(Any, size),
+        color_scheme=cast(Any, scheme),
+        reduced_motion="reduce",
+        bypass_csp=bypass_csp,
     )
     page = await context.new_page()
     errors: list[str] = []
@@ -151,7 +160,9 @@ async def test_two_pages_and_a_netcat_peer_chat(browser: Browser, web: ChatServe
 
     await say(a, "/nick Calm Reader")
     await expect(a.locator("#my-name")).to_have_text("Calm Reader")
-    await expect(b.locator(".sys", has_text=f"{name_a} is now known as Calm Reader")).to_have_count(1)
+    await expect(b.locator(".sys", has_text=f"{name_a} is now known as Calm Reader")).to_have_count(
+        1
+    )
     await nc.expect(f"-- {name_a} is now known as Calm Reader in #lobby")
     await expect(b.locator("#panes .pane-count")).to_have_text("3 here")
     await expect(a.locator(".msg-text", has_text="hello from the first page")).to_have_count(1)
@@ -177,7 +188,7 @@ async def test_rooms_join_switch_and_leave(browser: Browser, web: ChatServer) ->
     await say(a, "second one")
     await expect(b.get_by_role("tab", name="#evening").locator(".unread")).to_have_text("1")
 
-    await a.get_by_role("button", name="Leave #evening").click()
+    await a.get_by_role("button", name="Leave room #evening").click()
     await expect(a.get_by_role("tab", name="#evening")).to_have_count(0)
     await expect(a.get_by_role("tab", name="#lobby")).to_have_attribute("aria-selected", "true")
     await b.get_by_role("tab", name="#evening").click()
@@ -187,7 +198,8 @@ async def test_rooms_join_switch_and_leave(browser: Browser, web: ChatServer) ->
 async def test_xss_payloads_are_shown_as_text_and_run_nothing(
     browser: Browser, web: ChatServer
 ) -> None:
-    page = await open_page(browser, web)
+    # Without the CSP's help: rendering alone must keep markup inert.
+    page = await open_page(browser, web, bypass_csp=True)
     await page.evaluate("window.__xss = 0")
     payloads = [
         '<img src=x onerror="window.__xss=1">',
@@ -297,7 +309,6 @@ async def test_quick_exit_leaves_forgets_and_back_does_not_return(
     browser: Browser, web: ChatServer, how: str
 ) -> None:
     neutral = f"http://127.0.0.1:{web.http_port}/healthz"
-    web.config.exit_url = neutral  # read per request: no outside network in tests
     page = await open_page(browser, web)
     chat_url = page.url
     session = page_session(web)
@@ -402,3 +413,213 @@ def served_types() -> set[str]:
     from chatsupport.core.chat import HANDLERS
 
     return {str(kind.__struct_config__.tag) for kind in HANDLERS}
+
+
+# ---- staff and one-to-one hooks --------------------------------------------------------------
+async def test_staff_view_and_one_to_one_hooks(browser: Browser, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(hash_line("mod", "mod-secret") + "\n")
+    server = await start_server(tokens_file=str(tokens))
+    try:
+        mod = await open_page(browser, server)
+        await mod.get_by_role("button", name="Settings").click()
+        await mod.get_by_text("Staff sign-in").click()
+        await mod.get_by_label("Listener or moderator token").fill("mod-secret")
+        await mod.get_by_role("button", name="Sign in").click()
+        await expect(mod.locator("#settings-status")).to_have_text(
+            "you are signed in as a moderator"
+        )
+        await mod.get_by_role("button", name="Close").click()
+        mod_session = page_session(server)
+        seeker = await open_page(browser, server, MOBILE)
+        seeker_session = page_session(server, mod_session.uid)
+        await say(mod, "moderator here")
+        await expect(mod.locator(".msg.mine .badge-mod")).to_have_text("moderator")
+        await expect(
+            seeker.locator(".msg", has_text="moderator here").locator(".badge")
+        ).to_have_text("moderator")
+        listener = await WsClient.open(server.http_port)
+        assert server.chat is not None
+
+        # Alerts and reports reach the staff panel (sent as the crisis and report features will).
+        server.chat.send(
+            link_of(mod_session),
+            ev.Alert(
+                kind="crisis",
+                room="lobby",
+                uid=listener.uid,
+                name=listener.name,
+                text="<i>i can't go on</i>",
+                message_id=7,
+            ),
+        )
+        evidence = ev.Message(
+            id=3,
+            room="lobby",
+            uid=listener.uid,
+            name=listener.name,
+            role=None,
+            kind="say",
+            text="<b>mean words</b>",
+            ts=1.0,
+        )
+        server.chat.send(
+            link_of(mod_session),
+            ev.Report(
+                id="r1",
+                reporter="x1",
+                uid=listener.uid,
+                name=listener.name,
+                room="lobby",
+                reason="harassment",
+                evidence=[evidence],
+                ts=1.0,
+            ),
+        )
+        await expect(mod.locator("#staff-count")).to_have_text("2")
+        await mod.get_by_role("button", name="Staff").click()
+        await expect(mod.locator("#alerts")).to_contain_text("<i>i can't go on</i>")
+        await expect(mod.locator("#reports")).to_contain_text("<b>mean words</b>")
+        await expect(mod.get_by_role("button", name=f"Kick: {listener.name}")).to_be_visible()
+        await mod.get_by_role("switch", name="Available for one-to-one chats").click()
+        status = mod.locator("#staff-status")
+        await expect(status).not_to_be_empty()
+        if "listen" not in served_types():  # the matching work adds it
+            await expect(status).to_contain_text("not available")
+            await expect(mod.get_by_role("switch")).not_to_be_checked()
+
+        # A seeker asks to talk, is matched into a private room, talks, and sees it end.
+        await seeker.locator("#talk-btn").click()
+        await expect(seeker.locator("#queue")).to_be_visible()
+        server.chat.send(link_of(seeker_session), ev.Queue(position=2))
+        await expect(seeker.locator("#queue-text")).to_contain_text("number 2")
+        room = "dm-webtest"
+        listener_session = server.chat.sessions[listener.uid]
+        for person in (seeker_session, listener_session):
+            await server.chat.enter(person, room, announce=False)
+        partner = ev.Member(listener.uid, listener.name, "listener")
+        server.chat.send(link_of(seeker_session), ev.Matched(room=room, partner=partner))
+        tab = seeker.get_by_role("tab", name=f"Private: {listener.name}")
+        await expect(tab).to_have_attribute("aria-selected", "true")
+        await expect(seeker.locator("#queue")).to_be_hidden()
+        await say(seeker, "thank you for being here")
+        await listener.expect("message", room=room, text="thank you for being here")
+        await listener.send({"type": "say", "room": room, "text": "I'm listening"})
+        await expect(shown(seeker).filter(has_text="I'm listening")).to_have_count(1)
+        server.chat.send(link_of(seeker_session), ev.Ended(room=room, reason="left"))
+        await expect(seeker.locator(".pane:not([hidden]) .info").last).to_contain_text("ended")
+        await seeker.locator("#composer-input").fill("anyone?")
+        await seeker.locator("#composer-input").press("Enter")
+        await expect(seeker.locator("#composer-error")).to_contain_text("ended")
+        await seeker.get_by_role("button", name=f"Close Private: {listener.name}").click()
+        await expect(tab).to_have_count(0)
+        for page in (mod, seeker):
+            no_page_errors(page)
+    finally:
+        await server.stop()
+
+
+# ---- keyboard --------------------------------------------------------------------------------
+async def test_usable_by_keyboard_alone(browser: Browser, web: ChatServer) -> None:
+    page = await open_page(browser, web)
+    nc = await TextClient.open(web.tcp_port)
+    for n in range(3):
+        await nc.send(f"line {n}")
+    await expect(shown(page).filter(has_text="line 2")).to_have_count(1)
+
+    await page.keyboard.press("Tab")
+    await expect(page.locator(".skip")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#composer-input")).to_be_focused()
+    await page.keyboard.type("typed with keys")
+    await page.keyboard.press("Enter")
+    await expect(shown(page).filter(has_text="typed with keys")).to_have_count(1)
+
+    # One tab stop for the whole log, on the newest message; arrows move between messages.
+    await page.keyboard.press("Shift+Tab")
+    newest = page.get_by_role("button", name=f"Options for the message from {nc.name}").last
+    for _ in range(10):
+        if await newest.evaluate("b => b === document.activeElement"):
+            break
+        await page.keyboard.press("Shift+Tab")
+    await expect(newest).to_be_focused()
+    await page.keyboard.press("ArrowUp")
+    middle = page.locator(".msg", has_text="line 1").locator(".msg-act")
+    await expect(middle).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#dlg-message")).to_be_visible()
+    await expect(page.locator("#message-quote p")).to_have_text("line 1")
+    await page.keyboard.press("Escape")  # once: closes the dialog (twice would be quick exit)
+    await expect(page.locator("#dlg-message")).to_be_hidden()
+    await expect(middle).to_be_focused()
+
+    # Tabs: arrow keys switch rooms.
+    await say(page, "/join kbd")
+    await page.get_by_role("tab", name="#kbd").focus()
+    await page.keyboard.press("ArrowLeft")
+    await expect(page.get_by_role("tab", name="#lobby")).to_be_focused()
+    await expect(page.get_by_role("tab", name="#lobby")).to_have_attribute("aria-selected", "true")
+    no_page_errors(page)
+
+
+# ---- accessibility and screenshots ----------------------------------------------------------
+async def conversation(server: ChatServer, tokens_listener: str) -> list[TextClient | WsClient]:
+    """A small, realistic conversation for audits and screenshots."""
+    river = await TextClient.open(server.tcp_port)
+    await river.send("/nick River")
+    listener = await WsClient.open(server.http_port)
+    await listener.request({"type": "nick", "name": "Maple"}, "notice")
+    await listener.request({"type": "auth", "token": tokens_listener}, "notice")
+    await river.send("hi all. rough week, couldn't sleep again")
+    await listener.send(
+        {
+            "type": "say",
+            "room": "lobby",
+            "text": "Hi River, I'm one of the volunteer listeners. Want to tell us "
+            "what's been keeping you up?",
+        }
+    )
+    await river.send("/me sighs")
+    await river.send("work mostly. and feeling like I can't talk to anyone about it")
+    return [river, listener]
+
+
+async def test_accessibility_and_screenshots(browser: Browser, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(hash_line("listener", "lis") + "\n" + hash_line("mod", "mod") + "\n")
+    server = await start_server(tokens_file=str(tokens))
+    try:
+        views: dict[str, list[dict[str, Any]]] = {}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        mobile = await open_page(browser, server, MOBILE, "light", bypass_csp=True)  # inject axe
+        desktop = await open_page(browser, server, DESKTOP, "dark", bypass_csp=True)
+        await conversation(server, "lis")
+        await say(mobile, "same here honestly. glad this place exists")
+        for page, label in ((mobile, "mobile"), (desktop, "desktop")):
+            await expect(shown(page).filter(has_text="glad this place exists")).to_have_count(1)
+            await expect(page.locator(".pending")).to_have_count(0)
+            await page.screenshot(path=str(ARTIFACTS / f"screenshot-{label}.png"))
+            views[f"{label} chat"] = await run_axe(page)
+            for opener, dialog in (
+                ("Get help now", "dlg-help"),
+                ("Rooms", "dlg-rooms"),
+                ("Settings", "dlg-settings"),
+            ):
+                await page.get_by_role("button", name=opener, exact=False).first.click()
+                await expect(page.locator(f"#{dialog}")).to_be_visible()
+                views[f"{label} {dialog}"] = await run_axe(page)
+                await page.locator(f"#{dialog} [data-close]").click()
+            await page.locator(".msg-act").first.click()
+            views[f"{label} message"] = await run_axe(page)
+            await page.locator("#dlg-message [data-close]").click()
+            await say(page, "/auth mod")
+            await expect(page.locator("#staff-btn")).to_be_visible()
+            await page.locator("#staff-btn").click()
+            views[f"{label} staff"] = await run_axe(page)
+            await page.locator("#dlg-staff [data-close]").click()
+            no_page_errors(page)
+        assert {view: found for view, found in views.items() if found} == {}
+        for label in ("mobile", "desktop"):
+            assert (ARTIFACTS / f"screenshot-{label}.png").stat().st_size > 10_000
+    finally:
+        await server.stop()

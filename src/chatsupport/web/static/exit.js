@@ -34,13 +34,13 @@ export function quickExit() {
 }
 
 export function installExitShortcut() {
-  let last = 0;
+  let last = -Infinity;
   // Capture phase: a dialog closing on Escape must not hide the first press from us.
   window.addEventListener(
     "keydown",
     (event) => {
       if (event.key !== "Escape" || event.repeat) return;
-      const now = event.timeStamp;
+      const now = performance.now(); // not event.timeStamp: synthetic events may carry 0
       if (now - last < DOUBLE_PRESS) quickExit();
       last = now;
     },

@@ -51,7 +51,7 @@ export function ensureRoom(name, { floor = 0, partner = null } = {}) {
     type: "button",
     class: "btn small",
     text: isPrivate ? "End conversation" : "Leave room",
-    "aria-label": isPrivate ? "End this private conversation" : `Leave #${name}`,
+    "aria-label": isPrivate ? null : `Leave room #${name}`, // the visible words, then which room
   });
   room.log = el("ol", { class: "log", "aria-label": `Messages in ${label}` });
   room.log.addEventListener("keydown", (event) => roveMessages(room, event));
@@ -189,6 +189,10 @@ export function addMessage(frame) {
   if (!(frame.id > room.last)) return false;
   room.last = frame.id;
   if (state.ignored.has(frame.uid)) return true;
+  const member = room.members.get(frame.uid);
+  if (member && (member.role || null) !== (frame.role || null)) {
+    setMembers(room, [...room.members.values()].map((m) => (m === member ? { ...m, role: frame.role } : m)));
+  }
   const mine = frame.uid === state.uid;
   const node = messageNode(frame, mine);
   append(room, node);

@@ -480,6 +480,8 @@ function installTabs() {
     activate(names[(to + names.length) % names.length], true);
   });
   $("panes").addEventListener("click", (event) => {
+    const counted = [...state.rooms.values()].find((r) => r.countNode.contains(event.target));
+    if (counted) send({ type: "who", room: counted.name, ref: nextRef("c") }); // listed in the log
     const room = [...state.rooms.values()].find((r) => r.leaveBtn === event.target);
     if (!room) return;
     if (room.ended) removeRoom(room.name);

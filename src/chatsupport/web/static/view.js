@@ -46,7 +46,13 @@ export function ensureRoom(name, { floor = 0, partner = null } = {}) {
     el("span", { class: "tab-label", text: label }),
     (room.unreadNode = el("span", { class: "unread", hidden: true })),
   );
-  room.countNode = el("span", { class: "pane-count" });
+  room.countText = el("span");
+  room.countNode = el(
+    "button",
+    { type: "button", class: "link-btn pane-count" },
+    room.countText,
+    el("span", { class: "sr-only", text: ": who is here?" }),
+  );
   room.leaveBtn = el("button", {
     type: "button",
     class: "btn small",
@@ -109,7 +115,7 @@ export function activate(name, focusTab = false) {
 
 export function setCount(room, count) {
   room.count = count;
-  room.countNode.textContent = `${count} here`;
+  room.countText.textContent = `${count} here`;
 }
 
 export function setMembers(room, members) {

@@ -443,10 +443,11 @@ function showName() {
   $("my-name").textContent = state.name || "…";
 }
 
-function showQueue(text) {
+function showQueue(text, waiting = true) {
   $("queue").hidden = !text;
   $("queue-text").textContent = text || "";
-  $("talk-btn").setAttribute("aria-pressed", String(Boolean(text)));
+  $("queue-cancel").textContent = waiting ? "Cancel" : "Dismiss";
+  $("talk-btn").setAttribute("aria-pressed", String(Boolean(text) && waiting));
 }
 
 function installTalk() {
@@ -458,7 +459,7 @@ function installTalk() {
       {
         error: (f) => {
           state.talk = "idle";
-          showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message);
+          showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
         },
       },
     );

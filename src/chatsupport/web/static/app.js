@@ -98,14 +98,20 @@ function onframe(frame) {
 }
 
 // ---- resume ---------------------------------------------------------------------------------
-function finishResume(frame) {
+// The replay and the live messages held meanwhile, per room in id order; repeats drop out.
+function applyHeld() {
   resuming = false;
-  const messages = held.filter((f) => f.type === "message").sort((a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : a.id - b.id));
+  const byRoomAndId = (a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : a.id - b.id);
+  const messages = held.filter((f) => f.type === "message").sort(byRoomAndId);
   held = [];
   for (const message of messages) {
     settleOwn(message);
     addMessage(message);
   }
+}
+
+function finishResume(frame) {
+  applyHeld();
   if (frame.complete) {
     resumed();
     return;
@@ -292,7 +298,7 @@ const HANDLERS = {
   report: addReport,
   error(frame) {
     if (frame.ref === "resume") {
-      resuming = false;
+      applyHeld();
       lost();
       return;
     }

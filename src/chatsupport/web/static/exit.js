@@ -39,7 +39,7 @@ export function installExitShortcut() {
   window.addEventListener(
     "keydown",
     (event) => {
-      if (event.key !== "Escape" || event.repeat) return;
+      if (event.key !== "Escape" || event.repeat || event.isComposing) return;
       const now = performance.now(); // not event.timeStamp: synthetic events may carry 0
       if (now - last < DOUBLE_PRESS) quickExit();
       last = now;

@@ -205,7 +205,10 @@ export function addMessage(frame) {
   if (!mine) {
     if (state.active !== frame.room) {
       room.unread += 1;
-      room.unreadNode.textContent = room.unread > 99 ? "99+" : String(room.unread);
+      room.unreadNode.replaceChildren(
+        room.unread > 99 ? "99+" : String(room.unread),
+        el("span", { class: "sr-only", text: " new" }),
+      );
       room.unreadNode.hidden = false;
     }
     const where = state.active === frame.room ? "" : ` in ${room.label}`;

@@ -83,6 +83,8 @@ async def open_page(
     page = await context.new_page()
     errors = PAGE_ERRORS.setdefault(page, [])
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Console errors include Content-Security-Policy violations: the page must cause none.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"http://127.0.0.1:{server.http_port}/")
     await expect(page.locator("html")).to_have_attribute("data-conn", "online")
     return page

@@ -30,6 +30,7 @@ FAST = {
     "msg_burst": 1000.0,
     "max_conns_per_address": 1000,
     "new_conns_per_address": 100000,
+    "probation_seconds": 0.0,
 }
 
 
@@ -184,8 +185,11 @@ class WsClient:
 class ServerProcess:
     """`python -m chatsupport serve` as a real process, stopped by its PID."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> None:
         self.args = args
+        self.cwd = cwd
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
@@ -197,6 +201,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
+            cwd=self.cwd,
         )
         assert self.proc.stdout is not None
         for _ in range(2):

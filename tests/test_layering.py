@@ -6,9 +6,23 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parent.parent / "src" / "chatsupport" / "core"
-FORBIDDEN = {"asyncio", "socket", "ssl", "selectors", "websockets", "redis", "http", "urllib",
-             "prometheus_client", "chatsupport.transport", "chatsupport.broker",
-             "chatsupport.server", "chatsupport.cli", "chatsupport.client", "subprocess"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "ssl",
+    "selectors",
+    "websockets",
+    "redis",
+    "http",
+    "urllib",
+    "prometheus_client",
+    "chatsupport.transport",
+    "chatsupport.broker",
+    "chatsupport.server",
+    "chatsupport.cli",
+    "chatsupport.client",
+    "subprocess",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -29,8 +43,11 @@ def _imports(path: Path) -> set[str]:
 def test_core_imports_no_io() -> None:
     offenders = {}
     for path in sorted(CORE.glob("*.py")):
-        bad = {name for name in _imports(path)
-               if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
+        bad = {
+            name
+            for name in _imports(path)
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+        }
         if bad:
             offenders[path.name] = sorted(bad)
     assert offenders == {}

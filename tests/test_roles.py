@@ -15,9 +15,23 @@ from .helpers import ROOT, TextClient, WsClient, start_server
 
 def test_token_add_prints_once_and_stores_only_a_hash(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    out = subprocess.run([sys.executable, "-m", "chatsupport", "token", "add", "--role", "mod",
-                          "--tokens-file", str(tokens)], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT / "src")}, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chatsupport",
+            "token",
+            "add",
+            "--role",
+            "mod",
+            "--tokens-file",
+            str(tokens),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    ).stdout
     token = out.strip().splitlines()[-1]
     stored = tokens.read_text()
     assert token not in stored and stored.startswith("mod sha256$")

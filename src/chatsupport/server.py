@@ -16,7 +16,15 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import handlers, roles  # noqa: F401  (modules that register request handlers)
+from .core import (  # noqa: F401  (modules that register request handlers)
+    flood,
+    handlers,
+    matching,
+    moderation,
+    reports,
+    roles,
+    safety,
+)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
@@ -72,6 +80,7 @@ class ChatServer:
         )
         self.chat = Chat(config, broker)
         self.chat.extensions["roles"] = roles.Roles(roles.load_tokens(config.tokens_file))
+        self.chat.extensions["safety"] = safety.Safety.load(config)  # a bad file stops here
         await self.chat.start()
         self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys())
         tls = self.ssl_context()

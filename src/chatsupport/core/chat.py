@@ -87,6 +87,8 @@ class Chat:
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
         self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
+        self.shadowed: set[str] = set()  # uids whose messages reach only themselves (shadow-mute)
+        self.hidden: set[tuple[str, int]] = set()  # (room, id) of those messages: not replayed
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,7 +111,16 @@ class Chat:
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address."""
+        """Per-address connection limits; the key is a keyed hash, never the address.
+
+        Admitting holds the address's slot at once (connections arriving together must not
+        all pass): `open` takes the slot over and `close` frees it; a transport that admits
+        but never opens gives it back with `release`.
+        """
+        for check in ADMIT_CHECKS:
+            refusal = check(self, address_key)
+            if refusal is not None:
+                return refusal
         if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
@@ -120,7 +131,15 @@ class Chat:
                 code="too_many_connections",
                 message="too many new connections from your network; try later",
             )
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
+
+    def release(self, address_key: str) -> None:
+        left = self.per_address.get(address_key, 1) - 1
+        if left > 0:
+            self.per_address[address_key] = left
+        else:
+            self.per_address.pop(address_key, None)
 
     async def open(self, sink: Sink, address_key: str = "") -> Link:
         """A new connection: a fresh anonymous person in the default room, then `welcome`."""
@@ -128,7 +147,6 @@ class Chat:
         link = Link(sink, session, address_key)
         session.link = link
         self.links.add(link)
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         self.count("connections_opened")
         room = self.config.default_room
         count = await self.enter(session, room, announce=False)
@@ -140,22 +158,29 @@ class Chat:
                 name=session.name,
                 room=room,
                 rooms=list(session.rooms),
-                limits=self.limits(),
+                limits=self.limits(session),
             ),
         )
-        members, last = await self.broker.members(room), await self.broker.last_id(room)
-        self.send(link, ev.Joined(room=room, count=count, members=members, last=last))
+        self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
-        log.info("peer connected uid=%s", session.uid)
+        log.debug("peer connected uid=%s", session.uid)
         return link
 
-    def limits(self) -> dict[str, int | float]:
+    async def joined(self, room: str, count: int) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        limit = self.config.presence_limit
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
+
+    def limits(self, session: Session | None = None) -> dict[str, int | float]:
+        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
         c = self.config
+        bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
-            "msg_rate": c.msg_rate,
-            "msg_burst": c.msg_burst,
+            "msg_rate": bucket.rate,
+            "msg_burst": bucket.burst,
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }
@@ -175,6 +200,8 @@ class Chat:
             created=self.clock(),
             address_key=address_key,
         )
+        for hook in NEW_HOOKS:
+            hook(self, session)
         self.sessions[uid] = session
         self.by_token[session.token_hash] = session
         return session, token
@@ -194,16 +221,12 @@ class Chat:
             return
         link.open = False
         self.links.discard(link)
-        left = self.per_address.get(link.address_key, 1) - 1
-        if left > 0:
-            self.per_address[link.address_key] = left
-        else:
-            self.per_address.pop(link.address_key, None)
+        self.release(link.address_key)
         session = link.session
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
-        log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
         else:
@@ -249,6 +272,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for hook in TICK_HOOKS:
+            await hook(self)
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -281,6 +306,8 @@ class Chat:
             await self.run(link, request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
+            for hook in REFUSED_HOOKS:
+                await hook(self, link, refusal.code)
         except BrokerUnavailable:
             self.fail(
                 link,
@@ -316,6 +343,7 @@ class Chat:
         if not members:
             return
         is_message = type(event) is ev.Message
+        hidden = is_message and sender in self.shadowed
         own: ev.Event | None = None
         for session in members.values():
             link = session.link
@@ -328,7 +356,7 @@ class Chat:
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
                 self._deliver(session, link, room, own)
                 continue
-            if session.ignored and sender in session.ignored:
+            if hidden or (session.ignored and sender in session.ignored):
                 continue
             self._deliver(session, link, room, event)
         if is_message:
@@ -397,3 +425,8 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
+NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
+ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
+REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)

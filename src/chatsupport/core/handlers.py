@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from . import events as ev
 from . import requests as rq
-from .chat import JOIN_CHECKS, SAID_HOOKS, SAY_CHECKS, Chat, Refused, handles, hash_token
+from .chat import (
+    JOIN_CHECKS,
+    LEAVE_HOOKS,
+    SAID_HOOKS,
+    SAY_CHECKS,
+    Chat,
+    Refused,
+    handles,
+    hash_token,
+)
 from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
 from .names import check_name, name_key
 from .rooms import is_private, normalise_room, valid_room
@@ -98,8 +107,7 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         count = len(await chat.broker.members(room))
     else:
         count = await chat.enter(session, room)
-    members, last = await chat.broker.members(room), await chat.broker.last_id(room)
-    chat.reply(link, ev.Joined(room=room, count=count, members=members, last=last), request)
+    chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)
@@ -108,6 +116,8 @@ async def leave(chat: Chat, link: Link, request: rq.Request) -> None:
     room = _room_of(link, request.room)
     await chat.exit(link.session, room)
     chat.reply(link, ev.Left(room=room), request)
+    for hook in LEAVE_HOOKS:
+        await hook(chat, link.session, room)
 
 
 @handles(rq.Nick)
@@ -219,6 +229,8 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
                 continue
             messages, whole = await chat.broker.history(room, last)
             for message in messages:
+                if (room, message.id) in chat.hidden and message.uid != session.uid:
+                    continue  # shadow-muted: only its author ever sees it
                 chat.send(link, message)
             missed += len(messages)
             complete = complete and whole

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..core import staff
 from ..core.chat import Chat
 from .context import Edge
 
@@ -101,7 +102,9 @@ class ChatCollector(Collector):
             "chatsupport_sessions", "People known (incl. resumable)", value=len(self.chat.sessions)
         )
         yield GaugeMetricFamily(
-            "chatsupport_rooms", "Rooms with people on this node", value=len(self.chat.local)
+            "chatsupport_rooms",
+            "Rooms with people on this node",
+            value=len(self.chat.local.keys() - set(staff.CHANNELS.values())),
         )
 
 

@@ -28,6 +28,10 @@ from .http import Routes, text_response
 from .outbox import Outbox
 
 log = logging.getLogger("chatsupport.ws")
+# websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
+# DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
+protocol_log = logging.getLogger("chatsupport.ws.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
@@ -68,7 +72,7 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, edge: Edge, routes: Routes) -> None:
         self.edge = edge
         self.routes = routes
-        self.protocol = ServerProtocol(max_size=HARD_FRAME_LIMIT)
+        self.protocol = ServerProtocol(max_size=HARD_FRAME_LIMIT, logger=protocol_log)
         self.transport: asyncio.Transport | None = None
         self.outbox: Outbox | None = None
         self.link: Link | None = None
@@ -145,11 +149,15 @@ class HttpConnection(asyncio.Protocol):
         response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code != 101:
+            if refusal is None:
+                self.edge.chat.release(address_key)
             return
         if refusal is not None:
             self.edge.chat.count("connections_refused")
+            self._write_protocol()  # the 101 response goes out before the refusal
             self.send(refusal)
-            self.close("too_many_connections")
+            self.send(ev.Bye(reason=refusal.code))
+            self.close(refusal.code)
             return
         assert self.timer is not None
         self.timer.cancel()
@@ -214,6 +222,8 @@ class HttpConnection(asyncio.Protocol):
         finally:
             if self.link:
                 await chat.close(self.link, "disconnected", resumable=resumable)
+            else:
+                chat.release(address_key)  # admitted, never opened
             if self.transport and not self.transport.is_closing():
                 self.transport.close()
 

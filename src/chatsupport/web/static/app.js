@@ -282,7 +282,10 @@ const HANDLERS = {
     state.talk = "idle";
     showQueue(null);
     const room = ensureRoom(frame.room, { floor: 0, partner: frame.partner });
-    activate(room.name, true);
+    setCount(room, 2);
+    setMembers(room, [{ uid: state.uid, name: state.name, role: state.role }, frame.partner]);
+    activate(room.name); // focus stays where the person is typing; the announcement tells
+
     announce(`You are now talking privately with ${frame.partner.name}.`);
   },
   queue(frame) {
@@ -291,7 +294,12 @@ const HANDLERS = {
   },
   ended(frame) {
     const room = state.rooms.get(frame.room);
-    if (room) endRoom(room, frame.reason === "left" ? "The other person has left. This conversation has ended." : "This conversation has ended.");
+    const why = {
+      partner_left: "The other person has left. This conversation has ended.",
+      partner_disconnected: "The other person's connection was lost. This conversation has ended.",
+      handed_over: "You handed this conversation over to another listener.",
+    }[frame.reason];
+    if (room) endRoom(room, why || "This conversation has ended.");
     announce("The private conversation has ended.");
   },
   alert: addAlert,

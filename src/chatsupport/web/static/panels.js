@@ -286,7 +286,7 @@ function installMessage() {
     request(
       { type: "report", id: frame.id, room: frame.room, reason },
       {
-        reply: () => setStatus("message-status", "Thank you. Moderators will look at this message."),
+        reply: (f) => setStatus("message-status", f.text || "Thank you: the moderators will look at it."),
         error: (f) =>
           f.code === "unavailable"
             ? setStatus(

@@ -49,7 +49,7 @@ export function ensureRoom(name, { floor = 0, partner = null } = {}) {
   room.countText = el("span");
   room.countNode = el(
     "button",
-    { type: "button", class: "link-btn pane-count" },
+    { type: "button", class: "link-btn pane-count", hidden: true }, // shown once counted
     room.countText,
     el("span", { class: "sr-only", text: ": who is here?" }),
   );
@@ -116,6 +116,7 @@ export function activate(name, focusTab = false) {
 export function setCount(room, count) {
   room.count = count;
   room.countText.textContent = `${count} here`;
+  room.countNode.hidden = false;
 }
 
 export function setMembers(room, members) {

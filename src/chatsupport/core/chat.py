@@ -168,8 +168,9 @@ class Chat:
 
     async def joined(self, room: str, count: int) -> ev.Joined:
         """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
-        members = await self.broker.members(room)
-        return ev.Joined(room=room, count=count, members=members[: self.config.presence_limit])
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        limit = self.config.presence_limit
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
         """The limits a client should pace itself by (its own budget: new arrivals' is less)."""

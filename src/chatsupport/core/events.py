@@ -61,6 +61,7 @@ class Joined(Event, tag="joined"):
     room: str
     count: int
     members: list[Member]
+    last: int | None = None  # the room's last message id: where a later resume starts
 
 
 class Left(Event, tag="left"):

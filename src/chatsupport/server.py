@@ -32,6 +32,7 @@ from .transport.outbox import Flusher
 from .transport.tcp import TextPeer
 
 log = logging.getLogger("chatsupport.server")
+LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
 
 
 class ChatServer:
@@ -86,7 +87,12 @@ class ChatServer:
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(
-            lambda: TextPeer(edge), config.host, config.tcp_port, ssl=tls, reuse_address=True
+            lambda: TextPeer(edge),
+            config.host,
+            config.tcp_port,
+            ssl=tls,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self.listeners.append(tcp)
         scheme = "tcps" if tls else "tcp"

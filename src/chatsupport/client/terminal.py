@@ -207,7 +207,7 @@ class Client:
 
     def _joined(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Joined)
-        self.state.enter(event.room, event.last)
+        self.state.enter(event.room, event.last or 0)
         if not self.resuming:  # after a reconnect the rooms are simply still ours
             self.show(render(event) or "")
 

@@ -191,7 +191,7 @@ class Chat:
                 name=old.name,
                 room=old.current or "",
                 rooms=list(old.rooms),
-                limits=self.limits(),
+                limits=self.limits(old),
             ),
         )
         await self._take_over(link, old)
@@ -200,16 +200,12 @@ class Chat:
         return link
 
     async def joined(self, room: str, count: int | None = None) -> ev.Joined:
-        """`joined`: who is there (the first `presence_limit` of them in a crowded room), and
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room, and
         the newest message id, read after entering: where a resume of this room starts."""
-        members = await self.broker.members(room)
-        last = await self.broker.last_id(room)
-        return ev.Joined(
-            room=room,
-            count=len(members) if count is None else count,
-            members=members[: self.config.presence_limit],
-            last=last,
-        )
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        limit = self.config.presence_limit
+        count = len(members) if count is None else count
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
         """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
@@ -383,26 +379,27 @@ class Chat:
 
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
+        """Queue `event` for every local member of `room`: the hot path, kept flat."""
         members = self.local.get(room)
         if not members:
             return
         is_message = type(event) is ev.Message
         hidden = is_message and sender in self.shadowed
-        own: ev.Event | None = None
         for session in members.values():
             link = session.link
             if link is None:
                 continue
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
-                    continue  # no echo on the text interface; presence is for the others
-                if own is None:
+                if is_message and link.sink.interface == "json":
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
-                self._deliver(session, link, room, own)
-                continue
+                    self._deliver(session, link, room, own)
+                continue  # no echo on the text interface; presence is for the others
             if hidden or (session.ignored and sender in session.ignored):
                 continue
-            self._deliver(session, link, room, event)
+            if session.replay is None:
+                link.sink.send(event)
+            else:
+                session.replay.append((room, event))
         if is_message:
             self.count("messages_delivered", len(members))
 

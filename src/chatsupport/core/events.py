@@ -61,7 +61,7 @@ class Joined(Event, tag="joined"):
     room: str
     count: int
     members: list[Member]
-    last: int = 0  # the room's newest message id at joining: where a resume starts from
+    last: int | None = None  # the room's last message id: where a later resume starts
 
 
 class Left(Event, tag="left"):

@@ -143,6 +143,8 @@ class Routes:
             return _static("index.html")
         if path.startswith("/static/"):
             return _static(path[len("/static/") :])
+        if path == "/config.json":
+            return self.page_config()
         if path == "/healthz":
             return self.health()
         if path == "/metrics":
@@ -150,6 +152,11 @@ class Routes:
                 200, generate_latest(self.registry), "text/plain; version=0.0.4; charset=utf-8"
             )
         return text_response(404, "not found\n")
+
+    def page_config(self) -> Response:
+        """What the web page needs from the operator's settings (nothing secret)."""
+        body = {"exit_url": self.edge.config.exit_url}
+        return response(200, msgspec.json.encode(body), TYPES["json"])
 
     def health(self) -> Response:
         chat = self.edge.chat
@@ -171,5 +178,10 @@ async def start_http(
     routes = Routes(edge)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: HttpConnection(edge, routes), host, port, ssl=tls, reuse_address=True
+        lambda: HttpConnection(edge, routes),
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=1024,
     )

@@ -118,14 +118,17 @@ class TextPeer(asyncio.Protocol):
 
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
-        if self.outbox is None or self.outbox.closed:
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
             return
         tag = ""
-        if type(event) is ev.Message and self.link and event.room != self.link.session.current:
-            tag = f"[#{event.room}] "
+        if type(event) is ev.Message:
+            link = self.link
+            if link is not None and event.room != link.session.current:
+                tag = f"[#{event.room}] "
         data = self.edge.text.encode(event, tag)
         if data:
-            self.outbox.push(data)
+            outbox.push(data)
 
     def close(self, reason: str) -> None:
         self.ended = True

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import cast
+from collections.abc import Coroutine
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -110,8 +111,10 @@ class HttpConnection(asyncio.Protocol):
         self.link: Link | None = None
         self.address = ""
         self.inbox: deque[rq.Request | ev.Error] = deque()
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # only while there is work: none when idle
+        self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
+        self.address_key = ""
+        self.resumable = True
         self.timer: asyncio.TimerHandle | None = None
         self.partial: bytearray | None = None  # a fragmented message being reassembled
         self.partial_opcode = Opcode.TEXT
@@ -163,7 +166,10 @@ class HttpConnection(asyncio.Protocol):
             self.timer.cancel()
         if self.outbox:
             self.outbox.lost()
-        self.wakeup.set()
+        if self.first_frame is not None and not self.first_frame.done():
+            self.first_frame.set_result(None)
+        if self.task is None:
+            self._spawn(self._finish())
 
     def _write_protocol(self) -> None:
         assert self.transport is not None and self.outbox is not None
@@ -202,7 +208,8 @@ class HttpConnection(asyncio.Protocol):
         self.timer.cancel()
         self._schedule_keepalive(self.edge.config.ping_interval)
         hold = "resume" in parse_qs(query, keep_blank_values=True)
-        self.task = asyncio.get_running_loop().create_task(self._run(address_key, hold))
+        self.address_key = address_key
+        self._spawn(self._open(hold))
 
     def _origin_allowed(self, request: Request) -> bool:
         origin = request.headers.get("Origin")
@@ -239,7 +246,6 @@ class HttpConnection(asyncio.Protocol):
                 self._message(self.partial_opcode, data)
         elif opcode is Opcode.CLOSE:
             self.ended = True
-            self.wakeup.set()
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if opcode is Opcode.BINARY:
@@ -255,49 +261,75 @@ class HttpConnection(asyncio.Protocol):
 
     def _queue(self, item: rq.Request | ev.Error) -> None:
         self.inbox.append(item)
-        self.wakeup.set()
+        if self.first_frame is not None and not self.first_frame.done():
+            self.first_frame.set_result(None)
+        self._kick()
 
-    async def _run(self, address_key: str, hold: bool) -> None:
+    # ---- work: a task exists only while there is something to do ---------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.task = asyncio.get_running_loop().create_task(work)
+
+    def _kick(self) -> None:
+        if self.task is None and self.link is not None and self.inbox:
+            self._spawn(self._drain())
+
+    async def _open(self, hold: bool) -> None:
         chat = self.edge.chat
-        resumable = True
         try:
             token = await self._first_resume() if hold else None
-            if self.ended:
-                return
-            self.link = await chat.open(self, address_key, resume=token)
-            while not self.ended:
-                if not self.inbox:
-                    self.wakeup.clear()
-                    await self.wakeup.wait()
-                    continue
+            if not self.ended:
+                self.link = await chat.open(self, self.address_key, resume=token)
+        except BrokerUnavailable:
+            self.send(ev.Error(code="unavailable", message="the chat is unavailable; try later"))
+            self.close("unavailable")
+        except Exception:
+            log.exception("could not open uid=%s", self._uid())
+            self.close("error")
+        self.task = None
+        if self.ended:
+            await self._finish()
+        else:
+            self._kick()
+
+    async def _drain(self) -> None:
+        chat = self.edge.chat
+        assert self.link is not None
+        try:
+            while self.inbox and not self.ended:
                 item = self.inbox.popleft()
                 if isinstance(item, ev.Error):
                     chat.fail(self.link, item.code, item.message, item.ref)
                 else:
                     await chat.handle(self.link, item)
-        except BrokerUnavailable:
-            self.send(ev.Error(code="unavailable", message="the chat is unavailable; try later"))
-            self.close("unavailable")
         except Exception:
             log.exception("error while serving uid=%s", self._uid())
-            resumable = False
-        finally:
-            if self.link:
-                await chat.close(self.link, "disconnected", resumable=resumable)
-            else:
-                chat.release(address_key)  # admitted, never opened
-            if self.transport and not self.transport.is_closing():
-                self.transport.close()
+            self.resumable = False
+            self.close("error")
+        self.task = None
+        if self.ended:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection is over: the session stays resumable unless it failed."""
+        self.task = None
+        if self.link:
+            await self.edge.chat.close(self.link, "disconnected", resumable=self.resumable)
+        elif self.address_key:
+            self.edge.chat.release(self.address_key)  # admitted, never opened
+            self.address_key = ""
+        if self.transport and not self.transport.is_closing():
+            self.transport.close()
 
     async def _first_resume(self) -> str | None:
         """`/ws?resume`: the client's first frame is its `resume`. Waiting for it (bounded)
         before making anyone up means the person comes back as themselves, with no fresh
         identity shown joining and leaving. Any other first frame: a fresh identity."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.edge.config.handshake_timeout):
-                while not self.inbox and not self.ended:
-                    self.wakeup.clear()
-                    await self.wakeup.wait()
+        if not self.inbox:
+            self.first_frame = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.edge.config.handshake_timeout):
+                    await self.first_frame
+            self.first_frame = None
         first = self.inbox[0] if self.inbox else None
         return first.session if isinstance(first, rq.Resume) else None
 
@@ -316,7 +348,6 @@ class HttpConnection(asyncio.Protocol):
                 if data:
                     self.outbox.push(data)
             self.outbox.finish()
-        self.wakeup.set()
 
     # ---- liveness --------------------------------------------------------------------------
     def _schedule_keepalive(self, delay: float) -> None:
@@ -358,7 +389,6 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
         # A peer that reads nothing would keep the socket forever: cut it after a while.
         asyncio.get_running_loop().call_later(10.0, self.transport.abort)
-        self.wakeup.set()
 
     def _uid(self) -> str:
         return self.link.session.uid if self.link else "-"

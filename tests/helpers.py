@@ -31,6 +31,7 @@ FAST = {
     "msg_burst": 1000.0,
     "max_conns_per_address": 1000,
     "new_conns_per_address": 100000,
+    "probation_seconds": 0.0,
 }
 
 
@@ -137,7 +138,12 @@ class WsClient:
 
     @classmethod
     async def open(
-        cls, port: int, origin: str | None = None, welcome: bool = True, path: str = "/ws"
+        cls,
+        port: int,
+        origin: str | None = None,
+        welcome: bool = True,
+        path: str = "/ws",
+        local_addr: str | None = None,
     ) -> WsClient:
         headers = {"Origin": origin} if origin else None
         ws = await connect(
@@ -145,6 +151,7 @@ class WsClient:
             additional_headers=headers,
             open_timeout=WAIT,
             max_size=1 << 22,
+            local_addr=(local_addr, 0) if local_addr else None,
         )
         client = cls(ws)
         if welcome:
@@ -197,8 +204,11 @@ class WsClient:
 class ServerProcess:
     """`python -m chatsupport serve` as a real process, stopped by its PID."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> None:
         self.args = args
+        self.cwd = cwd
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
@@ -210,6 +220,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
+            cwd=self.cwd,
         )
         assert self.proc.stdout is not None
         for _ in range(2):

@@ -26,6 +26,10 @@ SERVE_HELP = {
     "max_text": "longest message, in characters",
     "max_conns_per_address": "concurrent connections per network address",
     "new_conns_per_address": "new connections per address per 10 minutes",
+    "resources_file": "crisis help lines, TOML (default: the packaged file)",
+    "crisis_phrases_file": "crisis phrase list (default: the packaged English list)",
+    "probation_seconds": "how long newcomers have a smaller budget and cannot /talk (300)",
+    "report_retention": "seconds reports and their evidence are kept (86400)",
 }
 
 
@@ -114,6 +118,9 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"chatsupport: cannot listen: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a broken resources or crisis phrases file
+        print(f"chatsupport: bad configuration: {error}", file=sys.stderr)
+        return 2
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())

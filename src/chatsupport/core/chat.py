@@ -87,6 +87,8 @@ class Chat:
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
         self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
+        self.shadowed: set[str] = set()  # uids whose messages reach only themselves (shadow-mute)
+        self.hidden: set[tuple[str, int]] = set()  # (room, id) of those messages: not replayed
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,7 +112,16 @@ class Chat:
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address."""
+        """Per-address connection limits; the key is a keyed hash, never the address.
+
+        Admitting holds the address's slot at once (connections arriving together must not
+        all pass): `open` takes the slot over and `close` frees it; a transport that admits
+        but never opens gives it back with `release`.
+        """
+        for check in ADMIT_CHECKS:
+            refusal = check(self, address_key)
+            if refusal is not None:
+                return refusal
         if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
@@ -121,16 +132,28 @@ class Chat:
                 code="too_many_connections",
                 message="too many new connections from your network; try later",
             )
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
 
-    async def open(self, sink: Sink, address_key: str = "") -> Link:
-        """A new connection: a fresh anonymous person in the default room, then `welcome`."""
+    def release(self, address_key: str) -> None:
+        left = self.per_address.get(address_key, 1) - 1
+        if left > 0:
+            self.per_address[address_key] = left
+        else:
+            self.per_address.pop(address_key, None)
+
+    async def open(self, sink: Sink, address_key: str = "", resume: str | None = None) -> Link:
+        """A new connection: a fresh anonymous person in the default room, then `welcome`.
+
+        With `resume` (a live session's token, sent as the connection's first frame), the
+        connection continues that person instead; the `resume` request then replays.
+        """
+        old = await self._returning(resume) if resume else None
+        if old is not None and resume is not None:
+            return await self._reopen(sink, address_key, old, resume)
         session, token = await self._new_session(address_key)
-        link = Link(sink, session, address_key)
+        link = self._register(sink, session, address_key)
         session.link = link
-        self.links.add(link)
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
-        self.count("connections_opened")
         room = self.config.default_room
         count = await self.enter(session, room, announce=False)
         self.send(
@@ -141,22 +164,66 @@ class Chat:
                 name=session.name,
                 room=room,
                 rooms=list(session.rooms),
-                limits=self.limits(),
+                limits=self.limits(session),
             ),
         )
-        self.send(link, ev.Joined(room=room, count=count, members=await self.broker.members(room)))
+        self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         await self.broker.save_session(record_of(session))
-        log.info("peer connected uid=%s", session.uid)
+        log.debug("peer connected uid=%s", session.uid)
         return link
 
-    def limits(self) -> dict[str, int | float]:
+    async def _returning(self, token: str) -> Session | None:
+        try:
+            return await self.find_session(hash_token(token))
+        except BrokerUnavailable:  # shared state is away: a fresh person; `resume` says more
+            return None
+
+    def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
+        """A connection `admit` let in (it holds the address's slot) becomes a Link."""
+        link = Link(sink, session, address_key)
+        self.links.add(link)
+        self.count("connections_opened")
+        return link
+
+    async def _reopen(self, sink: Sink, address_key: str, old: Session, token: str) -> Link:
+        """Resume on connect: `welcome` names the returning person; live events are held
+        (`replay`) until the `resume` handler has replayed history, so order is kept."""
+        link = self._register(sink, old, address_key)
+        old.replay = []
+        self.send(
+            link,
+            ev.Welcome(
+                session=token,
+                uid=old.uid,
+                name=old.name,
+                room=old.current or "",
+                rooms=list(old.rooms),
+                limits=self.limits(old),
+            ),
+        )
+        await self._take_over(link, old)
+        for room in old.rooms:
+            self.send(link, await self.joined(room))
+        return link
+
+    async def joined(self, room: str, count: int | None = None) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room, and
+        the newest message id, read after entering: where a resume of this room starts."""
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        limit = self.config.presence_limit
+        count = len(members) if count is None else count
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
+
+    def limits(self, session: Session | None = None) -> dict[str, int | float]:
+        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
         c = self.config
+        bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
-            "msg_rate": c.msg_rate,
-            "msg_burst": c.msg_burst,
+            "msg_rate": bucket.rate,
+            "msg_burst": bucket.burst,
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }
@@ -176,6 +243,8 @@ class Chat:
             created=self.clock(),
             address_key=address_key,
         )
+        for hook in NEW_HOOKS:
+            hook(self, session)
         self.sessions[uid] = session
         self.by_token[session.token_hash] = session
         return session, token
@@ -195,16 +264,13 @@ class Chat:
             return
         link.open = False
         self.links.discard(link)
-        left = self.per_address.get(link.address_key, 1) - 1
-        if left > 0:
-            self.per_address[link.address_key] = left
-        else:
-            self.per_address.pop(link.address_key, None)
+        self.release(link.address_key)
         session = link.session
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
-        log.info("peer disconnected uid=%s reason=%s", session.uid, reason)
+        session.replay = None  # a resume cut short: history still has everything held
+        log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
             await self.broker.save_session(record_of(session))
@@ -225,20 +291,24 @@ class Chat:
     async def adopt(self, link: Link, old: Session) -> None:
         """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
         fresh = link.session
+        await self.end_session(fresh)
+        await self._take_over(link, old)
+
+    async def _take_over(self, link: Link, old: Session) -> None:
+        """`old` continues on `link`; a connection it still had is told why and closed."""
         previous = old.link
         if previous is not None and previous is not link:
             old.link = None
             self.send(previous, ev.Bye(reason="resumed_elsewhere"))
             previous.sink.close("resumed_elsewhere")
             await self.close(previous, "resumed_elsewhere")
-        await self.end_session(fresh)
         link.session, old.link, old.detached_at = old, link, None
         if not old.present:
             rooms, old.rooms = list(old.rooms), []
             for room in rooms:
                 await self.enter(old, room)
             old.present = True
-        log.info("peer resumed uid=%s", old.uid)
+        log.debug("peer resumed uid=%s", old.uid)
 
     async def find_session(self, token_hash: str) -> Session | None:
         """The person a resume token belongs to: held here, or adopted from another node."""
@@ -265,6 +335,7 @@ class Chat:
             role=record.role,
             ignored=set(record.ignored),
             crisis=record.crisis,
+            since=dict(record.since),  # entering below keeps these: no replay before them
             detached_at=self.clock(),
         )
         self.sessions[session.uid] = session
@@ -306,6 +377,8 @@ class Chat:
                 await self._withdraw(session)
         for session in list(self.sessions.values()):  # unchanged records cost nothing
             await self.broker.save_session(record_of(session))
+        for hook in TICK_HOOKS:
+            await hook(self)
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
@@ -338,6 +411,8 @@ class Chat:
             await self.run(link, request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
+            for hook in REFUSED_HOOKS:
+                await hook(self, link, refusal.code)
         except BrokerUnavailable:
             self.fail(
                 link,
@@ -369,25 +444,27 @@ class Chat:
 
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
+        """Queue `event` for every local member of `room`: the hot path, kept flat."""
         members = self.local.get(room)
         if not members:
             return
         is_message = type(event) is ev.Message
-        own: ev.Event | None = None
+        hidden = is_message and sender in self.shadowed
         for session in members.values():
             link = session.link
             if link is None:
                 continue
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
-                    continue  # no echo on the text interface; presence is for the others
-                if own is None:
+                if is_message and link.sink.interface == "json":
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
-                self._deliver(session, link, room, own)
+                    self._deliver(session, link, room, own)
+                continue  # no echo on the text interface; presence is for the others
+            if hidden or (session.ignored and sender in session.ignored):
                 continue
-            if session.ignored and sender in session.ignored:
-                continue
-            self._deliver(session, link, room, event)
+            if session.replay is None:
+                link.sink.send(event)
+            else:
+                session.replay.append((room, event))
         if is_message:
             self.count("messages_delivered", len(members))
 
@@ -410,6 +487,8 @@ class Chat:
 
     # ---- rooms -----------------------------------------------------------------------------
     async def enter(self, session: Session, room: str, *, announce: bool = True) -> int:
+        if room not in session.since:  # read first: anything newer arrives live or replays
+            session.since[room] = await self.broker.last_id(room)
         # Listed before the broker call: a message published the moment the join lands
         # (delivered while we wait, with a shared broker) must find them here.
         members = self.local.setdefault(room, {})
@@ -435,6 +514,7 @@ class Chat:
             self.local.pop(room, None)
         if room in session.rooms:
             session.rooms.remove(room)
+        session.since.pop(room, None)
         if session.current == room:
             session.current = session.rooms[-1] if session.rooms else None
         await self.announce(session, room, "leave", count)
@@ -442,10 +522,10 @@ class Chat:
 
     async def _withdraw(self, session: Session) -> None:
         """Resume grace over: show the person as gone, but keep what resume needs."""
-        rooms = list(session.rooms)
+        rooms, since = list(session.rooms), dict(session.since)
         for room in rooms:
             await self.exit(session, room)
-        session.rooms, session.present = rooms, False
+        session.rooms, session.since, session.present = rooms, since, False
 
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None
@@ -467,6 +547,7 @@ def record_of(session: Session) -> SessionRecord:
         current=session.current,
         ignored=tuple(sorted(session.ignored)),
         crisis=session.crisis,
+        since=dict(session.since),
     )
 
 
@@ -476,3 +557,8 @@ SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, ro
 JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
 SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
+LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
+TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
+NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
+ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
+REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)

@@ -83,6 +83,11 @@ def _ban(arg: str) -> rq.Ban:
     return rq.Ban(name=name, minutes=minutes)
 
 
+def _shadow(arg: str) -> rq.Shadow:
+    name, minutes = _minutes(arg)
+    return rq.Shadow(name=name, minutes=minutes)
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -153,6 +158,13 @@ COMMANDS: dict[str, Command] = {
             role="listener",
         ),
         Command(
+            "handoff",
+            "/handoff [NAME]",
+            "listeners: hand this one-to-one chat to another listener",
+            lambda a, r: rq.Handoff(room=r, name=a or None),
+            role="listener",
+        ),
+        Command(
             "auth",
             "/auth TOKEN",
             "sign in as a listener or moderator",
@@ -187,9 +199,16 @@ COMMANDS: dict[str, Command] = {
             role="mod",
         ),
         Command(
+            "shadow",
+            "/shadow NAME MINUTES",
+            "shadow-mute: their messages reach only themselves, without telling them",
+            lambda a, r: _shadow(a),
+            role="mod",
+        ),
+        Command(
             "unban",
             "/unban NAME",
-            "lift a ban or mute",
+            "lift a ban, mute or shadow-mute",
             lambda a, r: rq.Unban(name=_one(a, "NAME")),
             role="mod",
         ),
@@ -222,6 +241,13 @@ COMMANDS: dict[str, Command] = {
             role="mod",
         ),
         Command("reports", "/reports", "recent reports", lambda a, r: rq.Reports(), role="mod"),
+        Command(
+            "queue",
+            "/queue",
+            "how many wait for a listener, how many one-to-one chats are active",
+            lambda a, r: rq.QueueStatus(),
+            role="mod",
+        ),
     )
 }
 

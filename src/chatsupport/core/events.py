@@ -61,6 +61,7 @@ class Joined(Event, tag="joined"):
     room: str
     count: int
     members: list[Member]
+    last: int | None = None  # the room's last message id: where a later resume starts
 
 
 class Left(Event, tag="left"):
@@ -109,7 +110,7 @@ class Ended(Event, tag="ended"):
 
 class Report(Event, tag="report"):
     id: str
-    reporter: str  # an opaque per-report alias, never the reporter's uid or name
+    reporter: str  # an opaque alias (keyed hash, one per reporting session), never uid or name
     uid: str
     name: str
     room: str

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from . import events as ev
 from . import requests as rq
-from .chat import JOIN_CHECKS, SAID_HOOKS, SAY_CHECKS, Chat, Refused, handles, hash_token
+from .chat import (
+    JOIN_CHECKS,
+    LEAVE_HOOKS,
+    SAID_HOOKS,
+    SAY_CHECKS,
+    Chat,
+    Refused,
+    handles,
+    hash_token,
+)
 from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
 from .names import check_name, name_key
 from .rooms import is_private, normalise_room, valid_room
@@ -95,11 +104,10 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         check(chat, session, room)
     if room in session.rooms:
         session.current = room
-        count = len(await chat.broker.members(room))
+        count = None
     else:
         count = await chat.enter(session, room)
-    members = await chat.broker.members(room)
-    chat.reply(link, ev.Joined(room=room, count=count, members=members), request)
+    chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)
@@ -108,6 +116,8 @@ async def leave(chat: Chat, link: Link, request: rq.Request) -> None:
     room = _room_of(link, request.room)
     await chat.exit(link.session, room)
     chat.reply(link, ev.Left(room=room), request)
+    for hook in LEAVE_HOOKS:
+        await hook(chat, link.session, room)
 
 
 @handles(rq.Nick)
@@ -174,6 +184,8 @@ async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
 
 
 def _find(chat: Chat, uid: str | None, name: str | None) -> Session:
+    if not uid and not name:
+        raise Refused("bad_request", "who? give a uid or a name")
     if uid:
         found = chat.sessions.get(uid)
     else:
@@ -210,15 +222,24 @@ async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
     if old is not None and old is not fresh:
         await chat.adopt(link, old)
     session = link.session
-    session.replay = []
-    missed, complete = 0, old is not None
+    if old is None:  # unknown or expired: no history for a stranger, and they know it
+        chat.reply(link, ev.Resumed(missed=0, complete=False), request)
+        chat.count("resumes_unknown")
+        return
+    if session.replay is None:  # already holding when the connection opened with this resume
+        session.replay = []
+    missed, complete = 0, True
     try:
         for room, last in request.last.items():
             if room not in session.rooms or not isinstance(last, int):
                 complete = False
                 continue
-            messages, whole = await chat.broker.history(room, last)
+            # Never older than when they came into the room: no backlog for a newcomer.
+            after = max(last, session.since.get(room, 0))
+            messages, whole = await chat.broker.history(room, after)
             for message in messages:
+                if (room, message.id) in chat.hidden and message.uid != session.uid:
+                    continue  # shadow-muted: only its author ever sees it
                 chat.send(link, message)
             missed += len(messages)
             complete = complete and whole

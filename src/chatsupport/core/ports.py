@@ -32,6 +32,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     current: str | None = None
     ignored: tuple[str, ...] = ()
     crisis: bool = False
+    since: dict[str, int] = msgspec.field(default_factory=dict)  # room -> id when they came in
 
 
 class Sink(Protocol):

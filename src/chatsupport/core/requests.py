@@ -75,6 +75,7 @@ class Report(Request, tag="report"):
     reason: str = ""
     id: int | None = None
     room: str | None = None
+    uid: str | None = None
     name: str | None = None
 
 
@@ -98,6 +99,18 @@ class Forget(Request, tag="forget"):
     pass
 
 
+class Handoff(Request, tag="handoff"):
+    """A listener hands a one-to-one chat to another listener (any free one, or by name)."""
+
+    room: str | None = None
+    uid: str | None = None
+    name: str | None = None
+
+
+class QueueStatus(Request, tag="queue"):
+    """Moderators: how many wait for a listener and how many one-to-one chats are active."""
+
+
 class Kick(Request, tag="kick"):
     uid: str | None = None
     name: str | None = None
@@ -111,6 +124,14 @@ class Mute(Request, tag="mute"):
 
 
 class Ban(Request, tag="ban"):
+    uid: str | None = None
+    name: str | None = None
+    minutes: float = 60
+
+
+class Shadow(Request, tag="shadow"):
+    """Shadow-mute: the person's messages reach only themselves, and nothing tells them."""
+
     uid: str | None = None
     name: str | None = None
     minutes: float = 60
@@ -162,9 +183,12 @@ AnyRequest = (
     | Talk
     | Listen
     | Forget
+    | Handoff
+    | QueueStatus
     | Kick
     | Mute
     | Ban
+    | Shadow
     | Unban
     | Announce
     | Slow

@@ -22,6 +22,7 @@ class Session:
     address_key: str = ""
     role: str | None = None
     rooms: list[str] = field(default_factory=list)
+    since: dict[str, int] = field(default_factory=dict)  # room -> newest id when they came in
     current: str | None = None  # where a plain line goes (text interface)
     present: bool = True  # registered as a member of `rooms` (false after the resume grace)
     ignored: set[str] = field(default_factory=set)

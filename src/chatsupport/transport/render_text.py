@@ -43,6 +43,15 @@ def _notice(event: ev.Notice) -> str:
     return text
 
 
+def _report(event: ev.Report) -> str:
+    """A report for a moderator, with its evidence (the reported message marked `>`)."""
+    text = f"*** [report {event.id}] {event.name} in #{event.room}: {event.reason}\n"
+    for message in event.evidence:
+        mark = ">" if message is event.evidence[-1] else " "
+        text += _lines(f"***  {mark} <{message.name}> ", message.text)
+    return text
+
+
 def render(event: ev.Event, room_tag: str = "") -> str | None:
     """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current."""
     match event:
@@ -56,7 +65,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
                 f"in #{event.room}. Type /help for commands.\n"
             )
         case ev.Joined():
-            return f"-- you are in #{event.room} ({event.count} here): {_members(event.members)}\n"
+            more = " ..." if event.count > len(event.members) else ""
+            names = _members(event.members)
+            return f"-- you are in #{event.room} ({event.count} here): {names}{more}\n"
         case ev.Left():
             return f"-- you left #{event.room}\n"
         case ev.Who():
@@ -82,9 +93,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Ended():
             return f"-- the private chat #{event.room} ended ({event.reason.replace('_', ' ')})\n"
         case ev.Report():
-            return (
-                f"*** [report] {event.name} in #{event.room}: {event.reason} (report {event.id})\n"
-            )
+            return _report(event)
+        case ev.Alert() if event.kind == "crisis":
+            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", event.text)
         case ev.Alert():
-            return f"*** [alert] {event.name} in #{event.room} may need help: {event.text}\n"
+            return _lines(f"*** [alert {event.kind}] {event.name} in #{event.room}: ", event.text)
     return None

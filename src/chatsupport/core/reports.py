@@ -1,0 +1,203 @@
+"""Reports: anyone can report a message; moderators see it with its evidence.
+
+`report {id, reason}` (WebSocket: the message id, in `room` or the current room) or
+`/report NAME REASON` (text: that person's latest message in your rooms; `report {uid}`
+and `report {name}` do the same on WebSocket). A report carries its evidence: the
+reported message and the few before it in that room, taken from the broker's history.
+It goes live to online moderators, is listed by `/reports`, and is forgotten after
+`report_retention` (24 hours by default). The reporter appears only as an opaque alias
+(a keyed hash of their uid, so moderators can tell one reporter's reports apart without
+knowing who it is); the reported person is never told anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import msgspec
+
+from ..config import Config
+from . import events as ev
+from . import matching, staff
+from . import requests as rq
+from .chat import TICK_HOOKS, Chat, Refused, handles
+from .limits import WindowCounter
+from .names import name_key
+from .rooms import normalise_room
+from .session import Link, Session
+from .text import clean
+
+log = logging.getLogger("chatsupport.reports")
+
+MAX_REASON = 300
+
+
+@dataclass(slots=True)
+class Reports:
+    """Reports kept on this node (in `chat.extensions["reports"]`), oldest first."""
+
+    config: Config
+    kept: OrderedDict[str, tuple[float, ev.Report]] = field(default_factory=OrderedDict)
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    limit: WindowCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limit = WindowCounter(self.config.reports_per_hour, 3600.0)
+
+    def alias(self, uid: str) -> str:
+        digest = hmac.new(self.secret, uid.encode(), hashlib.sha256).hexdigest()
+        return "reporter-" + digest[:8]
+
+    def keep(self, report: ev.Report, now: float) -> None:
+        self.kept[report.id] = (now, report)
+        while len(self.kept) > self.config.max_reports:
+            self.kept.popitem(last=False)
+
+    def current(self, now: float) -> list[ev.Report]:
+        self.prune(now)
+        return [report for _, report in self.kept.values()]
+
+    def prune(self, now: float) -> None:
+        horizon = now - self.config.report_retention
+        while self.kept and next(iter(self.kept.values()))[0] <= horizon:
+            self.kept.popitem(last=False)
+
+    def already(self, alias: str, room: str, message_id: int) -> bool:
+        return any(
+            r.reporter == alias and r.room == room and r.evidence[-1].id == message_id
+            for _, r in self.kept.values()
+        )
+
+
+def reports_of(chat: Chat) -> Reports:
+    state = chat.extensions.get("reports")
+    if not isinstance(state, Reports):
+        state = Reports(chat.config)
+        chat.extensions["reports"] = state
+    return state
+
+
+@handles(rq.Report)
+async def report(chat: Chat, link: Link, request: rq.Request) -> None:
+    assert isinstance(request, rq.Report)
+    session = link.session
+    state = reports_of(chat)
+    if request.id is not None:
+        room = _my_room(session, request.room or session.current)
+        message = await _by_id(chat, session, room, request.id)
+        reason = request.reason
+    else:
+        room, message, reason = await _latest(chat, session, request)
+    if message.uid == session.uid:
+        raise Refused("bad_request", "you cannot report yourself")
+    alias = state.alias(session.uid)
+    if state.already(alias, room, message.id):
+        raise Refused("bad_request", "you have already reported that message")
+    if not state.limit.hit(session.uid, chat.clock()):
+        raise Refused("rate_limited", "you have sent many reports; the moderators will see them")
+    event = ev.Report(
+        id="r" + secrets.token_hex(4),
+        reporter=alias,
+        uid=message.uid,
+        name=message.name,
+        room=room,
+        reason=clean(reason, keep_newlines=False)[:MAX_REASON] or "(no reason given)",
+        evidence=await _evidence(chat, room, message),
+        ts=round(chat.wallclock(), 3),
+    )
+    state.keep(event, chat.clock())
+    matching.mark_reported(chat, session.uid, message.uid)  # never paired one-to-one
+    chat.count("reports")
+    log.info("report id=%s", event.id)
+    await staff.tell_mods(chat, event)
+    text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
+    chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
+
+
+def _my_room(session: Session, room: str | None) -> str:
+    name = normalise_room(room or "")
+    if name not in session.rooms:
+        raise Refused("not_in_room", "you can only report messages in rooms you are in")
+    return name
+
+
+async def _by_id(chat: Chat, session: Session, room: str, message_id: int) -> ev.Message:
+    messages, _ = await chat.broker.history(room, max(0, message_id - 1))
+    for message in messages:
+        if message.id == message_id and _visible(chat, session, message):
+            return message
+    raise Refused("bad_request", f"message {message_id} in #{room} is not available any more")
+
+
+def _visible(chat: Chat, session: Session, message: ev.Message) -> bool:
+    return message.uid == session.uid or (message.room, message.id) not in chat.hidden
+
+
+async def _latest(chat: Chat, session: Session, request: rq.Report) -> tuple[str, ev.Message, str]:
+    """The person's latest message in the reporter's rooms (the current room first).
+
+    On the text interface `/report Quiet Otter rude` cannot tell where the name ends,
+    so the longest leading run of words that names someone who spoke is the name.
+    """
+    rooms = list(session.rooms)
+    if request.room and normalise_room(request.room) in rooms:
+        rooms.remove(normalise_room(request.room))
+        rooms.insert(0, normalise_room(request.room))
+    words = f"{request.name or ''} {request.reason}".split()
+    for room in rooms:
+        latest = await _latest_by_speaker(chat, session, room)
+        if request.uid:
+            if request.uid in latest:
+                return room, latest[request.uid], request.reason
+            continue
+        for size in range(len(words), 0, -1):
+            found = latest.get("name:" + name_key(" ".join(words[:size])))
+            if found is not None:
+                return room, found, " ".join(words[size:])
+    who = request.uid or request.name or "that person"
+    raise Refused("bad_request", f"no recent message from {who} in your rooms to report")
+
+
+async def _latest_by_speaker(chat: Chat, session: Session, room: str) -> dict[str, ev.Message]:
+    """uid -> and name key -> that speaker's latest visible message in `room`."""
+    messages, _ = await chat.broker.history(room, 0)
+    latest: dict[str, ev.Message] = {}
+    for message in messages:
+        if message.kind != "announce" and _visible(chat, session, message):
+            latest[message.uid] = message
+            latest["name:" + name_key(message.name)] = message
+    return latest
+
+
+async def _evidence(chat: Chat, room: str, message: ev.Message) -> list[ev.Message]:
+    """The reported message and up to `report_evidence` before it, oldest first."""
+    before = chat.config.report_evidence
+    messages, _ = await chat.broker.history(room, max(0, message.id - 1 - before))
+    kept = [m for m in messages if m.id <= message.id][-(before + 1) :]
+    return kept if kept and kept[-1].id == message.id else [*kept, message]
+
+
+@handles(rq.Reports)
+async def reports(chat: Chat, link: Link, request: rq.Request) -> None:
+    staff.require_mod(link)
+    kept = reports_of(chat).current(chat.clock())
+    for event in kept:
+        chat.send(link, msgspec.structs.replace(event, ref=request.ref))
+    hours = chat.config.report_retention / 3600
+    text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
+    chat.reply(link, ev.Notice(kind="reports", text=text), request)
+
+
+async def _tick(chat: Chat) -> None:
+    state = reports_of(chat)
+    now = chat.clock()
+    state.prune(now)
+    state.limit.prune(now)
+
+
+TICK_HOOKS.append(_tick)

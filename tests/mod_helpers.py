@@ -1,0 +1,88 @@
+"""Shared by the moderation, flood, crisis and privacy tests: staff tokens, clients from a
+chosen loopback address (127.0.0.0/8 is all ours), and sync points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from chatsupport.core.roles import hash_line
+
+from .helpers import WAIT, TextClient, WsClient
+
+MOD_TOKEN = "mod-token-5f1c9a7e2b"
+LISTENER_TOKEN = "listener-token-8d3e6b0a4c"
+
+
+def write_tokens(directory: Path) -> str:
+    path = directory / "tokens"
+    path.write_text(hash_line("mod", MOD_TOKEN) + "\n" + hash_line("listener", LISTENER_TOKEN))
+    return str(path)
+
+
+async def ws_from(port: int, address: str, welcome: bool = True) -> WsClient:
+    """A WebSocket client whose connection comes from `address` (e.g. 127.0.0.5)."""
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ws",
+        open_timeout=WAIT,
+        max_size=1 << 22,
+        local_addr=(address, 0),
+    )
+    client = WsClient(ws)
+    if welcome:
+        client.welcome = await client.expect("welcome")
+        await client.expect("joined")
+    return client
+
+
+async def staff_ws(port: int, token: str = MOD_TOKEN, address: str | None = None) -> WsClient:
+    client = await (ws_from(port, address) if address else WsClient.open(port))
+    reply = await client.request({"type": "auth", "token": token}, "notice")
+    assert reply["kind"] == "auth", reply
+    return client
+
+
+async def staff_tcp(port: int, token: str = MOD_TOKEN) -> TextClient:
+    client = await TextClient.open(port)
+    await client.send(f"/auth {token}")
+    await client.expect(lambda s: s.startswith("-- you are signed in"))
+    return client
+
+
+async def ws_sync(client: WsClient) -> list[dict[str, Any]]:
+    """Every frame that arrived before a fresh pong (so before anything sent after now)."""
+    await client.request({"type": "ping"}, "pong")
+    frames, client.backlog = client.backlog, []
+    return frames
+
+
+async def tcp_sync(client: TextClient) -> list[str]:
+    """Every line before the answer to a /rooms sent now."""
+    await client.send("/rooms")
+    lines: list[str] = []
+    for _ in range(10000):
+        line = await client.line()
+        if line.startswith("-- rooms:"):
+            return lines
+        lines.append(line)
+    raise AssertionError("no /rooms answer")
+
+
+def texts(frames: list[dict[str, Any]], kind: str = "message") -> list[str]:
+    return [f.get("text", "") for f in frames if f.get("type") == kind]
+
+
+async def expect_kind(client: WsClient, kind: str, frame_type: str = "notice") -> dict[str, Any]:
+    """The first `frame_type` frame with this `kind` (WsClient.expect has its own `kind`)."""
+    passed: list[dict[str, Any]] = []
+    try:
+        for _ in range(1000):
+            frame = await client.expect(frame_type)
+            if frame.get("kind") == kind:
+                return frame
+            passed.append(frame)
+        raise AssertionError(f"no {frame_type} of kind {kind}")
+    finally:
+        client.backlog = passed + client.backlog

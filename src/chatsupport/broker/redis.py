@@ -483,10 +483,9 @@ class RedisBroker:
             elif kind == b"S":
                 head, body = data.split(b"\n", 1)
                 _, room, sender = _text(head).split(" ", 2)
-                if room in self._local:
-                    self._on_room(
-                        room, _event.decode(body), None if sender == "-" else sender, None
-                    )
+                # Not filtered by our members: the core has channels of its own (staff
+                # channels) that the broker is never told about.
+                self._on_room(room, _event.decode(body), None if sender == "-" else sender, None)
             elif kind == b"D":
                 head, body = data.split(b"\n", 1)
                 self._on_direct(_text(head)[2:], _event.decode(body))

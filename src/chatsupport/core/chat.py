@@ -7,12 +7,13 @@ It awaits only the Broker (shared state), which for the embedded default answers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType
 
 import msgspec
@@ -155,19 +156,20 @@ class Chat:
         link = self._register(sink, session, address_key)
         session.link = link
         room = self.config.default_room
-        count = await self.enter(session, room, announce=False)
-        self.send(
-            link,
-            ev.Welcome(
-                session=token,
-                uid=session.uid,
-                name=session.name,
-                room=room,
-                rooms=list(session.rooms),
-                limits=self.limits(session),
-            ),
-        )
-        self.send(link, await self.joined(room, count))
+        with self.holding(session):  # `welcome` is the first frame, whatever the room says
+            count = await self.enter(session, room, announce=False)
+            self.send(
+                link,
+                ev.Welcome(
+                    session=token,
+                    uid=session.uid,
+                    name=session.name,
+                    room=room,
+                    rooms=list(session.rooms),
+                    limits=self.limits(session),
+                ),
+            )
+            self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         await self.broker.save_session(record_of(session))
         log.debug("peer connected uid=%s", session.uid)
@@ -467,6 +469,21 @@ class Chat:
                 session.replay.append((room, event))
         if is_message:
             self.count("messages_delivered", len(members))
+
+    @contextlib.contextmanager
+    def holding(self, session: Session) -> Iterator[None]:
+        """Live room events for `session` wait until the block has sent its replies: with a
+        shared broker they can arrive while a join is under way, before `welcome`/`joined`."""
+        if session.replay is not None:  # already held (a resume replays, then releases)
+            yield
+            return
+        session.replay = []
+        try:
+            yield
+        finally:
+            held, session.replay = session.replay or [], None
+            for _, event in held:
+                self.send(session.link, event)
 
     def _deliver(self, session: Session, link: Link, room: str, event: ev.Event) -> None:
         if session.replay is not None:

@@ -102,12 +102,13 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         )
     for check in JOIN_CHECKS:
         check(chat, session, room)
-    if room in session.rooms:
-        session.current = room
-        count = None
-    else:
-        count = await chat.enter(session, room)
-    chat.reply(link, await chat.joined(room, count), request)
+    with chat.holding(session):  # `joined` first, then what the room says meanwhile
+        if room in session.rooms:
+            session.current = room
+            count = None
+        else:
+            count = await chat.enter(session, room)
+        chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)

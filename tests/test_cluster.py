@@ -198,6 +198,30 @@ async def test_resume_on_the_other_node_gets_exactly_what_was_missed(url: str) -
         assert (await y.expect("message", text="i am back"))["uid"] == x.uid
 
 
+async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> None:
+    """`/ws?resume` on another node: the same person at once, exactly what was missed,
+    and the room sees no leave or join (they were never shown as gone)."""
+    async with nodes(url) as (a, b):
+        x = await WsClient.open(a.http_port)
+        y = await WsClient.open(b.http_port)
+        base = (await say(x, "before"))["id"]
+        await y.expect("message", text="before")
+        y.backlog.clear()  # (one channel: x's arrival, if y saw it at all, came before this)
+        x.ws.transport.abort()  # a lost network: no goodbye
+        await x.close()
+        missed = [(await say(y, f"missed {n}"))["id"] for n in range(5)]
+        back = await WsClient.open(b.http_port, welcome=False, path="/ws?resume=1")
+        session = x.welcome["session"]
+        await back.send({"type": "resume", "session": session, "last": {"lobby": base}})
+        welcome = await back.expect("welcome")
+        assert (welcome["uid"], welcome["name"], welcome["session"]) == (x.uid, x.name, session)
+        resumed = await back.expect("resumed")
+        assert (resumed["missed"], resumed["complete"]) == (5, True)
+        assert [f["id"] for f in back.backlog if f["type"] == "message"] == missed
+        await y.request({"type": "ping"}, "pong")
+        assert not [f for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+
+
 async def test_resuming_on_another_node_ends_the_old_connection(url: str) -> None:
     async with nodes(url) as (a, b):
         x = await WsClient.open(a.http_port)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import signal
 import subprocess
@@ -220,6 +221,29 @@ async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> No
         assert [f["id"] for f in back.backlog if f["type"] == "message"] == missed
         await y.request({"type": "ping"}, "pong")
         assert not [f for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+
+
+async def test_forget_leaves_nothing_to_resume_anywhere(
+    url: str, prefix: str, redis_server: RedisServer
+) -> None:
+    async with nodes(url) as (a, b):
+        x = await WsClient.open(a.http_port)
+        await x.request({"type": "forget"}, "bye")
+        token_hash = hashlib.sha256(x.welcome["session"].encode()).hexdigest()
+        client = redis.asyncio.Redis(port=redis_server.port)
+        try:
+            for _ in range(100):  # node a drops the record once it has seen x go
+                if not await client.exists(f"{prefix}sess:{token_hash}"):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the resume record outlived forget")
+        finally:
+            await client.aclose()
+        back = await WsClient.open(b.http_port)
+        await back.send({"type": "resume", "session": x.welcome["session"], "last": {}})
+        assert await back.expect("resumed") == {"type": "resumed", "missed": 0, "complete": False}
+        assert back.uid != x.uid
 
 
 async def test_resuming_on_another_node_ends_the_old_connection(url: str) -> None:

@@ -128,6 +128,8 @@ async def test_session_records_are_taken_and_dropped(started: tuple[Broker, Hear
     assert taken is not None and taken[0] == record
     await broker.drop_session("h1")
     assert await broker.take_session("h1") is None
+    await broker.save_session(record)  # a late save (a disconnect racing the end) ...
+    assert await broker.take_session("h1") is None  # ... does not bring it back
 
 
 async def test_shared_secret_is_stable(started: tuple[Broker, Heard]) -> None:

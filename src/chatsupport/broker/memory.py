@@ -16,6 +16,8 @@ import msgspec
 from ..core.events import Event, Member, Message, RoomInfo
 from ..core.ports import DirectHandler, ReleaseHandler, RoomHandler, SessionRecord
 
+TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
+
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
     return None
@@ -41,6 +43,7 @@ class MemoryBroker:
         self._members: dict[str, dict[str, Member]] = {}
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
+        self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
         self._secrets: dict[str, bytes] = {}
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
@@ -118,8 +121,10 @@ class MemoryBroker:
 
     # ---- resume ----------------------------------------------------------------------------
     async def save_session(self, record: SessionRecord) -> None:
-        until = self.wallclock() + self.retention_seconds
-        self._sessions[record.token_hash] = (record, until)
+        now = self.wallclock()
+        if self._dropped.get(record.token_hash, 0.0) > now:
+            return  # ended a moment ago: a late save must not revive it
+        self._sessions[record.token_hash] = (record, now + self.retention_seconds)
 
     async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
         kept = self._sessions.get(token_hash)
@@ -132,6 +137,10 @@ class MemoryBroker:
 
     async def drop_session(self, token_hash: str) -> None:
         self._sessions.pop(token_hash, None)
+        now = self.wallclock()
+        for ended in [h for h, until in self._dropped.items() if until <= now]:
+            del self._dropped[ended]
+        self._dropped[token_hash] = now + TOMBSTONE
 
     async def shared_secret(self, name: str) -> bytes:
         return self._secrets.setdefault(name, secrets.token_bytes(32))

@@ -65,6 +65,7 @@ MAX_CONNECTIONS = 32  # per node; requests beyond it wait their turn (up to COMM
 BACKOFF_MIN = 0.05  # first reconnection delay; doubles up to BACKOFF_MAX
 BACKOFF_MAX = 2.0
 SECRET_TTL = 2 * 24 * 3600.0  # renewed while any node runs; gone 2 days after the last
+TOMBSTONE = 60.0  # an ended session cannot be saved again for this long (late saves)
 SEQ_TTL_FACTOR = 2  # a room's counter outlives its last message by 2 retention windows
 
 DOWN = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
@@ -187,6 +188,7 @@ class RedisBroker:
         self._sessions: dict[str, SessionRecord] = {}  # token hash -> record, held here
         self._owners: dict[str, str] = {}  # uid -> token hash
         self._drops: set[str] = set()  # records to delete once Redis is back
+        self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
         self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()  # one delivery path at a time: order is kept
         # Membership changes and reads of this node go to Redis one at a time, in the order
@@ -468,11 +470,12 @@ class RedisBroker:
 
     async def _rewrite_sessions(self) -> None:
         for token_hash in list(self._drops):
-            await self._exec("DROP_SESSION", [self._key("sess", token_hash)], [self.node])
+            await self._exec(
+                "DROP_SESSION", [self._key("sess", token_hash)], [self.node, _ms(TOMBSTONE)]
+            )
             self._drops.discard(token_hash)
         for record in list(self._sessions.values()):
-            if not await self._write_session(record, self._exec):
-                await self._release(record.uid)
+            await self._saved(record, await self._write_session(record, self._exec))
 
     # ---- delivery --------------------------------------------------------------------------
     async def _dispatch(self, data: bytes) -> None:
@@ -741,6 +744,8 @@ class RedisBroker:
     async def save_session(self, record: SessionRecord) -> None:
         if self._sessions.get(record.token_hash) == record:
             return  # unchanged: nothing to write (Chat saves on every tick)
+        if self._dropped.get(record.token_hash, 0.0) > loop_time():
+            return  # ended a moment ago: a late save must not revive it
         newcomer = record.uid not in self._owners
         self._sessions[record.token_hash] = record
         self._owners[record.uid] = record.token_hash
@@ -750,13 +755,24 @@ class RedisBroker:
                 self._on_direct(record.uid, NOTICE_DOWN)
             return  # written on resync
         try:
-            owned = await self._write_session(record, self._call)
+            outcome = await self._write_session(record, self._call)
         except BrokerUnavailable:
             return
-        if not owned:
-            await self._release(record.uid)
+        await self._saved(record, outcome)
 
-    async def _write_session(self, record: SessionRecord, run: Callable[..., Any]) -> bool:
+    async def _saved(self, record: SessionRecord, outcome: int) -> None:
+        """After SAVE_SESSION: 0 another node holds the person now, 2 the session ended."""
+        if outcome == 0:
+            await self._release(record.uid)
+        elif outcome == 2:
+            self._forget_record(record.token_hash)
+
+    def _forget_record(self, token_hash: str) -> None:
+        record = self._sessions.pop(token_hash, None)
+        if record is not None and self._owners.get(record.uid) == token_hash:
+            del self._owners[record.uid]
+
+    async def _write_session(self, record: SessionRecord, run: Callable[..., Any]) -> int:
         saved = await run(
             "SAVE_SESSION",
             [self._key("sess", record.token_hash)],
@@ -768,7 +784,7 @@ class RedisBroker:
                 _ms(self.retention_seconds),
             ],
         )
-        return bool(saved)
+        return int(saved)
 
     async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
         found = await self._call(
@@ -784,11 +800,15 @@ class RedisBroker:
         return record, [_text(room) for room in found[1:]]
 
     async def drop_session(self, token_hash: str) -> None:
-        record = self._sessions.pop(token_hash, None)
-        if record is not None and self._owners.get(record.uid) == token_hash:
-            del self._owners[record.uid]
+        self._forget_record(token_hash)
+        now = loop_time()
+        for ended in [h for h, until in self._dropped.items() if until <= now]:
+            del self._dropped[ended]
+        self._dropped[token_hash] = now + TOMBSTONE
         try:
-            await self._call("DROP_SESSION", [self._key("sess", token_hash)], [self.node])
+            await self._call(
+                "DROP_SESSION", [self._key("sess", token_hash)], [self.node, _ms(TOMBSTONE)]
+            )
         except BrokerUnavailable:
             self._drops.add(token_hash)
 

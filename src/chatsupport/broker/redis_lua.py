@@ -156,8 +156,10 @@ return 0
 """
 
 # KEYS sess | ARGV node, uid, rooms (space separated), record, ttl_ms
-# -> 1 saved, 0 the person now belongs to another node (this one must let go)
+# -> 1 saved, 0 the person now belongs to another node (this one must let go),
+#    2 the session ended (a save that lost the race with its end must not revive it)
 SAVE_SESSION = """
+if redis.call('HEXISTS', KEYS[1], 'dropped') == 1 then return 2 end
 local owner = redis.call('HGET', KEYS[1], 'node')
 if owner and owner ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'uid', ARGV[2], 'rooms', ARGV[3], 'rec', ARGV[4])
@@ -165,10 +167,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-# KEYS sess | ARGV node
+# KEYS sess | ARGV node, tombstone_ms: the record goes; a short-lived mark stays so that no
+# late save brings it back (TAKE finds no record in it).
 DROP_SESSION = """
 local owner = redis.call('HGET', KEYS[1], 'node')
-if not owner or owner == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if not owner or owner == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'dropped', '1')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0
 """
 

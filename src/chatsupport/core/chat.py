@@ -281,12 +281,13 @@ class Chat:
 
     async def end_session(self, session: Session) -> None:
         """Forget a person: leave every room (announced), free the name and the token."""
+        # Not resumable from the first moment, here or on another node: ending awaits.
+        self.by_token.pop(session.token_hash, None)
+        await self.broker.drop_session(session.token_hash)
         for room in list(session.rooms):
             await self.exit(session, room)
-        self.by_token.pop(session.token_hash, None)
         self.sessions.pop(session.uid, None)
         await self.broker.release_name(session.name_key, session.uid)
-        await self.broker.drop_session(session.token_hash)
         for hook in END_HOOKS:
             await hook(self, session)
 

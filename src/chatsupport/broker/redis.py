@@ -441,9 +441,12 @@ class RedisBroker:
 
     async def _restore_secret(self, name: str, value: bytes) -> None:
         kept = await self._exec("SECRET", [self._key("secret", name)], [value, _ms(SECRET_TTL)])
-        if bytes(kept) != value:
-            log.warning("shared secret %s changed while Redis was away; using the new one", name)
-            self._secrets[name] = bytes(kept)
+        if bytes(kept) != value:  # a node started while Redis was empty and set its own
+            log.warning(
+                "shared secret %s differs from the one Redis now has: restart this node so "
+                "that all nodes hash addresses alike",
+                name,
+            )
 
     async def _seed_counters(self) -> None:
         """A Redis that lost its data must still never hand out an id already used."""

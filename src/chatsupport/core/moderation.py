@@ -172,8 +172,8 @@ async def mute(chat: Chat, link: Link, request: rq.Request) -> None:
     target = _target(chat, link, request.uid, request.name)
     seconds = _seconds(request.minutes)
     moderation_of(chat).mutes[target.uid] = chat.clock() + seconds
-    chat.send(
-        target.link,
+    chat.direct(
+        target,
         ev.Notice(
             kind="mute",
             text=f"a moderator muted you for {duration(seconds)}: you can read but not write",
@@ -238,7 +238,7 @@ async def unban(chat: Chat, link: Link, request: rq.Request) -> None:
         who = person.name
         if state.mutes.pop(person.uid, None) is not None:
             lifted.append("mute")
-            chat.send(person.link, ev.Notice(kind="unmute", text="you can write again"))
+            chat.direct(person, ev.Notice(kind="unmute", text="you can write again"))
         if state.shadows.pop(person.uid, None) is not None:
             chat.shadowed.discard(person.uid)
             lifted.append("shadow-mute")

@@ -293,6 +293,30 @@ async def test_dropped_connection_resumes_each_message_once_in_order(
     no_page_errors(page)
 
 
+async def test_a_reconnect_shows_no_stranger_to_the_others(
+    browser: Browser, web: ChatServer
+) -> None:
+    a = await open_page(browser, web)
+    b = await open_page(browser, web)
+    name_a = await my_name(a)
+    await expect(a.locator(".sys", has_text=re.compile(r" joined \("))).to_have_count(1)  # b
+    assert web.chat is not None
+    session = next(s for s in web.chat.sessions.values() if s.name == name_a)
+    cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+    await expect(a.locator("html")).to_have_attribute("data-reconnects", "1")
+    await expect(a.locator("html")).to_have_attribute("data-conn", "online")
+    await say(a, "back without a fuss")
+    # Presence is sent before the message: once b shows the message, b has seen any presence.
+    line = b.locator(".msg", has_text="back without a fuss")
+    await expect(line.locator(".msg-name")).to_have_text(name_a)
+    presence = b.locator(".sys", has_text=re.compile(r" (joined|left) \("))
+    assert await presence.all_inner_texts() == []  # nobody came, nobody went
+    await expect(b.locator("#panes .pane-count")).to_have_text(re.compile(r"^2 here"))
+    await expect(a.locator("#my-name")).to_have_text(name_a)
+    for page in (a, b):
+        no_page_errors(page)
+
+
 async def test_reload_resumes_the_same_person(browser: Browser, web: ChatServer) -> None:
     page = await open_page(browser, web)
     name = await my_name(page)

@@ -529,6 +529,50 @@ async def test_staff_view_and_one_to_one(browser: Browser, tmp_path: Path) -> No
         await server.stop()
 
 
+async def test_a_chat_ended_while_away_shows_its_last_words_then_the_end(
+    browser: Browser, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(hash_line("listener", "lis") + "\n")
+    server = await start_server(tokens_file=str(tokens))
+    try:
+        lis = await WsClient.open(server.http_port)
+        await lis.request({"type": "auth", "token": "lis"}, "notice")
+        await lis.request({"type": "listen", "on": True}, "notice")
+        page = await open_page(browser, server)
+        await page.locator("#talk-btn").click()
+        room = (await lis.expect("matched"))["room"]
+        private = page.get_by_role("tab", name=f"Private: {lis.name}")
+        await expect(private).to_have_attribute("aria-selected", "true")
+        await lis.request({"type": "say", "room": room, "text": "one moment"}, "message")
+        await expect(shown(page).filter(has_text="one moment")).to_have_count(1)
+
+        # The page is offline (no reconnect can happen) while the listener says goodbye.
+        await page.context.set_offline(True)
+        session = page_session(server, lis.uid)
+        cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+        for _ in range(100):  # bounded: the server sees the cut at its next loop turn
+            if session.link is None:
+                break
+            await asyncio.sleep(0.05)
+        assert session.link is None
+        await lis.request({"type": "say", "room": room, "text": "take care"}, "message")
+        await lis.request({"type": "leave", "room": room}, "left")
+        await page.context.set_offline(False)
+
+        await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+        await expect(shown(page).filter(has_text="take care")).to_have_count(1)
+        infos = page.locator(".pane:not([hidden]) .info")
+        await expect(infos.last).to_contain_text("The other person has left")
+        assert [t for t in await infos.all_inner_texts() if "away" in t] == []
+        await expect(page.locator("#composer-input")).to_have_attribute(
+            "placeholder", "This conversation has ended"
+        )
+        no_page_errors(page)
+    finally:
+        await server.stop()
+
+
 # ---- keyboard --------------------------------------------------------------------------------
 async def test_usable_by_keyboard_alone(browser: Browser, web: ChatServer) -> None:
     page = await open_page(browser, web)

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 import msgspec
 
@@ -28,6 +29,7 @@ from .session import Link, Session
 
 log = logging.getLogger("chatsupport.core")
 
+T = TypeVar("T")
 Handler = Callable[["Chat", Link, rq.Request], Awaitable[None]]
 HANDLERS: dict[type[rq.Request], Handler] = {}
 # Requests that cost nothing from the flood budget (they broadcast nothing).
@@ -110,6 +112,14 @@ class Chat:
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
+
+    def extension(self, name: str, kind: type[T], make: Callable[[], T]) -> T:
+        """A feature's state on this node (`extensions[name]`), made on first use."""
+        state = self.extensions.get(name)
+        if not isinstance(state, kind):
+            state = make()
+            self.extensions[name] = state
+        return state
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:

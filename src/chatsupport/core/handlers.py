@@ -22,6 +22,7 @@ from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
 from .names import check_name, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
+from .staff import find_person
 from .text import clean
 
 
@@ -43,6 +44,20 @@ def _text(chat: Chat, raw: str) -> str:
     return text
 
 
+def draft(session: Session, room: str, kind: str, text: str) -> ev.Message:
+    """A message from `session`, before the broker gives it its id and time."""
+    return ev.Message(
+        id=0,
+        room=room,
+        uid=session.uid,
+        name=session.name,
+        role=session.role,
+        kind=kind,
+        text=text,
+        ts=0.0,
+    )
+
+
 @handles(rq.Say, rq.Me)
 async def say(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Say | rq.Me)
@@ -58,18 +73,8 @@ async def say(chat: Chat, link: Link, request: rq.Request) -> None:
     for check in SAY_CHECKS:
         check(chat, session, room, text)
     kind = "me" if isinstance(request, rq.Me) else "say"
-    message = ev.Message(
-        id=0,
-        room=room,
-        uid=session.uid,
-        name=session.name,
-        role=session.role,
-        kind=kind,
-        text=text,
-        ts=0.0,
-    )
     chat.count("messages_in")
-    stored = await chat.broker.publish(message, request.ref)
+    stored = await chat.broker.publish(draft(session, room, kind, text), request.ref)
     for hook in SAID_HOOKS:
         await hook(chat, session, stored)
 
@@ -183,23 +188,10 @@ async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
     await chat.close(link, "forgotten", resumable=False)
 
 
-def _find(chat: Chat, uid: str | None, name: str | None) -> Session:
-    if not uid and not name:
-        raise Refused("bad_request", "who? give a uid or a name")
-    if uid:
-        found = chat.sessions.get(uid)
-    else:
-        key = name_key(name or "")
-        found = next((s for s in chat.sessions.values() if s.name_key == key), None)
-    if found is None:
-        raise Refused("bad_request", f"nobody called {name or uid} is here")
-    return found
-
-
 @handles(rq.Ignore, rq.Unignore)
 async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Ignore | rq.Unignore)
-    target = _find(chat, request.uid, request.name)
+    target = find_person(chat, request.uid, request.name, "who? give a uid or a name")
     session = link.session
     if target is session:
         raise Refused("bad_request", "you cannot ignore yourself")

@@ -128,11 +128,7 @@ class MatchState:
 
 
 def state_of(chat: Chat) -> MatchState:
-    state = chat.extensions.get("matching")
-    if not isinstance(state, MatchState):
-        state = MatchState()
-        chat.extensions["matching"] = state
-    return state
+    return chat.extension("matching", MatchState, MatchState)
 
 
 # ---- for the safety and moderation work ---------------------------------------------------

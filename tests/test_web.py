@@ -19,7 +19,7 @@ from chatsupport import ChatServer
 from chatsupport.core.session import Link, Session
 from chatsupport.transport.ws import HttpConnection
 
-from .helpers import ROOT, TextClient, WsClient, require, start_server
+from .helpers import ROOT, TextClient, WsClient, eventually, require, start_server
 from .mod_helpers import LISTENER_TOKEN, MOD_TOKEN
 
 pytestmark = pytest.mark.browser
@@ -372,23 +372,12 @@ async def test_quick_exit_leaves_forgets_and_back_does_not_return(
         await page.keyboard.press("Escape")
     await page.wait_for_url(neutral, timeout=WAIT_MS)
     assert await page.evaluate("sessionStorage.length + localStorage.length") == 0
-    assert server_forgot(web, session.uid) or await eventually_forgot(web, session.uid)
+    assert web.chat is not None
+    chat = web.chat
+    assert await eventually(lambda: session.uid not in chat.sessions, timeout=10.0)
     await page.go_back()
     assert page.url != chat_url
     assert "something private" not in await page.content()
-
-
-def server_forgot(server: ChatServer, uid: str) -> bool:
-    assert server.chat is not None
-    return uid not in server.chat.sessions
-
-
-async def eventually_forgot(server: ChatServer, uid: str) -> bool:
-    for _ in range(100):  # bounded: at most ~10 s
-        if server_forgot(server, uid):
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_exit_url_is_served_to_the_page(web: ChatServer) -> None:
@@ -540,11 +529,7 @@ async def test_a_chat_ended_while_away_shows_its_last_words_then_the_end(
     await page.context.set_offline(True)
     session = page_session(server, lis.uid)
     cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
-    for _ in range(100):  # bounded: the server sees the cut at its next loop turn
-        if session.link is None:
-            break
-        await asyncio.sleep(0.05)
-    assert session.link is None
+    assert await eventually(lambda: session.link is None)  # seen at the server's next turn
     await lis.request({"type": "say", "room": room, "text": "take care"}, "message")
     await lis.request({"type": "leave", "room": room}, "left")
     await page.context.set_offline(False)

@@ -192,13 +192,18 @@ async def test_disconnect_not_resumed_ends_the_chat_and_frees_the_listener(
         assert (await back.request({"type": "who", "room": room}, "error"))["code"] == "forbidden"
 
 
+async def talking(server: ChatServer) -> tuple[WsClient, WsClient, str, dict[str, Any]]:
+    """A listener and a seeker matched, and the seeker's first words as the listener got them."""
+    lis = await listener(server)
+    seek = await seeker(server)
+    room = (await seek.expect("matched"))["room"]
+    await say(seek, room, "one moment, my train")
+    return lis, seek, room, await lis.expect("message", room=room)
+
+
 async def test_a_resumed_seeker_keeps_the_chat(tmp_path: Path) -> None:
     async with serving(tmp_path, resume_grace=60) as server:
-        lis = await listener(server)
-        seek = await seeker(server)
-        room = (await seek.expect("matched"))["room"]
-        await say(seek, room, "one moment, my train")
-        first = await lis.expect("message", room=room)
+        lis, seek, room, first = await talking(server)
         await seek.close()
         await say(lis, room, "take your time")
         back = await WsClient.open(server.http_port)
@@ -214,11 +219,7 @@ async def test_a_resumed_seeker_keeps_the_chat(tmp_path: Path) -> None:
 
 async def test_a_chat_ended_while_away_is_told_after_its_last_words(tmp_path: Path) -> None:
     async with serving(tmp_path, resume_grace=60) as server:
-        lis = await listener(server)
-        seek = await seeker(server)
-        room = (await seek.expect("matched"))["room"]
-        await say(seek, room, "one moment, my train")
-        first = await lis.expect("message", room=room)
+        lis, seek, room, first = await talking(server)
         await cut(seek)
         words = ["take your time", "I have to go now; take care"]
         for text in words:

@@ -16,8 +16,13 @@ from .helpers import ROOT, require
 def test_bench_quick_smoke(tmp_path: Path) -> None:
     require("redis-server")
     out = tmp_path / "quick.md"
-    done = subprocess.run([sys.executable, "bench/run.py", "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = out.read_text()
     assert "chatsupport-tcp" in report and "chatsupport-ws" in report

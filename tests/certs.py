@@ -1,4 +1,5 @@
-"""Test certificates, made with openssl as an operator would make them."""
+"""Test certificates, made with openssl as an operator would make them (one helper for the
+TLS tests of the server and of the terminal client)."""
 
 from __future__ import annotations
 

@@ -253,6 +253,16 @@ class ServerProcess:
         return out, err
 
 
+async def eventually(check: Callable[[], bool], timeout: float = WAIT, step: float = 0.05) -> bool:
+    """Whether `check()` comes true, polled every `step` s for at most `timeout` s: for what
+    the server does in its own time (noticing a close), never to measure time."""
+    for _ in range(max(1, round(timeout / step))):
+        if check():
+            return True
+        await asyncio.sleep(step)
+    return check()
+
+
 def require(tool: str) -> str:
     """A tool the test needs: under CI its absence is a failure, never a silent skip."""
     import pytest

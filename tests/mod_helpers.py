@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
-
 from chatsupport.core.roles import hash_line
 
-from .helpers import WAIT, TextClient, WsClient
+from .helpers import TextClient, WsClient
 
 MOD_TOKEN = "mod-token-5f1c9a7e2b"
 LISTENER_TOKEN = "listener-token-8d3e6b0a4c"
@@ -24,21 +22,11 @@ def write_tokens(directory: Path) -> str:
 
 async def ws_from(port: int, address: str, welcome: bool = True) -> WsClient:
     """A WebSocket client whose connection comes from `address` (e.g. 127.0.0.5)."""
-    ws = await connect(
-        f"ws://127.0.0.1:{port}/ws",
-        open_timeout=WAIT,
-        max_size=1 << 22,
-        local_addr=(address, 0),
-    )
-    client = WsClient(ws)
-    if welcome:
-        client.welcome = await client.expect("welcome")
-        await client.expect("joined")
-    return client
+    return await WsClient.open(port, welcome=welcome, local_addr=address)
 
 
 async def staff_ws(port: int, token: str = MOD_TOKEN, address: str | None = None) -> WsClient:
-    client = await (ws_from(port, address) if address else WsClient.open(port))
+    client = await WsClient.open(port, local_addr=address)
     reply = await client.request({"type": "auth", "token": token}, "notice")
     assert reply["kind"] == "auth", reply
     return client

@@ -17,7 +17,7 @@ from pathlib import Path
 from chatsupport import ChatServer
 
 from .certs import make_certificate
-from .helpers import ROOT, WAIT, TextClient, WsClient, start_server
+from .helpers import ROOT, WAIT, TextClient, WsClient, eventually, start_server
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
@@ -145,10 +145,7 @@ async def test_terminal_client_reconnects_and_resumes_without_loss(server: ChatS
         session = next(s for s in server.chat.sessions.values() if s.name == term.name)
         assert session.link is not None
         session.link.sink.transport.abort()  # type: ignore[attr-defined]  # the network drops
-        for _ in range(200):  # bounded wait until the server has let go of the connection
-            if session.link is None:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: session.link is None, step=0.02)  # the server lets go
         for n in range(20):
             await peer.request({"type": "say", "text": f"lost-{n:02d}"}, "message")
         resumed = await term.expect("-- resumed (")

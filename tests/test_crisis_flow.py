@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,14 @@ from .mod_helpers import (
     staff_tcp,
     staff_ws,
     tcp_sync,
-    write_tokens,
     ws_sync,
 )
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    srv = await start_server(tokens_file=write_tokens(tmp_path))
-    yield srv
-    await srv.stop()
+def server(staff_server: ChatServer) -> ChatServer:
+    """Every test here runs with the staff tokens."""
+    return staff_server
 
 
 async def test_crisis_message_gets_help_privately_and_alerts_staff(server: ChatServer) -> None:

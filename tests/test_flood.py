@@ -3,14 +3,13 @@ per-connection budget, escalation to a mute, probation, per-address caps (CONTRA
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 from chatsupport import Config
 
-from .helpers import TextClient, WsClient, start_server
+from .helpers import TextClient, WsClient, eventually, start_server
 from .mod_helpers import expect_kind, staff_ws, write_tokens, ws_from, ws_sync
 
 DEFAULTS = Config()
@@ -170,10 +169,7 @@ async def test_closing_a_connection_makes_room_for_another() -> None:
         assert (await third.line()).startswith("!! too many connections")
         await first.send("/quit")
         assert await first.closed()
-        for _ in range(50):  # the server counts the close when it has seen it
-            if len(server.peers) == 1:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: len(server.peers) == 1)  # counted once the server saw it
         await TextClient.open(server.tcp_port, local_addr="127.0.0.12")
     finally:
         await server.stop()

@@ -3,14 +3,11 @@ interfaces (CONTRACT §6, §7)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from chatsupport import ChatServer
 
-from .helpers import TextClient, WsClient, start_server
+from .helpers import TextClient, WsClient
 from .mod_helpers import (
     LISTENER_TOKEN,
     expect_kind,
@@ -18,17 +15,15 @@ from .mod_helpers import (
     staff_ws,
     tcp_sync,
     texts,
-    write_tokens,
     ws_from,
     ws_sync,
 )
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
-    srv = await start_server(tokens_file=write_tokens(tmp_path))
-    yield srv
-    await srv.stop()
+def server(staff_server: ChatServer) -> ChatServer:
+    """Every test here runs with the staff tokens."""
+    return staff_server
 
 
 # ---- kick ----------------------------------------------------------------------------------

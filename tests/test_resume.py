@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -11,8 +13,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chatsupport import ChatServer
+from chatsupport.core.chat import AWAY_KEPT
+from chatsupport.core.events import Message
 
 from .helpers import WAIT, WsClient, start_server
+from .mod_helpers import staff_ws
 from .test_http import http
 
 RESUME_FIRST = "/ws?resume=1"  # resume is the first frame: no fresh identity in between
@@ -205,3 +210,116 @@ async def test_joined_says_where_to_resume_a_room_with_nothing_seen_yet(
         ]
         assert texts(frames) == ["while away"] and frames[-1]["complete"] is True
         await cut(back)
+
+
+# ---- events for one person (not a room's) around a resume ------------------------------------
+@asynccontextmanager
+async def replay_paused(server: ChatServer) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Holds the next resume inside its replay (its first history read; later reads pass)
+    until the block ends: a sync point for what happens meanwhile. Yields a wait for the
+    replay to be there. The broker still does the work; with a shared broker, its network
+    round trip opens this window."""
+    assert server.chat is not None
+    broker = server.chat.broker
+    real = broker.history
+    inside, go_on = asyncio.Event(), asyncio.Event()
+
+    async def paused(room: str, after: int) -> tuple[list[Message], bool]:
+        if not inside.is_set():
+            inside.set()
+            await go_on.wait()
+        return await real(room, after)
+
+    async def reached() -> None:
+        await asyncio.wait_for(inside.wait(), WAIT)
+
+    broker.history = paused  # type: ignore[method-assign]
+    try:
+        yield reached
+    finally:
+        go_on.set()
+        broker.history = real  # type: ignore[method-assign]
+
+
+async def mute(mod: WsClient, uid: str, minutes: int) -> None:
+    """A moderator mutes `uid`: a direct `notice {kind: "mute"}` for them."""
+    await mod.request({"type": "mute", "uid": uid, "minutes": minutes}, "notice")
+
+
+async def away_with_missed(server: ChatServer, n: int) -> tuple[WsClient, WsClient, int]:
+    """`a` is cut off while `b` says `n` messages; returns a, b and a's last id."""
+    a, b = [await WsClient.open(server.http_port) for _ in range(2)]
+    base = (await a.request({"type": "say", "text": "before"}, "message"))["id"]
+    await cut(a)
+    for k in range(n):
+        await b.request({"type": "say", "text": f"missed {k}"}, "message")
+    return a, b, base
+
+
+@pytest.mark.parametrize("path", [RESUME_FIRST, "/ws"], ids=["resume-first", "resume-later"])
+async def test_direct_events_during_the_replay_follow_it(
+    staff_server: ChatServer, path: str
+) -> None:
+    mod = await staff_ws(staff_server.http_port)
+    a, _, base = await away_with_missed(staff_server, 3)
+    async with replay_paused(staff_server) as reached:
+        task = asyncio.create_task(
+            resume(staff_server.http_port, a.welcome["session"], {"lobby": base}, path)
+        )
+        await reached()
+        await mute(mod, a.uid, 7)  # reaches a while the missed messages are on their way
+    _, frames = await asyncio.wait_for(task, WAIT)
+    after_welcome = [f["type"] for f in frames if f["type"] in ("message", "notice")]
+    assert after_welcome == ["message"] * 3 + ["notice"]
+    assert texts(frames) == [f"missed {k}" for k in range(3)]
+    assert "muted you for 7 minutes" in frames[-2]["text"]
+    assert frames[-1] == {"type": "resumed", "missed": 3, "complete": True, "ref": "back"}
+
+
+@pytest.mark.parametrize("path", [RESUME_FIRST, "/ws"], ids=["resume-first", "resume-later"])
+async def test_direct_events_while_away_come_after_the_replay(
+    staff_server: ChatServer, path: str
+) -> None:
+    mod = await staff_ws(staff_server.http_port)
+    a, _, base = await away_with_missed(staff_server, 2)
+    extra = 5
+    for minutes in range(1, AWAY_KEPT + extra + 1):  # more than are kept: the newest stay
+        await mute(mod, a.uid, minutes)
+    back, frames = await resume(staff_server.http_port, a.welcome["session"], {"lobby": base}, path)
+    replayed = [i for i, f in enumerate(frames) if f["type"] == "message"]
+    notices = [i for i, f in enumerate(frames) if f["type"] == "notice"]
+    assert texts(frames) == ["missed 0", "missed 1"]
+    assert len(notices) == AWAY_KEPT and max(replayed) < min(notices)
+    said = [frames[i]["text"] for i in notices]
+    newest = range(extra + 1, AWAY_KEPT + extra + 1)
+    assert all(f"muted you for {m} minutes" in t for m, t in zip(newest, said, strict=True))
+    assert frames[-1]["type"] == "resumed" and frames[-2] is frames[notices[-1]]
+    # Given once: the next resume has nothing more to give.
+    await cut(back)
+    _, again = await resume(staff_server.http_port, a.welcome["session"], {"lobby": base + 2}, path)
+    assert [f for f in again if f["type"] in ("notice", "message")] == []
+
+
+async def test_a_resume_taken_over_mid_replay_hands_on_what_it_held(
+    staff_server: ChatServer,
+) -> None:
+    mod = await staff_ws(staff_server.http_port)
+    a, _, base = await away_with_missed(staff_server, 1)
+    await mute(mod, a.uid, 1)  # kept while away
+    async with replay_paused(staff_server) as reached:
+        first = asyncio.create_task(
+            resume(staff_server.http_port, a.welcome["session"], {"lobby": base})
+        )
+        await reached()
+        await mute(mod, a.uid, 2)  # held behind the first replay, which never finishes:
+        # the person comes back on another connection meanwhile (a second tab, a retry).
+        second, frames = await resume(staff_server.http_port, a.welcome["session"], {"lobby": base})
+    assert frames[0]["uid"] == a.uid and texts(frames) == ["missed 0"]
+    notices = [f["text"] for f in frames if f["type"] == "notice"]
+    assert len(notices) == 2, notices
+    assert "muted you for 1 minute" in notices[0] and "muted you for 2 minutes" in notices[1]
+    assert frames[-1] == {"type": "resumed", "missed": 1, "complete": True, "ref": "back"}
+    with pytest.raises((ConnectionClosed, TimeoutError)):
+        await asyncio.wait_for(first, WAIT)  # told `resumed_elsewhere` and closed
+    await second.request({"type": "ping"}, "pong")
+    assert [f for f in second.backlog if f["type"] == "notice"] == []  # each once

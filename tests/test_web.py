@@ -10,18 +10,17 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from chatsupport import ChatServer
-from chatsupport.core.roles import hash_line
 from chatsupport.core.session import Link, Session
 from chatsupport.transport.ws import HttpConnection
 
-from .helpers import ROOT, TextClient, WsClient, require, start_server
+from .helpers import ROOT, TextClient, WsClient, eventually, require, start_server
+from .mod_helpers import LISTENER_TOKEN, MOD_TOKEN
 
 pytestmark = pytest.mark.browser
 
@@ -293,6 +292,30 @@ async def test_dropped_connection_resumes_each_message_once_in_order(
     no_page_errors(page)
 
 
+async def test_a_reconnect_shows_no_stranger_to_the_others(
+    browser: Browser, web: ChatServer
+) -> None:
+    a = await open_page(browser, web)
+    b = await open_page(browser, web)
+    name_a = await my_name(a)
+    await expect(a.locator(".sys", has_text=re.compile(r" joined \("))).to_have_count(1)  # b
+    assert web.chat is not None
+    session = next(s for s in web.chat.sessions.values() if s.name == name_a)
+    cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+    await expect(a.locator("html")).to_have_attribute("data-reconnects", "1")
+    await expect(a.locator("html")).to_have_attribute("data-conn", "online")
+    await say(a, "back without a fuss")
+    # Presence is sent before the message: once b shows the message, b has seen any presence.
+    line = b.locator(".msg", has_text="back without a fuss")
+    await expect(line.locator(".msg-name")).to_have_text(name_a)
+    presence = b.locator(".sys", has_text=re.compile(r" (joined|left) \("))
+    assert await presence.all_inner_texts() == []  # nobody came, nobody went
+    await expect(b.locator("#panes .pane-count")).to_have_text(re.compile(r"^2 here"))
+    await expect(a.locator("#my-name")).to_have_text(name_a)
+    for page in (a, b):
+        no_page_errors(page)
+
+
 async def test_reload_resumes_the_same_person(browser: Browser, web: ChatServer) -> None:
     page = await open_page(browser, web)
     name = await my_name(page)
@@ -349,23 +372,12 @@ async def test_quick_exit_leaves_forgets_and_back_does_not_return(
         await page.keyboard.press("Escape")
     await page.wait_for_url(neutral, timeout=WAIT_MS)
     assert await page.evaluate("sessionStorage.length + localStorage.length") == 0
-    assert server_forgot(web, session.uid) or await eventually_forgot(web, session.uid)
+    assert web.chat is not None
+    chat = web.chat
+    assert await eventually(lambda: session.uid not in chat.sessions, timeout=10.0)
     await page.go_back()
     assert page.url != chat_url
     assert "something private" not in await page.content()
-
-
-def server_forgot(server: ChatServer, uid: str) -> bool:
-    assert server.chat is not None
-    return uid not in server.chat.sessions
-
-
-async def eventually_forgot(server: ChatServer, uid: str) -> bool:
-    for _ in range(100):  # bounded: at most ~10 s
-        if server_forgot(server, uid):
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def test_exit_url_is_served_to_the_page(web: ChatServer) -> None:
@@ -437,72 +449,100 @@ async def test_help_ignore_and_report(browser: Browser, web: ChatServer) -> None
 
 
 # ---- staff and one-to-one -------------------------------------------------------------------
-async def test_staff_view_and_one_to_one(browser: Browser, tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(hash_line("mod", "mod-secret") + "\n")
-    server = await start_server(tokens_file=str(tokens))
-    try:
-        mod = await open_page(browser, server)
-        await mod.get_by_role("button", name="Settings").click()
-        await mod.get_by_text("Staff sign-in").click()
-        await mod.get_by_label("Listener or moderator token").fill("mod-secret")
-        await mod.get_by_role("button", name="Sign in").click()
-        await expect(mod.locator("#settings-status")).to_have_text(
-            "you are signed in as a moderator"
-        )
-        await mod.get_by_role("button", name="Close").click()
-        mod_name = await my_name(mod)
-        seeker = await open_page(browser, server, MOBILE)
-        seeker_name = await my_name(seeker)
-        nc = await TextClient.open(server.tcp_port)
-        await say(mod, "moderator here")
-        await expect(mod.locator(".msg.mine .badge-mod")).to_have_text("moderator")
-        by_mod = seeker.locator(".msg", has_text="moderator here")
-        await expect(by_mod.locator(".badge")).to_have_text("moderator")
+async def test_staff_view_and_one_to_one(browser: Browser, staff_server: ChatServer) -> None:
+    server = staff_server
+    mod = await open_page(browser, server)
+    await mod.get_by_role("button", name="Settings").click()
+    await mod.get_by_text("Staff sign-in").click()
+    await mod.get_by_label("Listener or moderator token").fill(MOD_TOKEN)
+    await mod.get_by_role("button", name="Sign in").click()
+    await expect(mod.locator("#settings-status")).to_have_text("you are signed in as a moderator")
+    await mod.get_by_role("button", name="Close").click()
+    mod_name = await my_name(mod)
+    seeker = await open_page(browser, server, MOBILE)
+    seeker_name = await my_name(seeker)
+    nc = await TextClient.open(server.tcp_port)
+    await say(mod, "moderator here")
+    await expect(mod.locator(".msg.mine .badge-mod")).to_have_text("moderator")
+    by_mod = seeker.locator(".msg", has_text="moderator here")
+    await expect(by_mod.locator(".badge")).to_have_text("moderator")
 
-        # Words of crisis: help lines for the person, an alert for staff.
-        await say(seeker, "some days I want to end my life")
-        await expect(seeker.locator(".help-card .resource").first).to_be_visible()
-        await expect(mod.locator("#staff-count")).to_have_text("1")
-        # A report from the seeker reaches the moderator, evidence as text.
-        await nc.send("<b>mean words</b>")
-        await seeker.get_by_role("button", name=f"Options for the message from {nc.name}").click()
-        await seeker.locator("#report-form button").click()
-        await expect(seeker.locator("#message-status")).to_contain_text("moderators will look")
-        await seeker.locator("#dlg-message [data-close]").click()
-        await expect(mod.locator("#staff-count")).to_have_text("2")
-        await mod.get_by_role("button", name="Staff").click()
-        await expect(mod.locator("#alerts")).to_contain_text("some days I want to end my life")
-        await expect(mod.locator("#reports")).to_contain_text("<b>mean words</b>")
-        await expect(mod.get_by_role("button", name=f"Kick: {nc.name}")).to_be_visible()
-        await mod.get_by_role("switch", name="Available for one-to-one chats").click()
-        await expect(mod.locator("#staff-status")).to_contain_text("you are available")
-        await expect(mod.get_by_role("switch")).to_be_checked()
-        await mod.locator("#dlg-staff [data-close]").click()
+    # Words of crisis: help lines for the person, an alert for staff.
+    await say(seeker, "some days I want to end my life")
+    await expect(seeker.locator(".help-card .resource").first).to_be_visible()
+    await expect(mod.locator("#staff-count")).to_have_text("1")
+    # A report from the seeker reaches the moderator, evidence as text.
+    await nc.send("<b>mean words</b>")
+    await seeker.get_by_role("button", name=f"Options for the message from {nc.name}").click()
+    await seeker.locator("#report-form button").click()
+    await expect(seeker.locator("#message-status")).to_contain_text("moderators will look")
+    await seeker.locator("#dlg-message [data-close]").click()
+    await expect(mod.locator("#staff-count")).to_have_text("2")
+    await mod.get_by_role("button", name="Staff").click()
+    await expect(mod.locator("#alerts")).to_contain_text("some days I want to end my life")
+    await expect(mod.locator("#reports")).to_contain_text("<b>mean words</b>")
+    await expect(mod.get_by_role("button", name=f"Kick: {nc.name}")).to_be_visible()
+    await mod.get_by_role("switch", name="Available for one-to-one chats").click()
+    await expect(mod.locator("#staff-status")).to_contain_text("you are available")
+    await expect(mod.get_by_role("switch")).to_be_checked()
+    await mod.locator("#dlg-staff [data-close]").click()
 
-        # The seeker asks for a listener, is matched with the moderator, they talk, it ends.
-        await seeker.locator("#talk-btn").click()
-        private = seeker.get_by_role("tab", name=f"Private: {mod_name}")
-        await expect(private).to_have_attribute("aria-selected", "true")
-        their_tab = mod.get_by_role("tab", name=f"Private: {seeker_name}")
-        await expect(their_tab).to_have_attribute("aria-selected", "true")
-        await expect(seeker.locator("#queue")).to_be_hidden()
-        await say(seeker, "thank you for being here")
-        await expect(shown(mod).filter(has_text="thank you for being here")).to_have_count(1)
-        await say(mod, "I'm listening")
-        await expect(shown(seeker).filter(has_text="I'm listening")).to_have_count(1)
-        await seeker.get_by_role("button", name="End conversation").click()
-        await expect(private).to_have_count(0)
-        await expect(mod.locator(".pane:not([hidden]) .info").last).to_contain_text("has left")
-        await mod.locator("#composer-input").fill("anyone?")
-        await mod.locator("#composer-input").press("Enter")
-        await expect(mod.locator("#composer-error")).to_contain_text("ended")
-        await mod.get_by_role("button", name=f"Close Private: {seeker_name}").click()
-        await expect(their_tab).to_have_count(0)
-        for page in (mod, seeker):
-            no_page_errors(page)
-    finally:
-        await server.stop()
+    # The seeker asks for a listener, is matched with the moderator, they talk, it ends.
+    await seeker.locator("#talk-btn").click()
+    private = seeker.get_by_role("tab", name=f"Private: {mod_name}")
+    await expect(private).to_have_attribute("aria-selected", "true")
+    their_tab = mod.get_by_role("tab", name=f"Private: {seeker_name}")
+    await expect(their_tab).to_have_attribute("aria-selected", "true")
+    await expect(seeker.locator("#queue")).to_be_hidden()
+    await say(seeker, "thank you for being here")
+    await expect(shown(mod).filter(has_text="thank you for being here")).to_have_count(1)
+    await say(mod, "I'm listening")
+    await expect(shown(seeker).filter(has_text="I'm listening")).to_have_count(1)
+    await seeker.get_by_role("button", name="End conversation").click()
+    await expect(private).to_have_count(0)
+    await expect(mod.locator(".pane:not([hidden]) .info").last).to_contain_text("has left")
+    await mod.locator("#composer-input").fill("anyone?")
+    await mod.locator("#composer-input").press("Enter")
+    await expect(mod.locator("#composer-error")).to_contain_text("ended")
+    await mod.get_by_role("button", name=f"Close Private: {seeker_name}").click()
+    await expect(their_tab).to_have_count(0)
+    for page in (mod, seeker):
+        no_page_errors(page)
+
+
+async def test_a_chat_ended_while_away_shows_its_last_words_then_the_end(
+    browser: Browser, staff_server: ChatServer
+) -> None:
+    server = staff_server
+    lis = await WsClient.open(server.http_port)
+    await lis.request({"type": "auth", "token": LISTENER_TOKEN}, "notice")
+    await lis.request({"type": "listen", "on": True}, "notice")
+    page = await open_page(browser, server)
+    await page.locator("#talk-btn").click()
+    room = (await lis.expect("matched"))["room"]
+    private = page.get_by_role("tab", name=f"Private: {lis.name}")
+    await expect(private).to_have_attribute("aria-selected", "true")
+    await lis.request({"type": "say", "room": room, "text": "one moment"}, "message")
+    await expect(shown(page).filter(has_text="one moment")).to_have_count(1)
+
+    # The page is offline (no reconnect can happen) while the listener says goodbye.
+    await page.context.set_offline(True)
+    session = page_session(server, lis.uid)
+    cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+    assert await eventually(lambda: session.link is None)  # seen at the server's next turn
+    await lis.request({"type": "say", "room": room, "text": "take care"}, "message")
+    await lis.request({"type": "leave", "room": room}, "left")
+    await page.context.set_offline(False)
+
+    await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+    await expect(shown(page).filter(has_text="take care")).to_have_count(1)
+    infos = page.locator(".pane:not([hidden]) .info")
+    await expect(infos.last).to_contain_text("The other person has left")
+    assert [t for t in await infos.all_inner_texts() if "away" in t] == []
+    await expect(page.locator("#composer-input")).to_have_attribute(
+        "placeholder", "This conversation has ended"
+    )
+    no_page_errors(page)
 
 
 # ---- keyboard --------------------------------------------------------------------------------
@@ -570,42 +610,37 @@ async def conversation(server: ChatServer, tokens_listener: str) -> list[TextCli
     return [river, listener]
 
 
-async def test_accessibility_and_screenshots(browser: Browser, tmp_path: Path) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text(hash_line("listener", "lis") + "\n" + hash_line("mod", "mod") + "\n")
-    server = await start_server(tokens_file=str(tokens))
-    try:
-        views: dict[str, list[dict[str, Any]]] = {}
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        mobile = await open_page(browser, server, MOBILE, "light", bypass_csp=True)  # inject axe
-        desktop = await open_page(browser, server, DESKTOP, "dark", bypass_csp=True)
-        await conversation(server, "lis")
-        await say(mobile, "same here honestly. glad this place exists")
-        for page, label in ((mobile, "mobile"), (desktop, "desktop")):
-            await expect(shown(page).filter(has_text="glad this place exists")).to_have_count(1)
-            await expect(page.locator(".pending")).to_have_count(0)
-            await page.screenshot(path=str(ARTIFACTS / f"screenshot-{label}.png"))
-            views[f"{label} chat"] = await run_axe(page)
-            for opener, dialog in (
-                ("Get help now", "dlg-help"),
-                ("Rooms", "dlg-rooms"),
-                ("Settings", "dlg-settings"),
-            ):
-                await page.get_by_role("button", name=opener, exact=False).first.click()
-                await expect(page.locator(f"#{dialog}")).to_be_visible()
-                views[f"{label} {dialog}"] = await run_axe(page)
-                await page.locator(f"#{dialog} [data-close]").click()
-            await page.locator(".msg-act").first.click()
-            views[f"{label} message"] = await run_axe(page)
-            await page.locator("#dlg-message [data-close]").click()
-            await say(page, "/auth mod")
-            await expect(page.locator("#staff-btn")).to_be_visible()
-            await page.locator("#staff-btn").click()
-            views[f"{label} staff"] = await run_axe(page)
-            await page.locator("#dlg-staff [data-close]").click()
-            no_page_errors(page)
-        assert {view: found for view, found in views.items() if found} == {}
-        for label in ("mobile", "desktop"):
-            assert (ARTIFACTS / f"screenshot-{label}.png").stat().st_size > 10_000
-    finally:
-        await server.stop()
+async def test_accessibility_and_screenshots(browser: Browser, staff_server: ChatServer) -> None:
+    server = staff_server
+    views: dict[str, list[dict[str, Any]]] = {}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    mobile = await open_page(browser, server, MOBILE, "light", bypass_csp=True)  # inject axe
+    desktop = await open_page(browser, server, DESKTOP, "dark", bypass_csp=True)
+    await conversation(server, LISTENER_TOKEN)
+    await say(mobile, "same here honestly. glad this place exists")
+    for page, label in ((mobile, "mobile"), (desktop, "desktop")):
+        await expect(shown(page).filter(has_text="glad this place exists")).to_have_count(1)
+        await expect(page.locator(".pending")).to_have_count(0)
+        await page.screenshot(path=str(ARTIFACTS / f"screenshot-{label}.png"))
+        views[f"{label} chat"] = await run_axe(page)
+        for opener, dialog in (
+            ("Get help now", "dlg-help"),
+            ("Rooms", "dlg-rooms"),
+            ("Settings", "dlg-settings"),
+        ):
+            await page.get_by_role("button", name=opener, exact=False).first.click()
+            await expect(page.locator(f"#{dialog}")).to_be_visible()
+            views[f"{label} {dialog}"] = await run_axe(page)
+            await page.locator(f"#{dialog} [data-close]").click()
+        await page.locator(".msg-act").first.click()
+        views[f"{label} message"] = await run_axe(page)
+        await page.locator("#dlg-message [data-close]").click()
+        await say(page, f"/auth {MOD_TOKEN}")
+        await expect(page.locator("#staff-btn")).to_be_visible()
+        await page.locator("#staff-btn").click()
+        views[f"{label} staff"] = await run_axe(page)
+        await page.locator("#dlg-staff [data-close]").click()
+        no_page_errors(page)
+    assert {view: found for view, found in views.items() if found} == {}
+    for label in ("mobile", "desktop"):
+        assert (ARTIFACTS / f"screenshot-{label}.png").stat().st_size > 10_000

@@ -13,7 +13,7 @@ from chatsupport import ChatServer
 from chatsupport.core import requests as rq
 from chatsupport.core.chat import HANDLERS
 
-from .helpers import WAIT, TextClient, WsClient, start_server
+from .helpers import WAIT, TextClient, WsClient, eventually, start_server
 from .wsraw import RawWs
 
 MESSAGE_FIELDS = {"type", "id", "room", "uid", "name", "role", "kind", "text", "ts"}
@@ -212,11 +212,9 @@ async def test_connections_per_address_are_capped() -> None:
         other = await WsClient.open(server.http_port, local_addr="127.0.0.3")  # its own budget
         await other.request({"type": "ping"}, "pong")
         await first[0].close()
-        assert server.chat is not None
-        for _ in range(100):  # wait (bounded) until the server has seen that close
-            if len(server.chat.links) == 2:
-                break
-            await asyncio.sleep(0.05)
+        chat = server.chat
+        assert chat is not None
+        await eventually(lambda: len(chat.links) == 2)  # the server has seen that close
         again = await WsClient.open(server.http_port, local_addr="127.0.0.2")
         await again.request({"type": "ping"}, "pong")
     finally:

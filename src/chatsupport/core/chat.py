@@ -13,8 +13,10 @@ import logging
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 import msgspec
 
@@ -28,6 +30,7 @@ from .session import Link, Session
 
 log = logging.getLogger("chatsupport.core")
 
+T = TypeVar("T")
 Handler = Callable[["Chat", Link, rq.Request], Awaitable[None]]
 HANDLERS: dict[type[rq.Request], Handler] = {}
 # Requests that cost nothing from the flood budget (they broadcast nothing).
@@ -42,6 +45,7 @@ FREE: set[type[rq.Request]] = {
     rq.Resources,
 }
 FREE_COMMANDS = frozenset({"help", "who", "rooms", "resources", "quit", "forget"})
+AWAY_KEPT = 50  # direct events kept for a person who is away, to follow their resume
 
 
 class Refused(Exception):
@@ -110,6 +114,14 @@ class Chat:
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
+
+    def extension(self, name: str, kind: type[T], make: Callable[[], T]) -> T:
+        """A feature's state on this node (`extensions[name]`), made on first use."""
+        state = self.extensions.get(name)
+        if not isinstance(state, kind):
+            state = make()
+            self.extensions[name] = state
+        return state
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
@@ -192,7 +204,6 @@ class Chat:
         """Resume on connect: `welcome` names the returning person; live events are held
         (`replay`) until the `resume` handler has replayed history, so order is kept."""
         link = self._register(sink, old, address_key)
-        old.replay = []
         self.send(
             link,
             ev.Welcome(
@@ -271,10 +282,13 @@ class Chat:
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
-        session.replay = None  # a resume cut short: history still has everything held
+        held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
+            for room, event in held:  # history has the room events; direct ones are kept
+                if not room:
+                    self.direct(session, event)
             await self.broker.save_session(record_of(session))
         else:
             await self.end_session(session)
@@ -306,6 +320,8 @@ class Chat:
             previous.sink.close("resumed_elsewhere")
             await self.close(previous, "resumed_elsewhere")
         link.session, old.link, old.detached_at = old, link, None
+        if old.replay is None:  # the resume that follows replays first; live events wait
+            old.replay = []
         if not old.present:
             rooms, old.rooms = list(old.rooms), []
             for room in rooms:
@@ -339,6 +355,7 @@ class Chat:
             ignored=set(record.ignored),
             crisis=record.crisis,
             since=dict(record.since),  # entering below keeps these: no replay before them
+            departed=dict(record.departed),
             detached_at=self.clock(),
         )
         self.sessions[session.uid] = session
@@ -495,7 +512,22 @@ class Chat:
     def deliver_direct(self, uid: str, event: ev.Event) -> None:
         session = self.sessions.get(uid)
         if session is not None:
-            self.send(session.link, event)
+            self.direct(session, event)
+
+    def direct(self, session: Session, event: ev.Event) -> None:
+        """An event for one person, not a room's (matched, ended, alert, ...): held behind a
+        resume's replay like room events, or, while they are away within their resume
+        window, kept (the newest AWAY_KEPT) to follow the replay when they come back."""
+        link = session.link
+        if link is not None:
+            if session.replay is None:
+                self.send(link, event)
+            else:
+                session.replay.append(("", event))  # "": no room; resume never drops these
+        elif session.detached_at is not None:
+            if session.away is None:
+                session.away = deque(maxlen=AWAY_KEPT)
+            session.away.append(event)
 
     def broadcast(self, text: str) -> None:
         """A server announcement to every connected peer on this node."""
@@ -566,6 +598,7 @@ def record_of(session: Session) -> SessionRecord:
         ignored=tuple(sorted(session.ignored)),
         crisis=session.crisis,
         since=dict(session.since),
+        departed=dict(session.departed),
     )
 
 

@@ -31,6 +31,7 @@ from .chat import (
     Refused,
     handles,
 )
+from .handlers import draft
 from .limits import WindowCounter
 from .names import name_key
 from .rooms import normalise_room, valid_room
@@ -105,11 +106,7 @@ class Moderation:
 
 
 def moderation_of(chat: Chat) -> Moderation:
-    state = chat.extensions.get("moderation")
-    if not isinstance(state, Moderation):
-        state = Moderation(chat.config)
-        chat.extensions["moderation"] = state
-    return state
+    return chat.extension("moderation", Moderation, lambda: Moderation(chat.config))
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -172,8 +169,8 @@ async def mute(chat: Chat, link: Link, request: rq.Request) -> None:
     target = _target(chat, link, request.uid, request.name)
     seconds = _seconds(request.minutes)
     moderation_of(chat).mutes[target.uid] = chat.clock() + seconds
-    chat.send(
-        target.link,
+    chat.direct(
+        target,
         ev.Notice(
             kind="mute",
             text=f"a moderator muted you for {duration(seconds)}: you can read but not write",
@@ -238,7 +235,7 @@ async def unban(chat: Chat, link: Link, request: rq.Request) -> None:
         who = person.name
         if state.mutes.pop(person.uid, None) is not None:
             lifted.append("mute")
-            chat.send(person.link, ev.Notice(kind="unmute", text="you can write again"))
+            chat.direct(person, ev.Notice(kind="unmute", text="you can write again"))
         if state.shadows.pop(person.uid, None) is not None:
             chat.shadowed.discard(person.uid)
             lifted.append("shadow-mute")
@@ -269,17 +266,7 @@ async def announce(chat: Chat, link: Link, request: rq.Request) -> None:
     session = link.session
     rooms = [info.name for info in await chat.broker.room_counts()]
     for room in rooms:
-        message = ev.Message(
-            id=0,
-            room=room,
-            uid=session.uid,
-            name=session.name,
-            role=session.role,
-            kind="announce",
-            text=text,
-            ts=0.0,
-        )
-        await chat.broker.publish(message, None)
+        await chat.broker.publish(draft(session, room, "announce", text), None)
     chat.count("mod_announcements")
     count = len(rooms)
     _done(chat, link, request, "announced", f"announced in {count} room(s)", session.name)

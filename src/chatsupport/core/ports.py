@@ -33,6 +33,8 @@ class SessionRecord(msgspec.Struct, frozen=True):
     ignored: tuple[str, ...] = ()
     crisis: bool = False
     since: dict[str, int] = msgspec.field(default_factory=dict)  # room -> id when they came in
+    # private rooms ended while they were away -> (first, last) id to replay
+    departed: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
 
 
 class Sink(Protocol):

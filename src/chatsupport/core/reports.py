@@ -75,11 +75,7 @@ class Reports:
 
 
 def reports_of(chat: Chat) -> Reports:
-    state = chat.extensions.get("reports")
-    if not isinstance(state, Reports):
-        state = Reports(chat.config)
-        chat.extensions["reports"] = state
-    return state
+    return chat.extension("reports", Reports, lambda: Reports(chat.config))
 
 
 @handles(rq.Report)

@@ -92,11 +92,7 @@ class Roles:
 
 
 def roles_of(chat: Chat) -> Roles:
-    roles = chat.extensions.get("roles")
-    if not isinstance(roles, Roles):
-        roles = Roles(load_tokens(chat.config.tokens_file))
-        chat.extensions["roles"] = roles
-    return roles
+    return chat.extension("roles", Roles, lambda: Roles(load_tokens(chat.config.tokens_file)))
 
 
 @handles(rq.Auth)

@@ -62,11 +62,7 @@ class Safety:
 
 
 def safety_of(chat: Chat) -> Safety:
-    state = chat.extensions.get("safety")
-    if not isinstance(state, Safety):
-        state = Safety.load(chat.config)
-        chat.extensions["safety"] = state
-    return state
+    return chat.extension("safety", Safety, lambda: Safety.load(chat.config))
 
 
 @handles(rq.Resources)

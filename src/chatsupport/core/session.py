@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from .events import Event, Member
@@ -30,6 +31,10 @@ class Session:
     link: Link | None = None
     detached_at: float | None = None
     replay: list[tuple[str, Event]] | None = None  # live events held back while resuming
+    # Events for them alone (`Chat.direct`) while away, the newest kept; and private rooms
+    # they were taken out of meanwhile, room -> (first, last) ids: resume gives both back.
+    away: deque[Event] | None = None
+    departed: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def member(self) -> Member:
         return Member(self.uid, self.name, self.role)

@@ -64,15 +64,18 @@ def is_staff(session: Session) -> bool:
     return session.role in CHANNELS
 
 
-def find_person(chat: Chat, uid: str | None, name: str | None) -> Session:
-    """Someone on this node, by uid (WebSocket) or by name, look-alikes included (text)."""
+def find_person(
+    chat: Chat, uid: str | None, name: str | None, ask: str = "whom? give a uid or a name"
+) -> Session:
+    """Someone on this node, by uid (WebSocket) or by name, look-alikes included (text);
+    `ask` is the error when neither is given."""
     if uid:
         found = chat.sessions.get(uid)
     elif name:
         key = name_key(name)
         found = next((s for s in chat.sessions.values() if s.name_key == key), None)
     else:
-        raise Refused("bad_request", "whom? give a uid or a name")
+        raise Refused("bad_request", ask)
     if found is None:
         raise Refused("bad_request", f"nobody called {name or uid} is here")
     return found

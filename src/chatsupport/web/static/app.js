@@ -34,17 +34,23 @@ const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked"
 
 let conn = null;
 let resuming = false; // between sending `resume` and receiving `resumed`
-let held = []; // room frames that arrive while resuming, applied in id order afterwards
-let fresh = null; // the welcome of this socket: who we are if the old session is gone
+let welcomed = null; // this socket's welcome while resuming: {back, room, rooms}
 let pending = []; // our messages not yet confirmed: {ref, room, text, state, node}
 let reconnects = 0;
 
 // ---- connection -----------------------------------------------------------------------------
+// With a session to come back to, the socket asks the server (?resume=1) to wait for our
+// `resume` before making anyone up: we return as ourselves, nobody sees a stranger come and
+// go, and the server sends welcome, joined, the missed messages in order, then `resumed`.
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws${state.token ? "?resume=1" : ""}`;
+}
+
 function onopen() {
   if (!state.token) return; // a new person: the welcome will tell us who we are
   resuming = true;
-  held = [];
-  fresh = null;
+  welcomed = null;
   const last = {};
   for (const room of state.rooms.values()) {
     if (!room.ended) last[room.name] = Math.max(room.last, room.floor);
@@ -83,10 +89,6 @@ function stopped(text, action, label) {
 }
 
 function onframe(frame) {
-  if (resuming && (frame.type === "message" || frame.type === "presence" || frame.type === "joined")) {
-    held.push(frame); // the fresh identity's lobby traffic and the replay, sorted out on `resumed`
-    return;
-  }
   const handler = HANDLERS[frame.type];
   if (handler) handler(frame);
   const replies = frame.ref && state.replies.get(frame.ref);
@@ -98,46 +100,28 @@ function onframe(frame) {
 }
 
 // ---- resume ---------------------------------------------------------------------------------
-// The replay and the live messages held meanwhile, per room in id order; repeats drop out.
-function applyHeld() {
-  resuming = false;
-  const byRoomAndId = (a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : a.id - b.id);
-  const messages = held.filter((f) => f.type === "message").sort(byRoomAndId);
-  held = [];
-  for (const message of messages) {
-    settleOwn(message);
-    addMessage(message);
-  }
-}
-
+// Nothing to hold or sort here: the server sends the replay before any live event for us, and
+// a message at or below a room's last id is dropped as a repeat (view.js addMessage).
 function finishResume(frame) {
-  applyHeld();
-  if (frame.complete) {
-    resumed();
-    return;
-  }
-  // Incomplete: either a room rolled past the retention, or the old session is gone.
-  // Whether the server still counts our uid among a room's members tells which.
-  const probe = [...state.rooms.values()].find((room) => !room.ended);
-  if (!probe) {
+  if (!resuming || !welcomed) return;
+  resuming = false;
+  if (!welcomed.back) {
     lost();
     return;
   }
-  request(
-    { type: "who", room: probe.name },
-    {
-      reply: (f) => ((f.members || []).some((m) => m.uid === state.uid) ? resumed(true) : lost()),
-      error: () => lost(),
-    },
-  );
+  // Rooms the server no longer has us in (a private chat that ended while we were away, and
+  // whose `ended` did not reach us) close here; a gap is only worth a word when none did.
+  const gone = [...state.rooms.values()].filter((room) => !room.ended && !welcomed.rooms.includes(room.name));
+  for (const room of gone) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
+  settle();
+  if (!frame.complete && !gone.length) announceGap();
+  refresh();
 }
 
-function resumed(gap = false) {
+function settle() {
   reconnects += 1;
   document.documentElement.dataset.reconnects = String(reconnects);
   conn.settled();
-  if (gap) announceGap();
-  refresh();
   flush();
 }
 
@@ -146,28 +130,15 @@ function announceGap() {
   if (room) system(room, "You were away for a while: some earlier messages could not be caught up.", "info");
 }
 
-// The old session expired: we are the fresh person this socket was given.
+// The old session had expired: this socket's welcome made us someone new, in its room.
 function lost() {
-  const old = [...state.rooms.values()];
-  if (fresh) adopt(fresh);
-  for (const room of old) {
-    if (room.name !== fresh?.room && !room.ended) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
+  const home = welcomed.room;
+  for (const room of state.rooms.values()) {
+    if (room.name !== home && !room.ended) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
   }
-  const home = fresh ? fresh.room : "lobby";
-  // Joining the room we are already in brings its members and last id (where a resume starts).
-  request(
-    { type: "join", room: home },
-    {
-      reply: () => {
-        activate(home);
-        system(state.rooms.get(home), `You were away too long, so this is a new session: you are now ${state.name}.`, "info");
-      },
-    },
-  );
-  reconnects += 1;
-  document.documentElement.dataset.reconnects = String(reconnects);
-  conn.settled();
-  flush();
+  activate(home);
+  system(state.rooms.get(home), `You were away too long, so this is a new session: you are now ${state.name}.`, "info");
+  settle();
 }
 
 function adopt(welcome) {
@@ -226,7 +197,16 @@ const HANDLERS = {
     state.limits = { ...state.limits, ...frame.limits };
     updateCounter();
     if (resuming) {
-      fresh = frame;
+      // Our uid again: the same person, back; another: the session was gone, we are new.
+      welcomed = { back: frame.uid === state.uid, room: frame.room, rooms: frame.rooms || [] };
+      if (welcomed.back) {
+        state.token = frame.session;
+        state.name = frame.name;
+        showName();
+        save();
+      } else {
+        adopt(frame);
+      }
       return;
     }
     adopt(frame);
@@ -306,8 +286,7 @@ const HANDLERS = {
   report: addReport,
   error(frame) {
     if (frame.ref === "resume") {
-      applyHeld();
-      lost();
+      finishResume({ complete: false }); // e.g. delivery interrupted: what came, came once
       return;
     }
     const item = frame.ref && pending.find((p) => p.ref === frame.ref);
@@ -515,8 +494,7 @@ function boot() {
     else if (state.rooms.size) activate([...state.rooms.keys()][0]);
     showName();
   }
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  conn = new Connection(`${scheme}//${location.host}/ws`, { onopen, onclose, onframe, onstatus });
+  conn = new Connection(socketUrl, { onopen, onclose, onframe, onstatus });
   // Requests may go out while resuming: the server answers them after the resume, in order.
   setSender((frame) => conn.send(frame));
   configureExit(null, () => conn.send({ type: "forget" }));

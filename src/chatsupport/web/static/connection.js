@@ -1,6 +1,7 @@
 // One WebSocket to /ws that comes back by itself: backoff with jitter, a liveness ping,
-// and a retry as soon as the browser says it is online again. What to say on a new
-// socket (resume) is the app's business: it gets onopen, onframe and onstatus.
+// and a retry as soon as the browser says it is online again. Which URL to open and what
+// to say on a new socket (resume) are the app's business: `url()` is asked on each
+// attempt, and the app gets onopen, onframe and onstatus.
 
 const PING_EVERY = 25000; // ms of silence before we ask the server whether it is there
 const PING_GRACE = 10000; // ms to answer before we treat the socket as dead
@@ -43,7 +44,7 @@ export class Connection {
     this.onstatus(this.attempt === 0 ? "connecting" : "reconnecting");
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(this.url());
     } catch {
       this.scheduleRetry();
       return;

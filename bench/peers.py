@@ -1,0 +1,317 @@
+"""Client connections of the load generator: one asyncio Protocol per wire format.
+
+Every peer counts the benchmark messages it receives (``delivered()``). It has
+two modes:
+
+- parse mode (``on_text`` set): each benchmark message is cut out and handed to
+  ``on_text(text, now_ns)``, with one clock reading per ``data_received`` call;
+  used while synchronising, by designated receivers and for latency.
+- count mode (``count_only()``): messages are counted with as little Python as
+  possible (a ``bytes.count`` for lines, a header walk for WebSocket frames, a
+  byte total for RESP pushes of fixed size). Used by the bulk of the receivers
+  in the fan-out scenario, so that the generator is not the bottleneck.
+
+A peer never blocks: ``say`` writes to the transport and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Final, cast
+
+import wire
+
+OnText = Callable[[bytes, int], None]
+LT: Final = 0x3C  # "<", first byte of a chat line on the TCP interface
+NL: Final = 0x0A
+
+
+class Peer(asyncio.Protocol):
+    """What all wire formats share: readiness, counters and mode switching."""
+
+    def __init__(self, room: bytes, *, publisher: bool = False) -> None:
+        self.room = room
+        self.publisher = publisher
+        self.transport = cast(asyncio.Transport, None)
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed = False
+        self.close_reason = ""
+        self.count = 0
+        self.nbytes = 0
+        self.reads = 0
+        self.on_text: OnText | None = None
+        self.probe = -1
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.start()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.close_reason:
+            self.close_reason = f"lost: {exc}" if exc else "closed by server"
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(self.close_reason))
+
+    # -- what scenarios use ----------------------------------------------------
+
+    def start(self) -> None:
+        """Send whatever the wire format needs on connect."""
+
+    def say(self, text: bytes) -> None:
+        raise NotImplementedError
+
+    def join(self, room: bytes) -> None:
+        """Move to ``room`` after ``ready`` (formats that choose the room on connect skip this)."""
+
+    def delivered(self) -> int:
+        return self.count
+
+    def count_only(self) -> None:
+        """Switch to count mode: stop parsing, keep counting."""
+        self.on_text = None
+
+    def watch_probes(self) -> None:
+        """Parse mode, remembering the newest probe seen (for the room barrier)."""
+        self.on_text = self._seen
+
+    def _seen(self, text: bytes, now: int) -> None:
+        key = wire.parse_probe(text)
+        if key is not None and key > self.probe:
+            self.probe = key
+
+    def close(self) -> None:
+        self.close_reason = self.close_reason or "closed by us"
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _ready(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+
+class LinePeer(Peer):
+    """Plain-text TCP: chat lines start with ``<``; ``--``/``***``/``!!`` lines are info."""
+
+    def __init__(self, room: bytes, *, publisher: bool = False) -> None:
+        super().__init__(room, publisher=publisher)
+        self.buf = b""
+        self.at_line_start = True
+
+    def say(self, text: bytes) -> None:
+        self.transport.write(text + b"\n")
+
+    def join(self, room: bytes) -> None:
+        self.room = room
+        self.transport.write(b"/join " + room + b"\n")
+
+    def count_only(self) -> None:
+        super().count_only()
+        if self.buf[:1] == b"<":
+            self.count += 1
+        self.at_line_start = not self.buf
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        self.reads += 1
+        on_text = self.on_text
+        if on_text is None and self.ready.done():
+            n = data.count(b"\n<")
+            if self.at_line_start and data[0] == LT:
+                n += 1
+            self.count += n
+            self.at_line_start = data[-1] == NL
+            return
+        now = time.perf_counter_ns()
+        lines = (self.buf + data).split(b"\n")
+        self.buf = lines.pop()
+        if lines:
+            self._ready()
+        for line in lines:
+            if line[:1] == b"<":
+                self.count += 1
+                if on_text is not None:
+                    on_text(line, now)
+
+
+class WsPeer(Peer):
+    """WebSocket JSON. ``path`` is the request target; ``welcome``: wait for a first frame."""
+
+    def __init__(
+        self, room: bytes, port: int, path: str, *, welcome: bool, publisher: bool = False
+    ) -> None:
+        super().__init__(room, publisher=publisher)
+        self.port = port
+        self.path = path
+        self.welcome = welcome
+        self.open = False
+        self.buf = bytearray()
+        self.say_prefix = b'{"type":"say","room":"' + room + b'","text":"'
+
+    def start(self) -> None:
+        self.transport.write(wire.ws_request(self.port, self.path))
+
+    def say(self, text: bytes) -> None:
+        payload = self.say_prefix + text + b'"}'
+        self.transport.write(wire.ws_client_frame(payload))
+
+    def join(self, room: bytes) -> None:
+        """ChatSupport: join ``room``, leave the lobby everyone starts in."""
+        old, self.room = self.room, room
+        self.say_prefix = b'{"type":"say","room":"' + room + b'","text":"'
+        self.transport.write(wire.ws_client_frame(b'{"type":"join","room":"' + room + b'"}'))
+        if old != room:
+            self.transport.write(wire.ws_client_frame(b'{"type":"leave","room":"' + old + b'"}'))
+
+    def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        self.reads += 1
+        buf = self.buf
+        buf += data
+        pos = 0
+        if not self.open:
+            pos = self._handshake(buf)
+            if pos < 0:
+                return
+        now = time.perf_counter_ns()
+        on_text = self.on_text
+        mark = wire.MARK
+        n = len(buf)
+        while n - pos >= 2:
+            b0 = buf[pos]
+            length = buf[pos + 1] & 0x7F
+            head = 2
+            if length >= 126:
+                head = 4 if length == 126 else 10
+                if n - pos < head:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + head], "big")
+            start = pos + head
+            end = start + length
+            if end > n:
+                break
+            pos = end
+            if b0 == 0x81:
+                if on_text is not None:
+                    text = bytes(buf[start:end])
+                    if mark in text:
+                        self.count += 1
+                    on_text(text, now)  # handlers skip what is not theirs
+                elif buf.find(mark, start, end) >= 0:
+                    self.count += 1
+                if self.welcome:
+                    self._ready()
+            else:
+                self._control(b0, bytes(buf[start:end]))
+        del buf[:pos]
+
+    def _handshake(self, buf: bytearray) -> int:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return -1
+        status = bytes(buf[: buf.find(b"\r\n")])
+        if b" 101 " not in status + b" ":
+            self.close_reason = "handshake refused: " + status.decode("latin-1")
+            self.transport.abort()
+            return -1
+        self.open = True
+        if not self.welcome:
+            self._ready()
+        return end + 4
+
+    def _ready(self) -> None:
+        super()._ready()
+        self.welcome = False  # seen: no need to look again
+
+    def _control(self, b0: int, payload: bytes) -> None:
+        opcode = b0 & 0x0F
+        if opcode == wire.OP_PING:
+            self.transport.write(wire.ws_client_frame(payload, wire.OP_PONG))
+        elif opcode == wire.OP_CLOSE:
+            self.close_reason = "close frame " + payload[2:].decode("utf-8", "replace")
+            self.transport.write(wire.ws_client_frame(payload[:2], wire.OP_CLOSE))
+            self.transport.close()
+        elif opcode != wire.OP_PONG:
+            # Fragmented or binary frames: none of the servers under test send them for
+            # messages this small. Say so rather than miscount.
+            self.close_reason = f"unexpected frame 0x{b0:02x}"
+            self.transport.abort()
+
+
+class RespPeer(Peer):
+    """Redis pub/sub: receivers SUBSCRIBE the room's channel, publishers PUBLISH to it."""
+
+    def __init__(self, room: bytes, *, publisher: bool = False) -> None:
+        super().__init__(room, publisher=publisher)
+        self.buf = bytearray()
+        self.push_len = wire.resp_push_len(room)
+        self.tail = 0  # count mode: bytes of pushes received, all of size push_len
+
+    def start(self) -> None:
+        if self.publisher:
+            self._ready()
+        else:
+            self.transport.write(wire.resp_command(b"SUBSCRIBE", self.room))
+
+    def say(self, text: bytes) -> None:
+        self.transport.write(wire.resp_command(b"PUBLISH", self.room, text))
+
+    def delivered(self) -> int:
+        return self.count + self.tail // self.push_len
+
+    def count_only(self) -> None:
+        super().count_only()
+        self.tail = len(self.buf)
+        self.buf.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        self.reads += 1
+        if self.publisher:
+            return  # integer replies to PUBLISH
+        if self.on_text is None and self.ready.done():
+            self.tail += len(data)
+            return
+        now = time.perf_counter_ns()
+        self.buf += data
+        pos = 0
+        while (item := parse_push(self.buf, pos)) is not None:
+            kind, payload, pos = item
+            if kind == b"message":
+                self.count += 1
+                if self.on_text is not None:
+                    self.on_text(payload, now)
+            elif kind == b"subscribe":
+                self._ready()
+        del self.buf[:pos]
+
+
+def parse_push(buf: bytearray, pos: int) -> tuple[bytes, bytes, int] | None:
+    """(kind, last element, end) of one RESP2 array of bulk strings/integers, or None."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    if buf[pos] != 0x2A:  # "*"
+        raise ValueError(f"unexpected RESP reply {bytes(buf[pos:end])!r}")
+    items: list[bytes] = []
+    count = int(buf[pos + 1 : end])
+    pos = end + 2
+    for _ in range(count):
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        if buf[pos] == 0x3A:  # ":" integer
+            items.append(bytes(buf[pos + 1 : end]))
+            pos = end + 2
+            continue
+        size = int(buf[pos + 1 : end])
+        if end + 4 + size > len(buf):
+            return None
+        items.append(bytes(buf[end + 2 : end + 2 + size]))
+        pos = end + 4 + size
+    return (items[0] if items else b""), (items[-1] if items else b""), pos

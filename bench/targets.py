@@ -1,0 +1,227 @@
+"""The servers the benchmarks run side by side, and how to start and stop them.
+
+Every server is a subprocess bound to 127.0.0.1, optionally pinned to one core
+with ``taskset``; its port is read from the ``listening on SCHEME://127.0.0.1:PORT``
+line it prints (Redis, which prints no such line, gets a free port and a PING).
+Servers are stopped by PID: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LISTENING = re.compile(rb"listening on (\w+)://127\.0\.0\.1:(\d+)")
+SINK_COPIES = 50
+CHATSUPPORT_FLAGS = (
+    *("--host", "127.0.0.1", "--tcp-port", "0", "--http-port", "0"),
+    *("--msg-rate", "1000000", "--msg-burst", "1000000"),
+    *("--max-conns-per-address", "100000", "--new-conns-per-address", "1000000"),
+)
+ALL = ("idle", "fanout", "latency", "quiet")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    label: str
+    wire: str  # line | ws | resp
+    dialect: str  # query | chatsupport (ws only)
+    role: str  # ceiling | reference | ours
+    scenarios: tuple[str, ...] = ALL
+    nodes: int = 1
+
+
+TARGETS = (
+    Target("sink-line", f"generator ceiling, lines (sink, x{SINK_COPIES})", "line", "query",
+           "ceiling", ("fanout",)),
+    Target("sink-ws", f"generator ceiling, WebSocket (sink, x{SINK_COPIES})", "ws", "query",
+           "ceiling", ("fanout",)),
+    Target("sink-resp", f"generator ceiling, RESP (sink, x{SINK_COPIES})", "resp", "query",
+           "ceiling", ("fanout",)),
+    Target("threaded", "original design: thread per client, sendall loop (TCP)", "line", "query",
+           "reference"),
+    Target("asyncio-naive", "plain asyncio, one write per message per peer (TCP)", "line",
+           "query", "reference"),
+    Target("redis", "Redis pub/sub (C)", "resp", "query", "reference"),
+    Target("node-ws", "Node.js ws broadcast (WebSocket)", "ws", "query", "reference"),
+    Target("websockets", "Python websockets broadcast() (WebSocket)", "ws", "query", "reference"),
+    Target("chatsupport-tcp", "ChatSupport, text TCP", "line", "query", "ours"),
+    Target("chatsupport-ws", "ChatSupport, WebSocket JSON", "ws", "chatsupport", "ours"),
+    Target("chatsupport-2nodes-ws", "ChatSupport, 2 nodes on one Redis, WebSocket", "ws",
+           "chatsupport", "ours", ("fanout", "latency"), nodes=2),
+)  # fmt: skip
+BY_NAME = {t.name: t for t in TARGETS}
+
+
+@dataclass(slots=True)
+class Env:
+    """Where things are and how to pin them."""
+
+    src: Path
+    logs: Path
+    server_cpu: int | None
+    python: str = sys.executable
+
+    def pin(self, argv: list[str]) -> list[str]:
+        if self.server_cpu is None or shutil.which("taskset") is None:
+            return argv
+        return ["taskset", "-c", str(self.server_cpu), *argv]
+
+
+def unavailable(target: Target, env: Env) -> str | None:
+    """Why ``target`` cannot run here, or None."""
+    if target.name == "node-ws":
+        if shutil.which("node") is None:
+            return "node not installed"
+        if not (BENCH / "node" / "node_modules" / "ws").is_dir():
+            return "bench/node/node_modules missing (npm ci in bench/node)"
+    if (target.name == "redis" or target.nodes > 1) and shutil.which("redis-server") is None:
+        return "redis-server not installed"
+    if target.role == "ours" and not (env.src / "chatsupport" / "__main__.py").exists():
+        return f"no ChatSupport server in {env.src} (use --src)"
+    if target.nodes > 1 and not list((env.src / "chatsupport" / "broker").glob("redis*")):
+        return "no Redis broker in src/chatsupport/broker yet"
+    return None
+
+
+class Process:
+    """One server subprocess, its output in a log file."""
+
+    def __init__(self, argv: list[str], env: Env, log_name: str, extra_env: dict[str, str]):
+        env.logs.mkdir(parents=True, exist_ok=True)
+        self.out_path = env.logs / f"{log_name}.out"
+        self.err_path = env.logs / f"{log_name}.err"
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                env.pin(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=BENCH,
+                env={**os.environ, **extra_env},
+            )
+        self.pid = self.proc.pid
+
+    def ports(self, count: int, timeout: float = 20.0) -> dict[str, int]:
+        """Ports by scheme, once ``count`` listening lines were printed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = {
+                m[1].decode(): int(m[2]) for m in LISTENING.finditer(self.out_path.read_bytes())
+            }
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        tail = self.err_path.read_text(errors="replace")[-500:]
+        self.stop()
+        raise RuntimeError(f"server did not start (exit {self.proc.returncode}): {tail}")
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM this PID, SIGKILL it after ``grace`` seconds; its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@dataclass(slots=True)
+class Running:
+    """A started target: the ports to drive, the PIDs to measure, what to stop."""
+
+    ports: list[int]
+    processes: list[Process]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    def stop(self) -> list[int | None]:
+        return [p.stop() for p in reversed(self.processes)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(env: Env, log_name: str) -> tuple[Process, int]:
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--maxclients", "19000", "--loglevel", "warning"]  # fmt: skip
+    proc = Process(argv, env, log_name, {})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.stop()
+    raise RuntimeError("redis-server did not answer PING")
+
+
+def start_chatsupport(
+    env: Env, log_name: str, wire: str, broker: str | None
+) -> tuple[Process, int]:
+    argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
+    if broker:
+        argv += ["--broker", broker]
+    pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
+    proc = Process(argv, env, log_name, {"PYTHONPATH": pythonpath})
+    ports = proc.ports(2)
+    return proc, ports["tcp" if wire == "line" else "http"]
+
+
+def start(target: Target, env: Env, log_name: str) -> Running:
+    """Start ``target``; the caller stops it with ``Running.stop()``."""
+    py = env.python
+    if target.name == "redis":
+        proc, port = start_redis(env, log_name)
+        return Running([port], [proc])
+    if target.role == "ours":
+        processes: list[Process] = []
+        broker = None
+        try:
+            if target.nodes > 1:
+                redis, rport = start_redis(env, log_name + "-redis")
+                processes.append(redis)
+                broker = f"redis://127.0.0.1:{rport}/0"
+            ports = []
+            for node in range(target.nodes):
+                proc, port = start_chatsupport(env, f"{log_name}-{node}", target.wire, broker)
+                processes.append(proc)
+                ports.append(port)
+        except Exception:
+            for p in reversed(processes):
+                p.stop()
+            raise
+        return Running(ports, processes)
+    argv = {
+        "threaded": [py, "ref_threaded.py"],
+        "asyncio-naive": [py, "ref_asyncio_naive.py"],
+        "websockets": [py, "ref_websockets.py"],
+        "node-ws": ["node", "node/ws_broadcast.js"],
+    }.get(target.name) or [py, "ref_sink.py", "--wire", target.wire, "--copies", str(SINK_COPIES)]
+    proc = Process([*argv, "--port", "0"], env, log_name, {})
+    found = proc.ports(1)
+    return Running([next(iter(found.values()))], [proc])

@@ -357,13 +357,12 @@ async def _hand_over(chat: Chat, private: PrivateChat, seeker: Session, new: Ses
 async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, reason: str) -> None:
     """End a chat because `by` left or is gone: the other side is told and leaves too."""
     state.chats.pop(private.room, None)
-    for uid in (private.seeker, private.listener):
-        session = chat.sessions.get(uid)
-        if session is None:
-            continue
-        if uid != by:
-            chat.direct(session, ev.Ended(room=private.room, reason=reason))
+    both = [s for uid in (private.seeker, private.listener) if (s := chat.sessions.get(uid))]
+    for session in both:  # out of the room first: nothing said after `ended` is accepted
         await _drop_room(chat, session, private.room)
+    for session in both:
+        if session.uid != by:
+            chat.direct(session, ev.Ended(room=private.room, reason=reason))
     state.mark_free(private.listener)
     chat.count("chats_ended")
     log.info("one-to-one chat ended room=%s reason=%s", private.room, reason)

@@ -271,3 +271,23 @@ def test_sigint_exits_0() -> None:
         assert proc.signal(signal.SIGINT) == 0
     finally:
         proc.stop()
+
+
+async def test_crowded_room_does_not_announce_comings_and_goings() -> None:
+    server = await start_server(presence_limit=3)
+    try:
+        first = await TextClient.open(server.tcp_port)
+        second = await TextClient.open(server.tcp_port)  # 2 here: announced
+        assert (
+            await first.expect(lambda s: "joined" in s)
+            == f"-- {second.name} joined #lobby (2 here)"
+        )
+        others = [await TextClient.open(server.tcp_port) for _ in range(3)]  # 3, 4, 5 here
+        await first.send("/who")
+        lines = []
+        while not (line := await first.line()).startswith("-- in #lobby"):
+            lines.append(line)
+        assert lines == [f"-- {others[0].name} joined #lobby (3 here)"]
+        assert line.startswith("-- in #lobby (5)")
+    finally:
+        await server.stop()

@@ -580,6 +580,8 @@ class Chat:
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None
     ) -> None:
+        if count > self.config.presence_limit and what != "nick":
+            return  # in a crowd, comings and goings are noise; counts stay in who/joined
         presence = ev.Presence(
             room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
         )

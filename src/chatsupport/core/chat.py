@@ -352,7 +352,7 @@ class Chat:
             bucket=TokenBucket(self.config.msg_rate, self.config.msg_burst),
             created=self.clock(),
             role=record.role,
-            ignored=set(record.ignored),
+            ignored=frozenset(record.ignored),
             crisis=record.crisis,
             since=dict(record.since),  # entering below keeps these: no replay before them
             departed=dict(record.departed),

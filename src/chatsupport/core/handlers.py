@@ -197,10 +197,10 @@ async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
     if target is session:
         raise Refused("bad_request", "you cannot ignore yourself")
     if isinstance(request, rq.Ignore):
-        session.ignored.add(target.uid)
+        session.ignored = session.ignored | {target.uid}
         text = f"you will no longer see messages from {target.name}"
     else:
-        session.ignored.discard(target.uid)
+        session.ignored = session.ignored - {target.uid}
         text = f"you will see messages from {target.name} again"
     chat.reply(
         link, ev.Notice(kind=type(request).__name__.lower(), text=text, name=target.name), request

@@ -26,7 +26,7 @@ class Session:
     since: dict[str, int] = field(default_factory=dict)  # room -> newest id when they came in
     current: str | None = None  # where a plain line goes (text interface)
     present: bool = True  # registered as a member of `rooms` (false after the resume grace)
-    ignored: set[str] = field(default_factory=set)
+    ignored: frozenset[str] = frozenset()  # replaced, not mutated: most people ignore nobody
     crisis: bool = False  # their words matched the crisis list (priority for a listener)
     link: Link | None = None
     detached_at: float | None = None

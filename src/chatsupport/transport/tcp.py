@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any, cast
 
@@ -62,7 +61,7 @@ class TextPeer(asyncio.Protocol):
         self.address_key = ""
         self.admitted = False  # holds one of the address's connection slots until opened
         self.buffer = bytearray()
-        self.lines: deque[str] = deque()
+        self.lines: list[str] = []  # at most tcp_backlog_lines; a deque costs 600 B idle
         self.task: asyncio.Task[None] | None = None
         self.opening: asyncio.TimerHandle | None = None
         self.paused = False
@@ -199,7 +198,7 @@ class TextPeer(asyncio.Protocol):
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-                self.lines.popleft()
+                del self.lines[0]
                 await chat.handle(self.link, request)
         except Exception:
             log.exception("error while serving uid=%s", self._uid())

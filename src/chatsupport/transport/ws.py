@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -100,6 +99,27 @@ class HttpConnection(asyncio.Protocol):
     """One HTTP connection; after a successful upgrade, one WebSocket peer (a Sink)."""
 
     interface = "json"
+    __slots__ = (
+        "address",
+        "address_key",
+        "edge",
+        "ended",
+        "first_frame",
+        "inbox",
+        "last_heard",
+        "link",
+        "outbox",
+        "partial",
+        "partial_opcode",
+        "pinged",
+        "protocol",
+        "responded",
+        "resumable",
+        "routes",
+        "task",
+        "timer",
+        "transport",
+    )
 
     def __init__(self, edge: Edge, routes: Routes) -> None:
         self.edge = edge
@@ -110,7 +130,7 @@ class HttpConnection(asyncio.Protocol):
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self.address = ""
-        self.inbox: deque[rq.Request | ev.Error] = deque()
+        self.inbox: list[rq.Request | ev.Error] = []  # short; a deque costs 600 B idle
         self.task: asyncio.Task[None] | None = None  # only while there is work: none when idle
         self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
         self.address_key = ""
@@ -196,6 +216,7 @@ class HttpConnection(asyncio.Protocol):
         if response.status_code != 101:
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
+        self._forget_handshake()
         address_key = self.edge.addresses.of(self.address)
         refusal = self.edge.chat.admit(address_key)  # only real upgrades take a slot
         if refusal is not None:
@@ -210,6 +231,19 @@ class HttpConnection(asyncio.Protocol):
         hold = "resume" in parse_qs(query, keep_blank_values=True)
         self.address_key = address_key
         self._spawn(self._open(hold))
+
+    def _forget_handshake(self) -> None:
+        """Restart the protocol's parser now that the handshake is over.
+
+        websockets' parser generator keeps the handshake request (all its headers) alive as
+        a local for the whole life of the connection: about 1.5 KB per idle peer. Once the
+        state is OPEN, `parse()` starts straight at frames, so a fresh one is equivalent —
+        provided no frame bytes arrived yet (clients wait for the 101; if not, keep it).
+        """
+        protocol = self.protocol
+        if protocol.state is State.OPEN and not protocol.reader.buffer:
+            protocol.parser = protocol.parse()
+            next(protocol.parser)
 
     def _origin_allowed(self, request: Request) -> bool:
         origin = request.headers.get("Origin")
@@ -296,7 +330,7 @@ class HttpConnection(asyncio.Protocol):
         assert self.link is not None
         try:
             while self.inbox and not self.ended:
-                item = self.inbox.popleft()
+                item = self.inbox.pop(0)
                 if isinstance(item, ev.Error):
                     chat.fail(self.link, item.code, item.message, item.ref)
                 else:

@@ -98,8 +98,7 @@ async def current(chat: Chat) -> list[ev.Report]:
 
 def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
     return any(
-        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id
-        for r in kept
+        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id for r in kept
     )
 
 

@@ -53,12 +53,12 @@ async def say(client: WsClient, text: str, room: str = "lobby") -> dict[str, Any
     return await client.request({"type": "say", "room": room, "text": text}, "message")
 
 
-async def synced(speaker: WsClient, listener: WsClient) -> None:
+async def synced(speaker: WsClient, listener: WsClient) -> dict[str, Any]:
     """Once `listener` hears what `speaker` says now, its node has applied everything
     `speaker`'s node published before."""
     text = f"sync {uuid.uuid4().hex[:8]}"
     await say(speaker, text)
-    await listener.expect("message", text=text)
+    return await listener.expect("message", text=text)
 
 
 async def test_a_ban_on_node_one_holds_on_node_two(url: str, tmp_path: Path) -> None:
@@ -170,12 +170,22 @@ async def test_a_lock_on_one_node_holds_on_the_other(url: str, tmp_path: Path) -
 async def test_a_shadow_mute_holds_on_the_other_node(url: str, tmp_path: Path) -> None:
     async with two_nodes(url, tmp_path) as (a, b):
         mod = await staff_ws(a.http_port)
-        troll, other = await WsClient.open(b.http_port), await WsClient.open(b.http_port)
+        troll, other = await WsClient.open(a.http_port), await WsClient.open(b.http_port)
+        away = await WsClient.open(b.http_port)
         await mod.request({"type": "shadow", "uid": troll.uid, "minutes": 10}, "notice")
-        await synced(mod, other)
+        last = (await synced(mod, away))["id"]
+        await away.close()
         await say(troll, "spam spam")  # they see their own message, as usual
         await synced(mod, other)
         assert not [f for f in other.backlog if f.get("text") == "spam spam"]
+        # Nor is it replayed to someone resuming on the other node.
+        back = await WsClient.open(b.http_port)
+        await back.send(
+            {"type": "resume", "session": away.welcome["session"], "last": {"lobby": last}}
+        )
+        await back.expect("resumed")
+        replayed = [f["text"] for f in back.backlog if f["type"] == "message"]
+        assert replayed and "spam spam" not in replayed
 
 
 async def test_a_report_on_node_one_is_listed_on_node_two(url: str, tmp_path: Path) -> None:

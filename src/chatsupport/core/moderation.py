@@ -15,6 +15,7 @@ written to disk.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +42,15 @@ from .modstate import (
     BanEntry,
     Moderation,
     act,
+    hide,
+    hide_everywhere,
     moderation_of,
     resync,
     share,
     unshare,
 )
 from .names import name_key
+from .ports import BrokerUnavailable
 from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
@@ -399,10 +403,10 @@ async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
     state = moderation_of(chat)
     if message.room in state.slow:
         state.spoke[(message.room, session.uid)] = chat.clock()
-    if session.uid in chat.shadowed:
-        key = (message.room, message.id)
-        chat.hidden.add(key)
-        state.hidden.append((chat.clock(), key))
+    if session.uid in chat.shadowed:  # every node's replay and reports must skip it too
+        hide(chat, message.room, message.id)
+        with contextlib.suppress(BrokerUnavailable):
+            await hide_everywhere(chat, message.room, message.id)
 
 
 def _admit(chat: Chat, address_key: str) -> ev.Error | None:

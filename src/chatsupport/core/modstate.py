@@ -29,6 +29,7 @@ from ..config import Config
 from . import events as ev
 from .chat import CHANNEL_HOOKS, Chat
 from .limits import WindowCounter
+from .ports import BrokerUnavailable
 from .session import Session
 
 CONTROL = "!moderation"  # node-to-node: `!` cannot be typed in a room name
@@ -105,8 +106,24 @@ async def unshare(chat: Chat, kind: str, key: str) -> None:
 
 async def act(chat: Chat, uid: str, reason: str, text: str, seconds: float = 0.0) -> None:
     """Ask the node holding `uid` to end them (`kicked`, `banned` for `seconds`)."""
+    if not chat.broker.healthy:  # a signal would reach only this node: say so instead
+        raise BrokerUnavailable("shared state is unreachable")
     value = _json.encode({"reason": reason, "text": text, "seconds": seconds}).decode()
     await chat.broker.signal(CONTROL, ev.Control(kind="act", key=uid, value=value), None)
+
+
+def hide(chat: Chat, room: str, message_id: int) -> None:
+    """A shadow-muted person's message: never replayed or reportable (kept as long as
+    history is)."""
+    key = (room, message_id)
+    if key not in chat.hidden:
+        chat.hidden.add(key)
+        moderation_of(chat).hidden.append((chat.clock(), key))
+
+
+async def hide_everywhere(chat: Chat, room: str, message_id: int) -> None:
+    control = ev.Control(kind="hide", key=room, value=str(message_id))
+    await chat.broker.signal(CONTROL, control, None)
 
 
 # ---- reading: the cache --------------------------------------------------------------------
@@ -180,6 +197,10 @@ ACT: list[ActHandler] = []  # moderation.py carries out `act` on a person held h
 
 def _on_control(chat: Chat, event: ev.Event) -> None:
     if not isinstance(event, ev.Control):
+        return
+    if event.kind == "hide":
+        if event.value is not None and event.value.isdigit():
+            hide(chat, event.key, int(event.value))
         return
     if event.kind != "act":
         apply(chat, event.kind, event.key, event.value)

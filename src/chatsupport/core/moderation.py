@@ -223,9 +223,11 @@ def _keys_of(session: Session) -> list[str]:
     return sorted(k for k in keys if k)
 
 
-async def ban_here(chat: Chat, session: Session, seconds: float) -> None:
+async def ban_here(
+    chat: Chat, session: Session, seconds: float, keys: list[str] | None = None
+) -> None:
     """Ban a person this node holds: their uid and their address keys, everywhere."""
-    keys = _keys_of(session)
+    keys = _keys_of(session) if keys is None else keys
     await share(chat, "ban", session.uid, _ban_data(session.name, keys), seconds)
     state = moderation_of(chat)
     for key in keys:
@@ -240,17 +242,22 @@ def _acted(chat: Chat, session: Session, order: dict[str, Any]) -> None:
     seconds = float(order.get("seconds") or 0.0)
     state = moderation_of(chat)
     if reason == "banned" and seconds > 0:
-        until = chat.clock() + seconds
-        for key in _keys_of(session):  # refused here at once, elsewhere after the tick
+        keys, until = _keys_of(session), chat.clock() + seconds
+        for key in keys:  # refused here at once, elsewhere after the tick
             state.banned[key] = max(state.banned.get(key, 0.0), until)
 
         async def write_ban() -> None:
-            await ban_here(chat, session, seconds)
+            await ban_here(chat, session, seconds, keys)
 
         state.later.append(write_ban)
     link = session.link
-    if link is None:
-        state.later.append(lambda: chat.end_session(session))
+    if link is None:  # away, waiting to resume: ended on the tick, if still held here
+
+        async def end() -> None:
+            if chat.sessions.get(session.uid) is session:
+                await chat.end_session(session)
+
+        state.later.append(end)
         return
     chat.send(link, ev.Notice(kind=reason, text=text))
     chat.send(link, ev.Bye(reason=reason))
@@ -418,14 +425,26 @@ def _admit(chat: Chat, address_key: str) -> ev.Error | None:
 
 
 # ---- housekeeping --------------------------------------------------------------------------
-async def _tick(chat: Chat) -> None:
+async def _catch_up(chat: Chat) -> None:
+    """What the node-to-node channel asked of this node, then the periodic resync; while
+    the broker is away, both wait for a later tick (the cache holds meanwhile)."""
     state = moderation_of(chat)
     later, state.later = state.later, []
-    for work in later:  # what the node-to-node channel asked of this node
-        await work()
+    for index, work in enumerate(later):
+        try:
+            await work()
+        except BrokerUnavailable:
+            state.later[:0] = later[index:]
+            return
+    if state.synced is None or chat.clock() - state.synced >= RESYNC:
+        with contextlib.suppress(BrokerUnavailable):
+            await resync(chat)
+
+
+async def _tick(chat: Chat) -> None:
+    state = moderation_of(chat)
+    await _catch_up(chat)
     now = chat.clock()
-    if state.synced is None or now - state.synced >= RESYNC:
-        await resync(chat)
     for table in (state.mutes, state.banned):
         for key in [k for k, until in table.items() if until <= now]:
             del table[key]

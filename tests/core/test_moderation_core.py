@@ -116,7 +116,7 @@ async def test_reports_are_forgotten_after_the_retention() -> None:
     assert [type(e) for e in mod_sink.take()] == [ev.Report, ev.Notice]
     clock.now += 2
     await chat.tick()
-    assert reports.reports_of(chat).kept == {}
+    assert await chat.broker.flags("report") == {}
     await chat.handle(mod, rq.Reports())
     listed = mod_sink.take()
     assert [type(e) for e in listed] == [ev.Notice]
@@ -132,7 +132,7 @@ async def test_reports_keep_at_most_max_reports_and_limit_each_reporter() -> Non
     for n in range(1, 7):
         await chat.handle(reporter, rq.Report(id=n, reason="nasty"))
     assert errors(sink) == ["rate_limited", "rate_limited"]
-    kept = reports.reports_of(chat).current(0.0)
+    kept = await reports.current(chat)
     assert [r.evidence[-1].text for r in kept] == ["nasty 1", "nasty 2", "nasty 3"]
 
 

@@ -284,7 +284,7 @@ class Chat:
         session.link = None
         held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
-        if resumable and link.sink.interface == "json":
+        if resumable and link.resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
             for room, event in held:  # history has the room events; direct ones are kept
                 if not room:
@@ -467,6 +467,9 @@ class Chat:
         """Queue `event` for every local member of `room`: the hot path, kept flat."""
         members = self.local.get(room)
         if not members:
+            hook = CHANNEL_HOOKS.get(room)  # a node-internal channel (`!…`), never a room
+            if hook is not None:
+                hook(self, event)
             return
         is_message = type(event) is ev.Message
         hidden = is_message and sender in self.shadowed
@@ -615,3 +618,4 @@ TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekee
 NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
 ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
 REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)
+CHANNEL_HOOKS: dict[str, Callable[[Chat, ev.Event], None]] = {}  # node-to-node signals

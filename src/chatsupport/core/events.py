@@ -137,6 +137,15 @@ class Bye(Event, tag="bye"):
     reason: str
 
 
+class Control(Event, tag="control"):
+    """Between nodes only (an internal channel), never sent to a client: shared state of
+    `kind` changed for `key` (`value` None: cleared), or an action on the person `key`."""
+
+    kind: str
+    key: str
+    value: str | None = None
+
+
 EventUnion = (
     Welcome
     | Message
@@ -155,4 +164,5 @@ EventUnion = (
     | Alert
     | Error
     | Bye
+    | Control
 )

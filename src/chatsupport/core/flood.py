@@ -19,6 +19,7 @@ from . import staff
 from .chat import CHECKS, NEW_HOOKS, REFUSED_HOOKS, Chat
 from .limits import TokenBucket
 from .moderation import Moderation, duration, moderation_of
+from .modstate import share
 from .ports import BrokerUnavailable
 from .session import Link, Session
 
@@ -65,7 +66,10 @@ async def _auto_mute(chat: Chat, link: Link, state: Moderation, now: float) -> N
     session = link.session
     seconds = chat.config.flood_mute_seconds
     state.strikes.clear(session.uid)
-    state.mutes[session.uid] = now + seconds
+    try:
+        await share(chat, "mute", session.uid, None, seconds)  # every node: they may resume
+    except BrokerUnavailable:
+        state.mutes[session.uid] = now + seconds  # shared state away: at least here
     chat.count("auto_mutes")
     log.info("auto mute uid=%s", session.uid)
     chat.send(

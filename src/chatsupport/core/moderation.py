@@ -6,17 +6,20 @@ module also holds the state flood.py works on (automatic mutes, probation):
 `Moderation.on_probation(session, now)` tells other features (one-to-one matching) who
 is still new. Reports live in reports.py, crisis support in safety.py.
 
-All of it is state in memory on this node, on the monotonic clock passed to the Chat,
-and forgotten when it expires (`_tick`). Nothing here is written anywhere.
+The state is shared by every node through the broker's flags, each with its expiry as
+a TTL, and read from a local cache kept fresh by signals (modstate.py). A moderator on
+one node can act on a person held by another: people are found by name in the rooms'
+member lists, and the node holding them carries out a kick or ban. Nothing here is
+written to disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
-from ..config import Config
 from . import events as ev
 from . import requests as rq
 from . import staff
@@ -32,8 +35,22 @@ from .chat import (
     handles,
 )
 from .handlers import draft
-from .limits import WindowCounter
+from .modstate import (
+    ACT,
+    RESYNC,
+    ROOM_TTL,
+    BanEntry,
+    Moderation,
+    act,
+    hide,
+    hide_everywhere,
+    moderation_of,
+    resync,
+    share,
+    unshare,
+)
 from .names import name_key
+from .ports import BrokerUnavailable
 from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
@@ -57,66 +74,43 @@ def duration(seconds: float) -> str:
     return f"{round(seconds / 86400)} days"
 
 
-@dataclass(slots=True)
-class BanEntry:
+__all__ = ["BanEntry", "Moderation", "duration", "moderation_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Whom a moderator acts on: held by this node (`session`) or by another one."""
+
+    uid: str
     name: str
-    name_key: str
-    address_keys: set[str]
-    until: float
-
-
-@dataclass(slots=True)
-class Moderation:
-    """This node's moderation state (kept in `chat.extensions["moderation"]`)."""
-
-    config: Config
-    mutes: dict[str, float] = field(default_factory=dict)  # uid -> until
-    shadows: dict[str, float] = field(default_factory=dict)  # uid -> until
-    bans: dict[str, BanEntry] = field(default_factory=dict)  # uid -> ban
-    banned: dict[str, float] = field(default_factory=dict)  # address key -> until
-    slow: dict[str, float] = field(default_factory=dict)  # room -> seconds between messages
-    spoke: dict[tuple[str, str], float] = field(default_factory=dict)  # (room, uid) -> when
-    locked: dict[str, set[str]] = field(default_factory=dict)  # room -> who may still speak
-    hidden: deque[tuple[float, tuple[str, int]]] = field(default_factory=deque)
-    told_probation: set[str] = field(default_factory=set)
-    strikes: WindowCounter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.strikes = WindowCounter(self.config.flood_strikes, self.config.flood_window)
-
-    def on_probation(self, session: Session, now: float) -> bool:
-        """New arrivals, for their first `probation_seconds`; staff never are."""
-        return session.role is None and now - session.created < self.config.probation_seconds
-
-    def muted_for(self, uid: str, now: float) -> float:
-        return max(0.0, self.mutes.get(uid, 0.0) - now)
-
-    def ban_left(self, address_key: str, now: float) -> float:
-        return max(0.0, self.banned.get(address_key, 0.0) - now)
-
-    def lift_ban(self, uid: str) -> BanEntry | None:
-        entry = self.bans.pop(uid, None)
-        if entry is not None:
-            for key in entry.address_keys:
-                self.banned.pop(key, None)
-            for other in self.bans.values():  # a key two bans share stays banned
-                for key in other.address_keys & entry.address_keys:
-                    self.banned[key] = max(self.banned.get(key, 0.0), other.until)
-        return entry
-
-
-def moderation_of(chat: Chat) -> Moderation:
-    return chat.extension("moderation", Moderation, lambda: Moderation(chat.config))
+    role: str | None
+    session: Session | None
 
 
 # ---- helpers -------------------------------------------------------------------------------
-def _target(chat: Chat, link: Link, uid: str | None, name: str | None) -> Session:
-    target = staff.find_person(chat, uid, name)
-    if target is link.session:
+async def _target(chat: Chat, link: Link, uid: str | None, name: str | None) -> Person:
+    target = await find_anywhere(chat, uid, name)
+    if target.uid == link.session.uid:
         raise Refused("bad_request", "you cannot do that to yourself")
     if target.role == "mod":
         raise Refused("forbidden", "moderators cannot do that to each other")
     return target
+
+
+async def find_anywhere(chat: Chat, uid: str | None, name: str | None) -> Person:
+    """Someone on this node, else on any node: by uid or name in the rooms' member lists."""
+    try:
+        found = staff.find_person(chat, uid, name)
+        return Person(found.uid, found.name, found.role, found)
+    except Refused:
+        if not (uid or name):
+            raise
+        key = name_key(name) if name else None
+        for info in await chat.broker.room_counts():
+            for member in await chat.broker.members(info.name):
+                if member.uid == uid or (key and name_key(member.name) == key):
+                    return Person(member.uid, member.name, member.role, None)
+        raise
 
 
 def _seconds(minutes: float) -> float:
@@ -153,10 +147,13 @@ def _done(chat: Chat, link: Link, request: rq.Request, kind: str, text: str, nam
 async def kick(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Kick)
     staff.require_mod(link)
-    target = _target(chat, link, request.uid, request.name)
+    target = await _target(chat, link, request.uid, request.name)
     reason = clean(request.reason, keep_newlines=False)[:200]
     text = "a moderator disconnected you" + (f": {reason}" if reason else "")
-    await disconnect(chat, target, "kicked", text)
+    if target.session is not None:
+        await disconnect(chat, target.session, "kicked", text)
+    else:
+        await act(chat, target.uid, "kicked", text)
     chat.count("mod_kicks")
     log.info("kick by=%s target=%s", link.session.uid, target.uid)
     _done(chat, link, request, "kick", f"{target.name} was disconnected", target.name)
@@ -166,20 +163,22 @@ async def kick(chat: Chat, link: Link, request: rq.Request) -> None:
 async def mute(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Mute)
     staff.require_mod(link)
-    target = _target(chat, link, request.uid, request.name)
+    target = await _target(chat, link, request.uid, request.name)
     seconds = _seconds(request.minutes)
-    moderation_of(chat).mutes[target.uid] = chat.clock() + seconds
-    chat.direct(
-        target,
-        ev.Notice(
-            kind="mute",
-            text=f"a moderator muted you for {duration(seconds)}: you can read but not write",
-        ),
-    )
+    await share(chat, "mute", target.uid, None, seconds)
+    text = f"a moderator muted you for {duration(seconds)}: you can read but not write"
+    await _tell(chat, target, ev.Notice(kind="mute", text=text))
     chat.count("mod_mutes")
     log.info("mute by=%s target=%s", link.session.uid, target.uid)
     text = f"{target.name} is muted for {duration(seconds)}"
     _done(chat, link, request, "mute", text, target.name)
+
+
+async def _tell(chat: Chat, target: Person, notice: ev.Notice) -> None:
+    if target.session is not None:
+        chat.direct(target.session, notice)
+    else:
+        await chat.broker.direct(target.uid, notice)
 
 
 @handles(rq.Shadow)
@@ -187,10 +186,9 @@ async def shadow(chat: Chat, link: Link, request: rq.Request) -> None:
     """Their messages reach only themselves; nothing they receive tells them so."""
     assert isinstance(request, rq.Shadow)
     staff.require_mod(link)
-    target = _target(chat, link, request.uid, request.name)
+    target = await _target(chat, link, request.uid, request.name)
     seconds = _seconds(request.minutes)
-    moderation_of(chat).shadows[target.uid] = chat.clock() + seconds
-    chat.shadowed.add(target.uid)
+    await share(chat, "shadow", target.uid, None, seconds)
     chat.count("mod_shadows")
     log.info("shadow by=%s target=%s", link.session.uid, target.uid)
     text = f"{target.name} is shadow-muted for {duration(seconds)}: only they see their messages"
@@ -201,19 +199,70 @@ async def shadow(chat: Chat, link: Link, request: rq.Request) -> None:
 async def ban(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Ban)
     staff.require_mod(link)
-    target = _target(chat, link, request.uid, request.name)
+    target = await _target(chat, link, request.uid, request.name)
     seconds = _seconds(request.minutes)
-    state = moderation_of(chat)
-    until = chat.clock() + seconds
-    keys = {target.address_key} | ({target.link.address_key} if target.link else set())
-    state.bans[target.uid] = BanEntry(target.name, target.name_key, keys, until)
-    for key in keys:
-        state.banned[key] = max(state.banned.get(key, 0.0), until)
-    await disconnect(chat, target, "banned", f"a moderator banned you for {duration(seconds)}")
+    text = f"a moderator banned you for {duration(seconds)}"
+    if target.session is not None:
+        await ban_here(chat, target.session, seconds)
+        await disconnect(chat, target.session, "banned", text)
+    else:  # their node knows their address key: it bans that too, and ends them
+        await share(chat, "ban", target.uid, _ban_data(target.name, []), seconds)
+        await act(chat, target.uid, "banned", text, seconds)
     chat.count("mod_bans")
     log.info("ban by=%s target=%s", link.session.uid, target.uid)
     text = f"{target.name} is banned for {duration(seconds)}"
     _done(chat, link, request, "ban", text, target.name)
+
+
+def _ban_data(name: str, keys: list[str]) -> dict[str, Any]:
+    return {"name": name, "name_key": name_key(name), "keys": keys}
+
+
+def _keys_of(session: Session) -> list[str]:
+    keys = {session.address_key} | ({session.link.address_key} if session.link else set())
+    return sorted(k for k in keys if k)
+
+
+async def ban_here(
+    chat: Chat, session: Session, seconds: float, keys: list[str] | None = None
+) -> None:
+    """Ban a person this node holds: their uid and their address keys, everywhere."""
+    keys = _keys_of(session) if keys is None else keys
+    await share(chat, "ban", session.uid, _ban_data(session.name, keys), seconds)
+    state = moderation_of(chat)
+    for key in keys:
+        left = max(seconds, state.ban_left(key, chat.clock()))  # a longer ban stays
+        await share(chat, "banned", key, None, left)
+
+
+def _acted(chat: Chat, session: Session, order: dict[str, Any]) -> None:
+    """Another node's moderator kicked or banned this person, held here: end them now
+    (their close is not resumable); the address ban reaches the broker on the next tick."""
+    reason, text = str(order.get("reason", "kicked")), str(order.get("text", ""))
+    seconds = float(order.get("seconds") or 0.0)
+    state = moderation_of(chat)
+    if reason == "banned" and seconds > 0:
+        keys, until = _keys_of(session), chat.clock() + seconds
+        for key in keys:  # refused here at once, elsewhere after the tick
+            state.banned[key] = max(state.banned.get(key, 0.0), until)
+
+        async def write_ban() -> None:
+            await ban_here(chat, session, seconds, keys)
+
+        state.later.append(write_ban)
+    link = session.link
+    if link is None:  # away, waiting to resume: ended on the tick, if still held here
+
+        async def end() -> None:
+            if chat.sessions.get(session.uid) is session:
+                await chat.end_session(session)
+
+        state.later.append(end)
+        return
+    chat.send(link, ev.Notice(kind=reason, text=text))
+    chat.send(link, ev.Bye(reason=reason))
+    link.resumable = False
+    link.sink.close(reason)
 
 
 @handles(rq.Unban)
@@ -226,18 +275,19 @@ async def unban(chat: Chat, link: Link, request: rq.Request) -> None:
     lifted: list[str] = []
     key = name_key(request.name) if request.name else None
     banned_uid = request.uid or next((u for u, b in state.bans.items() if b.name_key == key), None)
-    entry = state.lift_ban(banned_uid) if banned_uid else None
+    entry = await lift_ban(chat, banned_uid) if banned_uid else None
     if entry is not None:
         lifted.append("ban")
         who = entry.name
-    person = _person_or_none(chat, request.uid, request.name)
+    person = await _person_or_none(chat, request.uid, request.name)
     if person is not None:
         who = person.name
-        if state.mutes.pop(person.uid, None) is not None:
+        if person.uid in state.mutes:
+            await unshare(chat, "mute", person.uid)
             lifted.append("mute")
-            chat.direct(person, ev.Notice(kind="unmute", text="you can write again"))
-        if state.shadows.pop(person.uid, None) is not None:
-            chat.shadowed.discard(person.uid)
+            await _tell(chat, person, ev.Notice(kind="unmute", text="you can write again"))
+        if person.uid in state.shadows:
+            await unshare(chat, "shadow", person.uid)
             lifted.append("shadow-mute")
     if not lifted:
         raise Refused("bad_request", f"{who} is not banned or muted")
@@ -246,9 +296,26 @@ async def unban(chat: Chat, link: Link, request: rq.Request) -> None:
     _done(chat, link, request, "unban", f"lifted for {who}: {', '.join(lifted)}", who)
 
 
-def _person_or_none(chat: Chat, uid: str | None, name: str | None) -> Session | None:
+async def lift_ban(chat: Chat, uid: str) -> BanEntry | None:
+    """End the ban of `uid` everywhere; an address key another ban shares stays banned."""
+    state = moderation_of(chat)
+    entry = state.bans.get(uid)
+    if entry is None:
+        return None
+    await unshare(chat, "ban", uid)
+    now = chat.clock()
+    for key in entry.address_keys:
+        others = [b.until for u, b in state.bans.items() if key in b.address_keys]
+        if others:
+            await share(chat, "banned", key, None, max(others) - now)
+        else:
+            await unshare(chat, "banned", key)
+    return entry
+
+
+async def _person_or_none(chat: Chat, uid: str | None, name: str | None) -> Person | None:
     try:
-        return staff.find_person(chat, uid, name)
+        return await find_anywhere(chat, uid, name)
     except Refused:
         return None
 
@@ -280,12 +347,11 @@ async def slow(chat: Chat, link: Link, request: rq.Request) -> None:
     seconds = request.seconds
     if not 0 <= seconds <= MAX_SLOW_SECONDS:
         raise Refused("bad_request", f"seconds must be between 0 (off) and {MAX_SLOW_SECONDS:g}")
-    state = moderation_of(chat)
     if seconds == 0:
-        state.slow.pop(room, None)
+        await unshare(chat, "slow", room)
         text = f"slow mode is off in #{room}"
     else:
-        state.slow[room] = seconds
+        await share(chat, "slow", room, seconds, ROOM_TTL)
         text = f"#{room} is in slow mode: one message every {duration(seconds)} each"
     await _tell_room(chat, link, room, "slow", text)
     _done(chat, link, request, "slow", text, room)
@@ -298,11 +364,13 @@ async def lock(chat: Chat, link: Link, request: rq.Request) -> None:
     room = _room(request.room)
     state = moderation_of(chat)
     if isinstance(request, rq.Lock):
-        state.locked[room] = {m.uid for m in await chat.broker.members(room)}
+        allowed = sorted({m.uid for m in await chat.broker.members(room)})
+        await share(chat, "lock", room, allowed, ROOM_TTL)
         text = f"#{room} is locked for now: only people already here can speak"
     else:
-        if state.locked.pop(room, None) is None:
+        if room not in state.locked:
             raise Refused("bad_request", f"#{room} is not locked")
+        await unshare(chat, "lock", room)
         text = f"#{room} is open again"
     await _tell_room(chat, link, room, "lock" if isinstance(request, rq.Lock) else "unlock", text)
     _done(chat, link, request, type(request).__name__.lower(), text, room)
@@ -342,10 +410,10 @@ async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
     state = moderation_of(chat)
     if message.room in state.slow:
         state.spoke[(message.room, session.uid)] = chat.clock()
-    if session.uid in chat.shadowed:
-        key = (message.room, message.id)
-        chat.hidden.add(key)
-        state.hidden.append((chat.clock(), key))
+    if session.uid in chat.shadowed:  # every node's replay and reports must skip it too
+        hide(chat, message.room, message.id)
+        with contextlib.suppress(BrokerUnavailable):
+            await hide_everywhere(chat, message.room, message.id)
 
 
 def _admit(chat: Chat, address_key: str) -> ev.Error | None:
@@ -357,8 +425,25 @@ def _admit(chat: Chat, address_key: str) -> ev.Error | None:
 
 
 # ---- housekeeping --------------------------------------------------------------------------
+async def _catch_up(chat: Chat) -> None:
+    """What the node-to-node channel asked of this node, then the periodic resync; while
+    the broker is away, both wait for a later tick (the cache holds meanwhile)."""
+    state = moderation_of(chat)
+    later, state.later = state.later, []
+    for index, work in enumerate(later):
+        try:
+            await work()
+        except BrokerUnavailable:
+            state.later[:0] = later[index:]
+            return
+    if state.synced is None or chat.clock() - state.synced >= RESYNC:
+        with contextlib.suppress(BrokerUnavailable):
+            await resync(chat)
+
+
 async def _tick(chat: Chat) -> None:
     state = moderation_of(chat)
+    await _catch_up(chat)
     now = chat.clock()
     for table in (state.mutes, state.banned):
         for key in [k for k, until in table.items() if until <= now]:
@@ -391,3 +476,4 @@ JOIN_CHECKS.append(_may_join)
 SAID_HOOKS.append(_said)
 TICK_HOOKS.append(_tick)
 END_HOOKS.append(_ended)
+ACT.append(_acted)

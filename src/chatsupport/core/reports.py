@@ -4,19 +4,21 @@
 `/report NAME REASON` (text: that person's latest message in your rooms; `report {uid}`
 and `report {name}` do the same on WebSocket). A report carries its evidence: the
 reported message and the few before it in that room, taken from the broker's history.
-It goes live to online moderators, is listed by `/reports`, and is forgotten after
-`report_retention` (24 hours by default). The reporter appears only as an opaque alias
-(a keyed hash of their uid, so moderators can tell one reporter's reports apart without
-knowing who it is); the reported person is never told anything.
+It goes live to online moderators, is listed by `/reports` on any node (reports are
+broker flags of kind `report`, so every node shares them), and is forgotten after
+`report_retention` (24 hours by default; the flag's TTL). The reporter appears only as
+an opaque alias (a keyed hash of their uid under a secret every node shares, so
+moderators can tell one reporter's reports apart without knowing who it is); the
+reported person is never told anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import msgspec
@@ -37,41 +39,67 @@ log = logging.getLogger("chatsupport.reports")
 MAX_REASON = 300
 
 
+KIND = "report"  # the broker flags reports are kept in
+
+
+class Kept(msgspec.Struct, frozen=True):
+    """A report as the broker keeps it: when, and an order among reports of that moment."""
+
+    at: float
+    n: int
+    report: ev.Report
+
+
+_encode = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder(Kept)
+
+
 @dataclass(slots=True)
 class Reports:
-    """Reports kept on this node (in `chat.extensions["reports"]`), oldest first."""
+    """This node's part of reporting (in `chat.extensions["reports"]`): each reporter's
+    hourly budget; the reports themselves are shared through the broker."""
 
     config: Config
-    kept: OrderedDict[str, tuple[float, ev.Report]] = field(default_factory=OrderedDict)
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     limit: WindowCounter = field(init=False)
+    sequence: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         self.limit = WindowCounter(self.config.reports_per_hour, 3600.0)
 
-    def alias(self, uid: str) -> str:
-        digest = hmac.new(self.secret, uid.encode(), hashlib.sha256).hexdigest()
-        return "reporter-" + digest[:8]
 
-    def keep(self, report: ev.Report, now: float) -> None:
-        self.kept[report.id] = (now, report)
-        while len(self.kept) > self.config.max_reports:
-            self.kept.popitem(last=False)
+async def alias(chat: Chat, uid: str) -> str:
+    secret = await chat.broker.shared_secret("reporters")
+    digest = hmac.new(secret, uid.encode(), hashlib.sha256).hexdigest()
+    return "reporter-" + digest[:8]
 
-    def current(self, now: float) -> list[ev.Report]:
-        self.prune(now)
-        return [report for _, report in self.kept.values()]
 
-    def prune(self, now: float) -> None:
-        horizon = now - self.config.report_retention
-        while self.kept and next(iter(self.kept.values()))[0] <= horizon:
-            self.kept.popitem(last=False)
+async def keep(chat: Chat, report: ev.Report) -> None:
+    """Shared for `report_retention`; past `max_reports`, the oldest are forgotten."""
+    kept = Kept(chat.wallclock(), next(reports_of(chat).sequence), report)
+    value = _encode.encode(kept).decode()
+    await chat.broker.set_flag(KIND, report.id, chat.config.report_retention, value)
+    await current(chat)
 
-    def already(self, alias: str, room: str, message_id: int) -> bool:
-        return any(
-            r.reporter == alias and r.room == room and r.evidence[-1].id == message_id
-            for _, r in self.kept.values()
-        )
+
+async def current(chat: Chat) -> list[ev.Report]:
+    """Every report still kept, oldest first (at most `max_reports`)."""
+    kept: list[Kept] = []
+    for value in (await chat.broker.flags(KIND)).values():
+        try:
+            kept.append(_decode.decode(value))
+        except msgspec.DecodeError:
+            continue  # not one of ours: skip it rather than fail the list
+    kept.sort(key=lambda k: (k.at, k.n))
+    excess = len(kept) - chat.config.max_reports
+    for old in kept[: max(0, excess)]:
+        await chat.broker.clear_flag(KIND, old.report.id)
+    return [k.report for k in kept[max(0, excess) :]]
+
+
+def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
+    return any(
+        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id for r in kept
+    )
 
 
 def reports_of(chat: Chat) -> Reports:
@@ -91,14 +119,14 @@ async def report(chat: Chat, link: Link, request: rq.Request) -> None:
         room, message, reason = await _latest(chat, session, request)
     if message.uid == session.uid:
         raise Refused("bad_request", "you cannot report yourself")
-    alias = state.alias(session.uid)
-    if state.already(alias, room, message.id):
+    reporter = await alias(chat, session.uid)
+    if _already(await current(chat), reporter, room, message.id):
         raise Refused("bad_request", "you have already reported that message")
     if not state.limit.hit(session.uid, chat.clock()):
         raise Refused("rate_limited", "you have sent many reports; the moderators will see them")
     event = ev.Report(
         id="r" + secrets.token_hex(4),
-        reporter=alias,
+        reporter=reporter,
         uid=message.uid,
         name=message.name,
         room=room,
@@ -106,7 +134,7 @@ async def report(chat: Chat, link: Link, request: rq.Request) -> None:
         evidence=await _evidence(chat, room, message),
         ts=round(chat.wallclock(), 3),
     )
-    state.keep(event, chat.clock())
+    await keep(chat, event)
     matching.mark_reported(chat, session.uid, message.uid)  # never paired one-to-one
     chat.count("reports")
     log.info("report id=%s", event.id)
@@ -181,7 +209,7 @@ async def _evidence(chat: Chat, room: str, message: ev.Message) -> list[ev.Messa
 @handles(rq.Reports)
 async def reports(chat: Chat, link: Link, request: rq.Request) -> None:
     staff.require_mod(link)
-    kept = reports_of(chat).current(chat.clock())
+    kept = await current(chat)
     for event in kept:
         chat.send(link, msgspec.structs.replace(event, ref=request.ref))
     hours = chat.config.report_retention / 3600
@@ -190,10 +218,7 @@ async def reports(chat: Chat, link: Link, request: rq.Request) -> None:
 
 
 async def _tick(chat: Chat) -> None:
-    state = reports_of(chat)
-    now = chat.clock()
-    state.prune(now)
-    state.limit.prune(now)
+    reports_of(chat).limit.prune(chat.clock())
 
 
 TICK_HOOKS.append(_tick)

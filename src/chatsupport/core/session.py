@@ -48,3 +48,4 @@ class Link:
     session: Session
     address_key: str
     open: bool = True
+    resumable: bool = True  # false once a moderator ended it: its close ends the person

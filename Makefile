@@ -1,4 +1,4 @@
-.PHONY: install serve test tests style types bench-quick bench
+.PHONY: install serve test tests tests-redis style types bench-quick bench
 
 install:
 	[ -x .venv/bin/python ] || python3 -m venv .venv
@@ -12,6 +12,10 @@ test:
 
 tests:
 	.venv/bin/python -m pytest tests -q
+
+# The whole suite again with every test server on Redis instead of the in-memory broker.
+tests-redis:
+	CHATSUPPORT_TEST_BROKER=redis://127.0.0.1:6379/0 .venv/bin/python -m pytest tests -q
 
 style:
 	.venv/bin/ruff format src tests bench

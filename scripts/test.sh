@@ -29,10 +29,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,fast]"
 
-# --- JavaScript test assets (axe-core for accessibility checks), if the tests use them
-if [ -f tests/js/package.json ]; then
-  (cd tests/js && npm ci --silent --no-audit --no-fund)
-fi
+# --- JavaScript: axe-core for the accessibility tests, Node's ws for the benchmark smoke
+for dir in tests/js bench/node; do
+  [ -f "$dir/package.json" ] && (cd "$dir" && npm ci --silent --no-audit --no-fund)
+done
 
 # --- checks
 .venv/bin/ruff check src tests bench

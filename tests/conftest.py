@@ -1,17 +1,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from chatsupport import ChatServer
 
 from .helpers import OPEN_CLIENTS, start_server
+from .mod_helpers import write_tokens
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[ChatServer]:
     srv = await start_server()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def staff_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
+    """A server that knows the staff tokens of mod_helpers (MOD_TOKEN, LISTENER_TOKEN)."""
+    srv = await start_server(tokens_file=write_tokens(tmp_path))
     yield srv
     await srv.stop()
 

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -30,6 +31,7 @@ FAST = {
     "msg_burst": 1000.0,
     "max_conns_per_address": 1000,
     "new_conns_per_address": 100000,
+    "probation_seconds": 0.0,
 }
 
 
@@ -38,7 +40,19 @@ def test_config(**overrides: Any) -> Config:
     return base.replace(**{**FAST, **overrides})
 
 
+def test_broker() -> str | None:
+    """CHATSUPPORT_TEST_BROKER=redis://... runs every test server on Redis instead of in
+    memory, each under its own key prefix (so tests stay apart)."""
+    url = os.environ.get("CHATSUPPORT_TEST_BROKER")
+    if not url:
+        return None
+    return f"{url}{'&' if '?' in url else '?'}prefix=test-{uuid.uuid4().hex[:12]}:"
+
+
 async def start_server(**overrides: Any) -> ChatServer:
+    broker = test_broker()
+    if broker and "broker" not in overrides:
+        overrides["broker"] = broker
     server = ChatServer(test_config(**overrides))
     await server.start()
     return server
@@ -124,7 +138,12 @@ class WsClient:
 
     @classmethod
     async def open(
-        cls, port: int, origin: str | None = None, welcome: bool = True, path: str = "/ws"
+        cls,
+        port: int,
+        origin: str | None = None,
+        welcome: bool = True,
+        path: str = "/ws",
+        local_addr: str | None = None,
     ) -> WsClient:
         headers = {"Origin": origin} if origin else None
         ws = await connect(
@@ -132,6 +151,7 @@ class WsClient:
             additional_headers=headers,
             open_timeout=WAIT,
             max_size=1 << 22,
+            local_addr=(local_addr, 0) if local_addr else None,
         )
         client = cls(ws)
         if welcome:
@@ -184,8 +204,11 @@ class WsClient:
 class ServerProcess:
     """`python -m chatsupport serve` as a real process, stopped by its PID."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> None:
         self.args = args
+        self.cwd = cwd
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
@@ -197,6 +220,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
+            cwd=self.cwd,
         )
         assert self.proc.stdout is not None
         for _ in range(2):
@@ -227,6 +251,16 @@ class ServerProcess:
             self.proc.kill()
             out, err = self.proc.communicate(timeout=5)
         return out, err
+
+
+async def eventually(check: Callable[[], bool], timeout: float = WAIT, step: float = 0.05) -> bool:
+    """Whether `check()` comes true, polled every `step` s for at most `timeout` s: for what
+    the server does in its own time (noticing a close), never to measure time."""
+    for _ in range(max(1, round(timeout / step))):
+        if check():
+            return True
+        await asyncio.sleep(step)
+    return check()
 
 
 def require(tool: str) -> str:

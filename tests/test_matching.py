@@ -16,6 +16,7 @@ from chatsupport.core import matching
 from chatsupport.core.roles import hash_line
 
 from .helpers import TextClient, WsClient, start_server
+from .test_resume import cut, resume, texts
 
 TOKENS = (("listener", "lis-1"), ("listener", "lis-2"), ("mod", "mod-1"))
 
@@ -191,13 +192,18 @@ async def test_disconnect_not_resumed_ends_the_chat_and_frees_the_listener(
         assert (await back.request({"type": "who", "room": room}, "error"))["code"] == "forbidden"
 
 
+async def talking(server: ChatServer) -> tuple[WsClient, WsClient, str, dict[str, Any]]:
+    """A listener and a seeker matched, and the seeker's first words as the listener got them."""
+    lis = await listener(server)
+    seek = await seeker(server)
+    room = (await seek.expect("matched"))["room"]
+    await say(seek, room, "one moment, my train")
+    return lis, seek, room, await lis.expect("message", room=room)
+
+
 async def test_a_resumed_seeker_keeps_the_chat(tmp_path: Path) -> None:
     async with serving(tmp_path, resume_grace=60) as server:
-        lis = await listener(server)
-        seek = await seeker(server)
-        room = (await seek.expect("matched"))["room"]
-        await say(seek, room, "one moment, my train")
-        first = await lis.expect("message", room=room)
+        lis, seek, room, first = await talking(server)
         await seek.close()
         await say(lis, room, "take your time")
         back = await WsClient.open(server.http_port)
@@ -209,6 +215,34 @@ async def test_a_resumed_seeker_keeps_the_chat(tmp_path: Path) -> None:
         await say(back, room, "back again")
         assert (await lis.expect("message", room=room))["text"] == "back again"
         await nothing_more(lis, "ended")
+
+
+async def test_a_chat_ended_while_away_is_told_after_its_last_words(tmp_path: Path) -> None:
+    async with serving(tmp_path, resume_grace=60) as server:
+        lis, seek, room, first = await talking(server)
+        await cut(seek)
+        words = ["take your time", "I have to go now; take care"]
+        for text in words:
+            await say(lis, room, text)
+        await lis.request({"type": "leave", "room": room}, "left")
+        back, frames = await resume(
+            server.http_port, seek.welcome["session"], {"lobby": 0, room: first["id"]}
+        )
+        assert [f["type"] for f in frames] == [
+            "welcome",
+            "joined",
+            "message",
+            "message",
+            "ended",
+            "resumed",
+        ]
+        assert frames[0]["uid"] == seek.uid and frames[0]["rooms"] == ["lobby"]
+        assert texts(frames) == words  # what was said before the end, then the end
+        assert frames[-2] == {"type": "ended", "room": room, "reason": "partner_left"}
+        assert frames[-1] == {"type": "resumed", "missed": 2, "complete": True, "ref": "back"}
+        refused = await back.request({"type": "say", "room": room, "text": "hello?"}, "error")
+        assert refused["code"] == "not_in_room"
+        await nothing_more(back, "ended")  # told once
 
 
 async def test_quit_and_forget_end_the_chat(tmp_path: Path) -> None:

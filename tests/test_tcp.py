@@ -11,7 +11,7 @@ import pytest
 
 from chatsupport import ChatServer
 
-from .helpers import ServerProcess, TextClient, WsClient, start_server
+from .helpers import ServerProcess, TextClient, WsClient, eventually, start_server
 
 
 async def test_message_reaches_every_other_peer_not_the_sender(server: ChatServer) -> None:
@@ -115,15 +115,7 @@ async def test_peer_reset_mid_line_harms_nobody(server: ChatServer) -> None:
     rude.close()  # RST
     await a.send("still here?")
     assert await b.expect(lambda s: "still here" in s) == f"<{a.name}> still here?"
-    assert len(server.peers) == 2 or await _eventually(lambda: len(server.peers) == 2)
-
-
-async def _eventually(check: object, timeout: float = 3.0) -> bool:
-    for _ in range(int(timeout / 0.05)):
-        if callable(check) and check():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+    assert await eventually(lambda: len(server.peers) == 2, timeout=3.0)
 
 
 async def test_long_line_refused_and_connection_goes_on(server: ChatServer) -> None:
@@ -279,3 +271,23 @@ def test_sigint_exits_0() -> None:
         assert proc.signal(signal.SIGINT) == 0
     finally:
         proc.stop()
+
+
+async def test_crowded_room_does_not_announce_comings_and_goings() -> None:
+    server = await start_server(presence_limit=3)
+    try:
+        first = await TextClient.open(server.tcp_port)
+        second = await TextClient.open(server.tcp_port)  # 2 here: announced
+        assert (
+            await first.expect(lambda s: "joined" in s)
+            == f"-- {second.name} joined #lobby (2 here)"
+        )
+        others = [await TextClient.open(server.tcp_port) for _ in range(3)]  # 3, 4, 5 here
+        await first.send("/who")
+        lines = []
+        while not (line := await first.line()).startswith("-- in #lobby"):
+            lines.append(line)
+        assert lines == [f"-- {others[0].name} joined #lobby (3 here)"]
+        assert line.startswith("-- in #lobby (5)")
+    finally:
+        await server.stop()

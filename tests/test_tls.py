@@ -5,44 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import subprocess
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from .helpers import require, start_server
-
-
-def _self_signed(tmp: Path) -> tuple[str, str]:
-    openssl = require("openssl")
-    cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
+from .certs import make_certificate
+from .helpers import start_server
 
 
 async def test_tls_on_both_interfaces(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = make_certificate(tmp_path)
     server = await start_server(tls_cert=cert, tls_key=key)
     client_ctx = ssl.create_default_context(cafile=cert)
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from . import config as settings
+from .core.ports import BrokerUnavailable
 from .server import ChatServer
 
 SERVE_HELP = {
@@ -25,6 +26,10 @@ SERVE_HELP = {
     "max_text": "longest message, in characters",
     "max_conns_per_address": "concurrent connections per network address",
     "new_conns_per_address": "new connections per address per 10 minutes",
+    "resources_file": "crisis help lines, TOML (default: the packaged file)",
+    "crisis_phrases_file": "crisis phrase list (default: the packaged English list)",
+    "probation_seconds": "how long newcomers have a smaller budget and cannot /talk (300)",
+    "report_retention": "seconds reports and their evidence are kept (86400)",
 }
 
 
@@ -107,9 +112,15 @@ def serve(args: argparse.Namespace) -> int:
     loop = _event_loop()
     try:
         return loop.run_until_complete(_serve(config))
+    except BrokerUnavailable as error:  # e.g. Redis unreachable at start
+        print(f"chatsupport: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"chatsupport: cannot listen: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # a broken resources or crisis phrases file
+        print(f"chatsupport: bad configuration: {error}", file=sys.stderr)
+        return 2
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())

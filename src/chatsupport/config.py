@@ -55,8 +55,19 @@ class Config:
     exit_url: str = "https://www.wikipedia.org/"
     resources_file: str | None = None
     crisis_phrases_file: str | None = None
+    crisis_repeat_seconds: float = 300.0  # one resources notice/alert per person per this
+    # --- moderation and flood control
+    probation_seconds: float = 300.0  # new arrivals: a smaller budget, no one-to-one chats
+    probation_share: float = 0.5  # their share of the message budget (rate and burst)
+    flood_strikes: int = 5  # this many `rate_limited` within `flood_window` ...
+    flood_window: float = 60.0
+    flood_mute_seconds: float = 120.0  # ... mute the person automatically for this long
+    report_retention: float = 86400.0  # reports (with their evidence) are forgotten after this
+    report_evidence: int = 5  # messages before the reported one kept as evidence
+    max_reports: int = 1000  # kept at once; the oldest go first
+    reports_per_hour: int = 20  # per reporter
+    # --- one-to-one chats
     listener_capacity: int = 1  # one-to-one chats a listener holds at once
-    probation_seconds: float = 0.0  # new arrivals wait this long before /talk
     log_level: str = "INFO"
 
     def replace(self, **changes: Any) -> Config:

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import handlers, matching, roles  # noqa: F401  (modules that register request handlers)
+from .core import (  # noqa: F401  (modules that register request handlers)
+    flood,
+    handlers,
+    matching,
+    moderation,
+    reports,
+    roles,
+    safety,
+)
 from .core.chat import Chat
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
@@ -24,6 +32,7 @@ from .transport.outbox import Flusher
 from .transport.tcp import TextPeer
 
 log = logging.getLogger("chatsupport.server")
+LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
 
 
 class ChatServer:
@@ -72,12 +81,19 @@ class ChatServer:
         )
         self.chat = Chat(config, broker)
         self.chat.extensions["roles"] = roles.Roles(roles.load_tokens(config.tokens_file))
+        self.chat.extensions["safety"] = safety.Safety.load(config)  # a bad file stops here
         await self.chat.start()
-        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys())
+        address_key = await broker.shared_secret("address")  # one key for every node
+        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys(address_key))
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(
-            lambda: TextPeer(edge), config.host, config.tcp_port, ssl=tls, reuse_address=True
+            lambda: TextPeer(edge),
+            config.host,
+            config.tcp_port,
+            ssl=tls,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
         self.listeners.append(tcp)
         scheme = "tcps" if tls else "tcp"

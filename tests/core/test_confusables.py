@@ -16,6 +16,7 @@ from chatsupport.core.confusables import (
     mixed_script,
     skeleton,
 )
+from chatsupport.core.text import within_one_edit
 
 # ---------------------------------------------------------------------------
 # skeleton
@@ -344,7 +345,7 @@ def test_reserved_word_with_a_number_is_reserved(word: str, n: int) -> None:
 
 
 def test_within_one_edit() -> None:
-    one = confusables._within_one_edit
+    one = within_one_edit
     assert one("moderator", "moderator")
     assert one("moderator", "moderater")
     assert one("moderator", "modeartor")  # transposition

@@ -1,14 +1,22 @@
-"""The embedded broker: one process, everything in memory, delivery synchronous and ordered."""
+"""The embedded broker: one process, everything in memory, delivery synchronous and ordered.
+
+It is also the reference for what every broker does (broker/redis.py does the same across
+nodes); the shared-state part (flags, queues) expires on the wall clock it is given.
+"""
 
 from __future__ import annotations
 
+import itertools
+import secrets
 from collections import deque
 from collections.abc import Callable
 
 import msgspec
 
 from ..core.events import Event, Member, Message, RoomInfo
-from ..core.ports import DirectHandler, RoomHandler
+from ..core.ports import DirectHandler, ReleaseHandler, RoomHandler, SessionRecord
+
+TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
 
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
@@ -20,6 +28,8 @@ def _ignore_direct(uid: str, event: Event) -> None:
 
 
 class MemoryBroker:
+    healthy = True  # nothing to lose touch with
+
     def __init__(
         self, retention_seconds: float, retention_messages: int, wallclock: Callable[[], float]
     ) -> None:
@@ -32,8 +42,19 @@ class MemoryBroker:
         self._next_id: dict[str, int] = {}
         self._members: dict[str, dict[str, Member]] = {}
         self._names: dict[str, str] = {}
+        self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
+        self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
+        self._secrets: dict[str, bytes] = {}
+        self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
+        self._queues: dict[str, _Queue] = {}
 
-    async def start(self, on_room: RoomHandler, on_direct: DirectHandler) -> None:
+    async def start(
+        self,
+        on_room: RoomHandler,
+        on_direct: DirectHandler,
+        on_release: ReleaseHandler | None = None,
+    ) -> None:
+        # One node holds everyone, so nobody is ever adopted elsewhere: on_release is unused.
         self._on_room, self._on_direct = on_room, on_direct
 
     async def stop(self) -> None:
@@ -97,3 +118,97 @@ class MemoryBroker:
     async def release_name(self, key: str, uid: str) -> None:
         if self._names.get(key) == uid:
             del self._names[key]
+
+    # ---- resume ----------------------------------------------------------------------------
+    async def save_session(self, record: SessionRecord) -> None:
+        now = self.wallclock()
+        if self._dropped.get(record.token_hash, 0.0) > now:
+            return  # ended a moment ago: a late save must not revive it
+        self._sessions[record.token_hash] = (record, now + self.retention_seconds)
+
+    async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
+        kept = self._sessions.get(token_hash)
+        if kept is None or kept[1] < self.wallclock():
+            self._sessions.pop(token_hash, None)
+            return None
+        record = kept[0]
+        present = [r for r in record.rooms if record.uid in self._members.get(r, {})]
+        return record, present
+
+    async def drop_session(self, token_hash: str) -> None:
+        self._sessions.pop(token_hash, None)
+        now = self.wallclock()
+        for ended in [h for h, until in self._dropped.items() if until <= now]:
+            del self._dropped[ended]
+        self._dropped[token_hash] = now + TOMBSTONE
+
+    async def shared_secret(self, name: str) -> bytes:
+        return self._secrets.setdefault(name, secrets.token_bytes(32))
+
+    # ---- flags -----------------------------------------------------------------------------
+    async def set_flag(self, kind: str, key: str, ttl: float, value: str = "1") -> None:
+        self._flags.setdefault(kind, {})[key] = (value, self.wallclock() + ttl)
+
+    async def get_flag(self, kind: str, key: str) -> str | None:
+        return (await self.flags(kind)).get(key)
+
+    async def clear_flag(self, kind: str, key: str) -> bool:
+        found = key in await self.flags(kind)
+        self._flags.get(kind, {}).pop(key, None)
+        return found
+
+    async def flags(self, kind: str) -> dict[str, str]:
+        now = self.wallclock()
+        kept = self._flags.get(kind, {})
+        for key in [k for k, (_, until) in kept.items() if until <= now]:
+            del kept[key]
+        if not kept:
+            self._flags.pop(kind, None)
+        return {key: value for key, (value, _) in kept.items()}
+
+    # ---- queues ----------------------------------------------------------------------------
+    def _queue(self, name: str) -> _Queue:
+        queue = self._queues.get(name)
+        if queue is not None and queue.until <= self.wallclock():
+            queue = None
+        if queue is None:
+            queue = self._queues[name] = _Queue()
+        return queue
+
+    async def enqueue(self, queue: str, item: str, ttl: float, priority: int = 1) -> int:
+        kept = self._queue(queue)
+        if item not in kept.order:
+            kept.order[item] = (priority, next(kept.sequence))
+        kept.until = self.wallclock() + ttl
+        return kept.items().index(item) + 1
+
+    async def reprioritise(self, queue: str, item: str, priority: int) -> bool:
+        kept = self._queue(queue)
+        if item not in kept.order:
+            return False
+        kept.order[item] = (priority, next(kept.sequence))
+        return True
+
+    async def dequeue(self, queue: str, item: str | None = None) -> str | None:
+        kept = self._queue(queue)
+        if item is None:
+            items = kept.items()
+            item = items[0] if items else None
+        if item is None or kept.order.pop(item, None) is None:
+            return None
+        return item
+
+    async def queued(self, queue: str) -> list[str]:
+        return self._queue(queue).items()
+
+
+class _Queue:
+    """Items ordered by (priority, arrival); the whole queue expires when left alone."""
+
+    def __init__(self) -> None:
+        self.order: dict[str, tuple[int, int]] = {}
+        self.sequence = itertools.count()
+        self.until = float("inf")
+
+    def items(self) -> list[str]:
+        return sorted(self.order, key=self.order.__getitem__)

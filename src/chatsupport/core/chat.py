@@ -7,13 +7,16 @@ It awaits only the Broker (shared state), which for the embedded default answers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 import msgspec
 
@@ -22,11 +25,12 @@ from . import events as ev
 from . import requests as rq
 from .limits import Clock, TokenBucket, WindowCounter, message_cost
 from .names import name_key, random_name
-from .ports import Broker, BrokerUnavailable, Sink
+from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
 
 log = logging.getLogger("chatsupport.core")
 
+T = TypeVar("T")
 Handler = Callable[["Chat", Link, rq.Request], Awaitable[None]]
 HANDLERS: dict[type[rq.Request], Handler] = {}
 # Requests that cost nothing from the flood budget (they broadcast nothing).
@@ -41,6 +45,7 @@ FREE: set[type[rq.Request]] = {
     rq.Resources,
 }
 FREE_COMMANDS = frozenset({"help", "who", "rooms", "resources", "quit", "forget"})
+AWAY_KEPT = 50  # direct events kept for a person who is away, to follow their resume
 
 
 class Refused(Exception):
@@ -87,16 +92,19 @@ class Chat:
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
         self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
+        self.shadowed: set[str] = set()  # uids whose messages reach only themselves (shadow-mute)
+        self.hidden: set[tuple[str, int]] = set()  # (room, id) of those messages: not replayed
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.broker.start(self.deliver_room, self.deliver_direct)
+        await self.broker.start(self.deliver_room, self.deliver_direct, self.disown)
 
     async def stop(self, reason: str = "server_shutdown") -> None:
         for link in list(self.links):
             self.send(link, ev.Bye(reason=reason))
             link.sink.close(reason)
-            await self.close(link, reason, resumable=False)
+            # Resumable: with a shared broker they can come back on another node.
+            await self.close(link, reason)
         await self.broker.stop()
 
     @property
@@ -107,9 +115,26 @@ class Chat:
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 
+    def extension(self, name: str, kind: type[T], make: Callable[[], T]) -> T:
+        """A feature's state on this node (`extensions[name]`), made on first use."""
+        state = self.extensions.get(name)
+        if not isinstance(state, kind):
+            state = make()
+            self.extensions[name] = state
+        return state
+
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address."""
+        """Per-address connection limits; the key is a keyed hash, never the address.
+
+        Admitting holds the address's slot at once (connections arriving together must not
+        all pass): `open` takes the slot over and `close` frees it; a transport that admits
+        but never opens gives it back with `release`.
+        """
+        for check in ADMIT_CHECKS:
+            refusal = check(self, address_key)
+            if refusal is not None:
+                return refusal
         if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
@@ -120,46 +145,98 @@ class Chat:
                 code="too_many_connections",
                 message="too many new connections from your network; try later",
             )
+        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
 
-    async def open(self, sink: Sink, address_key: str = "") -> Link:
-        """A new connection: a fresh anonymous person in the default room, then `welcome`."""
+    def release(self, address_key: str) -> None:
+        left = self.per_address.get(address_key, 1) - 1
+        if left > 0:
+            self.per_address[address_key] = left
+        else:
+            self.per_address.pop(address_key, None)
+
+    async def open(self, sink: Sink, address_key: str = "", resume: str | None = None) -> Link:
+        """A new connection: a fresh anonymous person in the default room, then `welcome`.
+
+        With `resume` (a live session's token, sent as the connection's first frame), the
+        connection continues that person instead; the `resume` request then replays.
+        """
+        old = await self._returning(resume) if resume else None
+        if old is not None and resume is not None:
+            return await self._reopen(sink, address_key, old, resume)
         session, token = await self._new_session(address_key)
-        link = Link(sink, session, address_key)
+        link = self._register(sink, session, address_key)
         session.link = link
-        self.links.add(link)
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
-        self.count("connections_opened")
         room = self.config.default_room
-        count = await self.enter(session, room, announce=False)
+        with self.holding(session):  # `welcome` is the first frame, whatever the room says
+            count = await self.enter(session, room, announce=False)
+            self.send(
+                link,
+                ev.Welcome(
+                    session=token,
+                    uid=session.uid,
+                    name=session.name,
+                    room=room,
+                    rooms=list(session.rooms),
+                    limits=self.limits(session),
+                ),
+            )
+            self.send(link, await self.joined(room, count))
+        await self.announce(session, room, "join", count)
+        await self.broker.save_session(record_of(session))
+        log.debug("peer connected uid=%s", session.uid)
+        return link
+
+    async def _returning(self, token: str) -> Session | None:
+        try:
+            return await self.find_session(hash_token(token))
+        except BrokerUnavailable:  # shared state is away: a fresh person; `resume` says more
+            return None
+
+    def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
+        """A connection `admit` let in (it holds the address's slot) becomes a Link."""
+        link = Link(sink, session, address_key)
+        self.links.add(link)
+        self.count("connections_opened")
+        return link
+
+    async def _reopen(self, sink: Sink, address_key: str, old: Session, token: str) -> Link:
+        """Resume on connect: `welcome` names the returning person; live events are held
+        (`replay`) until the `resume` handler has replayed history, so order is kept."""
+        link = self._register(sink, old, address_key)
         self.send(
             link,
             ev.Welcome(
                 session=token,
-                uid=session.uid,
-                name=session.name,
-                room=room,
-                rooms=list(session.rooms),
-                limits=self.limits(),
+                uid=old.uid,
+                name=old.name,
+                room=old.current or "",
+                rooms=list(old.rooms),
+                limits=self.limits(old),
             ),
         )
-        self.send(link, await self.joined(room, count))
-        await self.announce(session, room, "join", count)
-        log.debug("peer connected uid=%s", session.uid)
+        await self._take_over(link, old)
+        for room in old.rooms:
+            self.send(link, await self.joined(room))
         return link
 
-    async def joined(self, room: str, count: int) -> ev.Joined:
-        """`joined`: who is there, the first `presence_limit` of them in a crowded room."""
-        members = await self.broker.members(room)
-        return ev.Joined(room=room, count=count, members=members[: self.config.presence_limit])
+    async def joined(self, room: str, count: int | None = None) -> ev.Joined:
+        """`joined`: who is there, the first `presence_limit` of them in a crowded room, and
+        the newest message id, read after entering: where a resume of this room starts."""
+        members, last = await self.broker.members(room), await self.broker.last_id(room)
+        limit = self.config.presence_limit
+        count = len(members) if count is None else count
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
 
-    def limits(self) -> dict[str, int | float]:
+    def limits(self, session: Session | None = None) -> dict[str, int | float]:
+        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
         c = self.config
+        bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
-            "msg_rate": c.msg_rate,
-            "msg_burst": c.msg_burst,
+            "msg_rate": bucket.rate,
+            "msg_burst": bucket.burst,
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }
@@ -179,6 +256,8 @@ class Chat:
             created=self.clock(),
             address_key=address_key,
         )
+        for hook in NEW_HOOKS:
+            hook(self, session)
         self.sessions[uid] = session
         self.by_token[session.token_hash] = session
         return session, token
@@ -198,26 +277,29 @@ class Chat:
             return
         link.open = False
         self.links.discard(link)
-        left = self.per_address.get(link.address_key, 1) - 1
-        if left > 0:
-            self.per_address[link.address_key] = left
-        else:
-            self.per_address.pop(link.address_key, None)
+        self.release(link.address_key)
         session = link.session
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
         session.link = None
+        held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
-        if resumable and link.sink.interface == "json":
+        if resumable and link.resumable and link.sink.interface == "json":
             session.detached_at = self.clock()
+            for room, event in held:  # history has the room events; direct ones are kept
+                if not room:
+                    self.direct(session, event)
+            await self.broker.save_session(record_of(session))
         else:
             await self.end_session(session)
 
     async def end_session(self, session: Session) -> None:
         """Forget a person: leave every room (announced), free the name and the token."""
+        # Not resumable from the first moment, here or on another node: ending awaits.
+        self.by_token.pop(session.token_hash, None)
+        await self.broker.drop_session(session.token_hash)
         for room in list(session.rooms):
             await self.exit(session, room)
-        self.by_token.pop(session.token_hash, None)
         self.sessions.pop(session.uid, None)
         await self.broker.release_name(session.name_key, session.uid)
         for hook in END_HOOKS:
@@ -226,20 +308,80 @@ class Chat:
     async def adopt(self, link: Link, old: Session) -> None:
         """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
         fresh = link.session
+        await self.end_session(fresh)
+        await self._take_over(link, old)
+
+    async def _take_over(self, link: Link, old: Session) -> None:
+        """`old` continues on `link`; a connection it still had is told why and closed."""
         previous = old.link
         if previous is not None and previous is not link:
             old.link = None
             self.send(previous, ev.Bye(reason="resumed_elsewhere"))
             previous.sink.close("resumed_elsewhere")
             await self.close(previous, "resumed_elsewhere")
-        await self.end_session(fresh)
         link.session, old.link, old.detached_at = old, link, None
+        if old.replay is None:  # the resume that follows replays first; live events wait
+            old.replay = []
         if not old.present:
             rooms, old.rooms = list(old.rooms), []
             for room in rooms:
                 await self.enter(old, room)
             old.present = True
-        log.info("peer resumed uid=%s", old.uid)
+        log.debug("peer resumed uid=%s", old.uid)
+
+    async def find_session(self, token_hash: str) -> Session | None:
+        """The person a resume token belongs to: held here, or adopted from another node."""
+        found = self.by_token.get(token_hash)
+        if found is not None:
+            return found
+        taken = await self.broker.take_session(token_hash)
+        return None if taken is None else await self._restore(*taken)
+
+    async def _restore(self, record: SessionRecord, shown_in: list[str]) -> Session:
+        """Rebuild a person another node held; they stay in their rooms (announced only
+        where the others no longer saw them)."""
+        name, key = record.name, name_key(record.name)
+        if not await self.broker.claim_name(key, record.uid):  # taken since they left
+            name = await self._free_name(record.uid)
+            key = name_key(name)
+        session = Session(
+            uid=record.uid,
+            token_hash=record.token_hash,
+            name=name,
+            name_key=key,
+            bucket=TokenBucket(self.config.msg_rate, self.config.msg_burst),
+            created=self.clock(),
+            role=record.role,
+            ignored=frozenset(record.ignored),
+            crisis=record.crisis,
+            since=dict(record.since),  # entering below keeps these: no replay before them
+            departed=dict(record.departed),
+            detached_at=self.clock(),
+        )
+        self.sessions[session.uid] = session
+        self.by_token[session.token_hash] = session
+        for room in record.rooms:
+            await self.enter(session, room, announce=room not in shown_in)
+        session.current = record.current if record.current in session.rooms else session.current
+        return session
+
+    async def disown(self, uid: str) -> None:
+        """Another node adopted this person (they resumed there): let go here without a
+        word to the room, and without freeing their name or their resume record."""
+        session = self.sessions.pop(uid, None)
+        if session is None:
+            return
+        self.by_token.pop(session.token_hash, None)
+        for room in session.rooms:
+            members = self.local.get(room, {})
+            members.pop(uid, None)
+            if not members:
+                self.local.pop(room, None)
+        link, session.link = session.link, None
+        if link is not None:
+            self.send(link, ev.Bye(reason="resumed_elsewhere"))
+            link.sink.close("resumed_elsewhere")
+            await self.close(link, "resumed_elsewhere")
 
     async def tick(self) -> None:
         """Housekeeping, called about once a second: resume grace and retention expiry."""
@@ -253,6 +395,8 @@ class Chat:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
                 await self._withdraw(session)
+        for session in list(self.sessions.values()):  # unchanged records cost nothing
+            await self.broker.save_session(record_of(session))
         for hook in TICK_HOOKS:
             await hook(self)
 
@@ -287,6 +431,8 @@ class Chat:
             await self.run(link, request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
+            for hook in REFUSED_HOOKS:
+                await hook(self, link, refusal.code)
         except BrokerUnavailable:
             self.fail(
                 link,
@@ -318,27 +464,47 @@ class Chat:
 
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
+        """Queue `event` for every local member of `room`: the hot path, kept flat."""
         members = self.local.get(room)
         if not members:
+            hook = CHANNEL_HOOKS.get(room)  # a node-internal channel (`!…`), never a room
+            if hook is not None:
+                hook(self, event)
             return
         is_message = type(event) is ev.Message
-        own: ev.Event | None = None
+        hidden = is_message and sender in self.shadowed
         for session in members.values():
             link = session.link
             if link is None:
                 continue
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
-                    continue  # no echo on the text interface; presence is for the others
-                if own is None:
+                if is_message and link.sink.interface == "json":
                     own = msgspec.structs.replace(event, ref=ref) if ref else event
-                self._deliver(session, link, room, own)
+                    self._deliver(session, link, room, own)
+                continue  # no echo on the text interface; presence is for the others
+            if hidden or (session.ignored and sender in session.ignored):
                 continue
-            if session.ignored and sender in session.ignored:
-                continue
-            self._deliver(session, link, room, event)
+            if session.replay is None:
+                link.sink.send(event)
+            else:
+                session.replay.append((room, event))
         if is_message:
             self.count("messages_delivered", len(members))
+
+    @contextlib.contextmanager
+    def holding(self, session: Session) -> Iterator[None]:
+        """Live room events for `session` wait until the block has sent its replies: with a
+        shared broker they can arrive while a join is under way, before `welcome`/`joined`."""
+        if session.replay is not None:  # already held (a resume replays, then releases)
+            yield
+            return
+        session.replay = []
+        try:
+            yield
+        finally:
+            held, session.replay = session.replay or [], None
+            for _, event in held:
+                self.send(session.link, event)
 
     def _deliver(self, session: Session, link: Link, room: str, event: ev.Event) -> None:
         if session.replay is not None:
@@ -349,7 +515,22 @@ class Chat:
     def deliver_direct(self, uid: str, event: ev.Event) -> None:
         session = self.sessions.get(uid)
         if session is not None:
-            self.send(session.link, event)
+            self.direct(session, event)
+
+    def direct(self, session: Session, event: ev.Event) -> None:
+        """An event for one person, not a room's (matched, ended, alert, ...): held behind a
+        resume's replay like room events, or, while they are away within their resume
+        window, kept (the newest AWAY_KEPT) to follow the replay when they come back."""
+        link = session.link
+        if link is not None:
+            if session.replay is None:
+                self.send(link, event)
+            else:
+                session.replay.append(("", event))  # "": no room; resume never drops these
+        elif session.detached_at is not None:
+            if session.away is None:
+                session.away = deque(maxlen=AWAY_KEPT)
+            session.away.append(event)
 
     def broadcast(self, text: str) -> None:
         """A server announcement to every connected peer on this node."""
@@ -359,8 +540,18 @@ class Chat:
 
     # ---- rooms -----------------------------------------------------------------------------
     async def enter(self, session: Session, room: str, *, announce: bool = True) -> int:
-        count = await self.broker.join_room(room, session.member())
-        self.local.setdefault(room, {})[session.uid] = session
+        if room not in session.since:  # read first: anything newer arrives live or replays
+            session.since[room] = await self.broker.last_id(room)
+        # Listed before the broker call: a message published the moment the join lands
+        # (delivered while we wait, with a shared broker) must find them here.
+        members = self.local.setdefault(room, {})
+        members[session.uid] = session
+        try:
+            count = await self.broker.join_room(room, session.member())
+        except BaseException:
+            if room not in session.rooms:
+                members.pop(session.uid, None)
+            raise
         if room not in session.rooms:
             session.rooms.append(room)
         session.current = room
@@ -376,6 +567,7 @@ class Chat:
             self.local.pop(room, None)
         if room in session.rooms:
             session.rooms.remove(room)
+        session.since.pop(room, None)
         if session.current == room:
             session.current = session.rooms[-1] if session.rooms else None
         await self.announce(session, room, "leave", count)
@@ -383,18 +575,36 @@ class Chat:
 
     async def _withdraw(self, session: Session) -> None:
         """Resume grace over: show the person as gone, but keep what resume needs."""
-        rooms = list(session.rooms)
+        rooms, since = list(session.rooms), dict(session.since)
         for room in rooms:
             await self.exit(session, room)
-        session.rooms, session.present = rooms, False
+        session.rooms, session.since, session.present = rooms, since, False
 
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None
     ) -> None:
+        if count > self.config.presence_limit and what != "nick":
+            return  # in a crowd, comings and goings are noise; counts stay in who/joined
         presence = ev.Presence(
             room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
         )
         await self.broker.signal(room, presence, session.uid)
+
+
+def record_of(session: Session) -> SessionRecord:
+    """What the broker keeps so that any node can adopt this person on resume."""
+    return SessionRecord(
+        token_hash=session.token_hash,
+        uid=session.uid,
+        name=session.name,
+        role=session.role,
+        rooms=tuple(session.rooms),
+        current=session.current,
+        ignored=tuple(sorted(session.ignored)),
+        crisis=session.crisis,
+        since=dict(session.since),
+        departed=dict(session.departed),
+    )
 
 
 # Extension points for feature modules (moderation, matching). Checks may raise Refused.
@@ -405,3 +615,7 @@ SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  #
 END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
 LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
 TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
+NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
+ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
+REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)
+CHANNEL_HOOKS: dict[str, Callable[[Chat, ev.Event], None]] = {}  # node-to-node signals

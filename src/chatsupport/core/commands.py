@@ -83,6 +83,11 @@ def _ban(arg: str) -> rq.Ban:
     return rq.Ban(name=name, minutes=minutes)
 
 
+def _shadow(arg: str) -> rq.Shadow:
+    name, minutes = _minutes(arg)
+    return rq.Shadow(name=name, minutes=minutes)
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -194,9 +199,16 @@ COMMANDS: dict[str, Command] = {
             role="mod",
         ),
         Command(
+            "shadow",
+            "/shadow NAME MINUTES",
+            "shadow-mute: their messages reach only themselves, without telling them",
+            lambda a, r: _shadow(a),
+            role="mod",
+        ),
+        Command(
             "unban",
             "/unban NAME",
-            "lift a ban or mute",
+            "lift a ban, mute or shadow-mute",
             lambda a, r: rq.Unban(name=_one(a, "NAME")),
             role="mod",
         ),

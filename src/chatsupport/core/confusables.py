@@ -61,6 +61,8 @@ import functools
 import re
 import unicodedata
 
+from .text import within_one_edit
+
 __all__ = [
     "FILLER_WORDS",
     "RESERVED_NAMES",
@@ -541,29 +543,6 @@ def _composed_of(key: str, words: frozenset[str], fillers: frozenset[str]) -> tu
     return end is not None, bool(end)
 
 
-def _within_one_edit(a: str, b: str) -> bool:
-    """Optimal string alignment distance of at most 1."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    if la == lb:
-        diffs = [i for i in range(la) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return (
-            len(diffs) == 2
-            and diffs[1] == diffs[0] + 1
-            and a[diffs[0]] == b[diffs[1]]
-            and a[diffs[1]] == b[diffs[0]]
-        )
-    if la > lb:
-        a, b = b, a
-    # b is one longer: deleting one character of b gives a.
-    return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
-
-
 def _word_variants(word: str) -> set[str]:
     """The keys a word is compared by: as is, and without edge digits."""
     variants = {skeleton(word)}
@@ -582,7 +561,7 @@ def _is_staff_word(word: str) -> bool:
         found, uses = _composed_of(key, _STAFF_KEYS, _IN_WORD_FILLER_KEYS | _RESERVED_KEYS)
         if found and uses:
             return True
-        if len(key) >= 8 and any(_within_one_edit(key, w) for w in _LONG_STAFF_KEYS):
+        if len(key) >= 8 and any(within_one_edit(key, w) for w in _LONG_STAFF_KEYS):
             return True
     return False
 

@@ -38,6 +38,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from .text import within_one_edit
+
 __all__ = ["CrisisMatcher", "PhraseListError", "tokens"]
 
 DEFAULT_PHRASES_RESOURCE = "crisis_phrases.txt"
@@ -164,28 +166,6 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def _within_one_edit(a: str, b: str) -> bool:
-    """Optimal string alignment distance of at most 1 (a typo, or a swap)."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    if la == lb:
-        diffs = [i for i in range(la) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return (
-            len(diffs) == 2
-            and diffs[1] == diffs[0] + 1
-            and a[diffs[0]] == b[diffs[1]]
-            and a[diffs[1]] == b[diffs[0]]
-        )
-    if la > lb:
-        a, b = b, a
-    return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
-
-
 @dataclass(frozen=True, slots=True)
 class _Phrase:
     source: str
@@ -296,6 +276,6 @@ class CrisisMatcher:
         found = {word} & self._vocab
         if len(word) >= _MIN_FUZZY_LEN - 1 and word not in _NOT_TYPOS:
             for candidate in self._fuzzy_vocab.get(word[0], ()):
-                if candidate != word and _within_one_edit(word, candidate):
+                if candidate != word and within_one_edit(word, candidate):
                     found.add(candidate)
         return frozenset(found)

@@ -61,6 +61,7 @@ class Joined(Event, tag="joined"):
     room: str
     count: int
     members: list[Member]
+    last: int | None = None  # the room's last message id: where a later resume starts
 
 
 class Left(Event, tag="left"):
@@ -109,7 +110,7 @@ class Ended(Event, tag="ended"):
 
 class Report(Event, tag="report"):
     id: str
-    reporter: str  # an opaque per-report alias, never the reporter's uid or name
+    reporter: str  # an opaque alias (keyed hash, one per reporting session), never uid or name
     uid: str
     name: str
     room: str
@@ -136,6 +137,15 @@ class Bye(Event, tag="bye"):
     reason: str
 
 
+class Control(Event, tag="control"):
+    """Between nodes only (an internal channel), never sent to a client: shared state of
+    `kind` changed for `key` (`value` None: cleared), or an action on the person `key`."""
+
+    kind: str
+    key: str
+    value: str | None = None
+
+
 EventUnion = (
     Welcome
     | Message
@@ -154,4 +164,5 @@ EventUnion = (
     | Alert
     | Error
     | Bye
+    | Control
 )

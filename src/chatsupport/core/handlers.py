@@ -22,6 +22,7 @@ from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
 from .names import check_name, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
+from .staff import find_person
 from .text import clean
 
 
@@ -43,6 +44,20 @@ def _text(chat: Chat, raw: str) -> str:
     return text
 
 
+def draft(session: Session, room: str, kind: str, text: str) -> ev.Message:
+    """A message from `session`, before the broker gives it its id and time."""
+    return ev.Message(
+        id=0,
+        room=room,
+        uid=session.uid,
+        name=session.name,
+        role=session.role,
+        kind=kind,
+        text=text,
+        ts=0.0,
+    )
+
+
 @handles(rq.Say, rq.Me)
 async def say(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Say | rq.Me)
@@ -58,18 +73,8 @@ async def say(chat: Chat, link: Link, request: rq.Request) -> None:
     for check in SAY_CHECKS:
         check(chat, session, room, text)
     kind = "me" if isinstance(request, rq.Me) else "say"
-    message = ev.Message(
-        id=0,
-        room=room,
-        uid=session.uid,
-        name=session.name,
-        role=session.role,
-        kind=kind,
-        text=text,
-        ts=0.0,
-    )
     chat.count("messages_in")
-    stored = await chat.broker.publish(message, request.ref)
+    stored = await chat.broker.publish(draft(session, room, kind, text), request.ref)
     for hook in SAID_HOOKS:
         await hook(chat, session, stored)
 
@@ -102,12 +107,13 @@ async def join(chat: Chat, link: Link, request: rq.Request) -> None:
         )
     for check in JOIN_CHECKS:
         check(chat, session, room)
-    if room in session.rooms:
-        session.current = room
-        count = len(await chat.broker.members(room))
-    else:
-        count = await chat.enter(session, room)
-    chat.reply(link, await chat.joined(room, count), request)
+    with chat.holding(session):  # `joined` first, then what the room says meanwhile
+        if room in session.rooms:
+            session.current = room
+            count = None
+        else:
+            count = await chat.enter(session, room)
+        chat.reply(link, await chat.joined(room, count), request)
 
 
 @handles(rq.Leave)
@@ -183,29 +189,18 @@ async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
     await chat.close(link, "forgotten", resumable=False)
 
 
-def _find(chat: Chat, uid: str | None, name: str | None) -> Session:
-    if uid:
-        found = chat.sessions.get(uid)
-    else:
-        key = name_key(name or "")
-        found = next((s for s in chat.sessions.values() if s.name_key == key), None)
-    if found is None:
-        raise Refused("bad_request", f"nobody called {name or uid} is here")
-    return found
-
-
 @handles(rq.Ignore, rq.Unignore)
 async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Ignore | rq.Unignore)
-    target = _find(chat, request.uid, request.name)
+    target = find_person(chat, request.uid, request.name, "who? give a uid or a name")
     session = link.session
     if target is session:
         raise Refused("bad_request", "you cannot ignore yourself")
     if isinstance(request, rq.Ignore):
-        session.ignored.add(target.uid)
+        session.ignored = session.ignored | {target.uid}
         text = f"you will no longer see messages from {target.name}"
     else:
-        session.ignored.discard(target.uid)
+        session.ignored = session.ignored - {target.uid}
         text = f"you will see messages from {target.name} again"
     chat.reply(
         link, ev.Notice(kind=type(request).__name__.lower(), text=text, name=target.name), request
@@ -215,32 +210,66 @@ async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
 @handles(rq.Resume)
 async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
     assert isinstance(request, rq.Resume)
-    old = chat.by_token.get(hash_token(request.session))
-    fresh = link.session
-    if old is not None and old is not fresh:
-        await chat.adopt(link, old)
-    session = link.session
-    session.replay = []
-    missed, complete = 0, old is not None
+    old = await chat.find_session(hash_token(request.session))
+    if old is None:  # unknown or expired: no history for a stranger, and they know it
+        chat.reply(link, ev.Resumed(missed=0, complete=False), request)
+        chat.count("resumes_unknown")
+        return
     try:
-        for room, last in request.last.items():
-            if room not in session.rooms or not isinstance(last, int):
-                complete = False
-                continue
-            messages, whole = await chat.broker.history(room, last)
-            for message in messages:
-                chat.send(link, message)
-            missed += len(messages)
-            complete = complete and whole
-            if messages:
-                session.replay = [
-                    (r, e)
-                    for r, e in session.replay
-                    if not (r == room and isinstance(e, ev.Message) and e.id <= messages[-1].id)
-                ]
+        if old is not link.session:
+            await chat.adopt(link, old)  # from here live events for them wait (`replay`)
+        elif old.replay is None:  # their own token again, or held since connecting with it
+            old.replay = []
+        missed, complete = await _replay(chat, link, request.last)
     finally:
-        held, session.replay = session.replay, None
-        for _, event in held:
-            chat.send(link, event)
+        _release(chat, old, link)
     chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
     chat.count("resumes")
+
+
+async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
+    """Each listed room's retained messages after `last[room]`, in order; (how many, whether
+    none was missing). Never older than when the person came into the room: no backlog for
+    a newcomer. A private room they were taken out of while away replays up to its end."""
+    session = link.session
+    missed, complete = 0, True
+    for room, after in last.items():
+        if room in session.rooms:
+            first, end = session.since.get(room, 0), None
+        elif room in session.departed:
+            first, end = session.departed[room]
+        else:
+            complete = False
+            continue
+        messages, whole = await chat.broker.history(room, max(after, first))
+        if end is not None:
+            messages = [m for m in messages if m.id <= end]
+        for message in messages:
+            if (room, message.id) in chat.hidden and message.uid != session.uid:
+                continue  # shadow-muted: only its author ever sees it
+            chat.send(link, message)
+        missed += len(messages)
+        complete = complete and whole
+        if messages and session.replay:  # held live copies of what was just replayed
+            newest = messages[-1].id
+            session.replay = [
+                (r, e)
+                for r, e in session.replay
+                if not (r == room and isinstance(e, ev.Message) and e.id <= newest)
+            ]
+    if link.open:  # given back; a resume cut short gives them again next time
+        session.departed = {}
+    return missed, complete
+
+
+def _release(chat: Chat, session: Session, link: Link) -> None:
+    """After the replay: what was kept while they were away, then the live events held
+    meanwhile (room events and direct ones, in the order they came)."""
+    if session.link is not link:
+        return  # closed meanwhile (`Chat.close` kept them), or resumed elsewhere: theirs now
+    held, session.replay = session.replay or [], None
+    kept, session.away = session.away or (), None
+    for event in kept:
+        chat.send(link, event)
+    for _, event in held:
+        chat.send(link, event)

@@ -63,6 +63,9 @@ class WindowCounter:
         self._events[key].append(now)
         return True
 
+    def clear(self, key: str) -> None:
+        self._events.pop(key, None)
+
     def prune(self, now: float) -> None:
         for key in [k for k, v in self._events.items() if not v or v[-1] <= now - self.window]:
             del self._events[key]

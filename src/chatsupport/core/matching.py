@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from . import events as ev
 from . import requests as rq
 from .chat import END_HOOKS, LEAVE_HOOKS, SAID_HOOKS, TICK_HOOKS, Chat, Refused, handles
+from .moderation import moderation_of
 from .names import name_key
 from .rooms import PRIVATE_PREFIX, normalise_room
 from .session import Link, Session
@@ -127,11 +128,7 @@ class MatchState:
 
 
 def state_of(chat: Chat) -> MatchState:
-    state = chat.extensions.get("matching")
-    if not isinstance(state, MatchState):
-        state = MatchState()
-        chat.extensions["matching"] = state
-    return state
+    return chat.extension("matching", MatchState, MatchState)
 
 
 # ---- for the safety and moderation work ---------------------------------------------------
@@ -159,10 +156,8 @@ async def prioritise(chat: Chat, session: Session) -> None:
 
 
 def on_probation(chat: Chat, session: Session) -> bool:
-    """Stand-in for the safety work's `on_probation(session, now)`; swap when it lands."""
-    if session.role in STAFF:
-        return False
-    return chat.clock() - session.created < chat.config.probation_seconds
+    """Newcomers (moderation's probation rule) do not start one-to-one chats yet."""
+    return moderation_of(chat).on_probation(session, chat.clock())
 
 
 # ---- requests ------------------------------------------------------------------------------
@@ -302,8 +297,8 @@ async def _match(chat: Chat, state: MatchState, seeker: Session, listener: Sessi
     state.chats[room] = PrivateChat(room, seeker.uid, listener.uid)
     await chat.enter(listener, room, announce=False)
     await chat.enter(seeker, room, announce=False)  # now a text seeker's lines go here
-    chat.send(seeker.link, ev.Matched(room=room, partner=listener.member()))
-    chat.send(listener.link, ev.Matched(room=room, partner=seeker.member()))
+    chat.direct(seeker, ev.Matched(room=room, partner=listener.member()))
+    chat.direct(listener, ev.Matched(room=room, partner=seeker.member()))
     chat.count("matches")
     log.info("one-to-one chat started room=%s", room)
 
@@ -315,7 +310,7 @@ async def _tell_positions(chat: Chat, state: MatchState) -> None:
             state.told[uid] = position
             session = chat.sessions.get(uid)
             if session is not None:
-                chat.send(session.link, ev.Queue(position=position))
+                chat.direct(session, ev.Queue(position=position))
 
 
 # ---- handoff -------------------------------------------------------------------------------
@@ -348,13 +343,13 @@ async def _hand_over(chat: Chat, private: PrivateChat, seeker: Session, new: Ses
     room, private.listener = private.room, new.uid
     await chat.enter(new, room)
     history, _ = await chat.broker.history(room, 0)
-    chat.send(new.link, ev.Matched(room=room, partner=seeker.member()))
+    chat.direct(new, ev.Matched(room=room, partner=seeker.member()))
     text = f"handed over by {old.name if old else 'a listener'}; the conversation so far:"
-    chat.send(new.link, ev.Notice(kind="handoff", text=text, name=seeker.name))
-    for message in history:
-        chat.send(new.link, message)
+    chat.direct(new, ev.Notice(kind="handoff", text=text, name=seeker.name))
+    for message in history:  # `new` is connected (`_may_take`): never kept while away
+        chat.direct(new, message)
     text = f"{new.name} is taking over this chat and can read it so far; no need to start again"
-    chat.send(seeker.link, ev.Notice(kind="handoff", text=text, name=new.name))
+    chat.direct(seeker, ev.Notice(kind="handoff", text=text, name=new.name))
     log.info("one-to-one chat handed over room=%s", room)
 
 
@@ -362,13 +357,12 @@ async def _hand_over(chat: Chat, private: PrivateChat, seeker: Session, new: Ses
 async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, reason: str) -> None:
     """End a chat because `by` left or is gone: the other side is told and leaves too."""
     state.chats.pop(private.room, None)
-    for uid in (private.seeker, private.listener):
-        session = chat.sessions.get(uid)
-        if session is None:
-            continue
-        if uid != by:
-            chat.send(session.link, ev.Ended(room=private.room, reason=reason))
+    both = [s for uid in (private.seeker, private.listener) if (s := chat.sessions.get(uid))]
+    for session in both:  # out of the room first: nothing said after `ended` is accepted
         await _drop_room(chat, session, private.room)
+    for session in both:
+        if session.uid != by:
+            chat.direct(session, ev.Ended(room=private.room, reason=reason))
     state.mark_free(private.listener)
     chat.count("chats_ended")
     log.info("one-to-one chat ended room=%s reason=%s", private.room, reason)
@@ -377,12 +371,17 @@ async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, rea
 async def _drop_room(chat: Chat, session: Session, room: str) -> None:
     if room not in session.rooms:
         return
+    if session.link is None or session.replay is not None:
+        # Away or resuming: their resume still replays what was said here until the end.
+        first = session.since.get(room, 0)
+        session.departed[room] = (first, await chat.broker.last_id(room))
     if session.present:
         await chat.exit(session, room)
         return
     # Withdrawn after the grace period: no longer a member, but the room is still in the
     # list resume would re-enter. A finished private chat must not come back.
     session.rooms.remove(room)
+    session.since.pop(room, None)
     if session.current == room:
         session.current = session.rooms[-1] if session.rooms else None
 

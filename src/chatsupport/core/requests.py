@@ -75,6 +75,7 @@ class Report(Request, tag="report"):
     reason: str = ""
     id: int | None = None
     room: str | None = None
+    uid: str | None = None
     name: str | None = None
 
 
@@ -123,6 +124,14 @@ class Mute(Request, tag="mute"):
 
 
 class Ban(Request, tag="ban"):
+    uid: str | None = None
+    name: str | None = None
+    minutes: float = 60
+
+
+class Shadow(Request, tag="shadow"):
+    """Shadow-mute: the person's messages reach only themselves, and nothing tells them."""
+
     uid: str | None = None
     name: str | None = None
     minutes: float = 60
@@ -179,6 +188,7 @@ AnyRequest = (
     | Kick
     | Mute
     | Ban
+    | Shadow
     | Unban
     | Announce
     | Slow

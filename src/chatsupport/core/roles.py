@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import events as ev
 from . import requests as rq
+from . import staff
 from .chat import Chat, Refused, handles
 from .limits import WindowCounter
 from .session import Link
@@ -91,11 +92,7 @@ class Roles:
 
 
 def roles_of(chat: Chat) -> Roles:
-    roles = chat.extensions.get("roles")
-    if not isinstance(roles, Roles):
-        roles = Roles(load_tokens(chat.config.tokens_file))
-        chat.extensions["roles"] = roles
-    return roles
+    return chat.extension("roles", Roles, lambda: Roles(load_tokens(chat.config.tokens_file)))
 
 
 @handles(rq.Auth)
@@ -111,6 +108,7 @@ async def auth(chat: Chat, link: Link, request: rq.Request) -> None:
         raise Refused("forbidden", "that token is not valid")
     session = link.session
     session.role = role
+    staff.enlist(chat, session)  # from now on they receive reports / alerts
     for room in session.rooms:
         await chat.broker.join_room(room, session.member())
     label = "a moderator" if role == "mod" else "a listener"

@@ -55,3 +55,27 @@ def clean_name(text: str) -> str:
     """A display name: one line, spaces collapsed, NFC so equal names compare equal."""
     text = unicodedata.normalize("NFC", clean(text, keep_newlines=False))
     return " ".join(text.split())
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Optimal string alignment distance of at most 1 (a typo, or a swap): look-alike
+    staff names and misspelt crisis phrases are both caught with it."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diffs = [i for i in range(la) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return (
+            len(diffs) == 2
+            and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]]
+            and a[diffs[1]] == b[diffs[0]]
+        )
+    if la > lb:
+        a, b = b, a
+    # b is one longer: deleting one character of b gives a.
+    return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))

@@ -20,6 +20,9 @@ class TextCodec:
         hit = self._cache.get(room_tag)
         if hit is not None and hit[0] is event:
             return hit[1]
+        return self._encode(event, room_tag)
+
+    def _encode(self, event: ev.Event, room_tag: str) -> bytes | None:
         text = render(event, room_tag)
         data = text.encode() if text is not None else None
         if len(self._cache) > 64:

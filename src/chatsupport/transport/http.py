@@ -8,6 +8,7 @@ nothing from any other origin.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
 import ssl
 from importlib import resources
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..core import staff
 from ..core.chat import Chat
 from .context import Edge
 
@@ -72,6 +74,20 @@ def _static(name: str) -> Response:
     return response(200, path.read_bytes(), kind)
 
 
+# Counters shown from the start (at 0), so dashboards and alerts see them before they happen.
+KNOWN_COUNTERS = (
+    "connections_opened",
+    "connections_refused",
+    "requests",
+    "messages_in",
+    "messages_delivered",
+    "rate_limited",
+    "slow_disconnects",
+    "keepalive_timeouts",
+    "resumes",
+)
+
+
 class ChatCollector(Collector):
     """Reads the core's counters at scrape time: nothing is counted twice, nothing identifies."""
 
@@ -81,7 +97,8 @@ class ChatCollector(Collector):
     def collect(self):  # type: ignore[no-untyped-def]
         counters = CounterMetricFamily("chatsupport_events", "Events by kind", labels=["kind"])
         errors = CounterMetricFamily("chatsupport_errors", "Errors sent, by code", labels=["code"])
-        for name, value in sorted(self.chat.counters.items()):
+        values = dict.fromkeys(KNOWN_COUNTERS, 0) | self.chat.counters
+        for name, value in sorted(values.items()):
             if name.startswith("error_"):
                 errors.add_metric([name[6:]], value)
             else:
@@ -101,7 +118,9 @@ class ChatCollector(Collector):
             "chatsupport_sessions", "People known (incl. resumable)", value=len(self.chat.sessions)
         )
         yield GaugeMetricFamily(
-            "chatsupport_rooms", "Rooms with people on this node", value=len(self.chat.local)
+            "chatsupport_rooms",
+            "Rooms with people on this node",
+            value=len(self.chat.local.keys() - set(staff.CHANNELS.values())),
         )
 
 
@@ -112,11 +131,20 @@ class Routes:
         self.registry.register(ChatCollector(edge.chat))
 
     def get(self, request: Request) -> Response:
-        path = request.path.partition("?")[0]
+        if request.method not in ("GET", "HEAD"):
+            refusal = text_response(405, "only GET is served here\n")
+            refusal.headers["Allow"] = "GET, HEAD"
+            return refusal
+        found = self.route(request.path.partition("?")[0])
+        return dataclasses.replace(found, body=b"") if request.method == "HEAD" else found
+
+    def route(self, path: str) -> Response:
         if path in ("/", "/index.html"):
             return _static("index.html")
         if path.startswith("/static/"):
             return _static(path[len("/static/") :])
+        if path == "/config.json":
+            return self.page_config()
         if path == "/healthz":
             return self.health()
         if path == "/metrics":
@@ -124,6 +152,11 @@ class Routes:
                 200, generate_latest(self.registry), "text/plain; version=0.0.4; charset=utf-8"
             )
         return text_response(404, "not found\n")
+
+    def page_config(self) -> Response:
+        """What the web page needs from the operator's settings (nothing secret)."""
+        body = {"exit_url": self.edge.config.exit_url}
+        return response(200, msgspec.json.encode(body), TYPES["json"])
 
     def health(self) -> Response:
         chat = self.edge.chat
@@ -145,5 +178,10 @@ async def start_http(
     routes = Routes(edge)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: HttpConnection(edge, routes), host, port, ssl=tls, reuse_address=True
+        lambda: HttpConnection(edge, routes),
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=1024,
     )

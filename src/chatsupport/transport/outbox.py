@@ -43,6 +43,7 @@ class Outbox:
         "_flusher",
         "_on_overflow",
         "_pending",
+        "_runaway",
         "_transport",
         "closed",
         "limit",
@@ -61,17 +62,19 @@ class Outbox:
         self._pending = 0
         self._on_overflow = on_overflow
         self.limit = limit
+        self._runaway = 4 * limit
         self.closed = False
         self._deadline: asyncio.TimerHandle | None = None
 
     def push(self, data: bytes) -> None:
         if self.closed:
             return
-        if not self._chunks:
+        chunks = self._chunks
+        if not chunks:
             self._flusher.mark(self)
-        self._chunks.append(data)
+        chunks.append(data)
         self._pending += len(data)
-        if self._pending > 4 * self.limit:  # a runaway turn; the real test is after writing
+        if self._pending > self._runaway:  # a runaway turn; the real test is after writing
             self.overflow()
 
     def flush(self) -> None:

@@ -35,11 +35,20 @@ def _members(members: list[ev.Member]) -> str:
 
 
 def _notice(event: ev.Notice) -> str:
-    if event.kind == "announce":
+    if event.kind in ("announce", "unavailable", "available"):  # from the server itself
         return _lines("*** ", event.text)
     text = _lines("-- ", event.text)
     for resource in event.resources or ():
         text += "-- " + str(resource.get("line") or resource.get("name")) + "\n"
+    return text
+
+
+def _report(event: ev.Report) -> str:
+    """A report for a moderator, with its evidence (the reported message marked `>`)."""
+    text = f"*** [report {event.id}] {event.name} in #{event.room}: {event.reason}\n"
+    for message in event.evidence:
+        mark = ">" if message is event.evidence[-1] else " "
+        text += _lines(f"***  {mark} <{message.name}> ", message.text)
     return text
 
 
@@ -84,9 +93,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Ended():
             return f"-- the private chat #{event.room} ended ({event.reason.replace('_', ' ')})\n"
         case ev.Report():
-            return (
-                f"*** [report] {event.name} in #{event.room}: {event.reason} (report {event.id})\n"
-            )
+            return _report(event)
+        case ev.Alert() if event.kind == "crisis":
+            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", event.text)
         case ev.Alert():
-            return f"*** [alert] {event.name} in #{event.room} may need help: {event.text}\n"
+            return _lines(f"*** [alert {event.kind}] {event.name} in #{event.room}: ", event.text)
     return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any, cast
 
@@ -40,6 +39,7 @@ class TextPeer(asyncio.Protocol):
     interface = "text"
     __slots__ = (
         "address_key",
+        "admitted",
         "buffer",
         "edge",
         "ended",
@@ -59,8 +59,9 @@ class TextPeer(asyncio.Protocol):
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self.address_key = ""
+        self.admitted = False  # holds one of the address's connection slots until opened
         self.buffer = bytearray()
-        self.lines: deque[str] = deque()
+        self.lines: list[str] = []  # at most tcp_backlog_lines; a deque costs 600 B idle
         self.task: asyncio.Task[None] | None = None
         self.opening: asyncio.TimerHandle | None = None
         self.paused = False
@@ -82,6 +83,7 @@ class TextPeer(asyncio.Protocol):
             self.outbox.finish(f"!! {refusal.message}\n".encode())
             self.ended = True
             return
+        self.admitted = True
         # Browsers and TLS clients speak first; people with nc do not. Waiting a moment
         # before joining keeps stray HTTP/TLS probes out of the room entirely.
         self.opening = asyncio.get_running_loop().call_later(PROBE_WAIT, self._open)
@@ -115,14 +117,17 @@ class TextPeer(asyncio.Protocol):
 
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
-        if self.outbox is None or self.outbox.closed:
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
             return
         tag = ""
-        if type(event) is ev.Message and self.link and event.room != self.link.session.current:
-            tag = f"[#{event.room}] "
+        if type(event) is ev.Message:
+            link = self.link
+            if link is not None and event.room != link.session.current:
+                tag = f"[#{event.room}] "
         data = self.edge.text.encode(event, tag)
         if data:
-            self.outbox.push(data)
+            outbox.push(data)
 
     def close(self, reason: str) -> None:
         self.ended = True
@@ -193,7 +198,7 @@ class TextPeer(asyncio.Protocol):
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-                self.lines.popleft()
+                del self.lines[0]
                 await chat.handle(self.link, request)
         except Exception:
             log.exception("error while serving uid=%s", self._uid())
@@ -210,6 +215,9 @@ class TextPeer(asyncio.Protocol):
         self.task = None
         if self.link is not None:
             await self.edge.chat.close(self.link, "disconnected", resumable=False)
+        elif self.admitted:  # never opened (a probe, an early close): give the slot back
+            self.edge.chat.release(self.address_key)
+        self.admitted = False
 
     # ---- endings ---------------------------------------------------------------------------
     def _end(self, line: str, reason: str) -> None:

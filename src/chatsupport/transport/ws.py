@@ -9,34 +9,58 @@ data frames, pre-encoded once per message, through the peer's coalescing outbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
-from typing import cast
-from urllib.parse import urlsplit
+from collections.abc import Coroutine
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from websockets.exceptions import InvalidMessage
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..core.ports import BrokerUnavailable
 from ..core.session import Link
 from .context import Edge, enable_keepalive
-from .http import Routes, text_response
+from .http import SECURITY_HEADERS, Routes, text_response
 from .outbox import Outbox
 
 log = logging.getLogger("chatsupport.ws")
+# websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
+# DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
+protocol_log = logging.getLogger("chatsupport.ws.protocol")
+protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
+
+
+class _RefOnly(msgspec.Struct):
+    ref: str | None = None
+
+
+_ref_decoder = msgspec.json.Decoder(_RefOnly)
+
+
+def ref_of(payload: bytes) -> str | None:
+    """The `ref` of a frame we refuse as a whole (too long, binary), when it is readable."""
+    try:
+        return _ref_decoder.decode(payload).ref
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
 
 
 def decode_request(payload: bytes) -> rq.Request | ev.Error:
     """A text frame -> Request, or the error to answer it with (with its ref when readable)."""
     try:
         return _decoder.decode(payload)  # type: ignore[no-any-return]
+    except UnicodeDecodeError:  # msgspec raises this (not DecodeError) for bad UTF-8 in strings
+        return ev.Error(code="bad_json", message="that frame is not valid UTF-8")
     except msgspec.DecodeError as error:
         if isinstance(error, msgspec.ValidationError):
             return _classify(payload, str(error))
@@ -46,8 +70,9 @@ def decode_request(payload: bytes) -> rq.Request | ev.Error:
 def _classify(payload: bytes, detail: str) -> ev.Error:
     try:
         raw = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
-        raw = None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Valid JSON that Python cannot hold (e.g. 1e400): a bad value, not bad JSON.
+        return ev.Error(code="bad_request", message=f"bad frame: {detail}", ref=ref_of(payload))
     ref = raw.get("ref") if isinstance(raw, dict) else None
     ref = ref if isinstance(ref, str) else None
     if not isinstance(raw, dict):
@@ -60,23 +85,60 @@ def _classify(payload: bytes, detail: str) -> ev.Error:
     return ev.Error(code="bad_request", message=f"bad {kind}: {detail}", ref=ref)
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets' own handshake refusals (400, 426, 431, ...) carry our security headers too."""
+
+    def reject(self, status: int, text: str) -> Response:
+        response = super().reject(status, text)
+        for name, value in SECURITY_HEADERS:
+            response.headers[name] = value
+        return response
+
+
 class HttpConnection(asyncio.Protocol):
     """One HTTP connection; after a successful upgrade, one WebSocket peer (a Sink)."""
 
     interface = "json"
+    __slots__ = (
+        "address",
+        "address_key",
+        "edge",
+        "ended",
+        "first_frame",
+        "inbox",
+        "last_heard",
+        "link",
+        "outbox",
+        "partial",
+        "partial_opcode",
+        "pinged",
+        "protocol",
+        "responded",
+        "resumable",
+        "routes",
+        "task",
+        "timer",
+        "transport",
+    )
 
     def __init__(self, edge: Edge, routes: Routes) -> None:
         self.edge = edge
         self.routes = routes
-        self.protocol = ServerProtocol(max_size=HARD_FRAME_LIMIT)
+        limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
+        self.protocol = _ServerProtocol(max_size=limit, logger=protocol_log)
         self.transport: asyncio.Transport | None = None
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self.address = ""
-        self.inbox: deque[rq.Request | ev.Error] = deque()
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self.inbox: list[rq.Request | ev.Error] = []  # short; a deque costs 600 B idle
+        self.task: asyncio.Task[None] | None = None  # only while there is work: none when idle
+        self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
+        self.address_key = ""
+        self.resumable = True
         self.timer: asyncio.TimerHandle | None = None
+        self.partial: bytearray | None = None  # a fragmented message being reassembled
+        self.partial_opcode = Opcode.TEXT
+        self.responded = False
         self.last_heard = 0.0
         self.pinged = False
         self.ended = False
@@ -100,9 +162,15 @@ class HttpConnection(asyncio.Protocol):
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
+                self.responded = True
                 self._http(event)
             elif isinstance(event, Frame):
                 self._frame(event)
+        if isinstance(self.protocol.handshake_exc, InvalidMessage) and not self.responded:
+            # Not an HTTP request we can parse: websockets closes silently; we say why.
+            self.responded = True
+            assert self.outbox is not None
+            self.outbox.push(text_response(400, "bad HTTP request\n").serialize())
         self._write_protocol()
 
     def eof_received(self) -> bool | None:
@@ -118,7 +186,10 @@ class HttpConnection(asyncio.Protocol):
             self.timer.cancel()
         if self.outbox:
             self.outbox.lost()
-        self.wakeup.set()
+        if self.first_frame is not None and not self.first_frame.done():
+            self.first_frame.set_result(None)
+        if self.task is None:
+            self._spawn(self._finish())
 
     def _write_protocol(self) -> None:
         assert self.transport is not None and self.outbox is not None
@@ -131,8 +202,8 @@ class HttpConnection(asyncio.Protocol):
 
     # ---- HTTP ------------------------------------------------------------------------------
     def _http(self, request: Request) -> None:
-        path = request.path.partition("?")[0]
-        if path != "/ws":
+        path, _, query = request.path.partition("?")
+        if path != "/ws" or request.method != "GET":
             self.protocol.send_response(self.routes.get(request))
             return
         self.address = self._client_address(request)
@@ -140,21 +211,39 @@ class HttpConnection(asyncio.Protocol):
             self.edge.chat.count("error_forbidden_origin")
             self.protocol.send_response(text_response(403, "cross-origin WebSocket refused\n"))
             return
-        address_key = self.edge.addresses.of(self.address)
-        refusal = self.edge.chat.admit(address_key)
         response = self.protocol.accept(request)
         self.protocol.send_response(response)
         if response.status_code != 101:
             return
+        self._write_protocol()  # the 101 goes out before any frame we queue
+        self._forget_handshake()
+        address_key = self.edge.addresses.of(self.address)
+        refusal = self.edge.chat.admit(address_key)  # only real upgrades take a slot
         if refusal is not None:
             self.edge.chat.count("connections_refused")
             self.send(refusal)
-            self.close("too_many_connections")
+            self.send(ev.Bye(reason=refusal.code))
+            self.close(refusal.code)
             return
         assert self.timer is not None
         self.timer.cancel()
-        self._schedule_keepalive()
-        self.task = asyncio.get_running_loop().create_task(self._run(address_key))
+        self._schedule_keepalive(self.edge.config.ping_interval)
+        hold = "resume" in parse_qs(query, keep_blank_values=True)
+        self.address_key = address_key
+        self._spawn(self._open(hold))
+
+    def _forget_handshake(self) -> None:
+        """Restart the protocol's parser now that the handshake is over.
+
+        websockets' parser generator keeps the handshake request (all its headers) alive as
+        a local for the whole life of the connection: about 1.5 KB per idle peer. Once the
+        state is OPEN, `parse()` starts straight at frames, so a fresh one is equivalent —
+        provided no frame bytes arrived yet (clients wait for the 101; if not, keep it).
+        """
+        protocol = self.protocol
+        if protocol.state is State.OPEN and not protocol.reader.buffer:
+            protocol.parser = protocol.parse()
+            next(protocol.parser)
 
     def _origin_allowed(self, request: Request) -> bool:
         origin = request.headers.get("Origin")
@@ -178,44 +267,105 @@ class HttpConnection(asyncio.Protocol):
 
     # ---- frames ----------------------------------------------------------------------------
     def _frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.TEXT:
-            if len(frame.data) > self.edge.config.max_frame_bytes:
-                self._queue(ev.Error(code="too_long", message="frame too large"))
-            else:
-                self._queue(decode_request(bytes(frame.data)))
-        elif frame.opcode is Opcode.BINARY:
-            self._queue(ev.Error(code="bad_request", message="send JSON in text frames"))
-        elif frame.opcode is Opcode.CLOSE:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(opcode, bytes(frame.data))
+            else:  # the protocol bounds the whole message (max_size), so this buffer too
+                self.partial, self.partial_opcode = bytearray(frame.data), opcode
+        elif opcode is Opcode.CONT and self.partial is not None:
+            self.partial += frame.data
+            if frame.fin:
+                data, self.partial = bytes(self.partial), None
+                self._message(self.partial_opcode, data)
+        elif opcode is Opcode.CLOSE:
             self.ended = True
-            self.wakeup.set()
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.BINARY:
+            self._queue(
+                ev.Error(code="bad_request", message="send JSON in text frames", ref=ref_of(data))
+            )
+        elif len(data) > self.edge.config.max_frame_bytes:
+            limit = self.edge.config.max_frame_bytes
+            message = f"frames are at most {limit} bytes"
+            self._queue(ev.Error(code="too_long", message=message, ref=ref_of(data)))
+        else:
+            self._queue(decode_request(data))
 
     def _queue(self, item: rq.Request | ev.Error) -> None:
         self.inbox.append(item)
-        self.wakeup.set()
+        if self.first_frame is not None and not self.first_frame.done():
+            self.first_frame.set_result(None)
+        self._kick()
 
-    async def _run(self, address_key: str) -> None:
+    # ---- work: a task exists only while there is something to do ---------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.task = asyncio.get_running_loop().create_task(work)
+
+    def _kick(self) -> None:
+        if self.task is None and self.link is not None and self.inbox:
+            self._spawn(self._drain())
+
+    async def _open(self, hold: bool) -> None:
         chat = self.edge.chat
-        resumable = True
         try:
-            self.link = await chat.open(self, address_key)
-            while not self.ended:
-                if not self.inbox:
-                    self.wakeup.clear()
-                    await self.wakeup.wait()
-                    continue
-                item = self.inbox.popleft()
+            token = await self._first_resume() if hold else None
+            if not self.ended:
+                self.link = await chat.open(self, self.address_key, resume=token)
+        except BrokerUnavailable:
+            self.send(ev.Error(code="unavailable", message="the chat is unavailable; try later"))
+            self.close("unavailable")
+        except Exception:
+            log.exception("could not open uid=%s", self._uid())
+            self.close("error")
+        self.task = None
+        if self.ended:
+            await self._finish()
+        else:
+            self._kick()
+
+    async def _drain(self) -> None:
+        chat = self.edge.chat
+        assert self.link is not None
+        try:
+            while self.inbox and not self.ended:
+                item = self.inbox.pop(0)
                 if isinstance(item, ev.Error):
                     chat.fail(self.link, item.code, item.message, item.ref)
                 else:
                     await chat.handle(self.link, item)
         except Exception:
             log.exception("error while serving uid=%s", self._uid())
-            resumable = False
-        finally:
-            if self.link:
-                await chat.close(self.link, "disconnected", resumable=resumable)
-            if self.transport and not self.transport.is_closing():
-                self.transport.close()
+            self.resumable = False
+            self.close("error")
+        self.task = None
+        if self.ended:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection is over: the session stays resumable unless it failed."""
+        self.task = None
+        if self.link:
+            await self.edge.chat.close(self.link, "disconnected", resumable=self.resumable)
+        elif self.address_key:
+            self.edge.chat.release(self.address_key)  # admitted, never opened
+            self.address_key = ""
+        if self.transport and not self.transport.is_closing():
+            self.transport.close()
+
+    async def _first_resume(self) -> str | None:
+        """`/ws?resume`: the client's first frame is its `resume`. Waiting for it (bounded)
+        before making anyone up means the person comes back as themselves, with no fresh
+        identity shown joining and leaving. Any other first frame: a fresh identity."""
+        if not self.inbox:
+            self.first_frame = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.edge.config.handshake_timeout):
+                    await self.first_frame
+            self.first_frame = None
+        first = self.inbox[0] if self.inbox else None
+        return first.session if isinstance(first, rq.Resume) else None
 
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
@@ -232,39 +382,47 @@ class HttpConnection(asyncio.Protocol):
                 if data:
                     self.outbox.push(data)
             self.outbox.finish()
-        self.wakeup.set()
 
     # ---- liveness --------------------------------------------------------------------------
-    def _schedule_keepalive(self) -> None:
+    def _schedule_keepalive(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(self.edge.config.ping_interval, self._keepalive)
+        self.timer = loop.call_later(max(delay, 0.01), self._keepalive)
 
     def _keepalive(self) -> None:
-        """Ping a connection that went quiet; close one that did not answer the last ping."""
+        """Ping a connection quiet for `ping_interval`; close it if nothing (not even the pong)
+        arrives within `ping_timeout`. Any incoming byte counts as an answer."""
         if self.ended or self.transport is None:
             return
-        idle = asyncio.get_running_loop().time() - self.last_heard
-        if self.pinged and idle >= self.edge.config.ping_interval:
+        config = self.edge.config
+        if self.pinged:  # still set: nothing heard since the ping went out
             log.info("no answer to keepalive uid=%s", self._uid())
             self.edge.chat.count("keepalive_timeouts")
             self.transport.abort()
             return
-        if idle >= self.edge.config.ping_interval * 0.9 and self.protocol.state is State.OPEN:
-            self.protocol.send_ping(b"ka")
-            self.pinged = True
-            self._write_protocol()
-        self._schedule_keepalive()
+        idle = asyncio.get_running_loop().time() - self.last_heard
+        if idle < config.ping_interval or self.protocol.state is not State.OPEN:
+            self._schedule_keepalive(config.ping_interval - idle)
+            return
+        self.protocol.send_ping(b"ka")
+        self.pinged = True
+        self._write_protocol()
+        self._schedule_keepalive(config.ping_timeout)
 
     def _too_slow(self) -> None:
+        """Its outbox overflowed: a last `bye` and a close frame, written past the outbox."""
         log.warning("slow peer disconnected uid=%s", self._uid())
         self.edge.chat.count("slow_disconnects")
         self.ended = True
         assert self.transport is not None
-        frame = self.edge.json.encode(ev.Bye(reason="too_slow"))
-        self.transport.write(frame)
+        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow")))
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(1013, "too_slow")  # 1013: try again later
+            for data in self.protocol.data_to_send():
+                if data:
+                    self.transport.write(data)
         self.transport.close()
-        asyncio.get_running_loop().call_later(5.0, self.transport.abort)
-        self.wakeup.set()
+        # A peer that reads nothing would keep the socket forever: cut it after a while.
+        asyncio.get_running_loop().call_later(10.0, self.transport.abort)
 
     def _uid(self) -> str:
         return self.link.session.uid if self.link else "-"

@@ -1,0 +1,377 @@
+"""The terminal client: `chatsupport connect [URL]`.
+
+In a terminal it is interactive: messages print above an input line that stays put
+(prompt_toolkit's `patch_stdout`). A line without `/` is said to the current room; a line
+with `/` goes to the server as text too, where commands run, except `/quit`, which this
+client handles. With stdin not a terminal it sends each line it reads, prints what arrives,
+and exits once stdin ends and the replies have settled, so scripts can use it.
+
+It prints what arrives as the text interface does (`<name> text`, `* name waves`, `-- `,
+`!! `, `*** `). When the connection drops it reconnects with backoff and resumes: the
+server replays what was missed (each message once: ids below what was seen are dropped),
+and a line that was sent but never confirmed is sent again unless the replay shows it
+arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import threading
+import unicodedata
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..core import events as ev
+from ..core.text import clean
+from ..transport.render_text import render
+
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each reconnect attempt
+GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) gives up
+# Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
+RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
+SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
+_decoder = msgspec.json.Decoder(ev.EventUnion)
+
+
+def printable(text: str) -> str:
+    """What a terminal may safely show: no escapes, controls or bidi tricks from the wire."""
+    return "".join(c for c in text if c == "\n" or not unicodedata.category(c).startswith("C"))
+
+
+def ws_url(url: str, resume: bool) -> str:
+    """Accepts ws(s):// or http(s)://; `?resume` asks the server to wait for our resume."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss") or not parts.netloc:
+        raise InvalidURI(url, "expected ws://host:port/ws")
+    query = "&".join(q for q in (parts.query, "resume=1" if resume else "") if q)
+    return urlunsplit((scheme, parts.netloc, parts.path or "/ws", query, ""))
+
+
+@dataclass
+class State:
+    """Who we are and where we got to: everything a reconnect needs."""
+
+    token: str | None = None
+    uid: str = ""
+    name: str = ""
+    rooms: list[str] = field(default_factory=list)
+    current: str | None = None
+    seen: dict[str, int] = field(default_factory=dict)  # room -> newest message id seen
+    pending: dict[str, str] = field(default_factory=dict)  # ref -> line not yet confirmed
+
+    def enter(self, room: str, last: int = 0) -> None:
+        if room not in self.rooms:
+            self.rooms.append(room)
+        self.current = room
+        self.seen.setdefault(room, last)  # a room we knew keeps its place (resume needs it)
+
+    def exit(self, room: str) -> None:
+        if room in self.rooms:
+            self.rooms.remove(room)
+        self.seen.pop(room, None)
+        self.current = self.rooms[-1] if self.rooms else None
+
+
+class Client:
+    def __init__(self, url: str, out: Callable[[str], None], interactive: bool) -> None:
+        self.url = url
+        self.out = out
+        self.interactive = interactive
+        self.state = State()
+        self.lines: deque[str] = deque()  # typed, not yet sent
+        self.wake = asyncio.Event()  # a line was added
+        self.ready = asyncio.Event()  # welcomed (and resumed): lines may be sent
+        self.heard = asyncio.Event()  # a frame arrived (for a script's settling)
+        self.ws: ClientConnection | None = None
+        self.done = False
+        self.reconnect = True
+        self.status = 0
+        self.refs = 0
+        self.failures = 0  # connection attempts failed since the last welcome
+        self.resuming = False
+        self.renewed = False  # a resume that ended up as a new person
+
+    def show(self, text: str) -> None:
+        for line in printable(text).rstrip("\n").split("\n"):
+            self.out(line)
+
+    # ---- connection lifecycle --------------------------------------------------------------
+    async def run(self) -> int:
+        while not self.done:
+            try:
+                await self._connection()
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError) as error:
+                never = self.state.token is None and not self.interactive
+                if never and self.failures + 1 >= GIVE_UP_AFTER:  # a script: say so, stop
+                    self.show(f"!! cannot connect to {self.url}: {error}")
+                    self.done = True
+                    return 1
+            if self.done or not self.reconnect:
+                break
+            delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)] * random.uniform(0.8, 1.2)
+            self.failures += 1
+            self.show(f"-- reconnecting in {delay:.1f}s...")
+            await asyncio.sleep(delay)
+        return self.status
+
+    async def _connection(self) -> None:
+        resume = self.state.token is not None
+        async with connect(
+            ws_url(self.url, resume), open_timeout=10, max_size=1 << 22, close_timeout=2
+        ) as ws:
+            self.ws = ws
+            self.ready.clear()
+            if resume:
+                self.resuming = True
+                frame = {"type": "resume", "session": self.state.token, "last": self.state.seen}
+                await ws.send(json.dumps(frame))
+            writer = asyncio.create_task(self._write(ws))
+            try:
+                async for raw in ws:
+                    self._receive(raw)
+            finally:
+                writer.cancel()
+                self.ws = None
+                self.ready.clear()
+        if not self.done and self.reconnect:
+            raise ConnectionError("the server closed the connection")
+
+    async def _write(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the reader sees it too, and reconnects
+            while True:
+                await self.ready.wait()
+                if not self.lines:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                await self._send_line(ws, self.lines.popleft())
+
+    async def _send_line(self, ws: ClientConnection, line: str) -> None:
+        if line.strip().lower() == "/quit":
+            self.done = True
+            await ws.send(json.dumps({"type": "quit"}))
+            return
+        self.refs += 1
+        ref = f"t{self.refs}"
+        self.state.pending[ref] = line
+        frame = {"type": "say", "room": self.state.current, "text": line, "ref": ref}
+        await ws.send(json.dumps(frame))
+
+    def submit(self, line: str) -> None:
+        """A line typed (or read): sent now, or as soon as we are connected again."""
+        if line.strip():
+            self.lines.append(line)
+            self.wake.set()
+
+    # ---- frames ----------------------------------------------------------------------------
+    def _receive(self, raw: str | bytes) -> None:
+        self.heard.set()
+        try:
+            event = _decoder.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return  # a frame this client does not know: newer server, nothing to show
+        if event.ref is not None:
+            self.state.pending.pop(event.ref, None)
+        handler = HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+        else:
+            self.show(render(event) or "")
+
+    def _welcome(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Welcome)
+        state = self.state
+        same = event.uid == state.uid
+        if state.uid and not same:  # the server no longer knew us (restarted, or too late)
+            self.show(f"-- could not resume; you are now {event.name}")
+            state.seen.clear()
+            self.renewed = True
+        state.token, state.uid, state.name = event.session, event.uid, event.name
+        self.failures = 0
+        state.rooms, state.current = list(event.rooms), event.room or None
+        if not same:
+            self.show(render(event) or "")
+        if not self.resuming:
+            self.ready.set()
+
+    def _joined(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Joined)
+        self.state.enter(event.room, event.last or 0)
+        if not self.resuming:  # after a reconnect the rooms are simply still ours
+            self.show(render(event) or "")
+
+    def _left(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Left | ev.Ended)
+        self.state.exit(event.room)
+        self.show(render(event) or "")
+
+    def _matched(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Matched)
+        self.state.enter(event.room)
+        self.show(render(event) or "")
+
+    def _message(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Message)
+        state = self.state
+        if event.id <= state.seen.get(event.room, 0):
+            return  # already shown (a replay overlapping what arrived live)
+        state.seen[event.room] = event.id
+        if self.resuming and event.uid == state.uid:
+            self._confirm(event.text)
+        tag = f"[#{event.room}] " if event.room != state.current else ""
+        self.show(render(event, tag) or "")
+
+    def _confirm(self, text: str) -> None:
+        """A replayed message of ours: the line that became it did arrive; don't resend it."""
+        for ref, line in list(self.state.pending.items()):
+            command = line.startswith("/") and not line.startswith("//")
+            if not command and clean(line.removeprefix("/")) == text:
+                del self.state.pending[ref]
+                return
+
+    def _resumed(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Resumed)
+        self.resuming = False
+        if not self.renewed:
+            note = "" if event.complete else "; some older messages are no longer kept"
+            self.show(f"-- resumed ({event.missed} missed{note})")
+        self.renewed = False
+        unsent = list(self.state.pending.values())
+        self.state.pending.clear()
+        for line in reversed(unsent):  # back to the front of the queue, in order
+            if line.startswith("/") and not line.startswith("//"):
+                self.show(f"!! not sure this reached the server: {line}")
+            else:
+                self.lines.appendleft(line)
+        self.ready.set()
+        self.wake.set()
+
+    def _notice(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Notice)
+        if event.kind == "nick" and event.name:
+            self.state.name = event.name
+        self.show(render(event) or "")
+
+    def _bye(self, event: ev.Event) -> None:
+        assert isinstance(event, ev.Bye)
+        self.show(render(event) or "")
+        if event.reason not in RECONNECT_AFTER or self.done:
+            self.done, self.reconnect = True, False
+
+    # ---- a script's end --------------------------------------------------------------------
+    async def settle(self) -> None:
+        """stdin ended: wait until every line was sent and answered and the output is
+        quiet for a moment (all bounded); then the script quits."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while self.lines or self.state.pending or not self.ready.is_set():
+                    if self.done:
+                        return
+                    await asyncio.sleep(0.05)
+                while True:
+                    self.heard.clear()
+                    try:
+                        await asyncio.wait_for(self.heard.wait(), SETTLE)
+                    except TimeoutError:
+                        break
+
+
+HANDLERS: dict[type[ev.Event], Callable[[Client, ev.Event], None]] = {
+    ev.Welcome: Client._welcome,
+    ev.Joined: Client._joined,
+    ev.Left: Client._left,
+    ev.Ended: Client._left,
+    ev.Matched: Client._matched,
+    ev.Message: Client._message,
+    ev.Resumed: Client._resumed,
+    ev.Notice: Client._notice,
+    ev.Bye: Client._bye,
+}
+
+
+# ---- the two ways to run ---------------------------------------------------------------------
+async def _interactive(url: str) -> int:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    client = Client(url, lambda line: print(line, flush=True), interactive=True)
+    prompt: PromptSession[str] = PromptSession()
+    with patch_stdout(raw=True):
+        connection = asyncio.create_task(client.run())
+        while not connection.done():
+            reading = asyncio.create_task(
+                prompt.prompt_async(lambda: f"#{client.state.current or '-'}> ")
+            )
+            await asyncio.wait({reading, connection}, return_when=asyncio.FIRST_COMPLETED)
+            if connection.done():
+                reading.cancel()  # the prompt goes away; what was printed stays above it
+                with contextlib.suppress(asyncio.CancelledError, EOFError, KeyboardInterrupt):
+                    await reading
+                break
+            try:
+                line = reading.result()
+            except (EOFError, KeyboardInterrupt):
+                line = "/quit"
+            if line.strip().lower() == "/quit" and client.ws is None:
+                connection.cancel()  # not connected: nobody to say goodbye to
+                return 0
+            client.submit(line)
+        with contextlib.suppress(asyncio.CancelledError):
+            return await connection
+    return 0
+
+
+async def _script(url: str) -> int:
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    client = Client(url, out, interactive=False)
+    loop = asyncio.get_running_loop()
+    stdin_done = asyncio.Event()
+
+    def read_stdin() -> None:  # a thread: stdin may be a file, a pipe or /dev/null
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(client.submit, line.rstrip("\r\n"))
+        loop.call_soon_threadsafe(stdin_done.set)
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    connection = asyncio.create_task(client.run())
+    ending = asyncio.create_task(stdin_done.wait())
+    await asyncio.wait({connection, ending}, return_when=asyncio.FIRST_COMPLETED)
+    if not connection.done():
+        await client.settle()
+        client.submit("/quit")  # so that others see us leave at once
+        await asyncio.wait({connection}, timeout=5)
+    if not connection.done():
+        client.done = True
+        connection.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connection
+        return client.status
+    return connection.result()
+
+
+def run(url: str) -> int:
+    """`chatsupport connect URL`; the exit status."""
+    try:
+        ws_url(url, False)
+    except InvalidURI as error:
+        print(f"chatsupport: {error}", file=sys.stderr)
+        return 2
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        return asyncio.run(_interactive(url) if interactive else _script(url))
+    except KeyboardInterrupt:
+        return 130

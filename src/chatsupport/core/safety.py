@@ -1,0 +1,141 @@
+"""Crisis support: real help lines offered privately, and staff alerted, when words suggest danger.
+
+After a message is published (it is delivered as usual: nobody is silenced for saying
+they are struggling), the CrisisMatcher reads it. On a match the author alone gets
+`notice {kind: "resources", text, resources, region}` with the help lines of the region
+they chose (`/resources GB`; never guessed from a network address), online moderators
+and listeners get `alert {kind: "crisis", room, uid, name, text, message_id}`, and the
+session is marked (`session.crisis`) so a listener can reach them first. One notice and
+one alert per person per `crisis_repeat_seconds`, so nobody is nagged or flooded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..config import Config
+from . import events as ev
+from . import matching, staff
+from . import requests as rq
+from .chat import END_HOOKS, SAID_HOOKS, Chat, handles
+from .crisis import CrisisMatcher
+from .ports import BrokerUnavailable
+from .resources import Resources
+from .rooms import is_private
+from .session import Link, Session
+from .text import clean
+
+log = logging.getLogger("chatsupport.safety")
+
+PRIVATE = "(in a private one-to-one chat)"
+CARE = (
+    "It sounds like things are really hard right now. You don't have to face this alone: "
+    "these people are there to listen, right now. (Only you can see this.)"
+)
+
+
+@dataclass(slots=True)
+class Safety:
+    """The phrase list, the help lines, and what each person chose (`chat.extensions`)."""
+
+    matcher: CrisisMatcher
+    resources: Resources
+    regions: dict[str, str] = field(default_factory=dict)  # uid -> region code they chose
+    offered: dict[str, float] = field(default_factory=dict)  # uid -> when help was last offered
+
+    @classmethod
+    def load(cls, config: Config) -> Safety:
+        """Both files are read and checked whole here, so a broken one stops the start."""
+        path = config.crisis_phrases_file
+        matcher = CrisisMatcher.from_file(path) if path else CrisisMatcher.default()
+        return cls(matcher, Resources.load(config.resources_file))
+
+    def card(self, region: str | None) -> list[dict[str, Any]]:
+        return [{**r.to_dict(), "line": r.to_line()} for r in self.resources.for_region(region)]
+
+    def hint(self) -> str:
+        return f"For lines in your country: /resources CODE ({', '.join(self.resources.regions())})"
+
+
+def safety_of(chat: Chat) -> Safety:
+    return chat.extension("safety", Safety, lambda: Safety.load(chat.config))
+
+
+@handles(rq.Resources)
+async def resources(chat: Chat, link: Link, request: rq.Request) -> None:
+    """Help lines any time; a region given is remembered for this session."""
+    assert isinstance(request, rq.Resources)
+    state = safety_of(chat)
+    uid = link.session.uid
+    asked = clean(request.region or "", keep_newlines=False)[:16]
+    code = state.resources.normalise_region(asked) if asked else state.regions.get(uid)
+    if asked and code is None:
+        text = f"No help lines for {asked!r} yet; here are international ones. {state.hint()}"
+    elif code is None or code == "INT":
+        text = f"International help lines. {state.hint()}"
+    else:
+        state.regions[uid] = code
+        text = f"Help lines for {state.resources.region_name(code) or code}:"
+    notice = ev.Notice(kind="resources", text=text, resources=state.card(code), region=code)
+    chat.reply(link, notice, request)
+
+
+async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
+    state = safety_of(chat)
+    if message.kind not in ("say", "me") or not state.matcher.matches(message.text):
+        return
+    session.crisis = True
+    chat.count("crisis_matches")
+    await matching.prioritise(chat, session)  # first in the queue for a listener
+    now = chat.clock()
+    last = state.offered.get(session.uid)
+    if last is not None and now - last < chat.config.crisis_repeat_seconds:
+        return
+    state.offered[session.uid] = now
+    region = state.regions.get(session.uid)
+    text = CARE if region else f"{CARE} {state.hint()}"
+    notice = ev.Notice(kind="resources", text=text, resources=state.card(region), region=region)
+    chat.send(session.link, notice)
+    await _alert(chat, session, message)
+
+
+async def _alert(chat: Chat, session: Session, message: ev.Message) -> None:
+    alert = ev.Alert(
+        kind="crisis",
+        room=message.room,
+        uid=session.uid,
+        name=session.name,
+        text=message.text,
+        message_id=message.id,
+    )
+    try:
+        if is_private(message.room):
+            await _alert_private(chat, alert)
+        else:
+            await staff.tell_staff(chat, alert)
+        chat.count("crisis_alerts")
+    except BrokerUnavailable:
+        log.warning("crisis alert not delivered: broker unavailable")
+
+
+async def _alert_private(chat: Chat, alert: ev.Alert) -> None:
+    """A one-to-one chat stays private: its listener gets the words, moderators learn only
+    that someone there may need help, other listeners nothing."""
+    for uid in matching.listeners_in(chat, alert.room):
+        await chat.broker.direct(uid, alert)
+    await staff.tell_mods(chat, msgspec.structs.replace(alert, text=PRIVATE))
+
+
+async def _ended(chat: Chat, session: Session) -> None:
+    state = chat.extensions.get("safety")
+    if isinstance(state, Safety):
+        state.regions.pop(session.uid, None)
+        state.offered.pop(session.uid, None)
+
+
+SAID_HOOKS.append(_said)
+END_HOOKS.append(_ended)

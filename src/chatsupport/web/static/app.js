@@ -1,0 +1,515 @@
+// The page: one connection, the frames it brings, resume without loss or duplicates, and
+// the message box. Rendering lives in view.js, the dialogs in panels.js.
+
+import { Connection } from "./connection.js";
+import { $, charCount, el, normalise } from "./dom.js";
+import { configureExit, installExitShortcut } from "./exit.js";
+import {
+  addAlert,
+  addReport,
+  installPanels,
+  openDialog,
+  setIgnored,
+  setStatus,
+  showResources,
+  showRoomList,
+  signedIn,
+} from "./panels.js";
+import { forgetStored, nextRef, request, restore, save, send, setSender, state } from "./state.js";
+import {
+  activate,
+  addMessage,
+  announce,
+  block,
+  endRoom,
+  ensureRoom,
+  pendingNode,
+  removeRoom,
+  setCount,
+  setMembers,
+  system,
+} from "./view.js";
+
+const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked", "banned"]);
+
+let conn = null;
+let resuming = false; // between sending `resume` and receiving `resumed`
+let welcomed = null; // this socket's welcome while resuming: {back, room, rooms}
+let pending = []; // our messages not yet confirmed: {ref, room, text, state, node}
+let reconnects = 0;
+
+// ---- connection -----------------------------------------------------------------------------
+// With a session to come back to, the socket asks the server (?resume=1) to wait for our
+// `resume` before making anyone up: we return as ourselves, nobody sees a stranger come and
+// go, and the server sends welcome, joined, the missed messages in order, then `resumed`.
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws${state.token ? "?resume=1" : ""}`;
+}
+
+function onopen() {
+  if (!state.token) return; // a new person: the welcome will tell us who we are
+  resuming = true;
+  welcomed = null;
+  const last = {};
+  for (const room of state.rooms.values()) {
+    if (!room.ended) last[room.name] = Math.max(room.last, room.floor);
+  }
+  conn.send({ type: "resume", session: state.token, last, ref: "resume" });
+}
+
+function onclose() {
+  resuming = false;
+  for (const item of pending) if (item.state === "sent") item.state = "unsure";
+}
+
+function onstatus(status, delay) {
+  document.documentElement.dataset.conn = status;
+  const box = $("conn");
+  const text = {
+    connecting: "Connecting…",
+    reconnecting: "Connection lost. Reconnecting…",
+    online: "",
+  }[status];
+  if (text === undefined) return;
+  box.classList.toggle("shown", status !== "online");
+  $("conn-text").textContent = text;
+  $("conn-retry").hidden = status !== "reconnecting" || !delay || delay < 2000;
+  $("conn-retry").textContent = "Try now";
+}
+
+function stopped(text, action, label) {
+  document.documentElement.dataset.conn = "stopped";
+  $("conn").classList.add("shown");
+  $("conn-text").textContent = text;
+  const retry = $("conn-retry");
+  retry.textContent = label;
+  retry.hidden = false;
+  retry.onclick = action;
+}
+
+function onframe(frame) {
+  const handler = HANDLERS[frame.type];
+  if (handler) handler(frame);
+  const replies = frame.ref && state.replies.get(frame.ref);
+  if (replies) {
+    if (!replies.many) state.replies.delete(frame.ref);
+    if (frame.type === "error") replies.error?.(frame);
+    else replies.reply?.(frame);
+  }
+}
+
+// ---- resume ---------------------------------------------------------------------------------
+// Nothing to hold or sort here: the server sends the replay before any live event for us, and
+// a message at or below a room's last id is dropped as a repeat (view.js addMessage).
+function finishResume(frame) {
+  if (!resuming || !welcomed) return;
+  resuming = false;
+  if (!welcomed.back) {
+    lost();
+    return;
+  }
+  // Rooms the server no longer has us in (a private chat that ended while we were away, and
+  // whose `ended` did not reach us) close here; a gap is only worth a word when none did.
+  const gone = [...state.rooms.values()].filter((room) => !room.ended && !welcomed.rooms.includes(room.name));
+  for (const room of gone) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
+  settle();
+  if (!frame.complete && !gone.length) announceGap();
+  refresh();
+}
+
+function settle() {
+  reconnects += 1;
+  document.documentElement.dataset.reconnects = String(reconnects);
+  conn.settled();
+  flush();
+}
+
+function announceGap() {
+  const room = state.rooms.get(state.active);
+  if (room) system(room, "You were away for a while: some earlier messages could not be caught up.", "info");
+}
+
+// The old session had expired: this socket's welcome made us someone new, in its room.
+function lost() {
+  const home = welcomed.room;
+  for (const room of state.rooms.values()) {
+    if (room.name !== home && !room.ended) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
+  }
+  activate(home);
+  system(state.rooms.get(home), `You were away too long, so this is a new session: you are now ${state.name}.`, "info");
+  settle();
+}
+
+function adopt(welcome) {
+  state.token = welcome.session;
+  state.uid = welcome.uid;
+  state.name = welcome.name;
+  state.role = null;
+  showName();
+  save();
+}
+
+function refresh() {
+  request({ type: "rooms" }, { reply: (f) => $("dlg-rooms").open && showRoomList(f.rooms || []) });
+  for (const room of state.rooms.values()) {
+    if (!room.ended) request({ type: "who", room: room.name }, { error: () => {} });
+  }
+}
+
+// ---- our own messages -----------------------------------------------------------------------
+function settleOwn(message) {
+  if (message.uid !== state.uid) return;
+  const byRef = message.ref && pending.find((p) => p.ref === message.ref);
+  // After a lost connection the replay has no ref: the first unsure message with this text is it.
+  const found = byRef || pending.find((p) => p.state === "unsure" && p.room === message.room && normalise(p.text) === message.text);
+  if (!found) return;
+  found.node.remove();
+  pending = pending.filter((p) => p !== found);
+}
+
+function flush() {
+  for (const item of pending) {
+    if (item.state !== "sent" && state.rooms.has(item.room)) transmit(item);
+  }
+  for (const item of pending.filter((p) => !state.rooms.has(p.room))) fail(item, "Not sent: you are no longer in that room.");
+}
+
+function transmit(item) {
+  if (resuming || !conn.open) return;
+  if (conn.send({ type: "say", room: item.room, text: item.text, ref: item.ref })) item.state = "sent";
+}
+
+function fail(item, message) {
+  item.node.remove();
+  pending = pending.filter((p) => p !== item);
+  const input = $("composer-input");
+  if (!input.value) {
+    input.value = item.text; // give the words back, so nothing typed is lost
+    updateCounter();
+  }
+  showError(message);
+}
+
+// ---- frames ---------------------------------------------------------------------------------
+const HANDLERS = {
+  welcome(frame) {
+    state.limits = { ...state.limits, ...frame.limits };
+    updateCounter();
+    if (resuming) {
+      // Our uid again: the same person, back; another: the session was gone, we are new.
+      welcomed = { back: frame.uid === state.uid, room: frame.room, rooms: frame.rooms || [] };
+      if (welcomed.back) {
+        state.token = frame.session;
+        state.name = frame.name;
+        showName();
+        save();
+      } else {
+        adopt(frame);
+      }
+      return;
+    }
+    adopt(frame);
+    reconnects = 0;
+    conn.settled();
+  },
+  joined(frame) {
+    const room = ensureRoom(frame.room, { floor: frame.last || 0 });
+    setCount(room, frame.count);
+    setMembers(room, frame.members || []);
+    if (!state.active || (frame.ref && frame.ref.startsWith("c"))) activate(room.name);
+    flush();
+  },
+  left(frame) {
+    removeRoom(frame.room);
+  },
+  message(frame) {
+    settleOwn(frame);
+    addMessage(frame);
+  },
+  presence(frame) {
+    const room = state.rooms.get(frame.room);
+    if (!room) return;
+    setCount(room, frame.count);
+    if (frame.event === "leave") room.members.delete(frame.uid);
+    else room.members.set(frame.uid, { uid: frame.uid, name: frame.name, role: room.members.get(frame.uid)?.role });
+    setMembers(room, [...room.members.values()]);
+    const text = {
+      join: `${frame.name} joined`,
+      leave: `${frame.name} left`,
+      nick: `${frame.old || "Someone"} is now known as ${frame.name}`,
+    }[frame.event];
+    if (text) system(room, `${text} (${frame.count} here)`);
+  },
+  who(frame) {
+    const room = state.rooms.get(frame.room);
+    if (room) {
+      setMembers(room, frame.members || []);
+      setCount(room, (frame.members || []).length);
+    }
+    if (isCommand(frame)) here(`In #${frame.room}: ${(frame.members || []).map((m) => m.name).join(", ")}`);
+  },
+  rooms(frame) {
+    for (const info of frame.rooms || []) {
+      const room = state.rooms.get(info.name);
+      if (room) setCount(room, info.count);
+    }
+    if (isCommand(frame)) here(`Rooms: ${(frame.rooms || []).map((r) => `#${r.name} (${r.count})`).join(", ") || "none"}`);
+  },
+  resumed: finishResume,
+  notice: onNotice,
+  matched(frame) {
+    state.talk = "idle";
+    showQueue(null);
+    const room = ensureRoom(frame.room, { floor: 0, partner: frame.partner });
+    setCount(room, 2);
+    setMembers(room, [{ uid: state.uid, name: state.name, role: state.role }, frame.partner]);
+    activate(room.name); // focus stays where the person is typing; the announcement tells
+
+    announce(`You are now talking privately with ${frame.partner.name}.`);
+  },
+  queue(frame) {
+    state.talk = "queued";
+    showQueue(frame.position > 0 ? `Waiting for a listener: you are number ${frame.position} in line.` : "Waiting for a listener…");
+  },
+  ended(frame) {
+    const room = state.rooms.get(frame.room);
+    const why = {
+      partner_left: "The other person has left. This conversation has ended.",
+      partner_disconnected: "The other person's connection was lost. This conversation has ended.",
+      handed_over: "You handed this conversation over to another listener.",
+    }[frame.reason];
+    if (room) endRoom(room, why || "This conversation has ended.");
+    announce("The private conversation has ended.");
+  },
+  alert: addAlert,
+  report: addReport,
+  error(frame) {
+    if (frame.ref === "resume") {
+      finishResume({ complete: false }); // e.g. delivery interrupted: what came, came once
+      return;
+    }
+    const item = frame.ref && pending.find((p) => p.ref === frame.ref);
+    if (item) fail(item, frame.message);
+    else if (!frame.ref || !state.replies.has(frame.ref)) showError(frame.message);
+  },
+  bye(frame) {
+    if (!STOP_REASONS.has(frame.reason)) return; // too slow, shutdown...: the socket comes back
+    conn.close(true);
+    if (frame.reason === "resumed_elsewhere") {
+      stopped("This chat is now open in another tab or window.", () => conn.restart(), "Use it here");
+      return;
+    }
+    endSession();
+    const why = { kicked: "A moderator removed you from the chat.", banned: "You cannot chat here for a while." }[frame.reason];
+    stopped(why || "You have left the chat.", startAgain, "Start again");
+  },
+};
+
+function onNotice(frame) {
+  switch (frame.kind) {
+    case "nick":
+      state.name = frame.name;
+      showName();
+      save();
+      break;
+    case "auth":
+      signedIn(frame.name);
+      break;
+    case "ignore":
+    case "unignore":
+      break; // the dialogs that asked update themselves
+    case "resources":
+      if (frame.ref && state.replies.has(frame.ref)) break;
+      offerHelp(frame);
+      return;
+    default:
+      break;
+  }
+  if (isCommand(frame) || !frame.ref) here(frame.text, frame.kind === "announce" ? "announce" : "sys");
+}
+
+// Resources the server sent on its own (a crisis phrase matched): gently, in the conversation.
+function offerHelp(frame) {
+  const room = state.rooms.get(state.active);
+  const list = el("ul", { class: "resources" });
+  showResources(frame.resources || [], list);
+  const card = el(
+    "div",
+    { class: "help-card" },
+    el("p", { text: frame.text || "You don't have to go through this alone. These people can help right now:" }),
+    list,
+    el("button", { type: "button", class: "btn help-now small", text: "More help lines", onclick: () => openDialog("dlg-help") }),
+  );
+  if (room) block(room, card);
+  announce(frame.text || "Help lines are available: open Get help now.");
+}
+
+function isCommand(frame) {
+  return typeof frame.ref === "string" && frame.ref.startsWith("c");
+}
+
+function here(text, kind = "sys") {
+  const room = state.rooms.get(state.active);
+  if (room) system(room, text, kind);
+}
+
+function endSession() {
+  state.token = null;
+  forgetStored();
+  pending = [];
+}
+
+function startAgain() {
+  for (const name of [...state.rooms.keys()]) removeRoom(name);
+  state.active = null;
+  conn.restart();
+}
+
+// ---- message box ----------------------------------------------------------------------------
+function showError(text) {
+  $("composer-error").textContent = text;
+}
+
+function updateCounter() {
+  const input = $("composer-input");
+  const max = state.limits.max_text || 2000;
+  const used = charCount(input.value);
+  const counter = $("counter");
+  counter.textContent = `${used} / ${max}`;
+  counter.classList.toggle("near", used > max * 0.9 && used <= max);
+  counter.classList.toggle("over", used > max);
+  const over = used > max;
+  if (over !== counter.dataset.over) {
+    if (over) showError(`Too long: messages are at most ${max} characters (${used - max} over).`);
+    else if ($("composer-error").textContent.startsWith("Too long")) showError("");
+  }
+  counter.dataset.over = String(over);
+}
+
+function submit(event) {
+  event.preventDefault();
+  const input = $("composer-input");
+  const text = input.value;
+  if (!text.trim()) return;
+  const max = state.limits.max_text || 2000;
+  if (charCount(text) > max) {
+    showError(`Too long: messages are at most ${max} characters.`);
+    return;
+  }
+  const room = state.rooms.get(state.active);
+  const command = text.startsWith("/") && !text.startsWith("//") && !/^\/me\s/i.test(text);
+  if (!command && (!room || room.ended)) {
+    showError(room ? "This conversation has ended. Close it or choose another room." : "Join a room first.");
+    return;
+  }
+  showError("");
+  if (command) {
+    if (!send({ type: "say", room: state.active, text, ref: nextRef("c") })) {
+      showError("Not connected right now. Try again in a moment.");
+      return;
+    }
+  } else {
+    const item = { ref: nextRef("m"), room: room.name, text, state: "new" };
+    item.node = pendingNode(room, text.replace(/^\/me\s+/i, `* ${state.name} `));
+    pending.push(item);
+    transmit(item);
+  }
+  input.value = "";
+  updateCounter();
+}
+
+function installComposer() {
+  const input = $("composer-input");
+  $("composer").addEventListener("submit", submit);
+  input.addEventListener("input", updateCounter);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+}
+
+// ---- the rest of the chrome -----------------------------------------------------------------
+function showName() {
+  $("my-name").textContent = state.name || "…";
+}
+
+function showQueue(text, waiting = true) {
+  $("queue").hidden = !text;
+  $("queue-text").textContent = text || "";
+  $("queue-cancel").textContent = waiting ? "Cancel" : "Dismiss";
+  $("talk-btn").setAttribute("aria-pressed", String(Boolean(text) && waiting));
+}
+
+function installTalk() {
+  $("talk-btn").addEventListener("click", () => {
+    if (state.talk === "queued") return;
+    showQueue("Looking for a listener…");
+    request(
+      { type: "talk" },
+      {
+        error: (f) => {
+          state.talk = "idle";
+          showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
+        },
+      },
+    );
+  });
+  $("queue-cancel").addEventListener("click", () => {
+    if (state.talk === "queued") request({ type: "talk" }, { error: () => {} }); // again = cancel
+    state.talk = "idle";
+    showQueue(null);
+  });
+}
+
+function installTabs() {
+  $("tabs").addEventListener("keydown", (event) => {
+    const names = [...state.rooms.keys()];
+    const at = names.indexOf(state.active);
+    const to = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: names.length - 1 }[event.key];
+    if (to === undefined || !names.length) return;
+    event.preventDefault();
+    activate(names[(to + names.length) % names.length], true);
+  });
+  $("panes").addEventListener("click", (event) => {
+    const counted = [...state.rooms.values()].find((r) => r.countNode.contains(event.target));
+    if (counted) send({ type: "who", room: counted.name, ref: nextRef("c") }); // listed in the log
+    const room = [...state.rooms.values()].find((r) => r.leaveBtn === event.target);
+    if (!room) return;
+    if (room.ended) removeRoom(room.name);
+    else request({ type: "leave", room: room.name }, { error: (f) => (f.code === "not_in_room" ? removeRoom(room.name) : showError(f.message)) });
+  });
+}
+
+function boot() {
+  const saved = restore();
+  if (saved) {
+    state.token = saved.token;
+    state.uid = saved.uid;
+    state.name = saved.name;
+    for (const [name, info] of saved.rooms || []) ensureRoom(name, info);
+    if (saved.active && state.rooms.has(saved.active)) activate(saved.active);
+    else if (state.rooms.size) activate([...state.rooms.keys()][0]);
+    showName();
+  }
+  conn = new Connection(socketUrl, { onopen, onclose, onframe, onstatus });
+  // Requests may go out while resuming: the server answers them after the resume, in order.
+  setSender((frame) => conn.send(frame));
+  configureExit(null, () => conn.send({ type: "forget" }));
+  fetch("/config.json", { cache: "no-store", credentials: "omit" })
+    .then((response) => response.json())
+    .then((config) => configureExit(config.exit_url))
+    .catch(() => {}); // the default neutral page stays
+  installExitShortcut();
+  installPanels();
+  installComposer();
+  installTalk();
+  installTabs();
+  $("conn-retry").onclick = () => conn.retryNow();
+  updateCounter();
+  conn.start();
+}
+
+boot();

@@ -1,0 +1,196 @@
+"""Moderation state on a clock we move by hand: expiry, probation, escalation, no sleeping.
+
+The core is I/O-free, so these drive a real Chat and memory broker through `open` /
+`handle` / `tick`; a Recorder is the Sink (what a transport would write)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatsupport.broker.memory import MemoryBroker
+from chatsupport.config import Config
+from chatsupport.core import events as ev
+from chatsupport.core import flood, handlers, matching, moderation, reports, roles, safety
+from chatsupport.core import requests as rq
+from chatsupport.core.chat import Chat
+from chatsupport.core.session import Link
+
+assert flood and handlers and safety  # registered by import
+MOD = "the-mod-token"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    interface = "json"
+
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.closed: str | None = None
+
+    def send(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def take(self) -> list[ev.Event]:
+        events, self.events = self.events, []
+        return events
+
+
+async def make_chat(**overrides: Any) -> tuple[Chat, Clock]:
+    clock = Clock()
+    config = Config(**overrides)
+    broker = MemoryBroker(config.retention_seconds, config.retention_messages, clock)
+    chat = Chat(config, broker, clock=clock, wallclock=clock)
+    chat.extensions["roles"] = roles.Roles(roles.parse_tokens(roles.hash_line("mod", MOD)))
+    await chat.start()
+    return chat, clock
+
+
+async def person(chat: Chat, key: str = "address-a") -> tuple[Link, Recorder]:
+    sink = Recorder()
+    link = await chat.open(sink, key)
+    sink.take()
+    return link, sink
+
+
+async def moderator(chat: Chat) -> tuple[Link, Recorder]:
+    link, sink = await person(chat, "address-mod")
+    await chat.handle(link, rq.Auth(token=MOD))
+    sink.take()
+    return link, sink
+
+
+def errors(sink: Recorder) -> list[str]:
+    return [e.code for e in sink.take() if isinstance(e, ev.Error)]
+
+
+async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
+    chat, clock = await make_chat(probation_seconds=0)
+    mod, _ = await moderator(chat)
+    target, sink = await person(chat, "address-t")
+    await chat.handle(mod, rq.Mute(uid=target.session.uid, minutes=2))
+    await chat.handle(mod, rq.Shadow(uid=target.session.uid, minutes=3))
+    sink.take()
+    await chat.handle(target, rq.Say(text="hello"))
+    assert errors(sink) == ["muted"]
+    clock.now += 121
+    await chat.tick()
+    await chat.handle(target, rq.Say(text="hello"))
+    assert errors(sink) == [] and target.session.uid in chat.shadowed
+    clock.now += 60
+    await chat.tick()
+    assert target.session.uid not in chat.shadowed
+
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1))
+    assert sink.closed == "banned"
+    refusal = chat.admit("address-t")
+    assert refusal is not None and refusal.code == "banned"
+    assert chat.admit("address-b") is None
+    clock.now += 61
+    await chat.tick()
+    assert chat.admit("address-t") is None
+    assert moderation.moderation_of(chat).bans == {}
+
+
+async def test_reports_are_forgotten_after_the_retention() -> None:
+    chat, clock = await make_chat(probation_seconds=0, report_retention=3600.0)
+    mod, mod_sink = await moderator(chat)
+    troll, _ = await person(chat)
+    reporter, _ = await person(chat)
+    await chat.handle(troll, rq.Say(text="nasty"))
+    await chat.handle(reporter, rq.Report(id=1, reason="nasty"))
+    assert [type(e) for e in mod_sink.take()].count(ev.Report) == 1
+    assert matching.reported(chat, reporter.session.uid, troll.session.uid)  # never paired
+    clock.now += 3599
+    await chat.tick()
+    await chat.handle(mod, rq.Reports())
+    assert [type(e) for e in mod_sink.take()] == [ev.Report, ev.Notice]
+    clock.now += 2
+    await chat.tick()
+    assert await chat.broker.flags("report") == {}
+    await chat.handle(mod, rq.Reports())
+    listed = mod_sink.take()
+    assert [type(e) for e in listed] == [ev.Notice]
+    assert isinstance(listed[0], ev.Notice) and listed[0].text == "no reports"
+
+
+async def test_reports_keep_at_most_max_reports_and_limit_each_reporter() -> None:
+    chat, _ = await make_chat(probation_seconds=0, max_reports=3, reports_per_hour=4)
+    troll, _ = await person(chat)
+    reporter, sink = await person(chat)
+    for n in range(6):
+        await chat.handle(troll, rq.Say(text=f"nasty {n}"))
+    for n in range(1, 7):
+        await chat.handle(reporter, rq.Report(id=n, reason="nasty"))
+    assert errors(sink) == ["rate_limited", "rate_limited"]
+    kept = await reports.current(chat)
+    assert [r.evidence[-1].text for r in kept] == ["nasty 1", "nasty 2", "nasty 3"]
+
+
+async def test_probation_means_a_smaller_budget_then_the_normal_one() -> None:
+    chat, clock = await make_chat(probation_seconds=300.0, msg_rate=1.0, msg_burst=8.0)
+    state = moderation.moderation_of(chat)
+    newcomer, sink = await person(chat)
+    mod, _ = await moderator(chat)
+    assert state.on_probation(newcomer.session, clock())
+    assert not state.on_probation(mod.session, clock())
+    for n in range(8):
+        await chat.handle(newcomer, rq.Say(text=f"hi {n}"))
+    events = sink.take()
+    assert sum(isinstance(e, ev.Message) for e in events) == 4  # half the burst
+    assert [e.kind for e in events if isinstance(e, ev.Notice)] == ["probation"]
+
+    clock.now += 301
+    assert not state.on_probation(newcomer.session, clock())
+    await chat.handle(newcomer, rq.Ping())  # any request: the normal budget from now on
+    for n in range(10):
+        await chat.handle(newcomer, rq.Say(text=f"later {n}"))
+    assert sum(isinstance(e, ev.Message) for e in sink.take()) == 8
+
+
+async def test_repeat_flooders_are_muted_and_moderators_told() -> None:
+    chat, clock = await make_chat(
+        probation_seconds=0, msg_rate=1.0, msg_burst=2.0, flood_strikes=3, flood_mute_seconds=60
+    )
+    _, mod_sink = await moderator(chat)
+    flooder, sink = await person(chat)
+    for n in range(5):
+        await chat.handle(flooder, rq.Say(text=f"spam {n}"))
+    events = sink.take()
+    codes = [e.code for e in events if isinstance(e, ev.Error)]
+    assert codes == ["rate_limited"] * 3
+    mutes = [e for e in events if isinstance(e, ev.Notice) and e.kind == "mute"]
+    assert len(mutes) == 1 and "1 minute" in mutes[0].text
+    alerts = [e for e in mod_sink.take() if isinstance(e, ev.Alert)]
+    assert [(a.kind, a.uid) for a in alerts] == [("flood", flooder.session.uid)]
+    clock.now += 10  # budget back, still muted
+    await chat.handle(flooder, rq.Say(text="more"))
+    assert errors(sink) == ["muted"]
+    clock.now += 51
+    await chat.tick()
+    await chat.handle(flooder, rq.Say(text="calm now"))
+    assert errors(sink) == []
+
+
+def test_durations_read_the_way_people_say_them() -> None:
+    said = [moderation.duration(s) for s in (0.2, 1, 30, 60, 90, 3600, 7200, 86400, 30 * 86400)]
+    assert said == [
+        "1 second",
+        "1 second",
+        "30 seconds",
+        "1 minute",
+        "2 minutes",
+        "60 minutes",
+        "2 hours",
+        "24 hours",
+        "30 days",
+    ]

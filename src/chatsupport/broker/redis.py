@@ -511,7 +511,9 @@ class RedisBroker:
                 self._on_room(room, _event.decode(body), None if sender == "-" else sender, None)
             elif kind == b"D":
                 head, body = data.split(b"\n", 1)
-                self._on_direct(_text(head)[2:], _event.decode(body))
+                pending = self._on_direct(_text(head)[2:], _event.decode(body))
+                if pending is not None:
+                    await pending
             elif kind == b"R":
                 _, uid, node = _text(data).split(" ")
                 if node != self.node:

@@ -140,3 +140,42 @@ async def test_a_third_person_on_either_node_cannot_join_or_list_the_room(
             assert room not in str(listed)
         await say(ask, room, "only for you")
         assert (await lis.expect("message", room=room))["text"] == "only for you"
+
+
+async def test_a_listener_on_node_two_hands_over_to_one_on_node_one(
+    tmp_path: Path, url: str
+) -> None:
+    async with two_nodes(tmp_path, url) as (one, two):
+        old = await listener(two)
+        seek = await seeker(one)
+        room = (await matched(seek))["room"]
+        await matched(old)
+        await say(seek, room, "it started last spring")
+        await say(old, room, "what happened then?")
+        new = await listener(one, token="lis-2")
+        ended = await old.request({"type": "handoff", "room": room}, "ended")
+        assert ended["reason"] == "handed_over"
+        assert (await new.expect("matched", room=room))["partner"]["uid"] == seek.uid
+        history = [(await new.expect("message", room=room))["text"] for _ in range(2)]
+        assert history == ["it started last spring", "what happened then?"]
+        notice = await seek.expect("notice", name=new.name)
+        assert notice["kind"] == "handoff"
+        await say(seek, room, "thank you for staying")
+        assert (await new.expect("message", room=room))["text"] == "thank you for staying"
+        refused = await old.request({"type": "join", "room": room}, "error")
+        assert refused["code"] == "forbidden"
+        nxt = await seeker(two)  # the old listener is free again
+        assert (await matched(nxt))["partner"]["uid"] == old.uid
+
+
+async def test_a_seeker_in_crisis_on_node_two_goes_first(tmp_path: Path, url: str) -> None:
+    async with two_nodes(tmp_path, url) as (one, two):
+        assert two.chat is not None
+        calm = await seeker(one, position=1)
+        urgent = await WsClient.open(two.http_port)
+        two.chat.sessions[urgent.uid].crisis = True  # as the safety work sets it
+        assert (await urgent.request({"type": "talk"}, "queue"))["position"] == 1
+        await calm.expect("queue", position=2)
+        lis = await listener(one)
+        assert (await matched(lis))["partner"]["uid"] == urgent.uid
+        await matched(urgent)

@@ -295,6 +295,8 @@ async def handoff(chat: Chat, link: Link, request: rq.Request) -> None:
         raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
     target = await _handoff_target(chat, state, profiles, seeker, session, request)
     await _hand_over(chat, private, seeker, session, target)
+    if private.seeker not in chat.sessions and private.listener not in chat.sessions:
+        state.chats.pop(room, None)  # nobody in it is here any more
     await chat.exit(session, room)
     chat.reply(link, ev.Ended(room=room, reason="handed_over"), request)
     await _offer_slots(chat, session.uid)  # free again: behind those free longer
@@ -680,6 +682,8 @@ def _direct(chat: Chat, session: Session, event: ev.Event) -> Awaitable[None] | 
         return _ended_elsewhere(chat, session, event)
     if isinstance(event, ev.Queue):
         return _queued_elsewhere(chat, session, event)
+    if isinstance(event, ev.Notice) and event.kind == "handoff":
+        return _handed_over_elsewhere(chat, session, event)
     return None
 
 
@@ -696,6 +700,17 @@ async def _matched_elsewhere(chat: Chat, session: Session, event: ev.Matched) ->
 async def _ended_elsewhere(chat: Chat, session: Session, event: ev.Ended) -> None:
     state_of(chat).chats.pop(event.room, None)
     await _drop_room(chat, session, event.room)
+    chat.direct(session, event)
+
+
+async def _handed_over_elsewhere(chat: Chat, session: Session, event: ev.Notice) -> None:
+    """A seeker whose chat another node handed over: crisis alerts go to the new listener."""
+    private = state_of(chat).seeker_chat(session.uid)
+    if private is not None:
+        pair = await chat.broker.get_flag(CHATS, private.room)
+        seeker, _, listener = (pair or "").partition(" ")
+        if seeker == session.uid and listener:
+            private.listener = listener
     chat.direct(session, event)
 
 

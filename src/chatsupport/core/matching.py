@@ -715,8 +715,14 @@ async def _handed_over_elsewhere(chat: Chat, session: Session, event: ev.Notice)
 
 
 async def _queued_elsewhere(chat: Chat, session: Session, event: ev.Queue) -> None:
-    if session.uid in state_of(chat).waiting:  # not after they left it or were matched
-        _tell(chat, state_of(chat), session, event.position)
+    """Another node saw the queue move. Its word may be stale by now (a match here since),
+    so the position told is read afresh."""
+    state = state_of(chat)
+    if session.uid not in state.waiting:  # not after they left it or were matched
+        return
+    order = await chat.broker.queued(SEEKERS)
+    if session.uid in order:
+        _tell(chat, state, session, order.index(session.uid) + 1)
 
 
 LEAVE_HOOKS.append(_left)

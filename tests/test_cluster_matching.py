@@ -20,6 +20,7 @@ from chatsupport.core.roles import hash_line
 from .helpers import WsClient, start_server
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 from .test_matching import TOKENS, listener, say, seeker
+from .test_resume import cut, resume, texts
 
 pytestmark = pytest.mark.redis
 
@@ -179,3 +180,25 @@ async def test_a_seeker_in_crisis_on_node_two_goes_first(tmp_path: Path, url: st
         lis = await listener(one)
         assert (await matched(lis))["partner"]["uid"] == urgent.uid
         await matched(urgent)
+
+
+async def test_a_seeker_who_resumes_on_the_other_node_keeps_the_chat(
+    tmp_path: Path, url: str
+) -> None:
+    async with two_nodes(tmp_path, url, resume_grace=60) as (one, two):
+        lis = await listener(two)
+        seek = await seeker(one)
+        room = (await matched(seek))["room"]
+        await matched(lis)
+        await say(seek, room, "hello")
+        first = await lis.expect("message", room=room)
+        await cut(seek)
+        await say(lis, room, "take your time")
+        back, frames = await resume(two.http_port, seek.welcome["session"], {room: first["id"]})
+        assert texts(frames) == ["take your time"]
+        await say(back, room, "back again")
+        assert (await lis.expect("message", room=room))["text"] == "back again"
+        await back.request({"type": "leave", "room": room}, "left")
+        await lis.expect("ended", room=room, reason="partner_left")
+        nxt = await seeker(one)  # the listener is free again
+        assert (await matched(nxt))["partner"]["uid"] == lis.uid

@@ -40,7 +40,7 @@ from .chat import (
 )
 from .moderation import moderation_of
 from .names import name_key
-from .rooms import PRIVATE_PREFIX, normalise_room
+from .rooms import PRIVATE_PREFIX, is_private, normalise_room
 from .session import Link, Session
 
 log = logging.getLogger("chatsupport.matching")
@@ -590,6 +590,8 @@ def _forget(state: MatchState, uid: str) -> None:
 async def _left(chat: Chat, session: Session, room: str) -> None:
     state = state_of(chat)
     private = state.chats.get(room)
+    if private is None and is_private(room):  # resumed here from another node just now
+        private = (await _chats(chat)).get(room)
     if private is not None and session.uid in (private.seeker, private.listener):
         await _end(chat, state, private, session.uid, "partner_left")
         await pump(chat)

@@ -12,8 +12,10 @@ The rules this module keeps (all of one-to-one matching lives here):
 - A chat ends when either side leaves its room, quits, forgets, or is gone past the resume
   grace; the other side gets `ended` and leaves the room, and the listener is free again.
 
-All state is in one `MatchState` per Chat (`chat.extensions["matching"]`); the queue is a
-small class with an async, uid-keyed interface so a Redis version can replace it.
+Matching is cluster-wide: the queue, listeners' free places, chats and what a node needs
+to know of a person held elsewhere are in the broker (match_state.py); any node may decide
+a match, taking the seeker and the listener's place with an atomic `dequeue`, and each side
+enters the private room on the node that holds them (a `matched` through `broker.direct`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
-
-import msgspec
 
 from . import events as ev
 from . import requests as rq
@@ -38,6 +38,31 @@ from .chat import (
     Refused,
     handles,
 )
+from .match_state import (
+    CHATS,
+    FLAG_TTL,
+    LISTENING,
+    MAX_MATCHES,
+    QUEUE_TTL,
+    RENEW_EVERY,
+    SEEKERS,
+    SLOTS,
+    WHO,
+    MatchState,
+    PrivateChat,
+    Profile,
+    capacity,
+    loads_of,
+    offer_slots,
+    person,
+    profile_of,
+    profiles_of,
+    shared_chats,
+    slot_of,
+    state_of,
+    withdraw_slots,
+    write_profile,
+)
 from .moderation import moderation_of
 from .names import name_key
 from .rooms import PRIVATE_PREFIX, is_private, normalise_room
@@ -46,139 +71,6 @@ from .session import Link, Session
 log = logging.getLogger("chatsupport.matching")
 
 STAFF = ("listener", "mod")  # roles that may listen
-
-# Shared through the broker (docs/one-to-one.md, "Several nodes"):
-SEEKERS = "match:seekers"  # queue of seeker uids; priority 0 = flagged for crisis
-SLOTS = "match:slots"  # queue of "uid k": listener uid can take a chat while holding k
-CHATS = "match:chat"  # flags: room -> "seeker_uid listener_uid"
-LISTENING = "match:listening"  # flags: uid -> "1" while that listener is available
-WHO = "match:who"  # flags: uid -> Profile JSON, for nodes that do not hold that person
-QUEUE_TTL = 3600.0  # a queue left alone this long is dropped (nothing stays for ever)
-FLAG_TTL = 30.0  # a profile or chat not renewed (its node died) expires after this
-RENEW_EVERY = 10.0  # seconds between renewals by the node that holds the person
-MAX_MATCHES = 100  # matches made by one pump at most (bounded loop)
-
-
-class Profile(msgspec.Struct, frozen=True):
-    """What a node that does not hold a person needs to match them."""
-
-    member: ev.Member
-    ignored: tuple[str, ...] = ()
-    away: bool = False
-    crisis: bool = False
-
-
-_profile_decoder = msgspec.json.Decoder(Profile)
-
-
-def profile_of(session: Session) -> Profile:
-    ignored = tuple(sorted(session.ignored))
-    return Profile(session.member(), ignored, session.link is None, session.crisis)
-
-
-@dataclass(slots=True)
-class PrivateChat:
-    room: str
-    seeker: str  # uid
-    listener: str  # uid
-
-
-class MatchState:
-    """What one node keeps about one-to-one matching (the shared part is in the broker)."""
-
-    def __init__(self) -> None:
-        self.chats: dict[str, PrivateChat] = {}  # room -> chat with a side on this node
-        self.told: dict[str, int] = {}  # seeker uid -> last position sent to them
-        self.waiting: set[str] = set()  # seekers on this node who are queued
-        self.flagged: set[str] = set()  # ... of whom queued with crisis priority
-        self.listening: set[str] = set()  # listeners on this node who are available
-        self.order: list[str] = []  # the queue as this node last told it
-        self.written: dict[str, Profile] = {}  # profiles last written for people here
-        self.renewed = -math.inf  # clock of the last renewal
-        # (reporter uid, reported uid): filled by the safety work through `mark_reported`.
-        self.reported: set[tuple[str, str]] = set()
-
-    def chats_of(self, uid: str) -> list[PrivateChat]:
-        return [c for c in self.chats.values() if uid in (c.seeker, c.listener)]
-
-    def seeker_chat(self, uid: str) -> PrivateChat | None:
-        return next((c for c in self.chats.values() if c.seeker == uid), None)
-
-    def people(self, here: Mapping[str, object]) -> set[str]:
-        """Everyone on this node this state holds on to (for the housekeeping sweep)."""
-        held = self.listening | self.waiting | set(self.told)
-        for chat in self.chats.values():
-            held.update(uid for uid in (chat.seeker, chat.listener) if uid in here)
-        return held
-
-
-def state_of(chat: Chat) -> MatchState:
-    return chat.extension("matching", MatchState, MatchState)
-
-
-# ---- shared state --------------------------------------------------------------------------
-async def _write_profile(chat: Chat, state: MatchState, session: Session) -> None:
-    profile = profile_of(session)
-    await chat.broker.set_flag(WHO, session.uid, FLAG_TTL, msgspec.json.encode(profile).decode())
-    state.written[session.uid] = profile
-
-
-async def _profiles(chat: Chat) -> dict[str, Profile]:
-    found = {}
-    for uid, raw in (await chat.broker.flags(WHO)).items():
-        try:
-            found[uid] = _profile_decoder.decode(raw)
-        except msgspec.DecodeError:
-            continue
-    return found
-
-
-def _person(chat: Chat, profiles: dict[str, Profile], uid: str) -> Profile | None:
-    """The person as matching sees them: from the session if held here, else shared."""
-    session = chat.sessions.get(uid)
-    return profile_of(session) if session is not None else profiles.get(uid)
-
-
-async def _chats(chat: Chat) -> dict[str, PrivateChat]:
-    chats = {}
-    for room, pair in (await chat.broker.flags(CHATS)).items():
-        seeker, _, listener = pair.partition(" ")
-        chats[room] = PrivateChat(room, seeker, listener)
-    return chats
-
-
-def _loads(chats: dict[str, PrivateChat]) -> dict[str, int]:
-    loads: dict[str, int] = {}
-    for private in chats.values():
-        loads[private.listener] = loads.get(private.listener, 0) + 1
-    return loads
-
-
-def _slot(item: str) -> tuple[str, int]:
-    uid, _, k = item.partition(" ")
-    return uid, int(k) if k.isdigit() else 0
-
-
-def _capacity(chat: Chat) -> int:
-    return max(1, chat.config.listener_capacity)
-
-
-async def _offer_slots(chat: Chat, uid: str) -> None:
-    """Queue the listener's free places (one per chat they could still take), if listening.
-
-    A place `k` (taken while holding k chats) has priority k: least busy first, then the
-    one free longest (arrival order)."""
-    if await chat.broker.get_flag(LISTENING, uid) is None:
-        return
-    load = _loads(await _chats(chat)).get(uid, 0)
-    for k in range(load, _capacity(chat)):
-        await chat.broker.enqueue(SLOTS, f"{uid} {k}", QUEUE_TTL, priority=k)
-
-
-async def _withdraw_slots(chat: Chat, uid: str) -> None:
-    for item in await chat.broker.queued(SLOTS):
-        if _slot(item)[0] == uid:
-            await chat.broker.dequeue(SLOTS, item)
 
 
 # ---- for the safety and moderation work ---------------------------------------------------
@@ -206,7 +98,7 @@ async def prioritise(chat: Chat, session: Session) -> None:
         return
     if await chat.broker.reprioritise(SEEKERS, uid, 0):
         state.flagged.add(uid)
-        await _write_profile(chat, state, session)
+        await write_profile(chat, state, session)
         await _tell_positions(chat, state)
 
 
@@ -235,7 +127,7 @@ async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
             f"one-to-one chats open to newcomers after a short wait ({math.ceil(left / 60)} "
             "min left); #lobby is here meanwhile, and /resources lists help lines",
         )
-    await _write_profile(chat, state, session)  # before the queue: others match from it
+    await write_profile(chat, state, session)  # before the queue: others match from it
     priority = 0 if session.crisis else 1
     position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)
     state.waiting.add(session.uid)
@@ -260,16 +152,16 @@ async def listen(chat: Chat, link: Link, request: rq.Request) -> None:
     if session.role not in STAFF:
         raise Refused("forbidden", "only signed-in listeners take one-to-one chats")
     if request.on:
-        await _write_profile(chat, state, session)
+        await write_profile(chat, state, session)
         await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
         state.listening.add(session.uid)
-        await _offer_slots(chat, session.uid)
+        await offer_slots(chat, session.uid)
         waiting = len(await chat.broker.queued(SEEKERS))
-        text = f"you are available for one-to-one chats (up to {_capacity(chat)} at once); "
+        text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
         text += f"{waiting} waiting"
     else:
         await _stop_listening(chat, state, session.uid)
-        active = _loads(await _chats(chat)).get(session.uid, 0)
+        active = loads_of(await shared_chats(chat)).get(session.uid, 0)
         text = "you will not be offered new chats"
         text += f"; your {active} current chat(s) go on" if active else ""
     chat.reply(link, ev.Notice(kind="listen", text=text), request)
@@ -280,7 +172,7 @@ async def listen(chat: Chat, link: Link, request: rq.Request) -> None:
 async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:
     state.listening.discard(uid)
     await chat.broker.clear_flag(LISTENING, uid)
-    await _withdraw_slots(chat, uid)
+    await withdraw_slots(chat, uid)
 
 
 @handles(rq.Handoff)
@@ -289,8 +181,8 @@ async def handoff(chat: Chat, link: Link, request: rq.Request) -> None:
     state, session = state_of(chat), link.session
     room = normalise_room(request.room) if request.room else session.current or ""
     private = state.chats.get(room)
-    profiles = await _profiles(chat)
-    seeker = _person(chat, profiles, private.seeker) if private else None
+    profiles = await profiles_of(chat)
+    seeker = person(chat, profiles, private.seeker) if private else None
     if private is None or seeker is None or private.listener != session.uid:
         raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
     target = await _handoff_target(chat, state, profiles, seeker, session, request)
@@ -299,7 +191,7 @@ async def handoff(chat: Chat, link: Link, request: rq.Request) -> None:
         state.chats.pop(room, None)  # nobody in it is here any more
     await chat.exit(session, room)
     chat.reply(link, ev.Ended(room=room, reason="handed_over"), request)
-    await _offer_slots(chat, session.uid)  # free again: behind those free longer
+    await offer_slots(chat, session.uid)  # free again: behind those free longer
     chat.count("handoffs")
     await pump(chat)
 
@@ -310,12 +202,12 @@ async def queue_status(chat: Chat, link: Link, request: rq.Request) -> None:
     if link.session.role != "mod":
         raise Refused("forbidden", "/queue is for mods")
     waiting = await chat.broker.queued(SEEKERS)
-    profiles = await _profiles(chat)
-    flagged = sum(1 for uid in waiting if (p := _person(chat, profiles, uid)) and p.crisis)
-    free = {_slot(item)[0] for item in await chat.broker.queued(SLOTS)}
+    profiles = await profiles_of(chat)
+    flagged = sum(1 for uid in waiting if (p := person(chat, profiles, uid)) and p.crisis)
+    free = {slot_of(item)[0] for item in await chat.broker.queued(SLOTS)}
     text = (
         f"{len(waiting)} waiting for a listener ({flagged} flagged for crisis); "
-        f"{len(await _chats(chat))} one-to-one chats active; {len(free)} listeners free"
+        f"{len(await shared_chats(chat))} one-to-one chats active; {len(free)} listeners free"
     )
     chat.reply(link, ev.Notice(kind="queue", text=text), request)
 
@@ -348,7 +240,7 @@ async def _take(chat: Chat, pair: _Pair) -> bool:
     if await broker.dequeue(SLOTS, pair.slot) is None:
         return False  # another node took this place meanwhile
     if await broker.dequeue(SEEKERS, pair.seeker.member.uid) is None:
-        _, k = _slot(pair.slot)  # the seeker went (or was matched elsewhere): give it back
+        _, k = slot_of(pair.slot)  # the seeker went (or was matched elsewhere): give it back
         await broker.enqueue(SLOTS, pair.slot, QUEUE_TTL, priority=k)
         return False
     return True
@@ -359,10 +251,10 @@ async def _next_pair(chat: Chat, state: MatchState) -> _Pair | None:
     slots = await chat.broker.queued(SLOTS) if seekers else []
     if not slots:
         return None
-    profiles = await _profiles(chat)
-    loads = _loads(await _chats(chat))
+    profiles = await profiles_of(chat)
+    loads = loads_of(await shared_chats(chat))
     for uid in seekers:
-        seeker = _person(chat, profiles, uid)
+        seeker = person(chat, profiles, uid)
         if seeker is None:  # their node is gone and never said so: drop the stale entry
             await chat.broker.dequeue(SEEKERS, uid)
             continue
@@ -385,8 +277,8 @@ async def _best_slot(
 ) -> tuple[str, Profile] | None:
     """The first place (least busy, then free longest) of a listener who may take `seeker`."""
     for item in slots:
-        uid, _ = _slot(item)
-        listener = _person(chat, profiles, uid)
+        uid, _ = slot_of(item)
+        listener = person(chat, profiles, uid)
         if listener is None:
             await chat.broker.dequeue(SLOTS, item)  # stale: their node is gone
             continue
@@ -402,7 +294,7 @@ def _may_take(
     return (
         not listener.away
         and listener_uid != seeker_uid
-        and loads.get(listener_uid, 0) < _capacity(chat)
+        and loads.get(listener_uid, 0) < capacity(chat)
         and seeker_uid not in listener.ignored
         and listener_uid not in seeker.ignored
         and (listener_uid, seeker_uid) not in state.reported
@@ -466,7 +358,7 @@ async def _handoff_target(
     request: rq.Handoff,
 ) -> Profile:
     """A listener who may take the chat, their place taken (so nobody else gets it)."""
-    loads = _loads(await _chats(chat))
+    loads = loads_of(await shared_chats(chat))
     slots = await chat.broker.queued(SLOTS)
     if request.uid or request.name:
         key = name_key(request.name or "")
@@ -485,7 +377,7 @@ async def _handoff_target(
 
 
 def _named(chat: Chat, profiles: dict[str, Profile], item: str, uid: str | None, key: str) -> bool:
-    listener = _person(chat, profiles, _slot(item)[0])
+    listener = person(chat, profiles, slot_of(item)[0])
     if listener is None:
         return False
     return listener.member.uid == uid or name_key(listener.member.name) == key
@@ -541,7 +433,7 @@ async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, rea
     for uid in sides:
         if uid != by:  # its node takes them out of the room before telling them
             await _send(chat, uid, ev.Ended(room=private.room, reason=reason))
-    await _offer_slots(chat, private.listener)
+    await offer_slots(chat, private.listener)
     chat.count("chats_ended")
     log.info("one-to-one chat ended room=%s reason=%s", private.room, reason)
 
@@ -591,7 +483,7 @@ async def _left(chat: Chat, session: Session, room: str) -> None:
     state = state_of(chat)
     private = state.chats.get(room)
     if private is None and is_private(room):  # resumed here from another node just now
-        private = (await _chats(chat)).get(room)
+        private = (await shared_chats(chat)).get(room)
     if private is not None and session.uid in (private.seeker, private.listener):
         await _end(chat, state, private, session.uid, "partner_left")
         await pump(chat)
@@ -625,7 +517,7 @@ async def _refresh_profiles(chat: Chat, state: MatchState) -> None:
     for uid in state.people(chat.sessions):
         session = chat.sessions.get(uid)
         if session is not None and state.written.get(uid) != profile_of(session):
-            await _write_profile(chat, state, session)
+            await write_profile(chat, state, session)
 
 
 async def _renew(chat: Chat, state: MatchState) -> None:
@@ -634,7 +526,7 @@ async def _renew(chat: Chat, state: MatchState) -> None:
     broker = chat.broker
     queued = set(await broker.queued(SEEKERS))
     listening = await broker.flags(LISTENING)
-    chats = await _chats(chat)
+    chats = await shared_chats(chat)
     for uid, session in chat.sessions.items():
         if uid in queued:
             state.waiting.add(uid)
@@ -650,12 +542,12 @@ async def _renew(chat: Chat, state: MatchState) -> None:
         await _renew_chat(chat, state, private, chats)
     for uid in state.listening:
         await broker.set_flag(LISTENING, uid, FLAG_TTL)
-        await _offer_slots(chat, uid)  # a place lost to a race between two nodes comes back
+        await offer_slots(chat, uid)  # a place lost to a race between two nodes comes back
     for uid in state.waiting:
         await broker.enqueue(SEEKERS, uid, QUEUE_TTL)  # a no-op that keeps the queue alive
     for uid in state.people(chat.sessions):
         if (person := chat.sessions.get(uid)) is not None:
-            await _write_profile(chat, state, person)
+            await write_profile(chat, state, person)
 
 
 async def _renew_chat(

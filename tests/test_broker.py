@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
 from chatsupport.broker import make_broker
-from chatsupport.core.events import Event, Member, Message, Presence
+from chatsupport.core.events import Event, Member, Message, Notice, Presence
 from chatsupport.core.ports import Broker, SessionRecord
 
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
@@ -30,7 +30,15 @@ class Heard:
     def on_room(self, room: str, event: Event, sender: str | None, ref: str | None) -> None:
         self.room.append((room, event, sender, ref))
 
-    def on_direct(self, uid: str, event: Event) -> None:
+    def on_direct(self, uid: str, event: Event) -> Awaitable[None] | None:
+        if isinstance(event, Notice) and event.kind == "act-first":
+            return self._act_first(uid, event)  # as matching does: enter a room, then tell
+        self.direct.append((uid, event))
+        return None
+
+    async def _act_first(self, uid: str, event: Event) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)  # a broker that did not await this would deliver "after" first
         self.direct.append((uid, event))
 
 
@@ -177,3 +185,14 @@ async def test_a_burst_waits_its_turn_and_is_not_refused(started: tuple[Broker, 
     assert broker.healthy
     await published(broker, heard, 300)
     assert [e.id for _, e, _, _ in heard.room if isinstance(e, Message)] == list(range(1, 301))
+
+
+async def test_direct_awaits_what_the_handler_returns(started: tuple[Broker, Heard]) -> None:
+    broker, heard = started
+    await broker.direct("u1", Notice(kind="act-first", text="first"))
+    await broker.direct("u1", Notice(kind="after", text="second"))
+    for _ in range(500):  # Redis delivers through pub/sub: wait, bounded
+        if len(heard.direct) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [e.kind for _, e in heard.direct if isinstance(e, Notice)] == ["act-first", "after"]

@@ -43,6 +43,7 @@ class ChatServer:
         self.listeners: list[asyncio.Server] = []
         self.urls: dict[str, str] = {}  # "tcp" / "http" -> where it listens
         self._ticker: asyncio.Task[None] | None = None
+        self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
     @property
     def peers(self) -> Mapping[str, Session]:
@@ -107,7 +108,7 @@ class ChatServer:
 
     async def _tick(self) -> None:
         assert self.chat is not None
-        while True:
+        while not self._stopping:
             await asyncio.sleep(1.0)
             try:
                 await self.chat.tick()
@@ -123,6 +124,7 @@ class ChatServer:
         """Say goodbye, close every connection, stop listening."""
         for listener in self.listeners:
             listener.close()
+        self._stopping = True
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

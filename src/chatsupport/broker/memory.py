@@ -75,7 +75,9 @@ class MemoryBroker:
         self._on_room(room, event, sender, None)
 
     async def direct(self, uid: str, event: Event) -> None:
-        self._on_direct(uid, event)
+        pending = self._on_direct(uid, event)
+        if pending is not None:
+            await pending
 
     def _prune(self, history: deque[Message]) -> None:
         horizon = self.wallclock() - self.retention_seconds

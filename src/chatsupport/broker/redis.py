@@ -30,7 +30,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -511,13 +511,23 @@ class RedisBroker:
                 self._on_room(room, _event.decode(body), None if sender == "-" else sender, None)
             elif kind == b"D":
                 head, body = data.split(b"\n", 1)
-                self._on_direct(_text(head)[2:], _event.decode(body))
+                pending = self._on_direct(_text(head)[2:], _event.decode(body))
+                if pending is not None:
+                    await self._settle(pending)
             elif kind == b"R":
                 _, uid, node = _text(data).split(" ")
                 if node != self.node:
                     await self._release(uid)
         except (ValueError, msgspec.DecodeError):
             log.warning("ignored a malformed delivery on %s", self._channel)
+
+    async def _settle(self, pending: Awaitable[None]) -> None:
+        """Await what the core does for a direct event (in delivery order); its failure is
+        logged and never stops this node's deliveries."""
+        try:
+            await pending
+        except Exception:
+            log.exception("acting on a direct event failed")
 
     async def _on_published(self, data: bytes) -> None:
         header, ref, body = data.split(b"\n", 2)

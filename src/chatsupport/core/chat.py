@@ -512,10 +512,18 @@ class Chat:
         else:
             link.sink.send(event)
 
-    def deliver_direct(self, uid: str, event: ev.Event) -> None:
+    def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
+        """From the broker. A DIRECT_HOOK may take the event over (matching enters the room a
+        `matched` names first): then the broker awaits what it returns, in delivery order."""
         session = self.sessions.get(uid)
-        if session is not None:
-            self.direct(session, event)
+        if session is None:
+            return None
+        for hook in DIRECT_HOOKS:
+            taken = hook(self, session, event)
+            if taken is not None:
+                return taken
+        self.direct(session, event)
+        return None
 
     def direct(self, session: Session, event: ev.Event) -> None:
         """An event for one person, not a room's (matched, ended, alert, ...): held behind a
@@ -617,5 +625,8 @@ LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left 
 TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
 NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
 ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
+# An event for one person that came through the broker: None to deliver it as usual, or an
+# awaitable that does something first and delivers it itself.
+DIRECT_HOOKS: list[Callable[[Chat, Session, ev.Event], Awaitable[None] | None]] = []
 REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)
 CHANNEL_HOOKS: dict[str, Callable[[Chat, ev.Event], None]] = {}  # node-to-node signals

@@ -12,123 +12,65 @@ The rules this module keeps (all of one-to-one matching lives here):
 - A chat ends when either side leaves its room, quits, forgets, or is gone past the resume
   grace; the other side gets `ended` and leaves the room, and the listener is free again.
 
-All state is in one `MatchState` per Chat (`chat.extensions["matching"]`); the queue is a
-small class with an async, uid-keyed interface so a Redis version can replace it.
+Matching is cluster-wide: the queue, listeners' free places, chats and what a node needs
+to know of a person held elsewhere are in the broker (match_state.py); any node may decide
+a match, taking the seeker and the listener's place with an atomic `dequeue`, and each side
+enters the private room on the node that holds them (a `matched` through `broker.direct`).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from . import events as ev
 from . import requests as rq
-from .chat import END_HOOKS, LEAVE_HOOKS, SAID_HOOKS, TICK_HOOKS, Chat, Refused, handles
+from .chat import (
+    DIRECT_HOOKS,
+    END_HOOKS,
+    LEAVE_HOOKS,
+    SAID_HOOKS,
+    TICK_HOOKS,
+    Chat,
+    Refused,
+    handles,
+)
+from .match_state import (
+    CHATS,
+    FLAG_TTL,
+    LISTENING,
+    MAX_MATCHES,
+    QUEUE_TTL,
+    RENEW_EVERY,
+    SEEKERS,
+    SLOTS,
+    WHO,
+    MatchState,
+    PrivateChat,
+    Profile,
+    capacity,
+    loads_of,
+    offer_slots,
+    person,
+    profile_of,
+    profiles_of,
+    shared_chats,
+    slot_of,
+    state_of,
+    withdraw_slots,
+    write_profile,
+)
 from .moderation import moderation_of
 from .names import name_key
-from .rooms import PRIVATE_PREFIX, normalise_room
+from .rooms import PRIVATE_PREFIX, is_private, normalise_room
 from .session import Link, Session
 
 log = logging.getLogger("chatsupport.matching")
 
 STAFF = ("listener", "mod")  # roles that may listen
-
-
-class SeekerQueue:
-    """Seekers waiting for a listener, in the order they will be served.
-
-    Each ticket has a sort key (0 if flagged for crisis else 1, sequence number): flagged
-    tickets come first in the order they were flagged, the rest in arrival order. In Redis
-    this is one sorted set scored by the same key (e.g. `flag * 2**52 + sequence`).
-    """
-
-    def __init__(self) -> None:
-        self._keys: dict[str, tuple[int, int]] = {}
-        self._sequence = itertools.count()
-
-    async def add(self, uid: str, crisis: bool = False) -> int:
-        """Queue `uid` (a no-op if already queued); returns its position, from 1."""
-        if uid not in self._keys:
-            self._keys[uid] = (0 if crisis else 1, next(self._sequence))
-        position = await self.position(uid)
-        assert position is not None
-        return position
-
-    async def remove(self, uid: str) -> bool:
-        return self._keys.pop(uid, None) is not None
-
-    async def prioritise(self, uid: str) -> bool:
-        """Move a queued, not yet flagged seeker behind the other flagged ones."""
-        key = self._keys.get(uid)
-        if key is None or key[0] == 0:
-            return False
-        self._keys[uid] = (0, next(self._sequence))
-        return True
-
-    async def order(self) -> list[str]:
-        return sorted(self._keys, key=self._keys.__getitem__)
-
-    async def position(self, uid: str) -> int | None:
-        key = self._keys.get(uid)
-        if key is None:
-            return None
-        return 1 + sum(1 for other in self._keys.values() if other < key)
-
-    async def size(self) -> tuple[int, int]:
-        """(waiting, of whom flagged for crisis)."""
-        return len(self._keys), sum(1 for key in self._keys.values() if key[0] == 0)
-
-
-@dataclass(slots=True)
-class PrivateChat:
-    room: str
-    seeker: str  # uid
-    listener: str  # uid
-
-
-class MatchState:
-    """Everything one-to-one matching keeps for one Chat."""
-
-    def __init__(self) -> None:
-        self.queue = SeekerQueue()
-        self.available: dict[str, int] = {}  # listener uid -> sequence when last free
-        self.chats: dict[str, PrivateChat] = {}  # room -> chat
-        self.told: dict[str, int] = {}  # seeker uid -> last position sent to them
-        # (reporter uid, reported uid): filled by the safety work through `mark_reported`.
-        self.reported: set[tuple[str, str]] = set()
-        self._sequence = itertools.count()
-
-    def make_available(self, uid: str) -> None:
-        if uid not in self.available:
-            self.available[uid] = next(self._sequence)
-
-    def mark_free(self, uid: str) -> None:
-        """The listener just became free: behind the others who have waited longer."""
-        if uid in self.available:
-            self.available[uid] = next(self._sequence)
-
-    def load(self, uid: str) -> int:
-        return sum(1 for chat in self.chats.values() if chat.listener == uid)
-
-    def chats_of(self, uid: str) -> list[PrivateChat]:
-        return [c for c in self.chats.values() if uid in (c.seeker, c.listener)]
-
-    def seeker_chat(self, uid: str) -> PrivateChat | None:
-        return next((c for c in self.chats.values() if c.seeker == uid), None)
-
-    def people(self) -> set[str]:
-        """Everyone this state holds on to (for the housekeeping sweep)."""
-        held = set(self.available) | set(self.told)
-        for chat in self.chats.values():
-            held.update((chat.seeker, chat.listener))
-        return held
-
-
-def state_of(chat: Chat) -> MatchState:
-    return chat.extension("matching", MatchState, MatchState)
 
 
 # ---- for the safety and moderation work ---------------------------------------------------
@@ -151,7 +93,12 @@ def listeners_in(chat: Chat, room: str) -> list[str]:
 async def prioritise(chat: Chat, session: Session) -> None:
     """Call after setting `session.crisis`: a queued seeker moves ahead at once."""
     state = state_of(chat)
-    if session.crisis and await state.queue.prioritise(session.uid):
+    uid = session.uid
+    if not session.crisis or uid not in state.waiting or uid in state.flagged:
+        return
+    if await chat.broker.reprioritise(SEEKERS, uid, 0):
+        state.flagged.add(uid)
+        await write_profile(chat, state, session)
         await _tell_positions(chat, state)
 
 
@@ -164,8 +111,8 @@ def on_probation(chat: Chat, session: Session) -> bool:
 @handles(rq.Talk)
 async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
     state, session = state_of(chat), link.session
-    if await state.queue.remove(session.uid):
-        state.told.pop(session.uid, None)
+    if await chat.broker.dequeue(SEEKERS, session.uid) is not None:
+        _unqueued(state, session.uid)
         text = "you left the queue; /talk to join it again"
         chat.reply(link, ev.Notice(kind="talk", text=text), request)
         await _tell_positions(chat, state)
@@ -180,11 +127,22 @@ async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
             f"one-to-one chats open to newcomers after a short wait ({math.ceil(left / 60)} "
             "min left); #lobby is here meanwhile, and /resources lists help lines",
         )
-    position = await state.queue.add(session.uid, session.crisis)
+    await write_profile(chat, state, session)  # before the queue: others match from it
+    priority = 0 if session.crisis else 1
+    position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)
+    state.waiting.add(session.uid)
+    if session.crisis:
+        state.flagged.add(session.uid)
     state.told[session.uid] = position
     chat.reply(link, ev.Queue(position=position), request)
     chat.count("talk_requests")
     await pump(chat)
+
+
+def _unqueued(state: MatchState, uid: str) -> None:
+    state.waiting.discard(uid)
+    state.flagged.discard(uid)
+    state.told.pop(uid, None)
 
 
 @handles(rq.Listen)
@@ -194,19 +152,27 @@ async def listen(chat: Chat, link: Link, request: rq.Request) -> None:
     if session.role not in STAFF:
         raise Refused("forbidden", "only signed-in listeners take one-to-one chats")
     if request.on:
-        state.make_available(session.uid)
-        waiting, _ = await state.queue.size()
-        capacity = max(1, chat.config.listener_capacity)
-        text = f"you are available for one-to-one chats (up to {capacity} at once); "
+        await write_profile(chat, state, session)
+        await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
+        state.listening.add(session.uid)
+        await offer_slots(chat, session.uid)
+        waiting = len(await chat.broker.queued(SEEKERS))
+        text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
         text += f"{waiting} waiting"
     else:
-        state.available.pop(session.uid, None)
-        active = state.load(session.uid)
+        await _stop_listening(chat, state, session.uid)
+        active = loads_of(await shared_chats(chat)).get(session.uid, 0)
         text = "you will not be offered new chats"
         text += f"; your {active} current chat(s) go on" if active else ""
     chat.reply(link, ev.Notice(kind="listen", text=text), request)
     if request.on:
         await pump(chat)
+
+
+async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:
+    state.listening.discard(uid)
+    await chat.broker.clear_flag(LISTENING, uid)
+    await withdraw_slots(chat, uid)
 
 
 @handles(rq.Handoff)
@@ -215,14 +181,17 @@ async def handoff(chat: Chat, link: Link, request: rq.Request) -> None:
     state, session = state_of(chat), link.session
     room = normalise_room(request.room) if request.room else session.current or ""
     private = state.chats.get(room)
-    seeker = chat.sessions.get(private.seeker) if private else None
+    profiles = await profiles_of(chat)
+    seeker = person(chat, profiles, private.seeker) if private else None
     if private is None or seeker is None or private.listener != session.uid:
         raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
-    target = _handoff_target(chat, state, seeker, session, request)
-    await _hand_over(chat, private, seeker, target)
+    target = await _handoff_target(chat, state, profiles, seeker, session, request)
+    await _hand_over(chat, private, seeker, session, target)
+    if private.seeker not in chat.sessions and private.listener not in chat.sessions:
+        state.chats.pop(room, None)  # nobody in it is here any more
     await chat.exit(session, room)
     chat.reply(link, ev.Ended(room=room, reason="handed_over"), request)
-    state.mark_free(session.uid)
+    await offer_slots(chat, session.uid)  # free again: behind those free longer
     chat.count("handoffs")
     await pump(chat)
 
@@ -232,138 +201,239 @@ async def queue_status(chat: Chat, link: Link, request: rq.Request) -> None:
     """Moderators see numbers only: never who waits, who talks with whom, or what is said."""
     if link.session.role != "mod":
         raise Refused("forbidden", "/queue is for mods")
-    state = state_of(chat)
-    waiting, flagged = await state.queue.size()
-    capacity = max(1, chat.config.listener_capacity)
-    free = sum(1 for uid in state.available if state.load(uid) < capacity)
+    waiting = await chat.broker.queued(SEEKERS)
+    profiles = await profiles_of(chat)
+    flagged = sum(1 for uid in waiting if (p := person(chat, profiles, uid)) and p.crisis)
+    free = {slot_of(item)[0] for item in await chat.broker.queued(SLOTS)}
     text = (
-        f"{waiting} waiting for a listener ({flagged} flagged for crisis); "
-        f"{len(state.chats)} one-to-one chats active; {free} listeners free"
+        f"{len(waiting)} waiting for a listener ({flagged} flagged for crisis); "
+        f"{len(await shared_chats(chat))} one-to-one chats active; {len(free)} listeners free"
     )
     chat.reply(link, ev.Notice(kind="queue", text=text), request)
 
 
 # ---- matching ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Pair:
+    seeker: Profile
+    listener: Profile
+    slot: str  # the listener's place taken from SLOTS
+
+
 async def pump(chat: Chat) -> None:
-    """Match while a waiting seeker and a free listener fit together; then tell positions."""
+    """Match while a waiting seeker and a free listener fit together; then tell positions.
+
+    Any node may decide a match: it takes the listener's place, then the seeker, each with
+    an atomic `dequeue`, so two nodes never take the same seeker or the same place."""
     state = state_of(chat)
-    while (pair := await _next_pair(chat, state)) is not None:
-        seeker, listener = pair
-        if await state.queue.remove(seeker.uid):  # still waiting (another pump may have won)
-            await _match(chat, state, seeker, listener)
+    for _ in range(MAX_MATCHES):
+        pair = await _next_pair(chat, state)
+        if pair is None:
+            break
+        if await _take(chat, pair):
+            await _match(chat, state, pair)
     await _tell_positions(chat, state)
 
 
-async def _next_pair(chat: Chat, state: MatchState) -> tuple[Session, Session] | None:
-    for uid in await state.queue.order():
-        seeker = chat.sessions.get(uid)
-        if seeker is None or seeker.link is None:
+async def _take(chat: Chat, pair: _Pair) -> bool:
+    broker = chat.broker
+    if await broker.dequeue(SLOTS, pair.slot) is None:
+        return False  # another node took this place meanwhile
+    if await broker.dequeue(SEEKERS, pair.seeker.member.uid) is None:
+        _, k = slot_of(pair.slot)  # the seeker went (or was matched elsewhere): give it back
+        await broker.enqueue(SLOTS, pair.slot, QUEUE_TTL, priority=k)
+        return False
+    return True
+
+
+async def _next_pair(chat: Chat, state: MatchState) -> _Pair | None:
+    seekers = await chat.broker.queued(SEEKERS)
+    slots = await chat.broker.queued(SLOTS) if seekers else []
+    if not slots:
+        return None
+    profiles = await profiles_of(chat)
+    loads = loads_of(await shared_chats(chat))
+    for uid in seekers:
+        seeker = person(chat, profiles, uid)
+        if seeker is None:  # their node is gone and never said so: drop the stale entry
+            await chat.broker.dequeue(SEEKERS, uid)
+            continue
+        if seeker.away:
             continue  # away for now: keeps their place until they resume or are gone
-        listener = _best_listener(chat, state, seeker)
-        if listener is not None:
-            return seeker, listener
+        found = await _best_slot(chat, state, profiles, loads, slots, seeker)
+        if found is not None:
+            return _Pair(seeker, found[1], found[0])
     return None
 
 
-def _best_listener(
-    chat: Chat, state: MatchState, seeker: Session, exclude: str | None = None
-) -> Session | None:
-    """The least busy free listener who may take `seeker`, longest free first."""
-    best: tuple[tuple[int, int], Session] | None = None
-    for uid, since in state.available.items():
-        listener = chat.sessions.get(uid)
-        if listener is None or uid == exclude or not _may_take(chat, state, listener, seeker):
+async def _best_slot(
+    chat: Chat,
+    state: MatchState,
+    profiles: dict[str, Profile],
+    loads: dict[str, int],
+    slots: list[str],
+    seeker: Profile,
+    exclude: str | None = None,
+) -> tuple[str, Profile] | None:
+    """The first place (least busy, then free longest) of a listener who may take `seeker`."""
+    for item in slots:
+        uid, _ = slot_of(item)
+        listener = person(chat, profiles, uid)
+        if listener is None:
+            await chat.broker.dequeue(SLOTS, item)  # stale: their node is gone
             continue
-        key = (state.load(uid), since)
-        if best is None or key < best[0]:
-            best = (key, listener)
-    return best[1] if best else None
+        if uid != exclude and _may_take(chat, state, loads, listener, seeker):
+            return item, listener
+    return None
 
 
-def _may_take(chat: Chat, state: MatchState, listener: Session, seeker: Session) -> bool:
+def _may_take(
+    chat: Chat, state: MatchState, loads: dict[str, int], listener: Profile, seeker: Profile
+) -> bool:
+    listener_uid, seeker_uid = listener.member.uid, seeker.member.uid
     return (
-        listener.link is not None
-        and listener.uid != seeker.uid
-        and state.load(listener.uid) < max(1, chat.config.listener_capacity)
-        and seeker.uid not in listener.ignored
-        and listener.uid not in seeker.ignored
-        and (listener.uid, seeker.uid) not in state.reported
+        not listener.away
+        and listener_uid != seeker_uid
+        and loads.get(listener_uid, 0) < capacity(chat)
+        and seeker_uid not in listener.ignored
+        and listener_uid not in seeker.ignored
+        and (listener_uid, seeker_uid) not in state.reported
     )
 
 
-async def _match(chat: Chat, state: MatchState, seeker: Session, listener: Session) -> None:
+async def _match(chat: Chat, state: MatchState, pair: _Pair) -> None:
+    """Record the chat, then each side enters the room on the node that holds them."""
     room = PRIVATE_PREFIX + secrets.token_hex(8)
-    state.told.pop(seeker.uid, None)
-    state.chats[room] = PrivateChat(room, seeker.uid, listener.uid)
-    await chat.enter(listener, room, announce=False)
-    await chat.enter(seeker, room, announce=False)  # now a text seeker's lines go here
-    chat.direct(seeker, ev.Matched(room=room, partner=listener.member()))
-    chat.direct(listener, ev.Matched(room=room, partner=seeker.member()))
+    private = PrivateChat(room, pair.seeker.member.uid, pair.listener.member.uid)
+    await chat.broker.set_flag(CHATS, room, FLAG_TTL, f"{private.seeker} {private.listener}")
+    sides = ((private.listener, pair.seeker.member), (private.seeker, pair.listener.member))
+    local = [(s, partner) for uid, partner in sides if (s := chat.sessions.get(uid))]
+    for session, _ in local:
+        await _enter(chat, state, session, private)
+    for session, partner in reversed(local):  # the seeker hears first, as on one node
+        chat.direct(session, ev.Matched(room=room, partner=partner))
+    for uid, partner in sides:
+        if uid not in chat.sessions:
+            await chat.broker.direct(uid, ev.Matched(room=room, partner=partner))
     chat.count("matches")
     log.info("one-to-one chat started room=%s", room)
 
 
+async def _enter(chat: Chat, state: MatchState, session: Session, private: PrivateChat) -> None:
+    state.chats[private.room] = private
+    if session.uid == private.seeker:
+        _unqueued(state, session.uid)
+    await chat.enter(session, private.room, announce=False)  # a text peer's lines go there
+
+
 async def _tell_positions(chat: Chat, state: MatchState) -> None:
-    """Send `queue {position}` to each waiting seeker whose position changed."""
-    for position, uid in enumerate(await state.queue.order(), 1):
-        if state.told.get(uid) != position:
-            state.told[uid] = position
-            session = chat.sessions.get(uid)
-            if session is not None:
-                chat.direct(session, ev.Queue(position=position))
+    """Send `queue {position}` to each waiting seeker whose position changed: directly to
+    those here, through the broker to the others (their node drops a repeat)."""
+    order = await chat.broker.queued(SEEKERS)
+    if order == state.order:
+        return
+    before = {uid: position for position, uid in enumerate(state.order, 1)}
+    state.order = order
+    for position, uid in enumerate(order, 1):
+        session = chat.sessions.get(uid)
+        if session is not None:
+            _tell(chat, state, session, position)
+        elif before.get(uid) != position:
+            await chat.broker.direct(uid, ev.Queue(position=position))
+
+
+def _tell(chat: Chat, state: MatchState, session: Session, position: int) -> None:
+    if state.told.get(session.uid) != position:
+        state.told[session.uid] = position
+        chat.direct(session, ev.Queue(position=position))
 
 
 # ---- handoff -------------------------------------------------------------------------------
-def _handoff_target(
-    chat: Chat, state: MatchState, seeker: Session, old: Session, request: rq.Handoff
-) -> Session:
-    if not (request.uid or request.name):
-        target = _best_listener(chat, state, seeker, exclude=old.uid)
-        if target is None:
-            raise Refused("unavailable", "no other listener is free to take this chat now")
-        return target
-    key = name_key(request.name or "")
-    for uid in state.available:
-        listener = chat.sessions.get(uid)
-        if listener is None or uid == old.uid:
-            continue
-        named = uid == request.uid or listener.name_key == key
-        if named and _may_take(chat, state, listener, seeker):
-            return listener
-    raise Refused("unavailable", f"{request.name or request.uid} is not free to take this chat")
+async def _handoff_target(
+    chat: Chat,
+    state: MatchState,
+    profiles: dict[str, Profile],
+    seeker: Profile,
+    old: Session,
+    request: rq.Handoff,
+) -> Profile:
+    """A listener who may take the chat, their place taken (so nobody else gets it)."""
+    loads = loads_of(await shared_chats(chat))
+    slots = await chat.broker.queued(SLOTS)
+    if request.uid or request.name:
+        key = name_key(request.name or "")
+        slots = [s for s in slots if _named(chat, profiles, s, request.uid, key)]
+    for _ in range(MAX_MATCHES):
+        found = await _best_slot(chat, state, profiles, loads, slots, seeker, exclude=old.uid)
+        if found is None:
+            break
+        if await chat.broker.dequeue(SLOTS, found[0]) is not None:
+            return found[1]
+        slots.remove(found[0])
+    if request.uid or request.name:
+        who = request.name or request.uid
+        raise Refused("unavailable", f"{who} is not free to take this chat")
+    raise Refused("unavailable", "no other listener is free to take this chat now")
 
 
-async def _hand_over(chat: Chat, private: PrivateChat, seeker: Session, new: Session) -> None:
+def _named(chat: Chat, profiles: dict[str, Profile], item: str, uid: str | None, key: str) -> bool:
+    listener = person(chat, profiles, slot_of(item)[0])
+    if listener is None:
+        return False
+    return listener.member.uid == uid or name_key(listener.member.name) == key
+
+
+async def _hand_over(
+    chat: Chat, private: PrivateChat, seeker: Profile, old: Session, new: Profile
+) -> None:
     """The new listener joins and reads the conversation so far; the seeker is told.
 
     Entering before reading history means a message can arrive twice (live and in the
     history) on a distributed broker, but never be missed; clients drop repeated ids.
     """
-    old = chat.sessions.get(private.listener)
-    room, private.listener = private.room, new.uid
-    await chat.enter(new, room)
+    room, private.listener = private.room, new.member.uid
+    await chat.broker.set_flag(CHATS, room, FLAG_TTL, f"{private.seeker} {private.listener}")
+    here = chat.sessions.get(new.member.uid)
+    if here is not None:
+        await chat.enter(here, room)
+    else:  # their node enters them when the `matched` arrives, before what follows
+        await chat.broker.direct(new.member.uid, ev.Matched(room=room, partner=seeker.member))
     history, _ = await chat.broker.history(room, 0)
-    chat.direct(new, ev.Matched(room=room, partner=seeker.member()))
-    text = f"handed over by {old.name if old else 'a listener'}; the conversation so far:"
-    chat.direct(new, ev.Notice(kind="handoff", text=text, name=seeker.name))
-    for message in history:  # `new` is connected (`_may_take`): never kept while away
-        chat.direct(new, message)
-    text = f"{new.name} is taking over this chat and can read it so far; no need to start again"
-    chat.direct(seeker, ev.Notice(kind="handoff", text=text, name=new.name))
+    text = f"handed over by {old.name}; the conversation so far:"
+    events: list[ev.Event] = [ev.Notice(kind="handoff", text=text, name=seeker.member.name)]
+    events += history  # `new` is connected (`_may_take`): never kept while away
+    if here is not None:
+        events.insert(0, ev.Matched(room=room, partner=seeker.member))
+    for event in events:
+        await _send(chat, new.member.uid, event)
+    text = f"{new.member.name} is taking over this chat and can read it so far; "
+    text += "no need to start again"
+    await _send(chat, private.seeker, ev.Notice(kind="handoff", text=text, name=new.member.name))
     log.info("one-to-one chat handed over room=%s", room)
+
+
+async def _send(chat: Chat, uid: str, event: ev.Event) -> None:
+    """To a person here at once, or through the broker to the node that holds them."""
+    session = chat.sessions.get(uid)
+    if session is not None:
+        chat.direct(session, event)
+    else:
+        await chat.broker.direct(uid, event)
 
 
 # ---- endings -------------------------------------------------------------------------------
 async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, reason: str) -> None:
     """End a chat because `by` left or is gone: the other side is told and leaves too."""
     state.chats.pop(private.room, None)
-    both = [s for uid in (private.seeker, private.listener) if (s := chat.sessions.get(uid))]
+    await chat.broker.clear_flag(CHATS, private.room)
+    sides = (private.seeker, private.listener)
+    both = [s for uid in sides if (s := chat.sessions.get(uid))]
     for session in both:  # out of the room first: nothing said after `ended` is accepted
         await _drop_room(chat, session, private.room)
-    for session in both:
-        if session.uid != by:
-            chat.direct(session, ev.Ended(room=private.room, reason=reason))
-    state.mark_free(private.listener)
+    for uid in sides:
+        if uid != by:  # its node takes them out of the room before telling them
+            await _send(chat, uid, ev.Ended(room=private.room, reason=reason))
+    await offer_slots(chat, private.listener)
     chat.count("chats_ended")
     log.info("one-to-one chat ended room=%s reason=%s", private.room, reason)
 
@@ -389,44 +459,168 @@ async def _drop_room(chat: Chat, session: Session, room: str) -> None:
 async def _gone(chat: Chat, uid: str) -> None:
     """Quit, forgot, or away past the resume grace: out of the queue, chats ended."""
     state = state_of(chat)
-    state.available.pop(uid, None)
-    state.told.pop(uid, None)
-    await state.queue.remove(uid)
+    await _stop_listening(chat, state, uid)
+    _unqueued(state, uid)
+    await chat.broker.dequeue(SEEKERS, uid)
+    await chat.broker.clear_flag(WHO, uid)
+    state.written.pop(uid, None)
     for private in state.chats_of(uid):
         await _end(chat, state, private, uid, "partner_disconnected")
     await pump(chat)
+
+
+def _forget(state: MatchState, uid: str) -> None:
+    """They resumed on another node (which carries on from the shared state): let go here."""
+    state.listening.discard(uid)
+    _unqueued(state, uid)
+    state.written.pop(uid, None)
+    for private in state.chats_of(uid):
+        state.chats.pop(private.room, None)
 
 
 # ---- hooks ---------------------------------------------------------------------------------
 async def _left(chat: Chat, session: Session, room: str) -> None:
     state = state_of(chat)
     private = state.chats.get(room)
+    if private is None and is_private(room):  # resumed here from another node just now
+        private = (await shared_chats(chat)).get(room)
     if private is not None and session.uid in (private.seeker, private.listener):
         await _end(chat, state, private, session.uid, "partner_left")
         await pump(chat)
 
 
 async def _ended(chat: Chat, session: Session) -> None:
-    state = state_of(chat)
-    if session.uid in state.people() or await state.queue.position(session.uid) is not None:
+    state = state_of(chat)  # they are no longer in chat.sessions
+    if state.chats_of(session.uid) or session.uid in state.people(chat.sessions):
         await _gone(chat, session.uid)
 
 
 async def _tick(chat: Chat) -> None:
     """Withdrawn sessions (resume grace over) are gone; resumed ones may be matched now."""
     state = state_of(chat)
-    for uid in state.people() | set(await state.queue.order()):
+    for uid in state.people(chat.sessions):
         session = chat.sessions.get(uid)
-        if session is None or not session.present:
+        if session is None:
+            _forget(state, uid)
+        elif not session.present:
             await _gone(chat, uid)
+    if chat.clock() - state.renewed >= RENEW_EVERY:
+        state.renewed = chat.clock()
+        await _renew(chat, state)
+    else:
+        await _refresh_profiles(chat, state)
     await pump(chat)
+
+
+async def _refresh_profiles(chat: Chat, state: MatchState) -> None:
+    """Others match from these: a person who went away, came back or ignored someone."""
+    for uid in state.people(chat.sessions):
+        session = chat.sessions.get(uid)
+        if session is not None and state.written.get(uid) != profile_of(session):
+            await write_profile(chat, state, session)
+
+
+async def _renew(chat: Chat, state: MatchState) -> None:
+    """Keep alive what this node's people hold (a dead node's expires), and take on those
+    who resumed here from another node."""
+    broker = chat.broker
+    queued = set(await broker.queued(SEEKERS))
+    listening = await broker.flags(LISTENING)
+    chats = await shared_chats(chat)
+    for uid, session in chat.sessions.items():
+        if uid in queued:
+            state.waiting.add(uid)
+        if uid in listening:
+            state.listening.add(uid)
+        for room in session.rooms:
+            if room in chats and uid in (chats[room].seeker, chats[room].listener):
+                state.chats[room] = chats[room]  # also: a handoff elsewhere changed it
+    for private in list(state.chats.values()):
+        if private.seeker not in chat.sessions and private.listener not in chat.sessions:
+            state.chats.pop(private.room, None)  # both sides resumed elsewhere
+            continue
+        await _renew_chat(chat, state, private, chats)
+    for uid in state.listening:
+        await broker.set_flag(LISTENING, uid, FLAG_TTL)
+        await offer_slots(chat, uid)  # a place lost to a race between two nodes comes back
+    for uid in state.waiting:
+        await broker.enqueue(SEEKERS, uid, QUEUE_TTL)  # a no-op that keeps the queue alive
+    for uid in state.people(chat.sessions):
+        if (person := chat.sessions.get(uid)) is not None:
+            await write_profile(chat, state, person)
+
+
+async def _renew_chat(
+    chat: Chat, state: MatchState, private: PrivateChat, chats: dict[str, PrivateChat]
+) -> None:
+    if private.room not in chats:
+        return  # ended: the `ended` is on its way
+    partner = private.listener if private.seeker in chat.sessions else private.seeker
+    if partner not in chat.sessions and await chat.broker.get_flag(WHO, partner) is None:
+        # Their node died and nobody resumed them: the chat cannot go on.
+        await _end(chat, state, private, partner, "partner_disconnected")
+        return
+    pair = f"{private.seeker} {private.listener}"
+    await chat.broker.set_flag(CHATS, private.room, FLAG_TTL, pair)
 
 
 async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
     await prioritise(chat, session)
 
 
+def _direct(chat: Chat, session: Session, event: ev.Event) -> Awaitable[None] | None:
+    """Events another node sent about a match: act on them here before they are shown."""
+    if isinstance(event, ev.Matched) and event.room not in session.rooms:
+        return _matched_elsewhere(chat, session, event)
+    if isinstance(event, ev.Ended):
+        return _ended_elsewhere(chat, session, event)
+    if isinstance(event, ev.Queue):
+        return _queued_elsewhere(chat, session, event)
+    if isinstance(event, ev.Notice) and event.kind == "handoff":
+        return _handed_over_elsewhere(chat, session, event)
+    return None
+
+
+async def _matched_elsewhere(chat: Chat, session: Session, event: ev.Matched) -> None:
+    state = state_of(chat)
+    pair = await chat.broker.get_flag(CHATS, event.room)
+    seeker, _, listener = (pair or "").partition(" ")
+    if session.uid not in (seeker, listener):
+        return  # ended meanwhile (its `ended` follows) or not theirs: nothing to enter
+    await _enter(chat, state, session, PrivateChat(event.room, seeker, listener))
+    chat.direct(session, event)
+
+
+async def _ended_elsewhere(chat: Chat, session: Session, event: ev.Ended) -> None:
+    state_of(chat).chats.pop(event.room, None)
+    await _drop_room(chat, session, event.room)
+    chat.direct(session, event)
+
+
+async def _handed_over_elsewhere(chat: Chat, session: Session, event: ev.Notice) -> None:
+    """A seeker whose chat another node handed over: crisis alerts go to the new listener."""
+    private = state_of(chat).seeker_chat(session.uid)
+    if private is not None:
+        pair = await chat.broker.get_flag(CHATS, private.room)
+        seeker, _, listener = (pair or "").partition(" ")
+        if seeker == session.uid and listener:
+            private.listener = listener
+    chat.direct(session, event)
+
+
+async def _queued_elsewhere(chat: Chat, session: Session, event: ev.Queue) -> None:
+    """Another node saw the queue move. Its word may be stale by now (a match here since),
+    so the position told is read afresh."""
+    state = state_of(chat)
+    if session.uid not in state.waiting:  # not after they left it or were matched
+        return
+    order = await chat.broker.queued(SEEKERS)
+    if session.uid in order:
+        _tell(chat, state, session, order.index(session.uid) + 1)
+
+
 LEAVE_HOOKS.append(_left)
 END_HOOKS.append(_ended)
 TICK_HOOKS.append(_tick)
 SAID_HOOKS.append(_said)
+DIRECT_HOOKS.append(_direct)

@@ -17,7 +17,8 @@ import msgspec
 from .events import Event, Member, Message, RoomInfo
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
-DirectHandler = Callable[[str, Event], None]  # uid, event
+# uid, event; what it returns (if anything) is awaited before the next delivery
+DirectHandler = Callable[[str, Event], Awaitable[None] | None]
 ReleaseHandler = Callable[[str], Awaitable[None]]  # uid: another node adopted this person
 
 

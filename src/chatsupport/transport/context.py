@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..config import Config
 from ..core.chat import Chat
 from .codec import JsonCodec, TextCodec
-from .outbox import Flusher
+from .outbox import Flusher, Outbox
 
 
 @dataclass(slots=True)
@@ -29,12 +32,24 @@ class AddressKeys:
 
 @dataclass(slots=True)
 class Edge:
+    """What every connection handler shares: the core, the settings, the flusher, the codecs."""
+
     chat: Chat
     config: Config
     flusher: Flusher
     addresses: AddressKeys
     text: TextCodec = field(default_factory=TextCodec)
     json: JsonCodec = field(default_factory=JsonCodec)
+
+    def attach(
+        self, transport: asyncio.BaseTransport, on_overflow: Callable[[], None]
+    ) -> tuple[asyncio.Transport, Outbox, str]:
+        """A new connection's first steps: keepalive on, a bounded outbox, its peer address."""
+        stream = cast(asyncio.Transport, transport)
+        enable_keepalive(stream.get_extra_info("socket"))
+        outbox = Outbox(stream, self.flusher, self.config.outbox_limit, on_overflow)
+        peer = stream.get_extra_info("peername")
+        return stream, outbox, str(peer[0]) if peer else ""
 
 
 def enable_keepalive(

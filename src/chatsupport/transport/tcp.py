@@ -12,12 +12,12 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine
-from typing import Any, cast
+from typing import Any
 
 from ..core import events as ev
 from ..core import requests as rq
 from ..core.session import Link
-from .context import Edge, enable_keepalive
+from .context import Edge
 from .outbox import Outbox
 
 log = logging.getLogger("chatsupport.tcp")
@@ -70,13 +70,8 @@ class TextPeer(asyncio.Protocol):
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)
-        enable_keepalive(transport.get_extra_info("socket"))
-        self.outbox = Outbox(
-            transport, self.edge.flusher, self.edge.config.outbox_limit, self._too_slow
-        )
-        peer = transport.get_extra_info("peername")
-        self.address_key = self.edge.addresses.of(str(peer[0]) if peer else "")
+        self.transport, self.outbox, address = self.edge.attach(transport, self._too_slow)
+        self.address_key = self.edge.addresses.of(address)
         refusal = self.edge.chat.admit(self.address_key)
         if refusal is not None:
             self.edge.chat.count("connections_refused")

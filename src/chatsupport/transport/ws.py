@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -26,7 +26,7 @@ from ..core import events as ev
 from ..core import requests as rq
 from ..core.ports import BrokerUnavailable
 from ..core.session import Link
-from .context import Edge, enable_keepalive
+from .context import Edge
 from .http import SECURITY_HEADERS, Routes, text_response
 from .outbox import Outbox
 
@@ -145,13 +145,7 @@ class HttpConnection(asyncio.Protocol):
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport = cast(asyncio.Transport, transport)
-        enable_keepalive(transport.get_extra_info("socket"))
-        self.outbox = Outbox(
-            transport, self.edge.flusher, self.edge.config.outbox_limit, self._too_slow
-        )
-        peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if peer else ""
+        self.transport, self.outbox, self.address = self.edge.attach(transport, self._too_slow)
         loop = asyncio.get_running_loop()
         self.last_heard = loop.time()
         self.timer = loop.call_later(self.edge.config.handshake_timeout, self._handshake_expired)

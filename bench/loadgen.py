@@ -202,7 +202,7 @@ async def fanout(bench: Bench) -> dict[str, Any]:
         peer.count_only()
     for pub in pubs:
         pub.send_next()
-    watchdog = asyncio.ensure_future(unstall(pubs, o.stall))
+    watchdog = asyncio.ensure_future(unstall(pubs, o.stall, o.warmup + o.duration))
     await asyncio.sleep(o.warmup)
     before = sum(p.delivered() for p in receivers)
     reads_before = sum(p.reads for p in receivers)
@@ -248,10 +248,12 @@ def designated_handler(
     return on_text
 
 
-async def unstall(pubs: Sequence[Publisher], stall: float) -> None:
+async def unstall(pubs: Sequence[Publisher], stall: float, seconds: float) -> None:
+    """For ``seconds``: a publisher whose message was not seen for ``stall`` s sends the next."""
     limit = int(stall * 1e9)
-    while True:
-        await asyncio.sleep(min(0.5, stall / 2))
+    step = min(0.5, stall / 2)
+    for _ in range(int(seconds / step) + 1):
+        await asyncio.sleep(step)
         now = time.perf_counter_ns()
         for pub in pubs:
             if pub.running and now - pub.sent_at > limit:

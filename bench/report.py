@@ -117,9 +117,23 @@ def fanout_table(rows: Sequence[Row], cores: tuple[int, int] | None) -> list[str
     if cores:
         cols.append(("server core %", lambda t: fmt(core(rows, t, s, cores[0]))))
         cols.append(("generator core %", lambda t: fmt(core(rows, t, s, cores[1]))))
-    cols.append(("generator CPU %", lambda t: fmt(med(v("loadgen_cpu_pct")(t)))))
+    cols.append(("generator CPU %", lambda t: busy(med(v("loadgen_cpu_pct")(t)))))
     cols.append(("other load %", lambda t: fmt(med(contention(rows, t, s)))))
-    return table(rows, s, cols)
+    body = table(rows, s, cols)
+    if any("(!)" in line for line in body):
+        body += ["", GENERATOR_BUSY]
+    return body
+
+
+GENERATOR_BUSY = (
+    "(!) the generator process used 90% of its core or more: the kernel's per-segment work of "
+    "loopback TCP lands on both cores, so both sides ran out together and the figure is a lower "
+    "bound of what the server could deliver to a faster client."
+)
+
+
+def busy(pct: float | None) -> str:
+    return fmt(pct) + (" (!)" if pct is not None and pct >= 90 else "")
 
 
 def other_load(row: Row) -> float:

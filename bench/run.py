@@ -124,14 +124,16 @@ def machine(pinned: tuple[int, int] | None) -> dict[str, str]:
     }
 
 
+def output(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
 def build_of(src: Path) -> str:
     """The git commit the measured ChatSupport comes from, '+dirty' if src/ has changes."""
     git = ["git", "-C", str(src)]
     try:
-        head = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()  # fmt: skip
-        dirty = subprocess.run([*git, "status", "--porcelain", "--", "."], capture_output=True,
-                               text=True, timeout=10).stdout.strip()  # fmt: skip
+        head = output([*git, "log", "-1", "--format=%h %s", "--", "."])
+        dirty = output([*git, "status", "--porcelain", "--", "."])
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (head or "unknown") + (" +dirty" if dirty else "")
@@ -285,6 +287,9 @@ def parse_args() -> argparse.Namespace:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--quick", action="store_true", help="smoke run, seconds")
     which.add_argument("--full", action="store_true", help="the measured figures")
+    which.add_argument(
+        "--rewrite", type=Path, metavar="JSON", help="only redo the tables from raw results"
+    )
     p.add_argument("--runs", type=int, help="runs per target (full: 3)")
     p.add_argument("--targets", help="comma-separated, of: " + ",".join(t.name for t in TARGETS))
     p.add_argument("--scenarios", help="comma-separated, of: " + ",".join(targets.ALL))
@@ -295,6 +300,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.rewrite:
+        saved = json.loads(args.rewrite.read_text())
+        render(args.out or REPO / "docs" / "benchmarks.md", saved["rows"], saved["meta"], True)
+        return 0
     mode = QUICK if args.quick else FULL
     runs = max(1, min(args.runs or mode.runs, 20))
     raise_fd_limit()
@@ -354,10 +363,15 @@ def write_outputs(
     out: Path = args.out or (
         REPO / "docs" / "benchmarks.md" if mode is FULL else RESULTS / "quick.md"
     )
-    plots = report.plot(rows, out.parent, out.stem) if mode is FULL else []
-    block = report.results_block(rows, meta, [p.name for p in plots])
-    report.write(out, block, "# Benchmarks\n\nSee docs/benchmarks.md for the method.\n")
+    render(out, rows, meta, plots=mode is FULL)
     print(f"wrote {out} and {raw}", file=sys.stderr)
+
+
+def render(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], plots: bool) -> None:
+    """The results block of ``out`` (and plots beside it, if asked and matplotlib is there)."""
+    made = report.plot(rows, out.parent, out.stem) if plots else []
+    block = report.results_block(rows, meta, [p.name for p in made])
+    report.write(out, block, "# Benchmarks\n\nSee docs/benchmarks.md for the method.\n")
 
 
 if __name__ == "__main__":

@@ -445,7 +445,7 @@ class Chat:
         """Checks, then the handler; Refused propagates to `handle`."""
         handler = HANDLERS.get(type(request))
         if handler is None:
-            raise Refused("unavailable", f"{request.__struct_config__.tag} is not available yet")
+            raise Refused("unavailable", f"{request.__struct_config__.tag} is not available")
         for check in CHECKS:
             check(self, link, request)
         await handler(self, link, request)

@@ -477,17 +477,17 @@ class Chat:
             link = session.link
             if link is None:
                 continue
+            out = event
             if session.uid == sender:
-                if is_message and link.sink.interface == "json":
-                    own = msgspec.structs.replace(event, ref=ref) if ref else event
-                    self._deliver(session, link, room, own)
-                continue  # no echo on the text interface; presence is for the others
-            if hidden or (session.ignored and sender in session.ignored):
+                if not is_message or link.sink.interface != "json":
+                    continue  # no echo on the text interface; presence is for the others
+                out = msgspec.structs.replace(event, ref=ref) if ref else event
+            elif hidden or (session.ignored and sender in session.ignored):
                 continue
             if session.replay is None:
-                link.sink.send(event)
+                link.sink.send(out)
             else:
-                session.replay.append((room, event))
+                session.replay.append((room, out))  # held behind a resume's replay
         if is_message:
             self.count("messages_delivered", len(members))
 
@@ -505,12 +505,6 @@ class Chat:
             held, session.replay = session.replay or [], None
             for _, event in held:
                 self.send(session.link, event)
-
-    def _deliver(self, session: Session, link: Link, room: str, event: ev.Event) -> None:
-        if session.replay is not None:
-            session.replay.append((room, event))
-        else:
-            link.sink.send(event)
 
     def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
         """From the broker. A DIRECT_HOOK may take the event over (matching enters the room a

@@ -387,11 +387,6 @@ async def test_who_may_listen_talk_and_see_the_queue(tmp_path: Path) -> None:
         off = await lis.request({"type": "listen", "on": False}, "notice")
         assert "current chat(s) go on" in off["text"]
 
-    async with serving(tmp_path, probation_seconds=3600) as server:
-        newcomer = await WsClient.open(server.http_port)
-        refused = await newcomer.request({"type": "talk"}, "error")
-        assert refused["code"] == "forbidden"
-
 
 async def test_one_to_one_through_netcat(tmp_path: Path) -> None:
     async with serving(tmp_path) as server:
@@ -461,4 +456,25 @@ async def test_one_to_one_through_netcat(tmp_path: Path) -> None:
         await first.expect("-- you are number 1 in the queue for a listener")
         await first.expect(
             lambda s: s.startswith(f"-- you are now talking privately with {lis.name}")
+        )
+
+
+async def test_a_newcomer_in_distress_reaches_a_listener_at_once(tmp_path: Path) -> None:
+    """Probation shrinks a newcomer's budget in group rooms, never their access to help."""
+    async with serving(tmp_path, probation_seconds=3600) as server:
+        lis = await listener(server)
+        newcomer = await WsClient.open(server.http_port)
+        await newcomer.request(
+            {"type": "say", "room": "lobby", "text": "i just want to die"}, "message"
+        )
+        queued = await newcomer.request({"type": "talk"}, "queue")
+        assert queued["position"] == 1
+        matched = await newcomer.expect("matched")
+        assert matched["partner"]["uid"] == lis.uid
+        await lis.expect("matched")
+
+        tcp = await TextClient.open(server.tcp_port)  # the same on netcat
+        await tcp.send("/talk")
+        assert await tcp.expect(lambda s: "queue" in s) == (
+            "-- you are number 1 in the queue for a listener"
         )

@@ -28,7 +28,7 @@ SERVE_HELP = {
     "new_conns_per_address": "new connections per address per 10 minutes",
     "resources_file": "crisis help lines, TOML (default: the packaged file)",
     "crisis_phrases_file": "crisis phrase list (default: the packaged English list)",
-    "probation_seconds": "how long newcomers have a smaller budget and cannot /talk (300)",
+    "probation_seconds": "how long newcomers have a smaller message budget in group rooms (300)",
     "report_retention": "seconds reports and their evidence are kept (86400)",
 }
 

@@ -57,7 +57,7 @@ class Config:
     crisis_phrases_file: str | None = None
     crisis_repeat_seconds: float = 300.0  # one resources notice/alert per person per this
     # --- moderation and flood control
-    probation_seconds: float = 300.0  # new arrivals: a smaller budget, no one-to-one chats
+    probation_seconds: float = 300.0  # newcomers: smaller budget, never less help
     probation_share: float = 0.5  # their share of the message budget (rate and burst)
     flood_strikes: int = 5  # this many `rate_limited` within `flood_window` ...
     flood_window: float = 60.0

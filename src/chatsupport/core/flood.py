@@ -2,8 +2,8 @@
 
 New arrivals are on probation for their first `probation_seconds`: their message budget
 is `probation_share` of the normal one (the text interface reads them more slowly, the
-WebSocket answers `rate_limited`), and `Moderation.on_probation` keeps them from starting
-one-to-one chats. Staff are never on probation. Someone `rate_limited` `flood_strikes`
+WebSocket answers `rate_limited`); it never keeps them from a listener (`/talk`).
+Staff are never on probation. Someone `rate_limited` `flood_strikes`
 times within `flood_window` is muted for `flood_mute_seconds`, told why, and moderators
 get `alert {kind: "flood"}`.
 """

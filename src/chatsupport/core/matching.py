@@ -21,7 +21,6 @@ enters the private room on the node that holds them (a `matched` through `broker
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -63,7 +62,6 @@ from .match_state import (
     withdraw_slots,
     write_profile,
 )
-from .moderation import moderation_of
 from .names import name_key
 from .rooms import PRIVATE_PREFIX, is_private, normalise_room
 from .session import Link, Session
@@ -102,11 +100,6 @@ async def prioritise(chat: Chat, session: Session) -> None:
         await _tell_positions(chat, state)
 
 
-def on_probation(chat: Chat, session: Session) -> bool:
-    """Newcomers (moderation's probation rule) do not start one-to-one chats yet."""
-    return moderation_of(chat).on_probation(session, chat.clock())
-
-
 # ---- requests ------------------------------------------------------------------------------
 @handles(rq.Talk)
 async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
@@ -120,13 +113,8 @@ async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
     current = state.seeker_chat(session.uid)
     if current is not None:
         raise Refused("bad_request", f"you are already talking with a listener in #{current.room}")
-    if on_probation(chat, session):
-        left = chat.config.probation_seconds - (chat.clock() - session.created)
-        raise Refused(
-            "forbidden",
-            f"one-to-one chats open to newcomers after a short wait ({math.ceil(left / 60)} "
-            "min left); #lobby is here meanwhile, and /resources lists help lines",
-        )
+    # No probation here: a newcomer may need a listener from their first second
+    # (CONTRACT §8). Probation only shrinks their budget in group rooms (flood.py).
     await write_profile(chat, state, session)  # before the queue: others match from it
     priority = 0 if session.crisis else 1
     position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)

@@ -3,8 +3,9 @@
 Moderators (role `mod`) kick, mute, shadow-mute, ban (by session and by the keyed hash
 of the network address), unban, announce, put a room in slow mode and lock it. This
 module also holds the state flood.py works on (automatic mutes, probation):
-`Moderation.on_probation(session, now)` tells other features (one-to-one matching) who
-is still new. Reports live in reports.py, crisis support in safety.py.
+`Moderation.on_probation(session, now)` tells flood control who is still new (a smaller
+budget in group rooms only; never less access to a listener).
+Reports live in reports.py, crisis support in safety.py.
 
 The state is shared by every node through the broker's flags, each with its expiry as
 a TTL, and read from a local cache kept fresh by signals (modstate.py). A moderator on

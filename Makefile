@@ -1,8 +1,9 @@
-.PHONY: install serve test tests tests-redis style types bench-quick bench
+.PHONY: install serve test tests tests-redis style types upgrade-deps check-lowest bench-quick bench
 
 install:
 	[ -x .venv/bin/python ] || python3 -m venv .venv
-	.venv/bin/python -m pip install -q -e ".[test,fast]"
+	.venv/bin/python -m pip install -q --require-hashes -r requirements/test.txt
+	.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 
 serve: install
 	.venv/bin/chatsupport serve
@@ -23,6 +24,14 @@ style:
 
 types:
 	.venv/bin/mypy
+
+# Refresh the lock (requirements/test.txt) to today's releases, then run the whole suite.
+upgrade-deps:
+	./scripts/upgrade-deps
+
+# mypy and the suite on the lowest runtime versions pyproject.toml admits.
+check-lowest:
+	./scripts/check-lowest
 
 bench-quick:
 	.venv/bin/python bench/run.py --quick

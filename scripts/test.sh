@@ -24,10 +24,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# --- Python environment
+# --- Python environment: exactly the locked versions (requirements/test.txt, with hashes),
+# so the same commit checks the same on every machine; scripts/upgrade-deps refreshes it.
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,fast]"
+.venv/bin/python -m pip install -q --require-hashes -r requirements/test.txt
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 
 # --- JavaScript: axe-core for the accessibility tests, Node's ws for the benchmark smoke
 for dir in tests/js bench/node; do

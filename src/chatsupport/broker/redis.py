@@ -342,8 +342,11 @@ class RedisBroker:
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
+            # redis-py < 6 leaves aclose() untyped and later versions type it: calling it
+            # through a typed name checks the same on every version we accept.
+            close: Callable[[], Awaitable[None]] = pubsub.aclose
             with contextlib.suppress(*DOWN, RedisError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await close()
 
     async def _listen(self) -> None:
         pubsub = self._pubsub

@@ -111,11 +111,12 @@ class Contact:
 
     def href(self) -> str:
         """The link that reaches this contact: tel:, sms: (with the keyword), or the URL."""
+        number = self.value.replace("#", "%23")  # a bare # would start a URL fragment
         if self.kind == "call":
-            return f"tel:{self.value}"
+            return f"tel:{number}"
         if self.kind == "text":
             body = f"?body={quote(self.body, safe='')}" if self.body else ""
-            return f"sms:{self.value}{body}"
+            return f"sms:{number}{body}"
         return self.value
 
     def to_dict(self) -> dict[str, Any]:

@@ -91,7 +91,11 @@ async def test_crisis_on_the_text_interface(server: ChatServer) -> None:
     assert await person.expect(lambda s: s.startswith("-- Help lines")) == (
         "-- Help lines for United States:"
     )
-    assert "988" in await person.line()
+    assert await person.line() == (
+        "-- 988 Suicide & Crisis Lifeline: call 988 · text 988 · 24/7 · English, Spanish"
+        " · https://988lifeline.org (Call, text or chat)"
+    )
+    assert (await person.line()).startswith("-- Crisis Text Line: text HOME to 741741 · 24/7")
     await tcp_sync(person)
     await person.send("i keep thinking about suicde")  # misspelt on purpose
     assert await other.expect(lambda s: "suicde" in s) == (

@@ -310,8 +310,8 @@ def test_resource_to_line() -> None:
         notes="Call, text or chat",
     )
     assert full.to_line() == (
-        "Lifeline: call 13 11 14 · text 0477 13 11 14 (noon to 2am)"
-        " · https://www.lifeline.org.au · 24/7 · English (Call, text or chat)"
+        "Lifeline: call 13 11 14 · text 0477 13 11 14 (noon to 2am) · 24/7 · English"
+        " · https://www.lifeline.org.au (Call, text or chat)"
     )
     web = Contact("web", "https://x.org/")
     assert web.label == "x.org"

@@ -193,8 +193,10 @@ class Resource:
 
     def to_line(self) -> str:
         """One plain-text line: ``Samaritans: call 116 123 · 24/7 · https://... (notes)``."""
-        parts = [c.to_text() for c in self.contacts]
+        # Numbers, then when and in which languages, then addresses (as the old free text read).
+        parts = [c.to_text() for c in self.contacts if c.kind in ("call", "text")]
         parts += [x for x in (self.hours, ", ".join(self.languages)) if x]
+        parts += [c.to_text() for c in self.contacts if c.kind in ("web", "chat")]
         line = f"{self.name}: {' · '.join(parts)}"
         return line if self.notes is None else f"{line} ({self.notes})"
 

@@ -91,7 +91,11 @@ async def test_crisis_on_the_text_interface(server: ChatServer) -> None:
     assert await person.expect(lambda s: s.startswith("-- Help lines")) == (
         "-- Help lines for United States:"
     )
-    assert "988" in await person.line()
+    assert await person.line() == (
+        "-- 988 Suicide & Crisis Lifeline: call 988 · text 988 · 24/7 · English, Spanish"
+        " · https://988lifeline.org (Call, text or chat)"
+    )
+    assert (await person.line()).startswith("-- Crisis Text Line: text HOME to 741741 · 24/7")
     await tcp_sync(person)
     await person.send("i keep thinking about suicde")  # misspelt on purpose
     assert await other.expect(lambda s: "suicde" in s) == (
@@ -149,7 +153,8 @@ async def test_operator_files_replace_the_shipped_ones(tmp_path: Path) -> None:
     phrases.write_text("# ours\nfeeling hopeless\n")
     resources = tmp_path / "resources.toml"
     resources.write_text(
-        'version = 1\n[[resource]]\nregion = "INT"\nname = "Our Line"\nphone = "0800 000"\n'
+        'version = 2\n[[resource]]\nregion = "INT"\nname = "Our Line"\n'
+        'contacts = [{ kind = "call", value = "0800000", label = "0800 000" }]\n'
     )
     server = await start_server(crisis_phrases_file=str(phrases), resources_file=str(resources))
     try:
@@ -161,43 +166,60 @@ async def test_operator_files_replace_the_shipped_ones(tmp_path: Path) -> None:
         )
         notice = await expect_kind(person, "resources")
         assert [r["line"] for r in notice["resources"]] == ["Our Line: call 0800 000"]
+        (contact,) = notice["resources"][0]["contacts"]
+        assert (contact["kind"], contact["value"], contact["label"]) == (
+            "call",
+            "0800000",
+            "0800 000",
+        )
     finally:
         await server.stop()
 
 
 async def test_a_broken_resources_file_stops_the_start(tmp_path: Path) -> None:
     broken = tmp_path / "resources.toml"
-    broken.write_text("version = 1\n")
+    broken.write_text("version = 2\n")
     with pytest.raises(ResourcesError, match="no \\[\\[resource\\]\\]"):
         await start_server(resources_file=str(broken))
 
 
-def test_the_command_line_names_a_broken_phrases_file(tmp_path: Path) -> None:
-    empty = tmp_path / "phrases.txt"
-    empty.write_text("# nothing here\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chatsupport",
-            "serve",
-            "--tcp-port",
-            "0",
-            "--http-port",
-            "0",
-            "--crisis-phrases-file",
-            str(empty),
-        ],
+def _serve(*flags: str) -> subprocess.CompletedProcess[str]:
+    """`chatsupport serve` with a file that must stop it before it listens."""
+    command = ["chatsupport", "serve", "--tcp-port", "0", "--http-port", "0", *flags]
+    return subprocess.run(
+        [sys.executable, "-m", *command],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         timeout=30,
         check=False,
     )
+
+
+def test_the_command_line_names_a_broken_phrases_file(tmp_path: Path) -> None:
+    empty = tmp_path / "phrases.txt"
+    empty.write_text("# nothing here\n")
+    done = _serve("--crisis-phrases-file", str(empty))
     assert done.returncode == 2
     assert (
         done.stderr.startswith("chatsupport: bad configuration:") and "phrases.txt" in done.stderr
     )
+
+
+def test_the_command_line_names_the_entry_of_a_broken_resources_file(tmp_path: Path) -> None:
+    """An operator's help line that glues two numbers together never reaches anyone."""
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        'version = 2\n[[resource]]\nregion = "INT"\nname = "Directory"\n'
+        'contacts = [{ kind = "web", value = "https://example.org" }]\n'
+        '[[resource]]\nregion = "GB"\nname = "Emergency"\n'
+        'contacts = [{ kind = "call", value = "999 or 112" }]\n'
+    )
+    done = _serve("--resources-file", str(mine))
+    assert done.returncode == 2
+    assert done.stderr.startswith("chatsupport: bad configuration:"), done.stderr
+    assert f"{mine}: resource 2 (Emergency): contact 1: value '999 or 112'" in done.stderr
+    assert "listening on" not in done.stdout
 
 
 async def test_crisis_in_a_one_to_one_chat_stays_private(server: ChatServer) -> None:

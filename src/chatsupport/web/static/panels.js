@@ -9,7 +9,7 @@ import { activate, announce, hideFrom, onMessageAction, unhideFrom } from "./vie
 const FALLBACK_RESOURCES = [
   {
     name: "Find A Helpline",
-    url: "https://findahelpline.com",
+    contacts: [{ kind: "web", value: "https://findahelpline.com", label: "findahelpline.com" }],
     notes: "Free, confidential helplines in many countries, searchable by topic",
   },
 ];
@@ -90,22 +90,41 @@ export function showResources(resources, list = $("resources")) {
   for (const entry of resources) list.append(resourceNode(entry));
 }
 
+// One button or link per contact, built from the contact's exact `value` (CONTRACT §8: help
+// lines are exact). Never pick digits out of a label or any other text: "999 or 112" once
+// became tel:999112 that way.
+const DIALLABLE = /^(?:\+[1-9][0-9]{5,14}|[*#]?[0-9][0-9*#]{1,19})$/;
+
 function resourceNode(entry) {
-  const li = el("li", { class: "resource" }, el("strong", { text: entry.name || entry.line || "Help line" }));
+  const li = el("li", { class: "resource" }, el("strong", { text: entry.name || "Help line" }));
   const ways = el("p", { class: "ways" });
-  if (entry.phone) {
-    const digits = String(entry.phone).replace(/[^0-9+]/g, "");
-    ways.append(el("a", { class: "btn call", href: `tel:${digits}`, text: `Call ${entry.phone}` }));
-  }
-  if (entry.sms) ways.append(el("span", { class: "sms", text: `Text ${entry.sms}` }));
-  if (entry.url && /^https?:\/\//i.test(entry.url)) {
-    const shown = entry.url.replace(/^https?:\/\//i, "").replace(/\/$/, "");
-    ways.append(el("a", { href: entry.url, target: "_blank", rel: "noopener noreferrer", text: shown }));
+  for (const contact of entry.contacts || []) {
+    const link = contactLink(entry, contact);
+    if (!link) continue;
+    const extra = [contact.hours, (contact.languages || []).join(", ")].filter(Boolean).join(", ");
+    ways.append(extra ? el("span", { class: "way" }, link, el("span", { class: "hint", text: ` (${extra})` })) : link);
   }
   if (ways.childElementCount) li.append(ways);
-  const details = [entry.hours, entry.notes].filter(Boolean).join(" · ");
+  else if (entry.line) li.append(el("p", { text: entry.line })); // nothing safe to link: say it
+  const details = [entry.hours, (entry.languages || []).join(", "), entry.notes].filter(Boolean).join(" · ");
   if (details) li.append(el("p", { class: "hint", text: details }));
   return li;
+}
+
+function contactLink(entry, { kind, value, label, body }) {
+  const shown = label || value;
+  if (kind === "call" || kind === "text") {
+    if (!DIALLABLE.test(value || "")) return null;
+    const number = value.replace(/#/g, "%23"); // a bare # would start a URL fragment
+    const call = kind === "call";
+    const text = call ? `Call ${shown}` : body ? `Text ${body} to ${shown}` : `Text ${shown}`;
+    const href = call ? `tel:${number}` : `sms:${number}${body ? `?body=${encodeURIComponent(body)}` : ""}`;
+    return el("a", { class: `btn ${kind}`, href, text, "aria-label": `${text} (${entry.name})` });
+  }
+  if ((kind === "web" || kind === "chat") && /^https?:\/\//i.test(value || "")) {
+    return el("a", { class: kind, href: value, target: "_blank", rel: "noopener noreferrer", text: shown });
+  }
+  return null;
 }
 
 // ---- rooms ----------------------------------------------------------------------------------

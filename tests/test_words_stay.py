@@ -75,12 +75,16 @@ async def test_terminal_restart_during_a_private_chat_sends_nothing_to_the_lobby
         await term.expect("*** goodbye (server shutdown)")
         await term.expect("-- reconnecting in")
         term.type(PRIVATE)  # typed inside the private chat, while the server is down
+        term.type("/auth not-a-real-token")  # a secret: never repeated, never kept
         restarted = await start_server(http_port=port, tokens_file=tokens)
         bystander = await WsClient.open(restarted.http_port)
         await term.expect("-- could not resume; you are now ")
-        note = await term.expect("!! Not sent:")
+        note = await term.expect(f"!! Not sent: “{PRIVATE}”:")
         assert "no longer in the private chat" in note and "Enter sends it to #lobby" in note
+        await term.expect("!! Not run: /auth … (you are no longer in the private chat)")
         await term.expect(f"#lobby> {PRIVATE}")  # the words are back on the input line
+        notes = [line for line in term.screen.splitlines() if "!!" in line]
+        assert "not-a-real-token" not in str(notes)
         clear_line(term)
         said = await lobby_hears_only(term, bystander, "hello lobby")
         assert said["id"] == 1  # the first message #lobby ever had on this server
@@ -125,7 +129,7 @@ async def test_terminal_private_chat_ended_while_away_keeps_the_line(
         term.type(PRIVATE)  # before the client can come back (its first retry is >= 0.4 s)
         await lis.request({"type": "leave", "room": room}, "left")
         await term.expect(f"-- the private chat #{room} ended")
-        await term.expect("!! Not sent: you are no longer in the private chat")
+        await term.expect(": you are no longer in the private chat. Kept for you")
         await term.expect(f"#lobby> {PRIVATE}")
         clear_line(term)
         await lobby_hears_only(term, bystander, "hello lobby")

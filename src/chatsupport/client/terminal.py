@@ -233,15 +233,17 @@ class Client:
 
     def _hold(self, line: Line, why: str) -> None:
         """Not sent: say so, and keep the words for the person to send or clear."""
-        verb = "run" if line.command else "sent"
+        verb, does = ("run", "runs it in") if line.command else ("sent", "sends it to")
+        what = shown_line(line.text)
         if secret(line.text):  # a token is never shown again nor kept
-            self.show(f"!! Not {verb}: {shown_line(line.text)} ({why}); type it again if needed.")
-        elif not self.interactive:
-            self.show(f"!! Not {verb} ({why}): {line.text}")
+            self.show(f"!! Not {verb}: {what} ({why}); type it again if needed.")
+        elif not self.interactive:  # a script's output is where the words are kept
+            self.show(f"!! Not {verb} ({why}): {what}")
         else:
-            where = f" sends it to {place(self.state.current)}" if self.state.current else ""
+            short = what if len(what) <= 40 else what[:39] + "…"
+            where = f" {does} {place(self.state.current)}" if self.state.current else ""
             self.show(
-                f"!! Not {verb}: {why}. Kept for you on the input line: "
+                f"!! Not {verb}: “{short}”: {why}. Kept for you on the input line: "
                 f"Enter{where or ' sends it'}, Ctrl-U clears it."
             )
             self.held.append(line.text)

@@ -12,12 +12,18 @@ import os
 from pathlib import Path
 from typing import cast
 
+import pytest
+from playwright.async_api import Browser, Page, WebSocket, expect
+
 from chatsupport import ChatServer
 from chatsupport.transport.ws import HttpConnection
 
-from .helpers import WsClient, start_server
+from .helpers import WsClient, eventually, start_server
 from .mod_helpers import LISTENER_TOKEN, write_tokens
 from .test_client import Terminal, url
+from .test_web import browser, link_of, no_page_errors, open_page, page_session, say
+
+__all__ = ["browser"]  # the fixture, shared with the other browser tests
 
 PRIVATE = "words for the listener only"
 
@@ -136,3 +142,119 @@ async def test_terminal_private_chat_ended_while_away_keeps_the_line(
         assert PRIVATE not in str(bystander.backlog)
     finally:
         await term.close()
+
+
+# ---- the web page ------------------------------------------------------------------------------
+def record_sent(page: Page) -> list[str]:
+    """Every WebSocket frame the page sends, from now on (whatever socket it opens)."""
+    sent: list[str] = []
+
+    def watch(socket: WebSocket) -> None:
+        socket.on("framesent", lambda payload: sent.append(str(payload)))
+
+    page.on("websocket", watch)
+    return sent
+
+
+async def page_in_private_chat(browser: Browser, server: ChatServer) -> tuple[Page, WsClient, str]:
+    lis = await listener(server)
+    page = await open_page(browser, server)
+    await page.locator("#talk-btn").click()
+    room = str((await lis.expect("matched"))["room"])
+    private = page.get_by_role("tab", name=f"Private: {lis.name}")
+    await expect(private).to_have_attribute("aria-selected", "true")
+    await say(page, "hello listener")
+    assert (await lis.expect("message", text="hello listener"))["room"] == room
+    return page, lis, room
+
+
+async def type_offline(page: Page, text: str) -> None:
+    """Typed and sent while the connection is down: it waits in the log as Sending…"""
+    await expect(page.locator("html")).not_to_have_attribute("data-conn", "online")
+    await say(page, text)
+    await expect(page.locator(".pending", has_text=text)).to_have_count(1)
+
+
+@pytest.mark.browser
+async def test_page_restart_during_a_private_chat_sends_nothing_to_the_lobby(
+    browser: Browser, tmp_path: Path
+) -> None:
+    tokens = write_tokens(tmp_path)
+    server = await start_server(tokens_file=tokens)
+    port = server.http_port
+    restarted: ChatServer | None = None
+    try:
+        page, _, room = await page_in_private_chat(browser, server)
+        sent = record_sent(page)
+        await server.stop()
+        await type_offline(page, PRIVATE)
+        restarted = await start_server(http_port=port, tokens_file=tokens)
+        bystander = await WsClient.open(restarted.http_port)
+        await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+        box, error = page.locator("#composer-input"), page.locator("#composer-error")
+        await expect(box).to_have_value(PRIVATE)  # the words are back in the box
+        await expect(error).to_contain_text("Not sent: the private conversation ended")
+        await expect(error).to_contain_text("#lobby")  # where the box would send them now
+        await expect(page.locator(".pending")).to_have_count(0)
+        assert not [frame for frame in sent if PRIVATE in frame]  # sent nowhere
+        await say(page, "hello lobby")  # the person's choice: other words, for #lobby
+        said = await bystander.expect("message", text="hello lobby")
+        assert said["id"] == 1  # the first message #lobby ever had on this server
+        assert PRIVATE not in str(bystander.backlog)
+        assert not [frame for frame in sent if PRIVATE in frame]
+        assert room not in str([frame for frame in sent if '"say"' in frame])
+        no_page_errors(page)
+    finally:
+        if restarted is not None:
+            await restarted.stop()
+        else:
+            await server.stop()
+
+
+@pytest.mark.browser
+async def test_page_private_chat_ended_while_away_keeps_the_words(
+    browser: Browser, staff_server: ChatServer
+) -> None:
+    server = staff_server
+    page, lis, room = await page_in_private_chat(browser, server)
+    sent = record_sent(page)
+    await page.context.set_offline(True)  # no reconnect can happen meanwhile
+    session = page_session(server, lis.uid)
+    cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+    assert await eventually(lambda: session.link is None)
+    await type_offline(page, PRIVATE)
+    await type_offline(page, "and one more thing")
+    await lis.request({"type": "leave", "room": room}, "left")
+    await page.context.set_offline(False)
+    await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+    box = page.locator("#composer-input")
+    await expect(box).to_have_value(f"{PRIVATE}\nand one more thing")  # both kept, in order
+    await expect(page.locator("#composer-error")).to_contain_text("Not sent")
+    await expect(page.locator(".pending")).to_have_count(0)
+    await lis.request({"type": "ping"}, "pong")
+    assert PRIVATE not in str(lis.backlog)
+    assert not [frame for frame in sent if PRIVATE in frame]
+    no_page_errors(page)
+
+
+@pytest.mark.browser
+async def test_page_resume_keeps_words_in_their_private_chat(
+    browser: Browser, staff_server: ChatServer
+) -> None:
+    server = staff_server
+    page, lis, room = await page_in_private_chat(browser, server)
+    bystander = await WsClient.open(server.http_port)
+    await page.context.set_offline(True)
+    session = page_session(server, lis.uid, bystander.uid)
+    cast(HttpConnection, link_of(session).sink).transport.abort()  # type: ignore[union-attr]
+    assert await eventually(lambda: session.link is None)
+    await type_offline(page, "first while away")
+    await page.get_by_role("tab", name="#lobby").click()  # another tab is shown meanwhile
+    await page.context.set_offline(False)
+    await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+    said = await lis.expect("message", text="first while away")
+    assert said["room"] == room
+    await expect(page.locator(".pending")).to_have_count(0)
+    await bystander.request({"type": "ping"}, "pong")
+    assert "while away" not in str(bystander.backlog)
+    no_page_errors(page)

@@ -74,15 +74,15 @@ class Line:
 
     @property
     def command(self) -> bool:
-        """Run by the server rather than said (`/me` is said; `//x` says `/x`)."""
-        text = self.text.lstrip()
+        """Run by the server rather than said (`/me` is said; `//x` says `/x`), decided as the
+        server decides it."""
+        text = self.text
         return text.startswith("/") and not text.startswith("//") and not is_me(text)
 
     @property
     def said(self) -> str:
         """The text a room shows for it (a replay is recognised by it)."""
-        text = self.text.lstrip()
-        return text[3:].strip() if is_me(text) else self.text.removeprefix("/")
+        return self.text[3:].strip() if is_me(self.text) else self.text.removeprefix("/")
 
 
 def is_me(text: str) -> bool:
@@ -90,7 +90,7 @@ def is_me(text: str) -> bool:
 
 
 def secret(text: str) -> bool:
-    """A line carrying a token: never shown again, never kept."""
+    """A line carrying a token: never shown again, never kept (leading blanks too, to be safe)."""
     return text.lstrip().lower().startswith("/auth")
 
 

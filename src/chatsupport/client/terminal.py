@@ -11,6 +11,11 @@ It prints what arrives as the text interface does (`<name> text`, `* name waves`
 server replays what was missed (each message once: ids below what was seen are dropped),
 and a line that was sent but never confirmed is sent again unless the replay shows it
 arrived.
+
+Words stay where they were typed: each line is bound to the room that was current when it was
+typed (and to who typed it). If that room is gone by the time the line can be sent (the server
+restarted, the resume failed, the private chat ended while away), the line is sent nowhere:
+the person is told, and gets the words back on the input line to send or clear.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..core import events as ev
+from ..core.rooms import is_private
 from ..core.text import clean
 from ..transport.render_text import render
 
@@ -58,6 +64,44 @@ def ws_url(url: str, resume: bool) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path or "/ws", query, ""))
 
 
+@dataclass(frozen=True)
+class Line:
+    """A typed line and where it was typed: it goes there or nowhere."""
+
+    text: str
+    room: str | None  # the room current when it was typed
+    uid: str  # who typed it; "" before the first welcome (then there was no place to bind to)
+
+    @property
+    def command(self) -> bool:
+        """Run by the server rather than said (`/me` is said; `//x` says `/x`), decided as the
+        server decides it."""
+        text = self.text
+        return text.startswith("/") and not text.startswith("//") and not is_me(text)
+
+    @property
+    def said(self) -> str:
+        """The text a room shows for it (a replay is recognised by it)."""
+        return self.text[3:].strip() if is_me(self.text) else self.text.removeprefix("/")
+
+
+def is_me(text: str) -> bool:
+    return text[:4].lower() == "/me " or text.strip().lower() == "/me"
+
+
+def secret(text: str) -> bool:
+    """A line carrying a token: never shown again, never kept (leading blanks too, to be safe)."""
+    return text.lstrip().lower().startswith("/auth")
+
+
+def shown_line(text: str) -> str:
+    return "/auth …" if secret(text) else text
+
+
+def place(room: str) -> str:
+    return "the private chat" if is_private(room) else f"#{room}"
+
+
 @dataclass
 class State:
     """Who we are and where we got to: everything a reconnect needs."""
@@ -68,7 +112,7 @@ class State:
     rooms: list[str] = field(default_factory=list)
     current: str | None = None
     seen: dict[str, int] = field(default_factory=dict)  # room -> newest message id seen
-    pending: dict[str, str] = field(default_factory=dict)  # ref -> line not yet confirmed
+    pending: dict[str, Line] = field(default_factory=dict)  # ref -> line not yet confirmed
 
     def enter(self, room: str, last: int = 0) -> None:
         if room not in self.rooms:
@@ -89,7 +133,9 @@ class Client:
         self.out = out
         self.interactive = interactive
         self.state = State()
-        self.lines: deque[str] = deque()  # typed, not yet sent
+        self.lines: deque[Line] = deque()  # typed, not yet sent
+        self.held: deque[str] = deque()  # typed for a room that is gone: the person decides
+        self.offer: Callable[[], None] = lambda: None  # puts held words on the input line
         self.wake = asyncio.Event()  # a line was added
         self.ready = asyncio.Event()  # welcomed (and resumed): lines may be sent
         self.heard = asyncio.Event()  # a frame arrived (for a script's settling)
@@ -157,21 +203,57 @@ class Client:
                     continue
                 await self._send_line(ws, self.lines.popleft())
 
-    async def _send_line(self, ws: ClientConnection, line: str) -> None:
-        if line.strip().lower() == "/quit":
+    async def _send_line(self, ws: ClientConnection, line: Line) -> None:
+        if line.text.strip().lower() == "/quit":
             self.done = True
             await ws.send(json.dumps({"type": "quit"}))
+            return
+        if not line.uid:  # typed before we were anyone: it belongs where we first are
+            line = Line(line.text, self.state.current, self.state.uid)
+        why = self._gone(line)
+        if why:
+            self._hold(line, why)
             return
         self.refs += 1
         ref = f"t{self.refs}"
         self.state.pending[ref] = line
-        frame = {"type": "say", "room": self.state.current, "text": line, "ref": ref}
+        frame = {"type": "say", "room": line.room, "text": line.text, "ref": ref}
         await ws.send(json.dumps(frame))
 
+    def _gone(self, line: Line) -> str | None:
+        """Why `line` can no longer go where it was typed; None when it still can."""
+        state = self.state
+        if line.room is not None and line.room not in state.rooms:
+            return f"you are no longer in {place(line.room)}"
+        # Another person now (the server forgot us): a command, or a line said in no room
+        # (which the server would put in the new person's room), is not theirs to run.
+        if line.uid != state.uid and (line.command or line.room is None):
+            return "it was typed before the reconnect made you a new person"
+        return None
+
+    def _hold(self, line: Line, why: str) -> None:
+        """Not sent: say so, and keep the words for the person to send or clear."""
+        verb, does = ("run", "runs it in") if line.command else ("sent", "sends it to")
+        what = shown_line(line.text)
+        if secret(line.text):  # a token is never shown again nor kept
+            self.show(f"!! Not {verb}: {what} ({why}); type it again if needed.")
+        elif not self.interactive:  # a script's output is where the words are kept
+            self.show(f"!! Not {verb} ({why}): {what}")
+        else:
+            short = what if len(what) <= 40 else what[:39] + "…"
+            where = f" {does} {place(self.state.current)}" if self.state.current else ""
+            self.show(
+                f"!! Not {verb}: “{short}”: {why}. Kept for you on the input line: "
+                f"Enter{where or ' sends it'}, Ctrl-U clears it."
+            )
+            self.held.append(line.text)
+            self.offer()
+
     def submit(self, line: str) -> None:
-        """A line typed (or read): sent now, or as soon as we are connected again."""
+        """A line typed (or read): sent now, or as soon as we are connected again, to the
+        room current now (never to whichever room is current then)."""
         if line.strip():
-            self.lines.append(line)
+            self.lines.append(Line(line, self.state.current, self.state.uid))
             self.wake.set()
 
     # ---- frames ----------------------------------------------------------------------------
@@ -235,8 +317,7 @@ class Client:
     def _confirm(self, text: str) -> None:
         """A replayed message of ours: the line that became it did arrive; don't resend it."""
         for ref, line in list(self.state.pending.items()):
-            command = line.startswith("/") and not line.startswith("//")
-            if not command and clean(line.removeprefix("/")) == text:
+            if not line.command and clean(line.said) == text:
                 del self.state.pending[ref]
                 return
 
@@ -250,8 +331,8 @@ class Client:
         unsent = list(self.state.pending.values())
         self.state.pending.clear()
         for line in reversed(unsent):  # back to the front of the queue, in order
-            if line.startswith("/") and not line.startswith("//"):
-                self.show(f"!! not sure this reached the server: {line}")
+            if line.command:
+                self.show(f"!! not sure this reached the server: {shown_line(line.text)}")
             else:
                 self.lines.appendleft(line)
         self.ready.set()
@@ -307,11 +388,23 @@ async def _interactive(url: str) -> int:
 
     client = Client(url, lambda line: print(line, flush=True), interactive=True)
     prompt: PromptSession[str] = PromptSession()
+
+    def offer() -> None:
+        """Words not sent (their room is gone) come back on the input line, one at a time,
+        never over what the person is typing."""
+        buffer = prompt.default_buffer
+        if client.held and prompt.app.is_running and not buffer.text:
+            buffer.text = client.held.popleft()
+            buffer.cursor_position = len(buffer.text)
+            prompt.app.invalidate()
+
+    client.offer = offer
     with patch_stdout(raw=True):
         connection = asyncio.create_task(client.run())
         while not connection.done():
+            kept = client.held.popleft() if client.held else ""
             reading = asyncio.create_task(
-                prompt.prompt_async(lambda: f"#{client.state.current or '-'}> ")
+                prompt.prompt_async(lambda: f"#{client.state.current or '-'}> ", default=kept)
             )
             await asyncio.wait({reading, connection}, return_when=asyncio.FIRST_COMPLETED)
             if connection.done():

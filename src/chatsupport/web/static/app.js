@@ -168,11 +168,23 @@ function settleOwn(message) {
   pending = pending.filter((p) => p !== found);
 }
 
+// Each pending message is bound to the room it was typed in: it goes there, or nowhere. A room
+// gone by the time we can send (the server restarted and we are someone new, a private chat
+// ended while we were away) gets nothing: the words come back to the box, with a note.
 function flush() {
-  for (const item of pending) {
-    if (item.state !== "sent" && state.rooms.has(item.room)) transmit(item);
+  for (const item of [...pending]) {
+    if (item.state === "sent") continue; // on its way: the server's answer settles it
+    const room = state.rooms.get(item.room);
+    if (!room || room.ended) fail(item, notSentWhy(item, room));
+    else transmit(item);
   }
-  for (const item of pending.filter((p) => !state.rooms.has(p.room))) fail(item, "Not sent: you are no longer in that room.");
+}
+
+function notSentWhy(item, room) {
+  const gone = !room ? `you are no longer in #${item.room}` : room.private ? "the private conversation ended" : `you are no longer in ${room.label}`;
+  const here = state.rooms.get(state.active);
+  const next = here && !here.ended ? `send them to ${here.label}` : "choose a room to send them to";
+  return `Not sent: ${gone}. Your words are back in the box: ${next}, or clear the box.`;
 }
 
 function transmit(item) {
@@ -184,10 +196,9 @@ function fail(item, message) {
   item.node.remove();
   pending = pending.filter((p) => p !== item);
   const input = $("composer-input");
-  if (!input.value) {
-    input.value = item.text; // give the words back, so nothing typed is lost
-    updateCounter();
-  }
+  // Give the words back, after anything already in the box, so nothing typed is lost.
+  input.value = input.value ? `${input.value}\n${item.text}` : item.text;
+  updateCounter();
   showError(message);
 }
 

@@ -25,6 +25,11 @@ Scenarios (``--scenario``):
            records now - send time of every message (the send time is in the text;
            one process, one clock). Result: p50/p99/max, and how many deliveries
            had not arrived --stall seconds (at least 2) after the last send.
+  open100, open300
+           one busy room as people make it: N receivers, 10 publishers (at most P),
+           100 or 300 msg/s offered in all, open loop; 20 receivers spread over the
+           connection order record latency, the rest only count. Result: p50/p99/max
+           and server CPU per delivery.
   quiet    --rooms rooms of --per-room receivers and one sender each; messages at a
            total --rate, rooms in turn. Result: latency and server CPU.
   idle     --conns connections that say nothing. Result: RSS growth of the server
@@ -55,7 +60,7 @@ from typing import Any
 
 import wire
 from meter import Meter, percentiles, proc_status
-from peers import LinePeer, Peer, RespPeer, WsPeer
+from peers import IrcPeer, LinePeer, Peer, RespPeer, WsPeer
 
 HOST = "127.0.0.1"  # the only address this tool ever connects to
 CONNECT_CONCURRENCY = 200
@@ -102,6 +107,8 @@ class Bench:
             return LinePeer(LOBBY, publisher=publisher)
         if o.wire == "resp":
             return RespPeer(room, publisher=publisher)
+        if o.wire == "irc":
+            return IrcPeer(room, publisher=publisher)
         if o.dialect == "chatsupport":
             return WsPeer(LOBBY, port, "/ws", welcome=True, publisher=publisher)
         return WsPeer(room, port, "/?room=" + room.decode(), welcome=False, publisher=publisher)
@@ -294,27 +301,38 @@ async def paced(senders: Sequence[Peer], rate: float, seconds: float) -> int:
 
 
 async def measure_latency(
-    bench: Bench, senders: Sequence[Peer], receivers: Sequence[Peer], per_message: int
+    bench: Bench,
+    senders: Sequence[Peer],
+    receivers: Sequence[Peer],
+    per_message: int,
+    rate: float | None = None,
+    counted: Sequence[Peer] = (),
 ) -> dict[str, Any]:
+    """Open loop: ``rate`` msg/s whatever the server does; ``receivers`` record latency,
+    ``counted`` receivers only count (their deliveries enter the CPU-per-delivery figure)."""
     o = bench.opts
+    rate = rate or o.rate
     recorder = LatencyRecorder()
     for peer in receivers:
         peer.on_text = recorder
-    for peer in senders:
+    for peer in (*senders, *counted):
         peer.count_only()
-    await paced(senders, o.rate, o.warmup)
+    everyone = [*receivers, *counted]
+    await paced(senders, rate, o.warmup)
     recorder.since = time.perf_counter_ns()
-    before = sum(p.delivered() for p in receivers)
+    before = sum(p.delivered() for p in everyone)
     meter = Meter(o.server_pids)
     meter.start()
-    sent = await paced(senders, o.rate, o.duration)
-    meter.stop()
+    sent = await paced(senders, rate, o.duration)
+    wall = meter.stop()
     expected = sent * per_message
     await poll(lambda: len(recorder.samples) >= expected, max(2.0, o.stall))
-    after = sum(p.delivered() for p in receivers)
+    after = sum(p.delivered() for p in everyone)
+    server_s = meter.result.get("server_cpu_pct", 0.0) * wall / 100
     return {
         "messages_per_s": round(sent / o.duration, 1),
         "deliveries_per_s": round((after - before) / o.duration),
+        "server_us_per_delivery": round(1e6 * server_s / max(1, after - before), 3),
         "undelivered": max(0, expected - len(recorder.samples)),
         **percentiles(recorder.samples),
         **meter.result,
@@ -328,6 +346,34 @@ async def latency(bench: Bench) -> dict[str, Any]:
     if not receivers or not senders or not await bench.barrier(senders[0], receivers, 1):
         return {}
     return await measure_latency(bench, senders, receivers, len(receivers))
+
+
+FEW_PUBLISHERS = 10
+SAMPLED = 20
+
+
+async def open_loop(bench: Bench, rate: float) -> dict[str, Any]:
+    """One busy room as people make it: few publishers, one message at a time offered at
+    ``rate`` msg/s in all (open loop, so little to coalesce), latency sampled at 20
+    receivers spread over the connection order, the others only counted."""
+    o = bench.opts
+    receivers = await bench.connect_many(LOBBY, o.receivers)
+    senders = await bench.connect_many(LOBBY, min(FEW_PUBLISHERS, o.publishers), publisher=True)
+    if not receivers or not senders or not await bench.barrier(senders[0], receivers, 1):
+        return {}
+    step = max(1, len(receivers) // SAMPLED)
+    sampled = receivers[step - 1 :: step][:SAMPLED]
+    others = [p for p in receivers if p not in set(sampled)]
+    result = await measure_latency(bench, senders, sampled, len(sampled), rate, others)
+    return {"rate": rate, "publishers": len(senders), "sampled": len(sampled), **result}
+
+
+async def open100(bench: Bench) -> dict[str, Any]:
+    return await open_loop(bench, 100.0)
+
+
+async def open300(bench: Bench) -> dict[str, Any]:
+    return await open_loop(bench, 300.0)
 
 
 async def quiet(bench: Bench) -> dict[str, Any]:
@@ -404,7 +450,14 @@ async def settle(peers: Sequence[Peer], quiet_for: float, limit: float) -> float
     return time.monotonic() - t0
 
 
-SCENARIOS = {"fanout": fanout, "latency": latency, "quiet": quiet, "idle": idle}
+SCENARIOS = {
+    "fanout": fanout,
+    "latency": latency,
+    "open100": open100,
+    "open300": open300,
+    "quiet": quiet,
+    "idle": idle,
+}
 
 
 async def run(opts: Options, scenario: str) -> dict[str, Any]:
@@ -449,7 +502,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    p.add_argument("--wire", choices=("line", "ws", "resp"), required=True)
+    p.add_argument("--wire", choices=("line", "ws", "resp", "irc"), required=True)
     p.add_argument("--dialect", choices=("query", "chatsupport"), default="query")
     p.add_argument("--port", required=True, help="port, or ports of several nodes: 7777,7778")
     p.add_argument("--scenario", default="fanout", help="one or more of: " + ",".join(SCENARIOS))

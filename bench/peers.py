@@ -25,6 +25,7 @@ import wire
 
 OnText = Callable[[bytes, int], None]
 PUSH: Final = b"*3\r\n$7\r\nmessage\r\n"
+PRIVMSG: Final = b" PRIVMSG #"  # what marks a chat line from an IRC server
 LT: Final = 0x3C  # "<", first byte of a chat line on the TCP interface
 NL: Final = 0x0A
 
@@ -241,6 +242,82 @@ class WsPeer(Peer):
             # Fragmented or binary frames: none of the servers under test send them for
             # messages this small. Say so rather than miscount.
             self.close_reason = f"unexpected frame 0x{b0:02x}"
+            self.transport.abort()
+
+
+class IrcPeer(Peer):
+    """IRC (RFC 1459/2812 client side): register with NICK/USER, JOIN ``#room``, PRIVMSG it.
+
+    Ready when the server ends the channel's NAMES list (366). Server PINGs are answered
+    in both modes, so a long run is never cut for a missed PONG.
+    """
+
+    serial = 0  # unique nicks across every peer of the process
+
+    def __init__(self, room: bytes, *, publisher: bool = False) -> None:
+        super().__init__(room, publisher=publisher)
+        IrcPeer.serial += 1
+        self.nick = b"b%d" % IrcPeer.serial
+        self.buf = b""
+        self.at_line_start = True
+        self.say_prefix = b"PRIVMSG #" + room + b" :"
+
+    def start(self) -> None:
+        self.transport.write(b"NICK " + self.nick + b"\r\nUSER " + self.nick + b" 0 * :bench\r\n")
+
+    def say(self, text: bytes) -> None:
+        self.transport.write(self.say_prefix + text + b"\r\n")
+
+    def join(self, room: bytes) -> None:
+        old, self.room = self.room, room
+        self.say_prefix = b"PRIVMSG #" + room + b" :"
+        self.transport.write(b"JOIN #" + room + b"\r\n")
+        if old != room and self.ready.done():
+            self.transport.write(b"PART #" + old + b"\r\n")
+
+    def count_only(self) -> None:
+        super().count_only()
+        self.buf = self.buf[-len(PRIVMSG) + 1 :]
+
+    def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
+        self.reads += 1
+        if self.on_text is None and self.ready.done():
+            # Count with the previous chunk's last bytes in front: a marker cut in two by
+            # the chunk boundary is counted once, one cut-off piece never.
+            seen = self.buf + data
+            self.count += seen.count(PRIVMSG)
+            self.buf = seen[-len(PRIVMSG) + 1 :]
+            ping = seen.find(b"PING :")
+            if ping >= 0 and (ping == 0 or seen[ping - 1] == NL):
+                end = seen.find(b"\r\n", ping)
+                if end > 0:
+                    self.transport.write(b"PONG" + seen[ping + 4 : end] + b"\r\n")
+            return
+        now = time.perf_counter_ns()
+        lines = (self.buf + data).split(b"\r\n")
+        self.buf = lines.pop()
+        for line in lines:
+            self._line(line, now)
+
+    def _line(self, line: bytes, now: int) -> None:
+        if line.startswith(b"PING"):
+            self.transport.write(b"PONG" + line[4:] + b"\r\n")
+            return
+        parts = line.split(b" ", 3)
+        if len(parts) < 3:
+            return
+        command = parts[1]
+        if command == b"PRIVMSG":
+            self.count += 1
+            if self.on_text is not None:
+                self.on_text(line[line.find(b" :", 1) + 2 :], now)
+        elif command == b"001":
+            self.transport.write(b"JOIN #" + self.room + b"\r\n")
+        elif command == b"366":
+            self._ready()
+        elif command in (b"432", b"433", b"465", b"ERROR") or line.startswith(b"ERROR"):
+            self.close_reason = line.decode("utf-8", "replace")[:200]
             self.transport.abort()
 
 

@@ -167,6 +167,7 @@ def latency_table(rows: Sequence[Row], scenario: str) -> list[str]:
         ("deliveries/s", lambda t: fmt(med(v("deliveries_per_s")(t)))),
         ("undelivered", lambda t: fmt(sum(v("undelivered")(t)))),
         ("server CPU %", lambda t: fmt(med(v("server_cpu_pct")(t)), 1)),
+        ("server CPU us/delivery", lambda t: fmt(med(v("server_us_per_delivery")(t)), 2)),
         ("generator CPU %", lambda t: fmt(med(v("loadgen_cpu_pct")(t)))),
         ("other load %", lambda t: fmt(med(contention(rows, t, scenario)))),
     ]  # fmt: skip
@@ -201,7 +202,7 @@ def verdicts(rows: Sequence[Row], ncpu: int) -> list[str]:
     ws_mem = values(rows, "chatsupport-ws", "idle", "rss_per_conn_bytes")
     tcp_mem = values(rows, "chatsupport-tcp", "idle", "rss_per_conn_bytes")
     return [
-        "| target (issue 8) | measured (median of per-run ratios) | verdict |",
+        "| target (issues 8 and 16) | measured (median of per-run ratios) | verdict |",
         "|---|---|---|",
         check("TCP fan-out >= 1.0x Redis", per_run_ratios(rows, "fanout", "deliveries_per_s",
               "chatsupport-tcp", "redis"), lambda m: m >= 1.0, "x"),
@@ -214,7 +215,69 @@ def verdicts(rows: Sequence[Row], ncpu: int) -> list[str]:
         check("TCP idle <= 4 KB/conn", [x / 1024 for x in tcp_mem], lambda m: m <= 4.0, " KB"),
         check("WebSocket idle <= 8 KB/conn", [x / 1024 for x in ws_mem], lambda m: m <= 8.0, " KB"),
         cluster(rows, ncpu),
+        *round_two(rows),
     ]  # fmt: skip
+
+
+def round_two(rows: Sequence[Row]) -> list[str]:
+    """Issue 16's targets: the text interface against the C IRC servers, and one busy room
+    offered 100 msg/s by few publishers (open loop) at Redis's p99 for under 60 % CPU."""
+
+    def check(label: str, xs: list[float], good: Callable[[float], bool], unit: str) -> str:
+        m = med(xs)
+        if m is None:
+            return f"| {label} | not measured | - |"
+        return f"| {label} | {fmt(m, 2)}{unit} | {'met' if good(m) else 'NOT met'} |"
+
+    def ratio(scenario: str, key: str, ours: str, theirs: str) -> list[float]:
+        return per_run_ratios(rows, scenario, key, ours, theirs)
+
+    out = [
+        check(
+            f"TCP fan-out ahead of {irc}",
+            ratio("fanout", "deliveries_per_s", "chatsupport-tcp", irc),
+            lambda m: m > 1.0,
+            "x",
+        )
+        for irc in ("ngircd", "inspircd")
+    ]
+    out += [
+        check(
+            f"TCP idle below {irc}",
+            ratio("idle", "rss_per_conn_bytes", "chatsupport-tcp", irc),
+            lambda m: m < 1.0,
+            "x",
+        )
+        for irc in ("ngircd", "inspircd")
+    ]
+    for ours in ("chatsupport-tcp", "chatsupport-ws"):
+        kind = "TCP" if ours.endswith("tcp") else "WebSocket"
+        out.append(
+            check(
+                f"{kind} p99 at 100 msg/s (10 publishers) <= Redis p99",
+                ratio("open100", "lat_p99_ms", ours, "redis"),
+                lambda m: m <= 1.0,
+                "x",
+            )
+        )
+        out.append(
+            check(
+                f"{kind} server CPU at 100 msg/s < 60 %",
+                values(rows, ours, "open100", "server_cpu_pct"),
+                lambda m: m < 60,
+                " %",
+            )
+        )
+    for irc in ("ngircd", "inspircd"):
+        out.append(
+            check(
+                f"TCP p99 at 100 msg/s below {irc}",
+                ratio("open100", "lat_p99_ms", "chatsupport-tcp", irc),
+                lambda m: m < 1.0,
+                "x",
+            )
+        )
+    return out  # fmt: skip
 
 
 def cluster(rows: Sequence[Row], ncpu: int) -> str:
@@ -273,6 +336,8 @@ def results_block(rows: Sequence[Row], meta: dict[str, Any], plots: Sequence[str
         ("Issue 8 targets", verdicts(rows, int(meta["machine"].get("nproc") or 1))),
         (f"Fan-out: {meta['scale']['fanout']}", fanout_table(rows, cores)),
         (f"Latency: {meta['scale']['latency']}", latency_table(rows, "latency")),
+        (f"One busy room: {meta['scale']['open100']}", latency_table(rows, "open100")),
+        (f"One busy room: {meta['scale']['open300']}", latency_table(rows, "open300")),
         (f"Quiet rooms: {meta['scale']['quiet']}", latency_table(rows, "quiet")),
         (f"Memory: {meta['scale']['idle']}", idle_table(rows)),
     ]

@@ -61,6 +61,8 @@ QUICK = Mode(
      "--per-room", "3", "--conns", "100", "--settle", "0.2", "--pause", "0.1", "--timeout", "8",
      "--stall", "1"),
     {"fanout": "50 receivers, 5 publishers", "latency": "50 receivers, 100 msg/s",
+     "open100": "50 receivers, 5 publishers, 100 msg/s, open loop",
+     "open300": "50 receivers, 5 publishers, 300 msg/s, open loop",
      "quiet": "10 rooms of 3, 100 msg/s", "idle": "100 connections"},
     runs=1, retries=0, budget=10, pinned=False, grouped=True,
 )  # fmt: skip
@@ -71,6 +73,9 @@ FULL = Mode(
     {"fanout": "1,000 receivers in one room, 20 publishers with 1 message in flight, "
                "64-byte texts, 5 s measured after 1 s",
      "latency": "1,000 receivers in one room, 100 msg/s offered, 5 s measured",
+     "open100": "1,000 receivers, 10 publishers, 100 msg/s offered in all (open loop), "
+                "latency sampled at 20 receivers, 5 s measured",
+     "open300": "as above at 300 msg/s",
      "quiet": "500 rooms of 4 receivers + 1 sender, 100 msg/s in all (0.2 per room)",
      "idle": "10,000 idle connections, RSS growth of the server per connection"},
     runs=3, retries=2, budget=200, pinned=True, grouped=False,

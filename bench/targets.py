@@ -28,7 +28,8 @@ CHATSUPPORT_FLAGS = (
     *("--msg-rate", "1000000", "--msg-burst", "1000000"),
     *("--max-conns-per-address", "100000", "--new-conns-per-address", "1000000"),
 )
-ALL = ("idle", "fanout", "latency", "quiet")
+ALL = ("idle", "fanout", "latency", "open100", "open300", "quiet")
+BASE = ("idle", "fanout", "latency", "quiet")  # references that issue 16 does not compare
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,17 @@ TARGETS = (
     Target("sink-resp", f"generator ceiling, RESP (sink, x{SINK_COPIES})", "resp", "query",
            "ceiling", ("fanout",)),
     Target("threaded", "original design: thread per client, sendall loop (TCP)", "line", "query",
-           "reference"),
+           "reference", BASE),
     Target("asyncio-naive", "plain asyncio, one write per message per peer (TCP)", "line",
-           "query", "reference"),
+           "query", "reference", BASE),
     Target("redis", "Redis pub/sub (C)", "resp", "query", "reference"),
-    Target("node-ws", "Node.js ws broadcast (WebSocket)", "ws", "query", "reference"),
-    Target("websockets", "Python websockets broadcast() (WebSocket)", "ws", "query", "reference"),
+    Target("node-ws", "Node.js ws broadcast (WebSocket)", "ws", "query", "reference", BASE),
+    Target("websockets", "Python websockets broadcast() (WebSocket)", "ws", "query",
+           "reference", BASE),
+    Target("ngircd", "ngIRCd (C IRC server), penalties off", "irc", "query", "reference"),
+    Target("inspircd", "InspIRCd 3 (C++ IRC server), fakelag off", "irc", "query", "reference"),
     Target("chatsupport-tcp", "ChatSupport, text TCP", "line", "query", "ours"),
+    Target("chatsupport-irc", "ChatSupport, IRC", "irc", "query", "ours"),
     Target("chatsupport-ws", "ChatSupport, WebSocket JSON", "ws", "chatsupport", "ours"),
     Target("chatsupport-2nodes-ws", "ChatSupport, 2 nodes on one Redis, WebSocket", "ws",
            "chatsupport", "ours", ("fanout", "latency"), nodes=2),
@@ -81,6 +86,13 @@ class Env:
 
 def unavailable(target: Target, env: Env) -> str | None:
     """Why ``target`` cannot run here, or None."""
+    if target.name in IRC_SERVERS and shutil.which(IRC_SERVERS[target.name][0]) is None:
+        return f"{IRC_SERVERS[target.name][0]} not installed (apt-get install {target.name})"
+    if (
+        target.name == "chatsupport-irc"
+        and not (env.src / "chatsupport" / "transport" / "irc.py").exists()
+    ):
+        return "no IRC interface in this ChatSupport yet"
     if target.name == "node-ws":
         if shutil.which("node") is None:
             return "node not installed"
@@ -186,10 +198,85 @@ def start_chatsupport(
     argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
     if broker:
         argv += ["--broker", broker]
+    if wire == "irc":
+        argv += ["--irc-port", "0"]
     pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
     proc = Process(argv, env, log_name, {"PYTHONPATH": pythonpath})
-    ports = proc.ports(2)
-    return proc, ports["tcp" if wire == "line" else "http"]
+    ports = proc.ports(3 if wire == "irc" else 2)
+    return proc, ports[{"line": "tcp", "irc": "irc"}.get(wire, "http")]
+
+
+# --- reference IRC servers: configured for a benchmark (no flood penalties, no per-address
+# caps, no DNS/ident look-ups, pings rare), listening on 127.0.0.1 only.
+NGIRCD_CONF = """[Global]
+Name = bench.invalid
+Info = bench
+Listen = 127.0.0.1
+Ports = {port}
+PidFile = {dir}/ngircd.pid
+MotdPhrase = bench
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+"""
+INSPIRCD_CONF = """<config format="xml">
+<server name="bench.invalid" description="bench" network="bench">
+<admin name="bench" nick="bench" email="bench@bench.invalid">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="bench" allow="*" maxchans="1000" timeout="60" pingfreq="600"
+  hardsendq="64M" softsendq="8M" recvq="8M" threshold="1000000000" commandrate="1000000000"
+  fakelag="no" localmax="1000000" globalmax="1000000" maxconnwarn="no" useident="no"
+  limit="1000000" resolvehostnames="no">
+<performance netbuffersize="65536" somaxconn="1024" softlimit="40000" clonesonconnect="no"
+  timeskipwarn="0" quietbursts="yes">
+<pid file="{dir}/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{dir}/inspircd.log">
+<files motd="{dir}/motd.txt">
+<options defaultmodes="nt">
+<security hidesplits="yes" maxtargets="20">
+<limits maxnick="30" maxchan="64" maxline="512">
+<dns timeout="1">
+"""
+IRC_SERVERS = {
+    "ngircd": ("ngircd", NGIRCD_CONF, ["--nodaemon", "--config"]),
+    "inspircd": ("inspircd", INSPIRCD_CONF, ["--nofork", "--runasroot", "--config"]),
+}
+
+
+def wait_for_port(proc: Process, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    tail = proc.err_path.read_text(errors="replace") + proc.out_path.read_text(errors="replace")
+    proc.stop()
+    raise RuntimeError(f"server did not listen on {port}: {tail[-500:]}")
+
+
+def start_irc_server(name: str, env: Env, log_name: str) -> tuple[Process, int]:
+    binary, template, flags = IRC_SERVERS[name]
+    port = free_port()
+    folder = env.logs / f"{log_name}-conf"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "motd.txt").write_text("bench\n")
+    conf = folder / f"{name}.conf"
+    conf.write_text(template.format(port=port, dir=folder))
+    proc = Process([binary, *flags, str(conf)], env, log_name, {})
+    wait_for_port(proc, port)
+    return proc, port
 
 
 def start(target: Target, env: Env, log_name: str) -> Running:
@@ -197,6 +284,9 @@ def start(target: Target, env: Env, log_name: str) -> Running:
     py = env.python
     if target.name == "redis":
         proc, port = start_redis(env, log_name)
+        return Running([port], [proc])
+    if target.name in IRC_SERVERS:
+        proc, port = start_irc_server(target.name, env, log_name)
         return Running([port], [proc])
     if target.role == "ours":
         processes: list[Process] = []

@@ -12,6 +12,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# the C/C++ IRC servers the benchmarks compare the text interface with (bench smoke test)
+command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
+command -v inspircd >/dev/null 2>&1 || missing+=(inspircd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

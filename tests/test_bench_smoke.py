@@ -14,7 +14,8 @@ from .helpers import ROOT, require
 
 
 def test_bench_quick_smoke(tmp_path: Path) -> None:
-    require("redis-server")
+    for tool in ("redis-server", "ngircd", "inspircd"):  # the references issue 16 compares
+        require(tool)
     out = tmp_path / "quick.md"
     done = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--out", str(out)],
@@ -26,4 +27,6 @@ def test_bench_quick_smoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = out.read_text()
     assert "chatsupport-tcp" in report and "chatsupport-ws" in report
+    assert "`ngircd`: ngIRCd" in report and "`inspircd`: InspIRCd" in report
+    assert "### One busy room" in report
     assert "scenario runs ok" in done.stdout + done.stderr

@@ -461,7 +461,7 @@ class Chat:
     def _cost(self, request: rq.Request | Refused) -> float:
         """What the handler declared; a request nobody handles (or a command that does not
         parse) costs one token, so that sending many of them is slowed down too."""
-        route = self._routes.get(type(request))  # type: ignore[arg-type]
+        route = None if isinstance(request, Refused) else self._routes.get(type(request))
         if route is None:
             return 1.0
         cost = route.cost

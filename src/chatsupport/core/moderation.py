@@ -193,29 +193,30 @@ class Moderation(Feature):
 
     @handles(rq.Mute, role="mod")
     async def mute(self, link: Link, request: rq.Mute) -> None:
-        chat = self.chat
-        target = await _target(chat, link, request.uid, request.name)
-        seconds = _seconds(request.minutes)
-        await self.shared.share("mute", target.uid, None, seconds)
+        target, seconds = await self._restrict(link, request, "mute")
         text = f"a moderator muted you for {duration(seconds)}: you can read but not write"
-        await _tell(chat, target, ev.Notice(kind="mute", text=text))
-        chat.count("mod_mutes")
-        log.info("mute by=%s target=%s", link.session.uid, target.uid)
+        await _tell(self.chat, target, ev.Notice(kind="mute", text=text))
         text = f"{target.name} is muted for {duration(seconds)}"
-        _done(chat, link, request, "mute", text, target.name)
+        _done(self.chat, link, request, "mute", text, target.name)
 
     @handles(rq.Shadow, role="mod")
     async def shadow(self, link: Link, request: rq.Shadow) -> None:
         """Their messages reach only themselves; nothing they receive tells them so."""
-        chat = self.chat
-        target = await _target(chat, link, request.uid, request.name)
-        seconds = _seconds(request.minutes)
-        await self.shared.share("shadow", target.uid, None, seconds)
-        chat.count("mod_shadows")
-        log.info("shadow by=%s target=%s", link.session.uid, target.uid)
+        target, seconds = await self._restrict(link, request, "shadow")
         text = f"{target.name} is shadow-muted for {duration(seconds)}: "
         text += "only they see their messages"
-        _done(chat, link, request, "shadow", text, target.name)
+        _done(self.chat, link, request, "shadow", text, target.name)
+
+    async def _restrict(
+        self, link: Link, request: rq.Mute | rq.Shadow, kind: str
+    ) -> tuple[Person, float]:
+        """A mute or shadow-mute of the person named, on every node, for the minutes given."""
+        target = await _target(self.chat, link, request.uid, request.name)
+        seconds = _seconds(request.minutes)
+        await self.shared.share(kind, target.uid, None, seconds)
+        self.chat.count(f"mod_{kind}s")
+        log.info("%s by=%s target=%s", kind, link.session.uid, target.uid)
+        return target, seconds
 
     @handles(rq.Ban, role="mod")
     async def ban(self, link: Link, request: rq.Ban) -> None:

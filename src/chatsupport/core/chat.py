@@ -23,7 +23,7 @@ import msgspec
 from ..config import Config
 from . import events as ev
 from . import requests as rq
-from .commands import UsageError, command_name, is_command, parse_command
+from .commands import UsageError, is_command, parse_command, type_name
 from .feature import (
     Channel,
     Cost,
@@ -495,7 +495,7 @@ class Chat:
         """Who may send it, the features' checks, then the handler; Refused goes to `handle`."""
         route = self._routes.get(type(request))
         if route is None:
-            raise Refused("unavailable", f"{request.__struct_config__.tag} is not available")
+            raise Refused("unavailable", f"{type_name(type(request))} is not available")
         if not outranks(link.session.role, route.role):
             raise Refused("forbidden", forbidden(type(request), route.role, command=command))
         for check in self._checks:
@@ -729,5 +729,5 @@ def _routes(features: Sequence[Feature]) -> dict[type[rq.Request], Route]:
 def forbidden(kind: type[rq.Request], role: str | None, *, command: bool) -> str:
     """Why a request is refused to someone without `role`, in the words of its interface."""
     if command:
-        return f"/{command_name(kind)} is for {role}s"
+        return f"/{type_name(kind)} is for {role}s"
     return f"only {ROLE_NAMES.get(role or '', 'staff')} can do that"

@@ -18,13 +18,21 @@ class UsageError(ValueError):
     pass
 
 
+def type_name(kind: type[rq.Request]) -> str:
+    """A request's JSON `type`, which is also its slash command's name."""
+    return str(kind.__struct_config__.tag)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    request: type[rq.Request]  # what it builds
-    name: str
+    request: type[rq.Request]  # what it builds; `/name` is that request's JSON `type`
     usage: str
     help: str
     build: Callable[[str, str | None], rq.Request]  # (argument text, current room) -> request
+
+    @property
+    def name(self) -> str:
+        return type_name(self.request)
 
 
 def _one(arg: str, what: str) -> str:
@@ -95,174 +103,148 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command(
             rq.Help,
-            "help",
             "/help [COMMAND]",
             "list commands, or explain one",
             lambda a, r: rq.Help(topic=a or None),
         ),
         Command(
             rq.Nick,
-            "nick",
             "/nick NAME",
             "change your anonymous name",
             lambda a, r: rq.Nick(name=_one(a, "NAME")),
         ),
         Command(
             rq.Me,
-            "me",
             "/me TEXT",
             "say something as an action: * Quiet Otter waves",
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
         Command(
             rq.Join,
-            "join",
             "/join ROOM",
             "join (or switch to) a room",
             lambda a, r: rq.Join(room=_one(a, "ROOM")),
         ),
         Command(
             rq.Leave,
-            "leave",
             "/leave [ROOM]",
             "leave a room (default: the current one)",
             lambda a, r: rq.Leave(room=a or r),
         ),
         Command(
             rq.Rooms,
-            "rooms",
             "/rooms",
             "list the rooms and how many are in each",
             lambda a, r: rq.Rooms(),
         ),
-        Command(rq.Who, "who", "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
+        Command(rq.Who, "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
         Command(
             rq.Ignore,
-            "ignore",
             "/ignore NAME",
             "stop seeing someone's messages",
             lambda a, r: rq.Ignore(name=_one(a, "NAME")),
         ),
         Command(
             rq.Unignore,
-            "unignore",
             "/unignore NAME",
             "see someone's messages again",
             lambda a, r: rq.Unignore(name=_one(a, "NAME")),
         ),
-        Command(
-            rq.Report, "report", "/report NAME REASON", "tell the moderators about someone", _report
-        ),
+        Command(rq.Report, "/report NAME REASON", "tell the moderators about someone", _report),
         Command(
             rq.Resources,
-            "resources",
             "/resources [REGION]",
             "crisis help lines (e.g. /resources UK)",
             lambda a, r: rq.Resources(region=a or None),
         ),
         Command(
             rq.Talk,
-            "talk",
             "/talk",
             "talk one-to-one with a volunteer listener (again: cancel)",
             lambda a, r: rq.Talk(),
         ),
         Command(
             rq.Listen,
-            "listen",
             "/listen on|off",
             "listeners: be available for one-to-one chats",
             lambda a, r: _listen(a),
         ),
         Command(
             rq.Handoff,
-            "handoff",
             "/handoff [NAME]",
             "listeners: hand this one-to-one chat to another listener",
             lambda a, r: rq.Handoff(room=r, name=a or None),
         ),
         Command(
             rq.Auth,
-            "auth",
             "/auth TOKEN",
             "sign in as a listener or moderator",
             lambda a, r: rq.Auth(token=_one(a, "TOKEN")),
         ),
         Command(
             rq.Forget,
-            "forget",
             "/forget",
             "end your session now and leave no way back into it",
             lambda a, r: rq.Forget(),
         ),
-        Command(rq.Quit, "quit", "/quit", "leave", lambda a, r: rq.Quit()),
+        Command(rq.Quit, "/quit", "leave", lambda a, r: rq.Quit()),
         Command(
             rq.Kick,
-            "kick",
             "/kick NAME",
             "disconnect someone",
             lambda a, r: rq.Kick(name=_one(a, "NAME")),
         ),
         Command(
             rq.Mute,
-            "mute",
             "/mute NAME MINUTES",
             "silence someone for a while",
             lambda a, r: _mute(a),
         ),
         Command(
             rq.Ban,
-            "ban",
             "/ban NAME MINUTES",
             "keep someone out for a while",
             lambda a, r: _ban(a),
         ),
         Command(
             rq.Shadow,
-            "shadow",
             "/shadow NAME MINUTES",
             "shadow-mute: their messages reach only themselves, without telling them",
             lambda a, r: _shadow(a),
         ),
         Command(
             rq.Unban,
-            "unban",
             "/unban NAME",
             "lift a ban, mute or shadow-mute",
             lambda a, r: rq.Unban(name=_one(a, "NAME")),
         ),
         Command(
             rq.Announce,
-            "announce",
             "/announce TEXT",
             "a message to every room",
             lambda a, r: rq.Announce(text=_one(a, "TEXT")),
         ),
         Command(
             rq.Slow,
-            "slow",
             "/slow ROOM SECONDS",
             "slow mode for a room (0: off)",
             lambda a, r: _slow(a),
         ),
         Command(
             rq.Lock,
-            "lock",
             "/lock ROOM",
             "only people already there may speak",
             lambda a, r: rq.Lock(room=_one(a, "ROOM")),
         ),
         Command(
             rq.Unlock,
-            "unlock",
             "/unlock ROOM",
             "undo /lock",
             lambda a, r: rq.Unlock(room=_one(a, "ROOM")),
         ),
-        Command(rq.Reports, "reports", "/reports", "recent reports", lambda a, r: rq.Reports()),
+        Command(rq.Reports, "/reports", "recent reports", lambda a, r: rq.Reports()),
         Command(
             rq.QueueStatus,
-            "queue",
             "/queue",
             "how many wait for a listener, how many one-to-one chats are active",
             lambda a, r: rq.QueueStatus(),
@@ -270,16 +252,10 @@ COMMANDS: dict[str, Command] = {
     )
 }
 
-NAMES: dict[type[rq.Request], str] = {c.request: c.name for c in COMMANDS.values()}
-
 
 def is_command(text: str) -> bool:
     """`/name ...` is a command; `//text` says `/text`."""
     return text.startswith("/") and not text.startswith("//")
-
-
-def command_name(kind: type[rq.Request]) -> str:
-    return NAMES.get(kind, str(kind.__struct_config__.tag))
 
 
 def parse_command(text: str, room: str | None, ref: str | None = None) -> rq.Request:

@@ -20,7 +20,6 @@ from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..core import staff
 from ..core.chat import Chat
 from .context import Edge
 
@@ -120,7 +119,7 @@ class ChatCollector(Collector):
         yield GaugeMetricFamily(
             "chatsupport_rooms",
             "Rooms with people on this node",
-            value=len(self.chat.local.keys() - set(staff.CHANNELS.values())),
+            value=self.chat.rooms_in_use(),
         )
 
 

@@ -1,10 +1,9 @@
 """The plain-text TCP interface: UTF-8 lines in, marked lines out (see docs/protocol.md).
 
 Only the framing and the rendering are here; the connection's life (admit, open, one
-request at a time, close) is `driver.Peer`'s. Input is split on b"\\n" only, so a UTF-8
-character cut across reads is reassembled before it is decoded; each line becomes a
-`say`. The text interface is paced: a peer over its flood budget is read later (the queue
-waits, then the socket is paused), as IRC servers do.
+request at a time, close) is `driver.Peer`'s; `lines.split_lines` splits the input and
+each line becomes a `say`. The text interface is paced: a peer over its flood budget is
+read later (the queue waits, then the socket is paused), as IRC servers do.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from ..core import events as ev
 from ..core import requests as rq
 from .context import Edge
 from .driver import Failure, Peer
+from .lines import Refusal, split_lines
 
 log = logging.getLogger("chatsupport.tcp")
 
@@ -99,21 +99,14 @@ class TextPeer(Peer):
     def _split(self) -> None:
         limit = self.edge.config.max_line_bytes
         backlog = self.edge.config.tcp_backlog_lines
-        while (end := self.buffer.find(b"\n")) >= 0:
-            raw = bytes(self.buffer[:end]).removesuffix(b"\r")
-            del self.buffer[: end + 1]
-            if len(raw) > limit:
+        for line in split_lines(self.buffer, limit):
+            if line is Refusal.TOO_LONG:
                 self._say(f"!! line refused: longer than {limit} bytes\n")
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
+            elif line is Refusal.NOT_UTF8:
                 self._say("!! line refused: not valid UTF-8 text\n")
-                continue
-            if len(self.inbox) >= backlog:
+            elif len(self.inbox) >= backlog:
                 self._say("!! line refused: too much input at once; slow down\n")
-                continue
-            if line.strip():
+            elif line.strip():
                 self.take(rq.Say(text=line))
 
     def _say(self, line: str) -> None:

@@ -192,7 +192,7 @@ class Peer(asyncio.Protocol):
         self.task = None
         if self.ended:
             await self._finish()
-        elif self.transport is not None and not self.transport.is_reading():
+        elif self.paced and self.transport is not None and not self.transport.is_reading():
             self.transport.resume_reading()  # paused by `take`: the backlog is handled
 
     async def _finish(self) -> None:

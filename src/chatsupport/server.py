@@ -105,7 +105,7 @@ class ChatServer:
         self.listeners.append(tcp)
         scheme = "tcps" if tls else "tcp"
         self.urls["tcp"] = f"{scheme}://{config.host}:{self.tcp_port}"
-        from .transport.http import start_http  # the WebSocket/HTTP edge
+        from .transport.web_server import start_http  # the WebSocket/HTTP edge
 
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)

@@ -33,6 +33,8 @@ class Clock:
 
 class Recorder:
     interface = "json"
+    echoes_own = True
+    can_resume = True
 
     def __init__(self) -> None:
         self.events: list[ev.Event] = []

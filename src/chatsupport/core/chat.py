@@ -325,7 +325,7 @@ class Chat:
         session.link = None
         held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
-        if resumable and link.resumable and link.sink.interface == "json":
+        if resumable and link.resumable and link.sink.can_resume:
             session.detached_at = self.clock()
             for room, event in held:  # history has the room events; direct ones are kept
                 if not room:
@@ -575,7 +575,7 @@ class Chat:
                 continue
             out = event
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
+                if not is_message or not link.sink.echoes_own:
                     continue  # no echo on the text interface; presence is for the others
                 out = msgspec.structs.replace(event, ref=ref) if ref else event
             elif hidden or (session.ignored and sender in session.ignored):

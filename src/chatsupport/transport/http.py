@@ -7,10 +7,8 @@ nothing from any other origin.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import http
-import ssl
 from importlib import resources
 
 import msgspec
@@ -167,20 +165,3 @@ class Routes:
             "broker_ok": healthy,
         }
         return response(200 if healthy else 503, msgspec.json.encode(body), TYPES["json"])
-
-
-async def start_http(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
-) -> asyncio.Server:
-    from .ws import HttpConnection
-
-    routes = Routes(edge)
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: HttpConnection(edge, routes),
-        host,
-        port,
-        ssl=tls,
-        reuse_address=True,
-        backlog=1024,
-    )

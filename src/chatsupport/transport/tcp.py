@@ -17,6 +17,7 @@ from typing import Any
 from ..core import events as ev
 from ..core import requests as rq
 from ..core.session import Link
+from ..units import size
 from .context import Edge
 from .outbox import Outbox
 
@@ -96,7 +97,8 @@ class TextPeer(asyncio.Protocol):
         self.buffer += data
         self._split()
         if len(self.buffer) > self.edge.config.max_partial_line:
-            self._end("!! no end of line after 64 KiB: closing the connection\n", "line_flood")
+            limit = size(self.edge.config.max_partial_line)
+            self._end(f"!! no end of line after {limit}: closing the connection\n", "line_flood")
         self._kick()
 
     def connection_lost(self, exc: Exception | None) -> None:

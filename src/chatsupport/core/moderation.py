@@ -35,6 +35,7 @@ from .chat import (
     Refused,
     handles,
 )
+from .commands import MAX_MINUTES
 from .handlers import draft
 from .modstate import (
     ACT,
@@ -58,7 +59,6 @@ from .text import clean
 
 log = logging.getLogger("chatsupport.moderation")
 
-MAX_MINUTES = 60 * 24 * 30
 MAX_SLOW_SECONDS = 3600.0
 
 

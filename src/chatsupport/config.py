@@ -2,7 +2,7 @@
 
 Every setting is declared once, below, with its default, unit and help. `chatsupport serve
 --help`, the environment variables, the TOML file and docs/configuration.md are all made
-from these declarations (`python -m chatsupport.config --markdown` writes the doc).
+from these declarations (`scripts/config-doc`, `make config-doc`, writes the doc).
 
 Every limit is a named, typed field with a safe default for the public; operators of a
 trusted test or load setup raise them.
@@ -242,7 +242,8 @@ class Setting:
         value = self.default
         if value is None or value == []:
             return self.about.unset or "none"
-        text = f"{value:g}" if isinstance(value, float) else str(value)
+        whole = isinstance(value, float) and value.is_integer()
+        text = str(int(value)) if whole else str(value)  # 600.0 -> "600", 0.5 -> "0.5"
         unit = self.about.unit
         if unit == "bytes" and size(value) != f"{value} bytes":
             return f"{text} bytes = {size(value)}"

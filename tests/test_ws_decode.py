@@ -131,6 +131,8 @@ def test_bad_json_exactly_when_the_frame_is_not_json(payload: bytes) -> None:
         (b'{"type": "ping", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "bad_request", "bad frame"),
         (b'{"type": "ping", "x": "\xff"}', "bad_json", "that frame is not valid UTF-8"),
         (b'{"type": "dance"}', "unknown_type", "unknown type 'dance'"),
+        # Deep, with a string that never ends: judged in one pass, not one per `\"`.
+        (b"[" * 1500 + b'"' + b'\\"' * 30000, "bad_json", "that frame is not valid JSON"),
     ],
 )
 def test_the_answer_names_what_is_wrong(payload: bytes, code: str, message: str) -> None:

@@ -293,9 +293,13 @@ def _default(item: dataclasses.Field[Any]) -> Any:
     return item.default
 
 
-SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(f.name, _kind(f.type), _default(f), f.metadata["about"]) for f in fields(Config)
-)
+def _setting(item: dataclasses.Field[Any]) -> Setting:
+    if "about" not in item.metadata:
+        raise TypeError(f"Config.{item.name}: declare it with setting(default, help, ...)")
+    return Setting(item.name, _kind(item.type), _default(item), item.metadata["about"])
+
+
+SETTINGS: tuple[Setting, ...] = tuple(_setting(f) for f in fields(Config))
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 

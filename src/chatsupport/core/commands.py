@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from . import requests as rq
 
+MAX_MINUTES = 60 * 24 * 30  # the longest mute, ban or shadow-mute: 30 days
+
 
 class UsageError(ValueError):
     pass
@@ -55,8 +57,8 @@ def _minutes(arg: str) -> tuple[str, float]:
         minutes = float(rest)
     except ValueError:
         raise UsageError("MINUTES must be a number") from None
-    if not 0 < minutes <= 60 * 24 * 30:
-        raise UsageError("MINUTES must be between 0 and 43200")
+    if not 0 < minutes <= MAX_MINUTES:
+        raise UsageError(f"MINUTES must be between 0 and {MAX_MINUTES}")
     return name, minutes
 
 

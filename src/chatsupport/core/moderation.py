@@ -27,6 +27,7 @@ from . import events as ev
 from . import requests as rq
 from . import staff
 from .chat import Chat, Refused
+from .commands import MAX_MINUTES
 from .feature import Channel, Feature, Visibility, handles
 from .handlers import draft
 from .modstate import CONTROL, RESYNC, ROOM_TTL, BanEntry, ModState, Shared, decode
@@ -38,7 +39,6 @@ from .text import clean
 
 log = logging.getLogger("chatsupport.moderation")
 
-MAX_MINUTES = 60 * 24 * 30
 MAX_SLOW_SECONDS = 3600.0
 
 

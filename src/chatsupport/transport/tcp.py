@@ -14,6 +14,7 @@ import re
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..units import size
 from .context import Edge
 from .driver import Failure, Peer
 from .lines import Refusal, split_lines
@@ -66,7 +67,8 @@ class TextPeer(Peer):
         self.buffer += data
         self._split()
         if len(self.buffer) > self.edge.config.max_partial_line:
-            self._end("!! no end of line after 64 KiB: closing the connection\n", "line_flood")
+            limit = size(self.edge.config.max_partial_line)
+            self._end(f"!! no end of line after {limit}: closing the connection\n", "line_flood")
         self.kick()
 
     def _open_now(self) -> None:

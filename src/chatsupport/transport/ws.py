@@ -30,6 +30,7 @@ from ..core import requests as rq
 from .context import Edge
 from .driver import Failure, Peer
 from .http import SECURITY_HEADERS, text_response
+from .jsonsyntax import NOT_UTF8, is_utf8, json_problem
 
 log = logging.getLogger("chatsupport.ws")
 # websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
@@ -52,30 +53,39 @@ def ref_of(payload: bytes) -> str | None:
     """The `ref` of a frame we refuse as a whole (too long, binary), when it is readable."""
     try:
         return _ref_decoder.decode(payload).ref
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
 def decode_request(payload: bytes) -> rq.Request | ev.Error:
-    """A text frame -> Request, or the error to answer it with (with its ref when readable)."""
+    """A text frame -> Request, or the error to answer it with (with its ref when readable).
+
+    Anything that is not complete, valid JSON is `bad_json`; valid JSON of the wrong shape is
+    `bad_request` (or `unknown_type`).
+    """
     try:
         # msgspec < 0.19 types decode() of a union as Any, later versions precisely: a typed
         # name reads the same on both.
         request: rq.Request = _decoder.decode(payload)
-        return request
-    except UnicodeDecodeError:  # msgspec raises this (not DecodeError) for bad UTF-8 in strings
-        return ev.Error(code="bad_json", message="that frame is not valid UTF-8")
-    except msgspec.DecodeError as error:
-        if isinstance(error, msgspec.ValidationError):
-            return _classify(payload, str(error))
-        return ev.Error(code="bad_json", message="that frame is not valid JSON")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        # Bad UTF-8 in a string raises UnicodeDecodeError, deep nesting RecursionError.
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        return _classify(payload, detail)
+    if not is_utf8(payload):  # e.g. in a field msgspec skipped without reading it
+        return ev.Error(code="bad_json", message=NOT_UTF8)
+    return request
 
 
 def _classify(payload: bytes, detail: str) -> ev.Error:
+    # The typed decoder may object to the shape before it sees the frame is cut short
+    # (`[1, 2`: "Expected `object`, got `array`"), so the syntax is judged on its own first.
+    problem = json_problem(payload)
+    if problem is not None:
+        return ev.Error(code="bad_json", message=problem)
     try:
         raw = msgspec.json.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # Valid JSON that Python cannot hold (e.g. 1e400): a bad value, not bad JSON.
+    except (msgspec.DecodeError, RecursionError):
+        # Valid JSON that Python cannot hold (1e400) or follow (nested thousands deep).
         return ev.Error(code="bad_request", message=f"bad frame: {detail}", ref=ref_of(payload))
     ref = raw.get("ref") if isinstance(raw, dict) else None
     ref = ref if isinstance(ref, str) else None

@@ -37,10 +37,12 @@ LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) mus
 def features(config: Config) -> list[Feature]:
     """What the chat does, in the order the Chat calls each hook. The order matters where
     one feature reads what another wrote: moderation records a message before safety reads
-    it, and safety sets the crisis flag before matching moves that seeker ahead. Files
-    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
+    it, and safety sets the crisis flag before matching moves that seeker ahead. Crisis
+    words come before any sanction: safety reads a refused message (muted, slowed, over
+    budget) before flood control counts the refusal as a strike. Files (tokens, crisis
+    phrases, help lines) are read here, so a broken one stops the start."""
     roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
-    return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
+    return [Everyday(), roles, Moderation(), Reports(), safety, Flood(), Matching()]
 
 
 class ChatServer:

@@ -110,7 +110,7 @@ class Chat:
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
         )
-        self._refused: list[Callable[[Link, str], Awaitable[None]]] = implementing(
+        self._refused: list[Callable[[Link, rq.Request, str], Awaitable[None]]] = implementing(
             features, "on_refused"
         )
         self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
@@ -396,6 +396,7 @@ class Chat:
             role=record.role,
             ignored=frozenset(record.ignored),
             crisis=record.crisis,
+            region=record.region,
             since=dict(record.since),  # entering below keeps these: no replay before them
             departed=dict(record.departed),
             detached_at=self.clock(),
@@ -481,15 +482,14 @@ class Chat:
             await self._run(link, parsed, command=parsed is not request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
-            for hook in self._refused:
-                await hook(link, refusal.code)
+            code = refusal.code
         except BrokerUnavailable:
-            self.fail(
-                link,
-                "unavailable",
-                "delivery is interrupted; please try again shortly",
-                request.ref,
-            )
+            code = "unavailable"
+            self.fail(link, code, "delivery is interrupted; please try again shortly", request.ref)
+        else:
+            return
+        for hook in self._refused:  # e.g. crisis words in a refused message still get help
+            await hook(link, request, code)
 
     async def _run(self, link: Link, request: rq.Request, *, command: bool) -> None:
         """Who may send it, the features' checks, then the handler; Refused goes to `handle`."""
@@ -700,6 +700,7 @@ def record_of(session: Session) -> SessionRecord:
         current=session.current,
         ignored=tuple(sorted(session.ignored)),
         crisis=session.crisis,
+        region=session.region,
         since=dict(session.since),
         departed=dict(session.departed),
     )

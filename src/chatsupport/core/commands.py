@@ -85,6 +85,25 @@ def _report(arg: str, room: str | None) -> rq.Report:
     return rq.Report(name=_one(name, "NAME"), reason=reason, room=room)
 
 
+def _end(arg: str, room: str | None) -> rq.End:
+    word, _, reason = arg.partition(" ")
+    if not word:
+        return rq.End(room=room)
+    if word.lower() != "report":
+        raise UsageError("say /end, or /end report REASON")
+    return rq.End(room=room, report=reason.strip() or "(no reason given)")
+
+
+FEEDBACK = {"helpful": "helpful", "not-really": "not_really", "no": "not_really", "skip": "skip"}
+
+
+def _feedback(arg: str) -> rq.Feedback:
+    answer = FEEDBACK.get(arg.lower())
+    if answer is None:
+        raise UsageError("say /feedback helpful, /feedback not-really or /feedback skip")
+    return rq.Feedback(answer=answer)
+
+
 def _mute(arg: str) -> rq.Mute:
     name, minutes = _minutes(arg)
     return rq.Mute(name=name, minutes=minutes)
@@ -160,10 +179,28 @@ COMMANDS: dict[str, Command] = {
             lambda a, r: rq.Resources(region=a or None),
         ),
         Command(
+            rq.Region,
+            "/region [CODE]",
+            "your country, for help lines (e.g. /region GB); kept for this session only",
+            lambda a, r: rq.Region(code=a or None),
+        ),
+        Command(
             rq.Talk,
-            "/talk",
-            "talk one-to-one with a volunteer listener (again: cancel)",
-            lambda a, r: rq.Talk(),
+            "/talk [WHAT'S ON YOUR MIND]",
+            "talk one-to-one with a volunteer listener (again, alone: cancel)",
+            lambda a, r: rq.Talk(note=a or None),
+        ),
+        Command(
+            rq.End,
+            "/end [report REASON]",
+            "end this one-to-one chat (and report the other person)",
+            lambda a, r: _end(a, r),
+        ),
+        Command(
+            rq.Feedback,
+            "/feedback helpful|not-really|skip",
+            "after a one-to-one chat: did it help? (counted anonymously)",
+            lambda a, r: _feedback(a),
         ),
         Command(
             rq.Listen,
@@ -176,6 +213,12 @@ COMMANDS: dict[str, Command] = {
             "/handoff [NAME]",
             "listeners: hand this one-to-one chat to another listener",
             lambda a, r: rq.Handoff(room=r, name=a or None),
+        ),
+        Command(
+            rq.Debrief,
+            "/debrief [NOTE]",
+            "listeners: ask the moderators for a debrief",
+            lambda a, r: rq.Debrief(note=a),
         ),
         Command(
             rq.Auth,

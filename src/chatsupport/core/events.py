@@ -92,6 +92,8 @@ class Notice(Event, tag="notice"):
     resources: list[dict[str, Any]] | None = None
     region: str | None = None
     name: str | None = None
+    # Regions with their own lines, [{code, name}], when the person is asked to choose one.
+    regions: list[dict[str, str]] | None = None
 
 
 class Matched(Event, tag="matched"):

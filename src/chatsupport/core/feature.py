@@ -136,8 +136,8 @@ class Feature:
         delivered as usual, or an awaitable that acts first and delivers it itself."""
         return None
 
-    async def on_refused(self, link: Link, code: str) -> None:
-        """A request of `link`'s was refused with `code`."""
+    async def on_refused(self, link: Link, request: rq.Request, code: str) -> None:
+        """`request` (as sent: a slash command not yet parsed) was refused with `code`."""
 
     def on_report(self, reporter: str, reported: str) -> None:
         """`reporter` reported `reported` (uids)."""

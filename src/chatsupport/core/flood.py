@@ -55,7 +55,7 @@ class Flood(Feature):
         if not self.on_probation(session, self.chat.clock()):
             session.bucket = TokenBucket(config.msg_rate, config.msg_burst)
 
-    async def on_refused(self, link: Link, code: str) -> None:
+    async def on_refused(self, link: Link, request: rq.Request, code: str) -> None:
         if code != "rate_limited":
             return
         chat = self.chat

@@ -33,6 +33,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     current: str | None = None
     ignored: tuple[str, ...] = ()
     crisis: bool = False
+    region: str | None = None  # the help lines they chose (or their page guessed) to see first
     since: dict[str, int] = msgspec.field(default_factory=dict)  # room -> id when they came in
     # private rooms ended while they were away -> (first, last) id to replay
     departed: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)

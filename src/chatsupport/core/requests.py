@@ -83,12 +83,43 @@ class Resources(Request, tag="resources"):
     region: str | None = None
 
 
+class Region(Request, tag="region"):
+    """The region whose help lines come first, for this session (None: say which it is)."""
+
+    code: str | None = None
+
+
 class Auth(Request, tag="auth"):
     token: str
 
 
 class Talk(Request, tag="talk"):
-    pass
+    """Join the queue for a listener (again, without a note: leave it). `note`: what is on
+    their mind, shown to the listener when they are matched; sent while queued, it replaces
+    the one given before."""
+
+    note: str | None = None
+
+
+class End(Request, tag="end"):
+    """End a one-to-one chat (like `leave`), and with `report` (a reason) report the other
+    side in the same step."""
+
+    room: str | None = None
+    report: str | None = None
+
+
+class Debrief(Request, tag="debrief"):
+    """A listener asks the moderators for a debrief after a hard conversation."""
+
+    note: str = ""
+
+
+class Feedback(Request, tag="feedback"):
+    """After a one-to-one chat: did it help? (`helpful`, `not_really` or `skip`); counted
+    in metrics only, never kept with anyone."""
+
+    answer: str
 
 
 class Listen(Request, tag="listen"):
@@ -105,6 +136,7 @@ class Handoff(Request, tag="handoff"):
     room: str | None = None
     uid: str | None = None
     name: str | None = None
+    note: str | None = None  # to the next listener; the seeker sees it too
 
 
 class QueueStatus(Request, tag="queue"):
@@ -179,8 +211,12 @@ AnyRequest = (
     | Unignore
     | Report
     | Resources
+    | Region
     | Auth
     | Talk
+    | End
+    | Debrief
+    | Feedback
     | Listen
     | Forget
     | Handoff

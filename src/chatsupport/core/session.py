@@ -28,6 +28,7 @@ class Session:
     present: bool = True  # registered as a member of `rooms` (false after the resume grace)
     ignored: frozenset[str] = frozenset()  # replaced, not mutated: most people ignore nobody
     crisis: bool = False  # their words matched the crisis list (priority for a listener)
+    region: str | None = None  # help lines shown first (`/region GB`); for this session only
     link: Link | None = None
     detached_at: float | None = None
     replay: list[tuple[str, Event]] | None = None  # live events held back while resuming

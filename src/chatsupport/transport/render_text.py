@@ -40,6 +40,9 @@ def _notice(event: ev.Notice) -> str:
     text = _lines("-- ", event.text)
     for resource in event.resources or ():
         text += "-- " + str(resource.get("line") or resource.get("name")) + "\n"
+    if event.regions:  # asked which region they are in: how to answer, on this interface
+        codes = ", ".join(r["code"] for r in event.regions)
+        text += f"-- for the lines of your country: /region CODE ({codes})\n"
     return text
 
 

@@ -152,6 +152,13 @@ class Config:
     default_room: str = setting(
         "lobby", "the room everyone starts in", metavar="ROOM", heading="Product"
     )
+    public_url: str | None = setting(
+        None,
+        "the web page's address as people reach it (https://chat.example.org), for links in "
+        "text such as the help page's in the netcat greeting",
+        metavar="URL",
+        unset="made from --host and --http-port (none when listening on every interface)",
+    )
     exit_url: str = setting(
         "https://www.wikipedia.org/",
         "the neutral page the web page's Quick exit leaves for",
@@ -198,8 +205,26 @@ class Config:
     )
     max_reports: int = setting(1000, "reports kept at once; the oldest go first", unit="reports")
     reports_per_hour: int = setting(20, "reports one person may file per hour", unit="reports")
+    reports_alert_after: int = setting(
+        3,
+        "reports about one person (within --report-retention) that alert the moderators; "
+        "again at every multiple (0: never)",
+        unit="reports",
+    )
     listener_capacity: int = setting(
         1, "one-to-one chats a listener holds at once", unit="chats", heading="One-to-one chats"
+    )
+    crisis_cooldown: float = setting(
+        120.0,
+        "after a chat with someone flagged for crisis, how long its listener is not offered "
+        "a new one (0: at once)",
+        unit="seconds",
+    )
+    talk_requests: int = setting(
+        6,
+        "times one person may join the queue for a listener per 10 minutes "
+        "(never limited for someone flagged for crisis)",
+        unit="requests",
     )
     log_level: str = setting(
         "INFO",

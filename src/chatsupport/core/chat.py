@@ -106,6 +106,9 @@ class Chat:
             features, "on_leave"
         )
         self._ended: list[Callable[[Session], Awaitable[None]]] = implementing(features, "on_end")
+        self._resumed: list[Callable[[Session], Awaitable[None]]] = implementing(
+            features, "on_resume"
+        )
         self._ticks: list[Callable[[], Awaitable[None]]] = implementing(features, "on_tick")
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
@@ -533,6 +536,11 @@ class Chat:
         """`session` left `room` by choice."""
         for hook in self._left:
             await hook(session, room)
+
+    async def resumed(self, session: Session) -> None:
+        """`session` came back here and has had its replay."""
+        for hook in self._resumed:
+            await hook(session)
 
     def reported(self, reporter: str, reported: str) -> None:
         for hook in self._reported:

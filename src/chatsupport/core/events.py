@@ -99,10 +99,13 @@ class Notice(Event, tag="notice"):
 class Matched(Event, tag="matched"):
     room: str
     partner: Member
+    note: str | None = None  # to a listener: what the seeker wrote while waiting
 
 
 class Queue(Event, tag="queue"):
     position: int
+    listeners: int | None = None  # listeners on now (0: nobody is, right now)
+    wait: float | None = None  # a likely wait in seconds, from recent waits (None: unknown)
 
 
 class Ended(Event, tag="ended"):

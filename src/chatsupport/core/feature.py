@@ -125,6 +125,9 @@ class Feature:
     async def on_leave(self, session: Session, room: str) -> None:
         """Someone left a room by choice (`leave`)."""
 
+    async def on_resume(self, session: Session) -> None:
+        """`session` came back on this node (a `resume`): what it missed has been replayed."""
+
     async def on_end(self, session: Session) -> None:
         """A session ended for good (no resume); it is no longer in `chat.sessions`."""
 

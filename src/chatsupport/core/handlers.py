@@ -194,6 +194,8 @@ class Everyday(Feature):
             _release(chat, old, link)
         chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
         chat.count("resumes")
+        if old.link is link:
+            await chat.resumed(old)
 
 
 async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:

@@ -59,9 +59,17 @@ async def alias(chat: Chat, uid: str) -> str:
     return "reporter-" + digest[:8]
 
 
-def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
+def _already(
+    kept: list[ev.Report], alias: str, room: str, uid: str, evidence: list[ev.Message]
+) -> bool:
+    """The same reporter reported the same words (or, without any, the same person there)."""
+    last = evidence[-1].id if evidence else None
     return any(
-        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id for r in kept
+        r.reporter == alias
+        and r.room == room
+        and r.uid == uid
+        and (r.evidence[-1].id if r.evidence else None) == last
+        for r in kept
     )
 
 
@@ -109,8 +117,36 @@ class Reports(Feature):
             room, message, reason = await _latest(chat, session, request)
         if message.uid == session.uid:
             raise Refused("bad_request", "you cannot report yourself")
+        evidence = await _evidence(chat, room, message)
+        who = ev.Member(message.uid, message.name, message.role)
+        await self.file(link, request, room, who, reason, evidence)
+
+    async def about(self, link: Link, request: rq.Request, room: str, who: ev.Member) -> None:
+        """Report `who` from a one-to-one chat being ended (`end {report}`): their latest
+        words there as evidence, or the chat's last words if they said nothing."""
+        session = link.session
+        reason = getattr(request, "report", None) or ""
+        latest = (await _latest_by_speaker(self.chat, session, room)).get(who.uid)
+        if latest is not None:
+            evidence = await _evidence(self.chat, room, latest)
+        else:
+            messages, _ = await self.chat.broker.history(room, 0)
+            evidence = messages[-(self.chat.config.report_evidence + 1) :]
+        await self.file(link, request, room, who, reason, evidence)
+
+    async def file(
+        self,
+        link: Link,
+        request: rq.Request,
+        room: str,
+        who: ev.Member,
+        reason: str,
+        evidence: list[ev.Message],
+    ) -> None:
+        """Keep a report about `who` and tell the moderators (and the reporter, thanks)."""
+        chat, session = self.chat, link.session
         reporter = await alias(chat, session.uid)
-        if _already(await self.current(), reporter, room, message.id):
+        if _already(await self.current(), reporter, room, who.uid, evidence):
             raise Refused("bad_request", "you have already reported that message")
         if not self.limit.hit(session.uid, chat.clock()):
             text = "you have sent many reports; the moderators will see them"
@@ -118,20 +154,36 @@ class Reports(Feature):
         event = ev.Report(
             id="r" + secrets.token_hex(4),
             reporter=reporter,
-            uid=message.uid,
-            name=message.name,
+            uid=who.uid,
+            name=who.name,
             room=room,
             reason=clean(reason, keep_newlines=False)[:MAX_REASON] or "(no reason given)",
-            evidence=await _evidence(chat, room, message),
+            evidence=evidence,
             ts=round(chat.wallclock(), 3),
         )
         await self.keep(event)
-        chat.reported(session.uid, message.uid)  # e.g. never paired one-to-one
+        chat.reported(session.uid, who.uid)  # e.g. never paired one-to-one
         chat.count("reports")
         log.info("report id=%s", event.id)
         await staff.tell_mods(chat, event)
+        await self._escalate(event)
         text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
-        chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
+        chat.reply(link, ev.Notice(kind="report", text=text, name=who.name), request)
+
+    async def _escalate(self, report: ev.Report) -> None:
+        """Repeated reports about one person bring a moderator in: every
+        `reports_alert_after` reports (within the retention), an alert to moderators."""
+        every = self.chat.config.reports_alert_after
+        count = sum(1 for r in await self.current() if r.uid == report.uid)
+        if every <= 0 or count % every:
+            return
+        hours = self.chat.config.report_retention / 3600
+        text = f"reported {count} times in the last {hours:g} hours: please step in"
+        alert = ev.Alert(
+            kind="reports", room=report.room, uid=report.uid, name=report.name, text=text
+        )
+        await staff.tell_mods(self.chat, alert)
+        self.chat.count("report_escalations")
 
     @handles(rq.Reports, role="mod")
     async def reports(self, link: Link, request: rq.Reports) -> None:

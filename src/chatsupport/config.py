@@ -222,10 +222,11 @@ class Config:
     )
     talk_requests: int = setting(
         6,
-        "times one person may join the queue for a listener per 10 minutes "
+        "times one person may join the queue for a listener within --talk-window "
         "(never limited for someone flagged for crisis)",
         unit="requests",
     )
+    talk_window: float = setting(600.0, "the window of --talk-requests", unit="seconds")
     log_level: str = setting(
         "INFO",
         "DEBUG, INFO, WARNING or ERROR, on standard error",

@@ -45,6 +45,18 @@ def features(config: Config) -> list[Feature]:
     return [Everyday(), roles, Moderation(), Reports(), safety, Flood(), Matching()]
 
 
+def help_page(config: Config, http_url: str) -> str | None:
+    """The static help page's address as people reach it, for the netcat greeting: from
+    `public_url`, else where HTTP listens (unless that is every interface: no one address)."""
+    if config.public_url:
+        return config.public_url.rstrip("/") + "/help"
+    if config.host in ("", "0.0.0.0", "::"):
+        return None
+    if ":" in config.host and not config.host.startswith("["):  # an IPv6 address
+        http_url = http_url.replace(f"//{config.host}:", f"//[{config.host}]:")
+    return f"{http_url}/help"
+
+
 class ChatServer:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
@@ -112,6 +124,7 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        edge.text.help_url = help_page(config, self.urls["http"])
         self._ticker = loop.create_task(self._tick())
 
     async def _tick(self) -> None:

@@ -34,8 +34,11 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[ev.Event] = []
         self.closed: str | None = None
+        self.token = ""  # the resume token their welcome gave
 
     def send(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Welcome):
+            self.token = event.session
         self.events.append(event)
 
     def close(self, reason: str) -> None:
@@ -78,8 +81,7 @@ async def staff(chat: Chat, token: str = MOD, key: str = "address-staff") -> tup
 
 async def listening(chat: Chat, token: str = LISTENER) -> tuple[Link, Recorder]:
     link, sink = await staff(chat, token, "address-" + token)
-    await chat.handle(link, rq.Listen(on=True))
-    sink.take()
+    await chat.handle(link, rq.Listen(on=True))  # what it brings (a match) stays in `sink`
     return link, sink
 
 

@@ -6,7 +6,7 @@ are read and written by match_state.py. What this module keeps:
 - First come, first served; a seeker flagged for crisis (`session.crisis`) goes ahead of
   everyone not flagged, behind those flagged earlier, and stays there across resumes.
 - Anyone may ask from their first second; one open request per person, and at most
-  `talk_requests` joins per 10 minutes (never limited for someone flagged for crisis).
+  `talk_requests` joins per `talk_window` (never limited for someone flagged for crisis).
 - Waiting is honest: `queue {position, listeners, wait}` says where they are, how many
   listeners are on now and what recent waits suggest; a note written while waiting is
   shown to the listener in their `matched`.
@@ -73,7 +73,6 @@ from .text import clean
 
 log = logging.getLogger("chatsupport.matching")
 
-TALK_WINDOW = 600.0  # `talk_requests` joins per this many seconds
 FEEDBACK = ("helpful", "not_really", "skip")
 TOO_OFTEN = (
     "you have asked for a listener many times in a few minutes; please wait a little. "
@@ -94,7 +93,8 @@ class Matching(Feature):
 
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
-        self.talks = WindowCounter(max(1, chat.config.talk_requests), TALK_WINDOW)
+        config = chat.config
+        self.talks = WindowCounter(max(1, config.talk_requests), config.talk_window)
 
     # ---- for other features ------------------------------------------------------------------
     def on_report(self, reporter: str, reported: str) -> None:

@@ -19,6 +19,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..core.chat import Chat
+from ..core.safety import Safety
+from . import help_page
 from .context import Edge
 
 CSP = (
@@ -82,6 +84,12 @@ KNOWN_COUNTERS = (
     "slow_disconnects",
     "keepalive_timeouts",
     "resumes",
+    "crisis_alerts",
+    "talk_requests",
+    "matches",
+    "feedback_helpful",
+    "feedback_not_really",
+    "feedback_skip",
 )
 
 
@@ -132,12 +140,15 @@ class Routes:
             refusal = text_response(405, "only GET is served here\n")
             refusal.headers["Allow"] = "GET, HEAD"
             return refusal
-        found = self.route(request.path.partition("?")[0])
+        path, _, query = request.path.partition("?")
+        found = self.route(path, query)
         return dataclasses.replace(found, body=b"") if request.method == "HEAD" else found
 
-    def route(self, path: str) -> Response:
+    def route(self, path: str, query: str = "") -> Response:
         if path in ("/", "/index.html"):
             return _static("index.html")
+        if path == "/help":
+            return self.help_page(query)
         if path.startswith("/static/"):
             return _static(path[len("/static/") :])
         if path == "/config.json":
@@ -149,6 +160,12 @@ class Routes:
                 200, generate_latest(self.registry), "text/plain; version=0.0.4; charset=utf-8"
             )
         return text_response(404, "not found\n")
+
+    def help_page(self, query: str) -> Response:
+        """The help lines without JavaScript (transport/help_page.py): for anyone, always."""
+        resources = self.edge.chat.feature(Safety).resources
+        html = help_page.render(resources, help_page.region_of(resources, query))
+        return response(200, html.encode(), TYPES["html"])
 
     def page_config(self) -> Response:
         """What the web page needs from the operator's settings (nothing secret)."""

@@ -8,6 +8,13 @@ message can never pose as another line or another speaker.
 from __future__ import annotations
 
 from ..core import events as ev
+from ..core.moderation import duration
+
+# What a notice asks of the person, said the way this interface does it.
+_HINTS = {
+    "feedback": "-- /feedback helpful, /feedback not-really or /feedback skip\n",
+    "rest": "-- /debrief asks the moderators for one\n",
+}
 
 
 def _lines(prefix: str, text: str) -> str:
@@ -43,6 +50,36 @@ def _notice(event: ev.Notice) -> str:
     if event.regions:  # asked which region they are in: how to answer, on this interface
         codes = ", ".join(r["code"] for r in event.regions)
         text += f"-- for the lines of your country: /region CODE ({codes})\n"
+    return text + _HINTS.get(event.kind, "")
+
+
+def _welcome(event: ev.Welcome, help_url: str | None) -> str:
+    where = f"/resources, or {help_url} in a browser" if help_url else "/resources"
+    return (
+        f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
+        f"in #{event.room}. Type /help for commands; help lines any time: {where}\n"
+    )
+
+
+def _queue(event: ev.Queue) -> str:
+    """Where they stand, then (when known) who is on and what recent waits suggest."""
+    text = f"-- you are number {event.position} in the queue for a listener\n"
+    if event.listeners == 0:
+        text += "-- no listener is on right now; you keep your place. Help lines: /resources\n"
+    elif event.listeners:
+        some = f"{event.listeners} listener{'s' if event.listeners != 1 else ''} on now"
+        wait = f"; recent waits suggest about {duration(event.wait)}" if event.wait else ""
+        text += f"-- {some}{wait}\n"
+    return text
+
+
+def _matched(event: ev.Matched) -> str:
+    text = (
+        f"-- you are now talking privately with {event.partner.name} in "
+        f"#{event.room}; what you type goes there. /leave ends it.\n"
+    )
+    if event.note:
+        text += _lines("-- while waiting they wrote: ", event.note)
     return text
 
 
@@ -55,18 +92,16 @@ def _report(event: ev.Report) -> str:
     return text
 
 
-def render(event: ev.Event, room_tag: str = "") -> str | None:
-    """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current."""
+def render(event: ev.Event, room_tag: str = "", help_url: str | None = None) -> str | None:
+    """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current;
+    `help_url`, the web help page, is named in the greeting."""
     match event:
         case ev.Message():
             return _message(event, room_tag)
         case ev.Presence():
             return _presence(event)
         case ev.Welcome():
-            return (
-                f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
-                f"in #{event.room}. Type /help for commands.\n"
-            )
+            return _welcome(event, help_url)
         case ev.Joined():
             more = " ..." if event.count > len(event.members) else ""
             names = _members(event.members)
@@ -87,12 +122,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Bye():
             return f"*** goodbye ({event.reason.replace('_', ' ')})\n"
         case ev.Matched():
-            return (
-                f"-- you are now talking privately with {event.partner.name} in "
-                f"#{event.room}; what you type goes there. /leave ends it.\n"
-            )
+            return _matched(event)
         case ev.Queue():
-            return f"-- you are number {event.position} in the queue for a listener\n"
+            return _queue(event)
         case ev.Ended():
             return f"-- the private chat #{event.room} ended ({event.reason.replace('_', ' ')})\n"
         case ev.Report():

@@ -215,3 +215,20 @@ async def test_only_listeners_debrief_and_a_second_listener_takes_over() -> None
     [notice] = notices(seeker_sink, "handoff")
     assert notice.name == other.session.name and "music" in notice.text
     assert "music" in notices(other_sink, "handoff")[0].text
+
+
+async def test_listeners_hear_someone_waits_and_can_offer_a_chat() -> None:
+    chat, _ = await make_chat()
+    lis, lis_sink = await staff(chat, LISTENER, "address-l")  # signed in, not listening
+    seeker, sink = await talking(chat, "a")
+    [alert] = lis_sink.of(ev.Alert)
+    assert (alert.kind, alert.uid, alert.name) == ("waiting", "", "")  # never who
+    other, other_sink = await person(chat, "b")
+    await chat.handle(other, rq.Say(text=CRISIS, room="lobby"))
+    lis_sink.take()
+    await chat.handle(lis, rq.Offer(uid=other.session.uid))
+    [offer] = notices(other_sink, "offer")
+    assert offer.name == lis.session.name
+    # Offering makes the listener available: the seeker waiting is theirs now.
+    assert [m.partner.uid for m in matched(lis_sink)] == [seeker.session.uid]
+    assert [m.partner.uid for m in matched(sink)] == [lis.session.uid]

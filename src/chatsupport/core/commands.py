@@ -215,6 +215,12 @@ COMMANDS: dict[str, Command] = {
             lambda a, r: rq.Handoff(room=r, name=a or None),
         ),
         Command(
+            rq.Offer,
+            "/offer NAME",
+            "listeners: offer someone a private chat (they choose)",
+            lambda a, r: rq.Offer(name=_one(a, "NAME")),
+        ),
+        Command(
             rq.Debrief,
             "/debrief [NOTE]",
             "listeners: ask the moderators for a debrief",

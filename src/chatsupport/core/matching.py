@@ -64,7 +64,7 @@ from .match_state import (
     withdraw_slots,
     write_profile,
 )
-from .moderation import duration
+from .moderation import duration, find_anywhere
 from .names import name_key
 from .reports import Reports
 from .rooms import PRIVATE_PREFIX, is_private, normalise_room
@@ -149,6 +149,8 @@ class Matching(Feature):
         state.told[uid] = _told(state, position)
         chat.count("talk_requests")
         await pump(chat, state)
+        if uid in await chat.broker.queued(SEEKERS):  # nobody free took them: listeners hear
+            await _tell_listeners_someone_waits(chat)
 
     @handles(rq.Listen, role="listener")
     async def listen(self, link: Link, request: rq.Listen) -> None:
@@ -218,6 +220,22 @@ class Matching(Feature):
         self.state.may_rate.discard(link.session.uid)
         self.chat.count(f"feedback_{request.answer}")
         self.chat.reply(link, ev.Notice(kind="thanks", text="thank you for saying"), request)
+
+    @handles(rq.Offer, role="listener")
+    async def offer(self, link: Link, request: rq.Offer) -> None:
+        """Tell someone a listener is there for them: the person chooses (`talk`); the
+        listener becomes available, so that a crisis-flagged seeker is theirs at once."""
+        chat, session = self.chat, link.session
+        target = await find_anywhere(chat, request.uid, request.name)
+        if target.uid == session.uid:
+            raise Refused("bad_request", "you cannot offer a chat to yourself")
+        text = f"{session.name}, a listener, is here if you would like to talk privately."
+        await _send(chat, target.uid, ev.Notice(kind="offer", text=text, name=session.name))
+        if session.uid not in self.state.listening:
+            await self.listen(link, rq.Listen(on=True, ref=request.ref))
+        chat.count("offers")
+        text = "they have been told you are there for them; it is their choice to talk"
+        chat.reply(link, ev.Notice(kind="offered", text=text), request)
 
     @handles(rq.Debrief, role="listener")
     async def debrief(self, link: Link, request: rq.Debrief) -> None:
@@ -423,6 +441,14 @@ async def _enter(chat: Chat, state: MatchState, session: Session, private: Priva
     if session.uid == private.seeker:
         state.unqueued(session.uid)
     await chat.enter(session, private.room, announce=False)  # a text peer's lines go there
+
+
+async def _tell_listeners_someone_waits(chat: Chat) -> None:
+    """Every signed-in listener, on every node, hears that someone waits (never who)."""
+    waiting = len(await chat.broker.queued(SEEKERS))
+    text = f"someone is waiting for a listener ({waiting} waiting)"
+    alert = ev.Alert(kind="waiting", room="", uid="", name="", text=text)
+    await chat.broker.signal(staff.LISTENERS, alert, None)
 
 
 # ---- telling seekers where they stand -------------------------------------------------------

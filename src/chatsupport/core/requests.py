@@ -109,6 +109,13 @@ class End(Request, tag="end"):
     report: str | None = None
 
 
+class Offer(Request, tag="offer"):
+    """A listener offers a private chat to someone (e.g. after a crisis alert about them)."""
+
+    uid: str | None = None
+    name: str | None = None
+
+
 class Debrief(Request, tag="debrief"):
     """A listener asks the moderators for a debrief after a hard conversation."""
 
@@ -215,6 +222,7 @@ AnyRequest = (
     | Auth
     | Talk
     | End
+    | Offer
     | Debrief
     | Feedback
     | Listen

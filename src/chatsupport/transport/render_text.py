@@ -14,6 +14,7 @@ from ..core.moderation import duration
 _HINTS = {
     "feedback": "-- /feedback helpful, /feedback not-really or /feedback skip\n",
     "rest": "-- /debrief asks the moderators for one\n",
+    "offer": "-- /talk to talk privately with a listener\n",
 }
 
 
@@ -131,6 +132,9 @@ def render(event: ev.Event, room_tag: str = "", help_url: str | None = None) -> 
             return _report(event)
         case ev.Alert() if event.kind == "crisis":
             return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", event.text)
+        case ev.Alert() if event.kind == "waiting":
+            return _lines("*** [alert] ", event.text)
         case ev.Alert():
-            return _lines(f"*** [alert {event.kind}] {event.name} in #{event.room}: ", event.text)
+            where = f" in #{event.room}" if event.room else ""
+            return _lines(f"*** [alert {event.kind}] {event.name}{where}: ", event.text)
     return None

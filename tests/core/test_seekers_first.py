@@ -13,7 +13,7 @@ from chatsupport.core.chat import Chat
 from chatsupport.core.match_rule import Board, Profile, Slot, choose, estimate
 from chatsupport.core.session import Link
 
-from .harness import LISTENER_2, Recorder, errors, listening, make_chat, person, staff
+from .harness import LISTENER, LISTENER_2, Recorder, errors, listening, make_chat, person, staff
 
 CRISIS = "i just want to die"
 

@@ -156,10 +156,7 @@ class Matching(Feature):
     async def listen(self, link: Link, request: rq.Listen) -> None:
         chat, state, session = self.chat, self.state, link.session
         if request.on:
-            await write_profile(chat, state, session)
-            await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
-            state.listening.add(session.uid)
-            await offer_slots(chat, session.uid)
+            await _start_listening(chat, state, session)
             waiting = len(await chat.broker.queued(SEEKERS))
             text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
             text += f"{waiting} waiting"
@@ -232,10 +229,12 @@ class Matching(Feature):
         text = f"{session.name}, a listener, is here if you would like to talk privately."
         await _send(chat, target.uid, ev.Notice(kind="offer", text=text, name=session.name))
         if session.uid not in self.state.listening:
-            await self.listen(link, rq.Listen(on=True, ref=request.ref))
+            await _start_listening(chat, self.state, session)
         chat.count("offers")
         text = "they have been told you are there for them; it is their choice to talk"
+        text += " (you are available for one-to-one chats now)"
         chat.reply(link, ev.Notice(kind="offered", text=text), request)
+        await pump(chat, self.state)
 
     @handles(rq.Debrief, role="listener")
     async def debrief(self, link: Link, request: rq.Debrief) -> None:
@@ -375,6 +374,13 @@ async def prioritise(chat: Chat, state: MatchState, session: Session) -> None:
         state.flagged.add(uid)
         await write_profile(chat, state, session)
         await _tell_positions(chat, state)
+
+
+async def _start_listening(chat: Chat, state: MatchState, session: Session) -> None:
+    await write_profile(chat, state, session)
+    await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
+    state.listening.add(session.uid)
+    await offer_slots(chat, session.uid)
 
 
 async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:

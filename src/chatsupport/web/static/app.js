@@ -3,7 +3,10 @@
 
 import { Connection } from "./connection.js";
 import { $, charCount, el, normalise } from "./dom.js";
+import { installDrafts } from "./drafts.js";
 import { configureExit, installExitShortcut } from "./exit.js";
+import { installStaffAlerts, staffEvent, staffSignedIn } from "./listener.js";
+import { afterEnd, askFeedback, confirmEnd, handedOver, offerHandoff, offered } from "./oneone.js";
 import {
   addAlert,
   addReport,
@@ -14,6 +17,7 @@ import {
   showResources,
   showRoomList,
   signedIn,
+  tellRegion,
 } from "./panels.js";
 import { forgetStored, nextRef, request, restore, save, send, setSender, state } from "./state.js";
 import {
@@ -29,6 +33,7 @@ import {
   setMembers,
   system,
 } from "./view.js";
+import { hideWaiting, installWaiting, showWaiting } from "./waiting.js";
 
 const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked", "banned"]);
 
@@ -223,6 +228,7 @@ const HANDLERS = {
     adopt(frame);
     reconnects = 0;
     conn.settled();
+    tellRegion(); // a new session: their region's help lines come first from now on
   },
   joined(frame) {
     const room = ensureRoom(frame.room, { floor: frame.last || 0 });
@@ -232,7 +238,9 @@ const HANDLERS = {
     flush();
   },
   left(frame) {
-    removeRoom(frame.room);
+    const room = state.rooms.get(frame.room);
+    if (room && room.private) afterEnd(room, "You ended this conversation.");
+    else removeRoom(frame.room);
   },
   message(frame) {
     settleOwn(frame);
@@ -272,17 +280,17 @@ const HANDLERS = {
   matched(frame) {
     state.talk = "idle";
     showQueue(null);
+    hideWaiting();
     const room = ensureRoom(frame.room, { floor: 0, partner: frame.partner });
+    offerHandoff(room);
+    if (frame.note) system(room, `While waiting, they wrote: ${frame.note}`, "info");
     setCount(room, 2);
     setMembers(room, [{ uid: state.uid, name: state.name, role: state.role }, frame.partner]);
     activate(room.name); // focus stays where the person is typing; the announcement tells
 
     announce(`You are now talking privately with ${frame.partner.name}.`);
   },
-  queue(frame) {
-    state.talk = "queued";
-    showQueue(frame.position > 0 ? `Waiting for a listener: you are number ${frame.position} in line.` : "Waiting for a listener…");
-  },
+  queue: showWaiting,
   ended(frame) {
     const room = state.rooms.get(frame.room);
     const why = {
@@ -290,11 +298,17 @@ const HANDLERS = {
       partner_disconnected: "The other person's connection was lost. This conversation has ended.",
       handed_over: "You handed this conversation over to another listener.",
     }[frame.reason];
-    if (room) endRoom(room, why || "This conversation has ended.");
+    if (room) afterEnd(room, why || "This conversation has ended.");
     announce("The private conversation has ended.");
   },
-  alert: addAlert,
-  report: addReport,
+  alert(frame) {
+    addAlert(frame);
+    staffEvent(frame);
+  },
+  report(frame) {
+    addReport(frame);
+    staffEvent(frame);
+  },
   error(frame) {
     if (frame.ref === "resume") {
       finishResume({ complete: false }); // e.g. delivery interrupted: what came, came once
@@ -326,7 +340,15 @@ function onNotice(frame) {
       break;
     case "auth":
       signedIn(frame.name);
+      staffSignedIn();
       break;
+    case "handoff":
+      if (!state.role) return handedOver(frame);
+      break;
+    case "feedback":
+      return askFeedback();
+    case "offer":
+      return offered(frame);
     case "ignore":
     case "unignore":
       break; // the dialogs that asked update themselves
@@ -353,6 +375,8 @@ function offerHelp(frame) {
     el("button", { type: "button", class: "btn help-now small", text: "More help lines", onclick: () => openDialog("dlg-help") }),
   );
   if (room) block(room, card);
+  // The kind words first: on a small screen the card's top stays in view, not its end.
+  if (room && state.active === room.name) card.scrollIntoView({ block: "nearest" });
   announce(frame.text || "Help lines are available: open Get help now.");
 }
 
@@ -463,6 +487,7 @@ function installTalk() {
       {
         error: (f) => {
           state.talk = "idle";
+          hideWaiting();
           showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
         },
       },
@@ -471,6 +496,7 @@ function installTalk() {
   $("queue-cancel").addEventListener("click", () => {
     if (state.talk === "queued") request({ type: "talk" }, { error: () => {} }); // again = cancel
     state.talk = "idle";
+    hideWaiting();
     showQueue(null);
   });
 }
@@ -490,6 +516,7 @@ function installTabs() {
     const room = [...state.rooms.values()].find((r) => r.leaveBtn === event.target);
     if (!room) return;
     if (room.ended) removeRoom(room.name);
+    else if (room.private) confirmEnd(room, showError);
     else request({ type: "leave", room: room.name }, { error: (f) => (f.code === "not_in_room" ? removeRoom(room.name) : showError(f.message)) });
   });
 }
@@ -516,6 +543,9 @@ function boot() {
   installExitShortcut();
   installPanels();
   installComposer();
+  installDrafts(updateCounter);
+  installWaiting();
+  installStaffAlerts();
   installTalk();
   installTabs();
   $("conn-retry").onclick = () => conn.retryNow();

@@ -3,6 +3,7 @@
 
 import { $, clear, clock, el } from "./dom.js";
 import { quickExit } from "./exit.js";
+import { guessRegion } from "./region.js";
 import { request, save, state } from "./state.js";
 import { activate, announce, hideFrom, onMessageAction, unhideFrom } from "./view.js";
 
@@ -60,11 +61,18 @@ export function installPanels() {
 // ---- get help now --------------------------------------------------------------------------
 function installHelp() {
   const region = $("region");
-  const guess = (navigator.language || "").split("-")[1];
-  if (guess && region.querySelector(`option[value="${guess.toUpperCase()}"]`)) region.value = guess.toUpperCase();
+  const known = new Set([...region.options].map((option) => option.value));
+  const guess = guessRegion(known); // the person's choice, when they make one, replaces it
+  if (guess) region.value = guess;
   $("dlg-help").addEventListener("opened", loadResources);
   region.addEventListener("change", loadResources);
   $("region-form").addEventListener("submit", (event) => event.preventDefault());
+}
+
+// A new session: the server shows the region's lines first on a crisis card from now on.
+export function tellRegion() {
+  const code = $("region").value;
+  if (code && code !== "INT") request({ type: "region", code }, { error: () => {} });
 }
 
 function loadResources() {
@@ -78,8 +86,10 @@ function loadResources() {
         showResources(frame.resources || []);
       },
       error: () => {
-        setStatus("resources-status", "This server could not list help lines just now. This one works everywhere:");
+        setStatus("resources-status", "This chat could not list help lines just now. This one works everywhere:");
         showResources(FALLBACK_RESOURCES);
+        // The page of help lines needs no connection and no script: always reachable.
+        $("resources").append(el("li", { class: "resource" }, el("a", { href: "/help", text: "All help lines, by country" })));
       },
     },
   );
@@ -375,20 +385,24 @@ function bump() {
   count.hidden = false;
 }
 
+const ALERT_TITLES = { crisis: "Crisis", waiting: "Someone is waiting", debrief: "Debrief asked", reports: "Repeated reports" };
+
 export function addAlert(frame) {
   $("alerts-empty").hidden = true;
-  const open = el("button", { type: "button", class: "btn small", text: `Open #${frame.room}`, onclick: () => openRoom(frame.room) });
+  const title = ALERT_TITLES[frame.kind] || "Alert";
+  const where = frame.room ? ` in #${frame.room}` : "";
+  const open = frame.room && el("button", { type: "button", class: "btn small", text: `Open #${frame.room}`, onclick: () => openRoom(frame.room) });
   $("alerts").prepend(
     el(
       "li",
       { class: "card-item" },
-      el("p", {}, el("strong", { text: `${frame.kind === "crisis" ? "Crisis" : "Alert"} in #${frame.room}` }), " · ", clock().text),
-      el("p", {}, el("span", { class: "msg-name", text: frame.name }), ": ", frame.text),
+      el("p", {}, el("strong", { text: `${title}${where}` }), " · ", clock().text),
+      el("p", {}, frame.name ? el("span", { class: "msg-name", text: frame.name }) : null, frame.name ? ": " : "", frame.text),
       open,
     ),
   );
   bump();
-  announce(`Alert in #${frame.room} about ${frame.name}.`);
+  announce(`${title}${where}${frame.name ? ` about ${frame.name}` : ""}.`);
 }
 
 export function addReport(frame) {

@@ -8,9 +8,14 @@ const MAX_SHOWN = 500; // items kept on screen per room; older ones scroll away 
 const ROLE_LABEL = { mod: "moderator", listener: "listener" };
 const messageOf = new WeakMap(); // action button -> message frame
 let openMessage = () => {};
+let switched = () => {}; // (from, to): the room shown changes (drafts.js keeps each one's box)
 
 export function onMessageAction(fn) {
   openMessage = fn;
+}
+
+export function onSwitch(fn) {
+  switched = fn;
 }
 
 // ---- rooms and tabs -------------------------------------------------------------------------
@@ -102,7 +107,9 @@ export function activate(name, focusTab = false) {
     other.tab.tabIndex = on ? 0 : -1;
     other.pane.hidden = !on;
   }
+  const from = state.active;
   state.active = name;
+  if (from !== name) switched(from, name);
   room.unread = 0;
   room.unreadNode.hidden = true;
   $("composer-label").textContent = `Message ${room.label}`;

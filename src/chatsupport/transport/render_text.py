@@ -58,7 +58,7 @@ def _welcome(event: ev.Welcome, help_url: str | None) -> str:
     where = f"/resources, or {help_url} in a browser" if help_url else "/resources"
     return (
         f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
-        f"in #{event.room}. Type /help for commands; help lines any time: {where}\n"
+        f"in #{event.room}. Type /help for commands. Help lines any time: {where}\n"
     )
 
 

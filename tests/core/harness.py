@@ -14,39 +14,24 @@ from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.core.session import Link
 from chatsupport.server import features
 
+from .test_moderation_core import Clock
+from .test_moderation_core import Recorder as BaseRecorder
+
 MOD, LISTENER, LISTENER_2 = "mod-token", "listener-token", "listener-token-2"
 E = TypeVar("E", bound=ev.Event)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    interface = "json"
-    echoes_own = True
-    can_resume = True
+class Recorder(BaseRecorder):
+    """A Sink that keeps what it was sent; also the resume token its welcome gave."""
 
     def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-        self.closed: str | None = None
-        self.token = ""  # the resume token their welcome gave
+        super().__init__()
+        self.token = ""
 
     def send(self, event: ev.Event) -> None:
         if isinstance(event, ev.Welcome):
             self.token = event.session
-        self.events.append(event)
-
-    def close(self, reason: str) -> None:
-        self.closed = reason
-
-    def take(self) -> list[ev.Event]:
-        events, self.events = self.events, []
-        return events
+        super().send(event)
 
     def of(self, kind: type[E]) -> list[E]:
         """The events of `kind` received since the last `take`, taken with the rest."""

@@ -130,6 +130,7 @@ export function activate(name, focusTab = false) {
   $("composer-label").textContent = `Message ${room.label}`;
   $("composer-input").placeholder = room.ended ? "This conversation has ended" : `Message ${room.label}`;
   if (focusTab) room.tab.focus();
+  room.tab.scrollIntoView({ block: "nearest", inline: "nearest" }); // many rooms: the strip scrolls
   showPeople(room);
   // Back to a room with news: start at the first new message; otherwise at the newest.
   if (room.unread && room.divider?.isConnected) room.log.scrollTop = room.divider.offsetTop - 8;

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from chatsupport import ChatServer
 from chatsupport.transport.ws import HttpConnection
@@ -41,6 +41,19 @@ RTL = "مرحبا، أنا هنا أيضا"
 
 
 LOG = "#panes .pane:not([hidden]) .log"
+
+
+async def submit_all(page: Page, texts: list[str]) -> list[str]:
+    """Sends `texts` from the box as fast as a script can; the notes of the messages waiting."""
+    notes: list[str] = await page.evaluate(
+        """texts => { const box = document.getElementById("composer-input");
+            for (const text of texts) {
+              box.value = text; document.getElementById("composer").requestSubmit(); }
+            return [...document.querySelectorAll(".pending .pending-note")]
+              .map(n => n.textContent); }""",
+        texts,
+    )
+    return notes
 
 
 async def others_say(ws: WsClient, *texts: str, room: str = "lobby") -> None:
@@ -158,15 +171,7 @@ async def test_a_burst_is_paced_to_the_budget_and_nobody_is_muted(browser: Brows
         page = await open_page(browser, server)
         bystander = await WsClient.open(server.http_port)
         burst = [f"burst {n}" for n in range(8)]
-        waiting = await page.evaluate(
-            """burst => { const box = document.getElementById("composer-input");
-                for (const text of burst) {
-                  box.value = text; document.getElementById("composer").requestSubmit(); }
-                return [...document.querySelectorAll(".pending .pending-note")]
-                  .map(n => n.textContent); }""",
-            burst,
-        )
-        assert waiting == ["Sending…"] * 8  # all shown at once, as sending
+        assert await submit_all(page, burst) == ["Sending…"] * 8  # all shown, as sending
         for text in burst:
             assert (await bystander.expect("message", timeout=15.0))["text"] == text
         await expect(shown(page)).to_have_text(burst)
@@ -190,11 +195,7 @@ async def test_every_refused_message_goes_back_to_its_box(
     await mod.request({"type": "slow", "room": "lobby", "seconds": 60}, "notice")
     await say(page, "first")
     await expect(shown(page).filter(has_text="first")).to_have_count(1)
-    await page.evaluate(
-        """() => { const box = document.getElementById("composer-input");
-            for (const text of ["second", "third"]) {
-              box.value = text; document.getElementById("composer").requestSubmit(); } }"""
-    )
+    await submit_all(page, ["second", "third"])
     await expect(page.locator("#composer-input")).to_have_value("second\nthird")
     await expect(page.locator("#composer-error")).to_contain_text("slow mode")
     await expect(page.locator(".pending")).to_have_count(0)

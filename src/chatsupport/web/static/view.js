@@ -316,6 +316,7 @@ export function addMessage(frame) {
     room.missed += 1; // a resume's replay: one sentence for all of them, when it is done
     return true;
   }
+  if (document.documentElement.hasAttribute("data-welcome")) return true; // read in peace
   const where = state.active === frame.room ? "" : ` in ${room.label}`;
   const said = frame.kind === "me" ? `${frame.name} ${frame.text}` : `${frame.name}${where}: ${frame.text}`;
   const mention = node.classList.contains("mention") ? " (mentions you)" : "";

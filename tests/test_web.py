@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from chatsupport import ChatServer
 from chatsupport.core.session import Link, Session
@@ -84,7 +91,9 @@ async def open_page(
     errors = PAGE_ERRORS.setdefault(page, [])
     page.on("pageerror", lambda error: errors.append(str(error)))
     # Console errors include Content-Security-Policy violations: the page must cause none.
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # Chromium also logs each WebSocket connection that cannot be made: the tests cause
+    # those on purpose (offline, server stopped), as often as the backoff happens to try.
+    page.on("console", lambda m: errors.append(m.text) if console_error(m) else None)
     await page.goto(f"http://127.0.0.1:{server.http_port}/")
     await expect(page.locator("html")).to_have_attribute("data-conn", "online")
     if not welcome:
@@ -98,6 +107,11 @@ async def use_control(page: Page, selector: str) -> None:
     if await page.locator("#menu-btn").is_visible():
         await page.locator("#menu-btn").click()
     await page.locator("#toolbar").locator(selector).first.click()
+
+
+def console_error(message: ConsoleMessage) -> bool:
+    refused = message.text.startswith("WebSocket connection to ") and " failed: " in message.text
+    return message.type == "error" and not refused
 
 
 def no_page_errors(page: Page) -> None:

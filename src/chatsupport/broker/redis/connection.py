@@ -68,6 +68,8 @@ def parse_url(url: str) -> Options:
 
 
 class Link:
+    """One node's connection to Redis, shared by every part of the broker."""
+
     def __init__(self, options: Options, node: str) -> None:
         self.node = node
         self.prefix = options.prefix

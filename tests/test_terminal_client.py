@@ -18,6 +18,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 from chatsupport import ChatServer
 
@@ -118,6 +119,10 @@ def input_row(rows: list[str]) -> str:
     return next(row for row in reversed(rows) if row.startswith("#"))
 
 
+def shows_input(line: str, screen: str) -> bool:
+    return input_row(screen.splitlines()) == line
+
+
 async def test_ctrl_c_says_goodbye_and_exits_0(server: ChatServer) -> None:
     term = await Terminal.start(url(server))
     try:
@@ -180,13 +185,13 @@ async def test_auth_token_is_never_shown_nor_kept(staff_server: ChatServer) -> N
             piece = LISTENER_TOKEN[start : start + 9]
             stars = "#lobby> /auth " + "*" * len(LISTENER_TOKEN[: start + 9])
             await tmux.type(piece, enter=False)
-            screen = await tmux.wait_for(lambda s, shown=stars: input_row(s.splitlines()) == shown)
+            screen = await tmux.wait_for(partial(shows_input, stars))
             assert piece not in screen
         await tmux.keys("Enter")
         screen = await tmux.wait_for(lambda s: "you are signed in as" in s)
         assert "/auth" not in screen  # not left on the screen once sent
         await tmux.keys("Up")  # the history has the line before, never the token
-        await tmux.wait_for(lambda s: input_row(s.splitlines()) == "#lobby> before the token")
+        await tmux.wait_for(partial(shows_input, "#lobby> before the token"))
         await tmux.keys("Up", "C-u")
         await tmux.type("/who")  # a barrier: the keys were handled before this answer
         screen = await tmux.wait_for(lambda s: "-- in #lobby (1)" in s)
@@ -214,12 +219,12 @@ async def test_lines_once_timestamped_wrapped_and_mentions_highlighted(
         rows = await tmux.rows()
         assert sum("said once" in row for row in rows) == 1  # no prompt line plus echo
         assert any(re.fullmatch(rf"{TIME}<{name}> said once", row) for row in rows)
-        first = next(i for i, row in enumerate(rows) if "word00" in row)
+        start = next(i for i, row in enumerate(rows) if "word00" in row)
         prefix = f"<{peer.name}> "
-        assert re.match(rf"{TIME}{re.escape(prefix)}word00 ", rows[first])
-        wrapped = [rows[first]]
+        assert re.match(rf"{TIME}{re.escape(prefix)}word00 ", rows[start])
+        wrapped = [rows[start]]
         indent = " " * (len("12:34 ") + len(prefix))
-        for row in rows[first + 1 :]:
+        for row in rows[start + 1 :]:
             if not row.startswith(indent):
                 break
             assert row[len(indent)] != " "  # the text starts right under the text

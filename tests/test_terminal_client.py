@@ -143,8 +143,9 @@ async def test_ctrl_c_while_the_server_is_away_exits_0() -> None:
     try:
         await server.stop()
         await term.expect("-- reconnecting in")
-        os.write(term.master, b"\x03")
+        os.write(term.master, b"words still waiting\r\x03")  # Enter, then Ctrl-C
         assert await term.exit_status() == 0
+        await term.expect("-- not sent: words still waiting")  # to copy, before it goes
         assert "Traceback" not in term.screen
     finally:
         await term.close()

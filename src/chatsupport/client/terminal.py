@@ -351,10 +351,9 @@ class Client:
             connection.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
             await connection
-        unsent = [line for line in self.lines if line.text.strip().lower() != "/quit"]
-        if unsent:
-            n = len(unsent)
-            self.show(f"-- {n} line{'s' if n > 1 else ''} typed while disconnected not sent")
+        for line in self.lines:  # typed while disconnected: shown, so they can be copied
+            if line.text.strip().lower() != "/quit":
+                self.show(f"-- not sent: {shown_line(line.text)}")
         self.view.refresh()
 
     def submit(self, line: str) -> None:

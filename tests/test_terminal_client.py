@@ -65,7 +65,7 @@ class Tmux:
             "tmux", "-L", self.socket, *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), WAIT)
+        out, err = await asyncio.wait_for(proc.communicate(), 3 * WAIT)  # a loaded machine
         assert proc.returncode == 0, err
         return out.decode()
 

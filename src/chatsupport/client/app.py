@@ -19,6 +19,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input.vt100 import Vt100Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -28,6 +29,19 @@ from .render import STYLE, Fragments, Screen, to_ansi
 from .terminal import Client, secret, until_done
 
 SECRET_START = len("/auth")
+
+
+class StaysRaw(Vt100Input):
+    """The terminal stays in raw mode while lines are printed above the input.
+
+    prompt_toolkit prints them in "cooked" mode, where the terminal itself handles keys:
+    a Ctrl-U pressed just then was eaten by the line discipline (the kept words stayed on
+    the input line and went out joined to the next ones), and typed keys were echoed in
+    the middle of the output. Raw mode only delays a key until the print is done.
+    """
+
+    def cooked_mode(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class HideSecret(Processor):
@@ -109,7 +123,7 @@ def key_bindings(client: Client, session: PromptSession[str]) -> KeyBindings:
 
 async def interactive(url: str) -> int:
     session: PromptSession[str] = PromptSession(
-        history=InMemoryHistory(), style=STYLE, erase_when_done=True
+        history=InMemoryHistory(), style=STYLE, erase_when_done=True, input=StaysRaw(sys.stdin)
     )
     view = TerminalView(session)
     client = Client(url, view, interactive=True)

@@ -208,3 +208,23 @@ async def test_a_report_on_node_one_is_listed_on_node_two(url: str, tmp_path: Pa
             {"type": "report", "id": bad["id"], "room": "lobby", "reason": "x"}, "error"
         )
         assert "already" in again["message"]
+
+
+async def test_a_moderator_who_resumes_on_node_two_gets_reports_there(
+    url: str, tmp_path: Path
+) -> None:
+    """Node b rebuilds the moderator from node a's record: the staff channel comes too."""
+    async with two_nodes(url, tmp_path) as (a, b):
+        mod = await staff_ws(a.http_port)
+        await mod.close()
+        back = await WsClient.open(b.http_port)
+        await back.send({"type": "resume", "session": mod.welcome["session"], "last": {}})
+        await back.expect("resumed")
+        assert b.chat is not None and b.chat.sessions[mod.uid].role == "mod"
+        troll, reporter = await WsClient.open(a.http_port), await WsClient.open(a.http_port)
+        bad = await say(troll, "go away loser")
+        await reporter.request(
+            {"type": "report", "id": bad["id"], "room": "lobby", "reason": "insults"}, "notice"
+        )
+        live = await back.expect("report")
+        assert live["uid"] == troll.uid and live["evidence"][-1]["text"] == "go away loser"

@@ -110,6 +110,10 @@ class Feature:
     def on_new(self, session: Session) -> None:
         """A new person, before their `welcome`."""
 
+    def on_restore(self, session: Session) -> None:
+        """A person another node held is rebuilt here for their resume (role and ignore
+        list as they were), before they enter their rooms again."""
+
     def check(self, link: Link, request: rq.Request) -> None:
         """Before every handler; raise `Refused` to refuse the request."""
 

@@ -19,7 +19,7 @@ from . import staff
 from .chat import Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
-from .session import Link
+from .session import Link, Session
 
 ROLES = ("listener", "mod")
 FAILURES_ALLOWED = 5  # wrong tokens per address per window before auth is refused for a while
@@ -90,6 +90,10 @@ class Roles(Feature):
             if entry.matches(token):
                 found = entry.role
         return found
+
+    def on_restore(self, session: Session) -> None:
+        """Staff who resumed here from another node receive reports and alerts here."""
+        staff.enlist(self.chat, session)
 
     @handles(rq.Auth)
     async def auth(self, link: Link, request: rq.Auth) -> None:

@@ -2,7 +2,8 @@
 
 The file holds one role and a salted hash of its token per line (`mod sha256$SALT$HASH`);
 tokens are random and long, so a salted SHA-256 is enough, and the token itself is never
-stored: `chatsupport token add` prints it once.
+stored: `chatsupport token add` (cli.py) prints it once. The file is read at the edge
+(chatsupport/loading.py); this module parses its text and checks tokens against it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import events as ev
 from . import requests as rq
@@ -58,23 +58,6 @@ def parse_tokens(text: str, source: str = "tokens file") -> list[TokenEntry]:
             raise ValueError(f"{source}:{number}: expected 'listener|mod sha256$SALT$HASH'")
         entries.append(TokenEntry(role, salt, digest))
     return entries
-
-
-def load_tokens(path: str | None) -> list[TokenEntry]:
-    if not path:
-        return []
-    return parse_tokens(Path(path).read_text(encoding="utf-8"), path)
-
-
-def add_token_command(role: str, tokens_file: str) -> int:
-    """`chatsupport token add`: append a new token's hash; print the token once."""
-    token = secrets.token_urlsafe(32)
-    path = Path(tokens_file)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(hash_line(role, token) + "\n")
-    path.chmod(0o600)
-    print(f"New {role} token (shown once; keep it secret):\n{token}")
-    return 0
 
 
 class Roles(Feature):

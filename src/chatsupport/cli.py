@@ -16,6 +16,7 @@ from pathlib import Path
 from . import config as settings
 from .core.ports import BrokerUnavailable
 from .core.roles import hash_line
+from .core.vocabulary import ROLES
 from .server import ChatServer
 
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage listener/moderator tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     add = token_sub.add_parser("add", help="create a token; prints it once, stores its hash")
-    add.add_argument("--role", choices=["listener", "mod"], required=True)
+    add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--tokens-file", required=True)
     return parser
 

@@ -49,6 +49,18 @@ SETTLE = 0.5  # seconds of quiet after the last reply before a script's client e
 _decoder = msgspec.json.Decoder(ev.EventUnion)
 
 
+class _Words(msgspec.Struct):
+    """What this client can still show of a notice or error whose kind or code it does not
+    know (a newer server's word: the vocabulary refuses it when decoding)."""
+
+    type: str = ""
+    text: str = ""
+    message: str = ""
+
+
+_words = msgspec.json.Decoder(_Words)
+
+
 def printable(text: str) -> str:
     """What a terminal may safely show: no escapes, controls or bidi tricks from the wire."""
     return "".join(c for c in text if c == "\n" or not unicodedata.category(c).startswith("C"))
@@ -261,6 +273,9 @@ class Client:
         self.heard.set()
         try:
             event = _decoder.decode(raw)
+        except msgspec.ValidationError:
+            self._unknown_word(raw)
+            return
         except (msgspec.DecodeError, UnicodeDecodeError):
             return  # a frame this client does not know: newer server, nothing to show
         if event.ref is not None:
@@ -270,6 +285,16 @@ class Client:
             handler(self, event)
         else:
             self.show(render(event) or "")
+
+    def _unknown_word(self, raw: str | bytes) -> None:
+        try:
+            words = _words.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return
+        if words.type == "notice" and words.text:
+            self.show("".join(f"-- {line}\n" for line in words.text.split("\n")))
+        elif words.type == "error" and words.message:
+            self.show("".join(f"!! {line}\n" for line in words.message.split("\n")))
 
     def _welcome(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Welcome)

@@ -37,16 +37,17 @@ from .limits import Clock, TokenBucket, WindowCounter
 from .names import name_key, random_name
 from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
+from .vocabulary import ErrorCode, Role
 
 log = logging.getLogger("chatsupport.core")
 
-ROLE_NAMES = {"mod": "moderators", "listener": "signed-in listeners"}
+ROLE_NAMES: dict[Role, str] = {"mod": "moderators", "listener": "signed-in listeners"}
 
 
 class Refused(Exception):
     """A handler's way to answer with `error {code, message}`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
 
@@ -109,7 +110,7 @@ class Chat:
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
         )
-        self._refused: list[Callable[[Link, str], Awaitable[None]]] = implementing(
+        self._refused: list[Callable[[Link, ErrorCode], Awaitable[None]]] = implementing(
             features, "on_refused"
         )
         self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
@@ -134,7 +135,7 @@ class Chat:
     def can_handle(self, kind: type[rq.Request]) -> bool:
         return kind in self._routes
 
-    def may(self, role: str | None, kind: type[rq.Request]) -> bool:
+    def may(self, role: Role | None, kind: type[rq.Request]) -> bool:
         """Whether someone with `role` may send a request of type `kind` (for /help)."""
         route = self._routes.get(kind)
         return outranks(role, route.role if route else None)
@@ -483,7 +484,7 @@ class Chat:
             check(link, request)
         await route.handler(link, request)
 
-    def fail(self, link: Link, code: str, message: str, ref: str | None = None) -> None:
+    def fail(self, link: Link, code: ErrorCode, message: str, ref: str | None = None) -> None:
         self.count(f"error_{code}")
         self.send(link, ev.Error(code=code, message=message, ref=ref))
 
@@ -691,7 +692,7 @@ class Route:
     """How the dispatcher runs one request type: its handler and what it declared."""
 
     handler: Handler
-    role: str | None
+    role: Role | None
     cost: Cost
 
 
@@ -707,8 +708,8 @@ def _routes(features: Sequence[Feature]) -> dict[type[rq.Request], Route]:
     return routes
 
 
-def forbidden(kind: type[rq.Request], role: str | None, *, command: bool) -> str:
+def forbidden(kind: type[rq.Request], role: Role | None, *, command: bool) -> str:
     """Why a request is refused to someone without `role`, in the words of its interface."""
     if command:
         return f"/{type_name(kind)} is for {role}s"
-    return f"only {ROLE_NAMES.get(role or '', 'staff')} can do that"
+    return f"only {ROLE_NAMES[role] if role else 'staff'} can do that"

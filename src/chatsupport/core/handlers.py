@@ -20,6 +20,7 @@ from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .staff import find_person
 from .text import clean
+from .vocabulary import NoticeKind
 
 
 def _room_of(link: Link, room: str | None) -> str:
@@ -174,7 +175,7 @@ class Everyday(Feature):
         else:
             session.ignored = session.ignored - {target.uid}
             text = f"you will see messages from {target.name} again"
-        kind = type(request).__name__.lower()
+        kind: NoticeKind = "ignore" if isinstance(request, rq.Ignore) else "unignore"
         self.chat.reply(link, ev.Notice(kind=kind, text=text, name=target.name), request)
 
     @handles(rq.Resume, cost=0)

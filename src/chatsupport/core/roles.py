@@ -20,15 +20,15 @@ from .chat import Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
 from .session import Link, Session
+from .vocabulary import Role, as_role
 
-ROLES = ("listener", "mod")
 FAILURES_ALLOWED = 5  # wrong tokens per address per window before auth is refused for a while
 FAILURE_WINDOW = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class TokenEntry:
-    role: str
+    role: Role
     salt: str
     digest: str
 
@@ -51,10 +51,11 @@ def parse_tokens(text: str, source: str = "tokens file") -> list[TokenEntry]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        role, _, hashed = line.partition(" ")
+        word, _, hashed = line.partition(" ")
         scheme, _, rest = hashed.strip().partition("$")
         salt, _, digest = rest.partition("$")
-        if role not in ROLES or scheme != "sha256" or not salt or len(digest) != 64:
+        role = as_role(word)
+        if role is None or scheme != "sha256" or not salt or len(digest) != 64:
             raise ValueError(f"{source}:{number}: expected 'listener|mod sha256$SALT$HASH'")
         entries.append(TokenEntry(role, salt, digest))
     return entries
@@ -67,7 +68,7 @@ class Roles(Feature):
         self.entries = entries
         self.failures = WindowCounter(FAILURES_ALLOWED, FAILURE_WINDOW)
 
-    def role_for(self, token: str) -> str | None:
+    def role_for(self, token: str) -> Role | None:
         found = None
         for entry in self.entries:  # check all: time does not tell which line matched
             if entry.matches(token):

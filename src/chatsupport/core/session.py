@@ -8,6 +8,7 @@ from .events import Member
 from .lifecycle import Life
 from .limits import TokenBucket
 from .ports import Sink
+from .vocabulary import Role
 
 
 @dataclass(slots=True, eq=False)
@@ -21,7 +22,7 @@ class Session:
     bucket: TokenBucket
     created: float
     address_key: str = ""
-    role: str | None = None
+    role: Role | None = None
     rooms: list[str] = field(default_factory=list)
     since: dict[str, int] = field(default_factory=dict)  # room -> newest id when they came in
     current: str | None = None  # where a plain line goes (text interface)

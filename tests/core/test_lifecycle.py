@@ -17,20 +17,7 @@ from chatsupport.core.lifecycle import (
 from chatsupport.core.limits import TokenBucket
 from chatsupport.core.session import Link, Session
 
-
-class Recorder:
-    interface = "json"
-    echoes_own = True
-    can_resume = True
-
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-
-    def send(self, event: ev.Event) -> None:
-        self.events.append(event)
-
-    def close(self, reason: str) -> None:
-        pass
+from .test_moderation_core import Recorder
 
 
 def person() -> tuple[Session, Link, Recorder]:

@@ -50,15 +50,26 @@ _decoder = msgspec.json.Decoder(ev.EventUnion)
 
 
 class _Words(msgspec.Struct):
-    """What this client can still show of a notice or error whose kind or code it does not
-    know (a newer server's word: the vocabulary refuses it when decoding)."""
-
     type: str = ""
     text: str = ""
     message: str = ""
 
 
 _words = msgspec.json.Decoder(_Words)
+
+
+def unknown_words(raw: str | bytes) -> str | None:
+    """The lines to show for a notice or error whose kind or code this client does not know
+    (a newer server's word: the vocabulary refuses it when decoding); None for others."""
+    try:
+        words = _words.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if words.type == "notice" and words.text:
+        return "".join(f"-- {line}\n" for line in words.text.split("\n"))
+    if words.type == "error" and words.message:
+        return "".join(f"!! {line}\n" for line in words.message.split("\n"))
+    return None
 
 
 def printable(text: str) -> str:
@@ -274,7 +285,8 @@ class Client:
         try:
             event = _decoder.decode(raw)
         except msgspec.ValidationError:
-            self._unknown_word(raw)
+            if (words := unknown_words(raw)) is not None:
+                self.show(words)
             return
         except (msgspec.DecodeError, UnicodeDecodeError):
             return  # a frame this client does not know: newer server, nothing to show
@@ -285,16 +297,6 @@ class Client:
             handler(self, event)
         else:
             self.show(render(event) or "")
-
-    def _unknown_word(self, raw: str | bytes) -> None:
-        try:
-            words = _words.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            return
-        if words.type == "notice" and words.text:
-            self.show("".join(f"-- {line}\n" for line in words.text.split("\n")))
-        elif words.type == "error" and words.message:
-            self.show("".join(f"!! {line}\n" for line in words.message.split("\n")))
 
     def _welcome(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Welcome)

@@ -3,6 +3,9 @@ which order a resume gives it back (core/lifecycle.py)."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 from chatsupport.core import events as ev
@@ -50,7 +53,7 @@ def test_the_table_names_every_state_and_ended_is_final() -> None:
 )
 def test_a_step_the_table_does_not_allow_raises(state: State, step: Step) -> None:
     life = Life()
-    life._state = state  # set up directly: every pair the table leaves out
+    life.state = state  # set up directly: every pair the table leaves out
     _, link, _ = person()
     steps = {
         Step.CONNECT: lambda: life.connect(link),
@@ -82,9 +85,9 @@ def test_away_keeps_direct_events_and_resume_gives_them_before_held_live_ones() 
     rec = Recorder()
     back = Link(rec, session, "key")
     assert life.attach(back) is None
-    assert life.idle(20.0) is None and life.holding
-    life.live("lobby", message("lobby", 7))
-    life.live("lobby", message("lobby", 8))
+    assert life.idle(20.0) is None and life.held is not None
+    life.hold_back("lobby", message("lobby", 7))
+    life.hold_back("lobby", message("lobby", 8))
     life.direct(ev.Matched(room="dm-1", partner=ev.Member("u3", "Kind Owl")))
     life.replayed_up_to("lobby", 7)  # the replay sent 7 already: its live copy goes
     life.replayed(back)
@@ -121,13 +124,13 @@ def test_a_reply_hold_releases_in_order_but_leaves_a_resume_its_turn() -> None:
     life = session.life
     life.connect(link)
     with life.hold():
-        life.live("lobby", message("lobby", 1))
+        life.hold_back("lobby", message("lobby", 1))
         assert sink.events == []
     assert sink.events == [message("lobby", 1)]
     with life.hold():
-        life.live("lobby", message("lobby", 2))
+        life.hold_back("lobby", message("lobby", 2))
         life.attach(link)  # a resume began meanwhile: it releases after its replay
-    assert len(sink.events) == 1 and life.holding
+    assert len(sink.events) == 1 and life.held is not None
     life.replayed(link)
     assert sink.events == [message("lobby", 1), message("lobby", 2)]
 
@@ -137,7 +140,7 @@ def test_a_closed_resume_keeps_direct_events_and_leaves_room_ones_to_history() -
     life = session.life
     life.connect(link)
     life.attach(link)
-    life.live("lobby", message("lobby", 3))
+    life.hold_back("lobby", message("lobby", 3))
     life.direct(ev.Queue(position=1))
     life.detach(5.0)
     rec = Recorder()
@@ -159,3 +162,48 @@ def test_departed_rooms_wait_for_the_replay() -> None:
     life.departed_given_back()
     assert dict(life.departed) == {}
     assert life.end() and life.state is State.ENDED and session.link is None
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "chatsupport"
+MUTATING = {"append", "extend", "clear", "pop", "remove", "insert"}
+
+
+def _is_life(node: ast.expr) -> bool:
+    """`life` or `anything.life`: a session's Life."""
+    return (isinstance(node, ast.Name) and node.id == "life") or (
+        isinstance(node, ast.Attribute) and node.attr == "life"
+    )
+
+
+def _writes_life(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign | ast.Delete):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in MUTATING  # life.held.append(...)
+        ):
+            targets = [node.func.value]
+        lines += [
+            t.lineno
+            for t in targets
+            if isinstance(t, ast.Attribute) and t.attr in Life.__slots__ and _is_life(t.value)
+        ]
+    return lines
+
+
+def test_only_the_lifecycle_module_writes_a_life() -> None:
+    offenders = {
+        str(path.relative_to(SRC)): lines
+        for path in sorted(SRC.rglob("*.py"))
+        if path.name != "lifecycle.py"
+        and (lines := _writes_life(ast.parse(path.read_text(), str(path))))
+    }
+    assert offenders == {}
+    caught = "session.life.link = None\nlife.held.append(x)\nlife.state = 1\nx = life.link\n"
+    assert sorted(_writes_life(ast.parse(caught))) == [1, 2, 3]

@@ -563,7 +563,10 @@ class Chat:
                 out = msgspec.structs.replace(event, ref=ref) if ref else event
             elif hidden or (session.ignored and sender in session.ignored):
                 continue
-            life.live(room, out)  # now, or held behind a reply or a resume's replay
+            if life.held is None:
+                link.sink.send(out)
+            else:
+                life.hold_back(room, out)  # behind a reply, or a resume's replay
         if is_message:
             self.count("messages_delivered", len(members))
 

@@ -14,7 +14,8 @@ The states (a person, not a connection: a session outlives its connection for re
     ENDED      quit, forgotten, kicked, retention over, or adopted by another node:
                never resumed here
 
-The rules this module keeps (nothing else writes a session's link, hold or kept events):
+The rules this module keeps (nothing else writes a session's state, link, held or kept
+events; tests/core/test_lifecycle.py checks the source):
 - Transitions are the table `TRANSITIONS`, the only way a state changes; any other step
   raises `LifecycleError`. Ending twice is not a step: `end` answers False.
 - A connection holds live events for one reply (`hold`: a join's `joined`, `welcome`)
@@ -96,40 +97,29 @@ Held = list[tuple[str, ev.Event]]  # (room, event); room "" for a direct event
 
 
 class Life:
-    """One session's state, its connection, and what waits for it."""
+    """One session's state, its connection, and what waits for it.
 
-    __slots__ = ("_away", "_departed", "_held", "_link", "_since_detached", "_state")
+    `state`, `link` and `held` are plain attributes so that the fan-out reads them at the
+    cost of a slot; only this module writes them (tests/core/test_lifecycle.py checks)."""
+
+    __slots__ = ("_away", "_departed", "_since_detached", "held", "link", "state")
 
     def __init__(self) -> None:
-        self._state = State.NEW
-        self._link: Link | None = None
+        self.state = State.NEW
+        self.link: Link | None = None  # the open connection (CONNECTED, RESUMING)
+        self.held: Held | None = None  # live events held back (a reply, a replay)
         self._since_detached: float | None = None  # clock time of the detach
-        self._held: Held | None = None  # live events held back (a reply, a replay)
         self._away: deque[ev.Event] | None = None  # direct events while not connected
         self._departed: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
-        return f"<Life {self._state.value}>"
+        return f"<Life {self.state.value}>"
 
-    # ---- what the rest of the core reads ----------------------------------------------------
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def link(self) -> Link | None:
-        """The open connection (CONNECTED, RESUMING), else None."""
-        return self._link
-
+    # ---- questions ------------------------------------------------------------------------
     @property
     def present(self) -> bool:
         """A member of their rooms: shown to others (false once withdrawn or ended)."""
-        return self._state in PRESENT
-
-    @property
-    def holding(self) -> bool:
-        """Live events for them wait (a reply under way, or a replay)."""
-        return self._held is not None
+        return self.state in PRESENT
 
     @property
     def departed(self) -> Mapping[str, tuple[int, int]]:
@@ -137,21 +127,21 @@ class Life:
 
     def idle(self, now: float) -> float | None:
         """Seconds since the connection closed, while resumable without one; else None."""
-        if self._state not in DETACHED or self._since_detached is None:
+        if self.state not in DETACHED or self._since_detached is None:
             return None
         return now - self._since_detached
 
     # ---- transitions ----------------------------------------------------------------------
     def _step(self, step: Step) -> None:
         """The only place the state changes."""
-        following = TRANSITIONS[self._state].get(step)
+        following = TRANSITIONS[self.state].get(step)
         if following is None:
-            raise LifecycleError(f"cannot {step.value} a session that is {self._state.value}")
-        self._state = following
+            raise LifecycleError(f"cannot {step.value} a session that is {self.state.value}")
+        self.state = following
 
     def connect(self, link: Link) -> None:
         self._step(Step.CONNECT)
-        self._link = link
+        self.link = link
 
     def restore(self, now: float, departed: Mapping[str, tuple[int, int]]) -> None:
         """Rebuilt here from another node's record: away until the resume attaches."""
@@ -162,21 +152,21 @@ class Life:
     def attach(self, link: Link) -> Link | None:
         """`link` resumes the session; live events wait for the replay. Returns the other
         connection the session still had, for the caller to close."""
-        previous = self._link if self._link is not link else None
+        previous = self.link if self.link is not link else None
         self._step(Step.ATTACH)
-        self._link, self._since_detached = link, None
-        if self._held is None:  # held since connecting with the token: kept
-            self._held = []
+        self.link, self._since_detached = link, None
+        if self.held is None:  # held since connecting with the token: kept
+            self.held = []
         return previous
 
     def replayed(self, link: Link) -> None:
         """The replay on `link` is done: what was kept while away, then the live events
         held meanwhile, in the order they came. Nothing if `link` is no longer theirs
         (it closed meanwhile, or another connection resumed them)."""
-        if self._link is not link or self._state is not State.RESUMING:
+        if self.link is not link or self.state is not State.RESUMING:
             return
         self._step(Step.REPLAYED)
-        held, self._held = self._held or [], None
+        held, self.held = self.held or [], None
         kept, self._away = self._away or (), None
         for event in kept:
             _send(link, event)
@@ -187,8 +177,8 @@ class Life:
         """The connection closed and they may resume: direct events held for a replay cut
         short are kept (history has the room events)."""
         self._step(Step.DETACH)
-        held, self._held = self._held or [], None
-        self._link, self._since_detached = None, now
+        held, self.held = self.held or [], None
+        self.link, self._since_detached = None, now
         for room, event in held:
             if not room:
                 self._keep(event)
@@ -198,29 +188,27 @@ class Life:
 
     def end(self) -> bool:
         """For good; False if it had ended already (ending is not repeated)."""
-        if self._state is State.ENDED:
+        if self.state is State.ENDED:
             return False
         self._step(Step.END)
-        self._link, self._held, self._away = None, None, None
+        self.link, self.held, self._away = None, None, None
         return True
 
     # ---- delivery -------------------------------------------------------------------------
-    def live(self, room: str, event: ev.Event) -> None:
-        """A room event for their open connection: now, or after what holds it."""
-        if self._held is not None:
-            self._held.append((room, event))
-        elif self._link is not None:
-            self._link.sink.send(event)
+    def hold_back(self, room: str, event: ev.Event) -> None:
+        """A room event that waits (`held` is not None): the fan-out sends the others."""
+        if self.held is not None:
+            self.held.append((room, event))
 
     def direct(self, event: ev.Event) -> None:
         """An event for them alone: held behind a reply or replay like room events, or,
         while they are away within their resume window, kept to follow their replay."""
-        if self._link is not None:
-            if self._held is None:
-                _send(self._link, event)
+        if self.link is not None:
+            if self.held is None:
+                _send(self.link, event)
             else:
-                self._held.append(("", event))  # "": no room; a replay never drops these
-        elif self._state in DETACHED:
+                self.held.append(("", event))  # "": no room; a replay never drops these
+        elif self.state in DETACHED:
             self._keep(event)
 
     def _keep(self, event: ev.Event) -> None:
@@ -232,24 +220,24 @@ class Life:
     def hold(self) -> Iterator[None]:
         """Live events wait until the block has sent its reply: with a shared broker they
         can arrive while a join is under way, before `welcome`/`joined`."""
-        if self._held is not None:  # already held (a resume replays, then releases)
+        if self.held is not None:  # already held (a resume replays, then releases)
             yield
             return
-        self._held = []
+        self.held = []
         try:
             yield
         finally:
-            if self._state is not State.RESUMING:  # else a resume began meanwhile: its turn
-                held, self._held = self._held or [], None
+            if self.state is not State.RESUMING:  # else a resume began meanwhile: its turn
+                held, self.held = self.held or [], None
                 for _, event in held:
-                    if self._link is not None:
-                        _send(self._link, event)
+                    if self.link is not None:
+                        _send(self.link, event)
 
     # ---- what a replay needs --------------------------------------------------------------
     @property
     def replay_to_come(self) -> bool:
         """Not connected, or resuming: a replay will give them what they did not see."""
-        return self._state is not State.CONNECTED
+        return self.state is not State.CONNECTED
 
     def departing(self, room: str, first: int, last: int) -> None:
         """Taken out of a (private) room before their replay: it gives the room up to
@@ -258,10 +246,10 @@ class Life:
 
     def replayed_up_to(self, room: str, newest: int) -> None:
         """Drop held live copies of room messages the replay has just sent."""
-        if self._held:
-            self._held = [
+        if self.held:
+            self.held = [
                 (r, e)
-                for r, e in self._held
+                for r, e in self.held
                 if not (r == room and isinstance(e, ev.Message) and e.id <= newest)
             ]
 

@@ -14,6 +14,7 @@ import logging
 import ssl
 from collections.abc import Mapping
 
+from . import loading
 from .broker import make_broker
 from .config import Config
 from .core.chat import Chat
@@ -23,7 +24,7 @@ from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
 from .core.reports import Reports
-from .core.roles import Roles, load_tokens
+from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
@@ -39,7 +40,11 @@ def features(config: Config) -> list[Feature]:
     one feature reads what another wrote: moderation records a message before safety reads
     it, and safety sets the crisis flag before matching moves that seeker ahead. Files
     (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
-    roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
+    roles = Roles(loading.tokens(config.tokens_file))
+    safety = Safety(
+        loading.crisis_matcher(config.crisis_phrases_file),
+        loading.resources(config.resources_file),
+    )
     return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
 
 

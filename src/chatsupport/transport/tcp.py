@@ -18,6 +18,7 @@ from ..units import size
 from .context import Edge
 from .driver import Failure, Peer
 from .lines import Refusal, split_lines
+from .telnet import IAC, Signal, Telnet
 
 log = logging.getLogger("chatsupport.tcp")
 
@@ -29,6 +30,10 @@ NOT_HERE = {
     "on its HTTP port instead.\n",
     "tls": "!! This port speaks plain text, not TLS; use nc or telnet, or the web page.\n",
 }
+TOLD = {  # what a telnet command does, in a word to the person (EL and EC go unsaid)
+    Signal.INTERRUPT: "-- line cleared; to leave, type /quit\n",
+    Signal.ARE_YOU_THERE: "-- yes, still here\n",
+}
 
 
 class TextPeer(Peer):
@@ -39,12 +44,13 @@ class TextPeer(Peer):
     can_resume = False  # nc has no way to come back: a dropped connection is a departure
     paced = True  # over budget: read later (paused from `pause_at` queued lines on)
     log = log
-    __slots__ = ("buffer", "first")
+    __slots__ = ("buffer", "first", "telnet")
 
     def __init__(self, edge: Edge) -> None:
         super().__init__(edge)
         self.buffer = bytearray()
         self.first = True
+        self.telnet: Telnet | None = None  # made at the first 0xFF byte: nc never needs it
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,7 +70,10 @@ class TextPeer(Peer):
                 self._end(NOT_HERE[kind], "wrong_protocol")
                 return
             self._open_now()
-        self.buffer += data
+        if self.telnet is None and IAC not in data:
+            self.buffer += data
+        else:
+            self._telnet(data)
         self._split()
         if len(self.buffer) > self.edge.config.max_partial_line:
             limit = size(self.edge.config.max_partial_line)
@@ -77,6 +86,17 @@ class TextPeer(Peer):
             self.timer.cancel()
             self.timer = None
             self.open()
+
+    def _telnet(self, data: bytes) -> None:
+        """Take telnet's commands out of the input: answer them, and do what they ask."""
+        if self.telnet is None:
+            self.telnet = Telnet()
+        replies, signals = self.telnet.feed(data, self.buffer)
+        if replies and self.outbox:
+            self.outbox.push(replies)
+        for signal in signals:
+            if signal in TOLD:
+                self._say(TOLD[signal])
 
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:

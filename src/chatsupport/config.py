@@ -184,7 +184,7 @@ class Config:
         0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
     )
     flood_strikes: int = setting(
-        5, "rate_limited errors within --flood-window that mute a person automatically"
+        5, "times over the message budget within --flood-window that mute a person automatically"
     )
     flood_window: float = setting(60.0, "the window of --flood-strikes", unit="seconds")
     flood_mute_seconds: float = setting(

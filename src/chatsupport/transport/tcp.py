@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
+from collections.abc import Callable
 
 from ..core import events as ev
 from ..core import requests as rq
@@ -19,6 +21,7 @@ from .context import Edge
 from .driver import Failure, Peer
 from .lines import Refusal, split_lines
 from .telnet import IAC, Signal, Telnet
+from .tls_door import TlsDoor
 
 log = logging.getLogger("chatsupport.tcp")
 
@@ -30,6 +33,16 @@ NOT_HERE = {
     "on its HTTP port instead.\n",
     "tls": "!! This port speaks plain text, not TLS; use nc or telnet, or the web page.\n",
 }
+
+
+def tls_please(where: str) -> bytes:
+    """What a plain-text client of the TLS-enabled text port is told, before the close."""
+    return (
+        f"!! This port speaks TLS, not plain text; use openssl s_client -quiet -connect {where} "
+        "(or another TLS client), or the web page.\n"
+    ).encode()
+
+
 TOLD = {  # what a telnet command does, in a word to the person (EL and EC go unsaid)
     Signal.INTERRUPT: "-- line cleared; to leave, type /quit\n",
     Signal.ARE_YOU_THERE: "-- yes, still here\n",
@@ -156,3 +169,11 @@ class TextPeer(Peer):
         self.inbox.clear()
         if self.outbox:
             self.outbox.finish(line.encode())
+
+
+def text_port(edge: Edge, tls: ssl.SSLContext | None) -> Callable[[], asyncio.Protocol]:
+    """The text port's protocol factory: `TextPeer`, behind a `TlsDoor` when TLS is on."""
+    if tls is None:
+        return lambda: TextPeer(edge)
+    timeout = edge.config.handshake_timeout
+    return lambda: TlsDoor(lambda: TextPeer(edge), tls, tls_please, timeout)

@@ -13,6 +13,7 @@ session for a resume.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from websockets.exceptions import InvalidMessage
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -40,6 +41,7 @@ protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
+_UTF8 = codecs.getincrementaldecoder("utf-8")
 
 
 class _RefOnly(msgspec.Struct):
@@ -100,13 +102,21 @@ def _classify(payload: bytes, detail: str) -> ev.Error:
 
 
 class _ServerProtocol(ServerProtocol):
-    """websockets' own handshake refusals (400, 426, 431, ...) carry our security headers too."""
+    """websockets' sans-I/O server, two points closer to RFC 6455: its handshake refusals
+    (400, 426, 431, ...) carry our security headers, and a close frame in the middle of a
+    fragmented message closes normally (a control frame may come between fragments, §5.4;
+    the unfinished message is dropped) instead of failing with 1002."""
 
     def reject(self, status: int, text: str) -> Response:
         response = super().reject(status, text)
         for name, value in SECURITY_HEADERS:
             response.headers[name] = value
         return response
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # the unfinished message is abandoned, not an error
+        super().recv_frame(frame)
 
 
 class HttpConnection(Peer):
@@ -122,6 +132,7 @@ class HttpConnection(Peer):
         "last_heard",
         "partial",
         "partial_opcode",
+        "partial_text",
         "pinged",
         "protocol",
         "respond",
@@ -137,6 +148,9 @@ class HttpConnection(Peer):
         self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
         self.partial: bytearray | None = None  # a fragmented message being reassembled
         self.partial_opcode = Opcode.TEXT
+        # A fragmented text message is checked as UTF-8 fragment by fragment (RFC 6455 §8.1:
+        # fail fast); one decoder while such a message is under way, none otherwise.
+        self.partial_text: codecs.IncrementalDecoder | None = None
         self.responded = False
         self.last_heard = 0.0
         self.pinged = False
@@ -156,7 +170,7 @@ class HttpConnection(Peer):
             if isinstance(event, Request):
                 self.responded = True
                 self._http(event)
-            elif isinstance(event, Frame):
+            elif isinstance(event, Frame) and not self.ended:  # nothing after a failure
                 self._frame(event)
         if isinstance(self.protocol.handshake_exc, InvalidMessage) and not self.responded:
             # Not an HTTP request we can parse: websockets closes silently; we say why.
@@ -247,16 +261,45 @@ class HttpConnection(Peer):
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                self._message(opcode, bytes(frame.data))
+                data = bytes(frame.data)
+                if opcode is Opcode.TEXT and not is_utf8(data):
+                    self._not_utf8()
+                    return
+                self._message(opcode, data)
             else:  # the protocol bounds the whole message (max_size), so this buffer too
                 self.partial, self.partial_opcode = bytearray(frame.data), opcode
+                if opcode is Opcode.TEXT:
+                    self.partial_text = _UTF8()
+                    self._text_fragment(frame)
         elif opcode is Opcode.CONT and self.partial is not None:
             self.partial += frame.data
+            if not self._text_fragment(frame):
+                return
             if frame.fin:
-                data, self.partial = bytes(self.partial), None
+                data, self.partial, self.partial_text = bytes(self.partial), None, None
                 self._message(self.partial_opcode, data)
         elif opcode is Opcode.CLOSE:
+            self.partial = self.partial_text = None
             self.ended = True
+
+    def _text_fragment(self, frame: Frame) -> bool:
+        """Whether a text message's fragments are UTF-8 so far (else the connection fails)."""
+        decoder = self.partial_text
+        if decoder is None:
+            return True
+        try:
+            decoder.decode(frame.data, final=frame.fin)
+        except UnicodeDecodeError:
+            self._not_utf8()
+            return False
+        return True
+
+    def _not_utf8(self) -> None:
+        """RFC 6455 §8.1: a text message that is not UTF-8 fails the connection (1007)."""
+        self.partial = self.partial_text = None
+        self.edge.chat.count("ws_invalid_utf8")
+        self.protocol.fail(CloseCode.INVALID_DATA, "text messages must be UTF-8")
+        self.ended = True
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if opcode is Opcode.BINARY:

@@ -7,13 +7,27 @@ itself; see docs/protocol.md, "Conformance"."""
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 
 from chatsupport import ChatServer
 from chatsupport.transport.ws import HARD_FRAME_LIMIT
 
-from .wsframes import BINARY, CLOSE, CONT, PING, PONG, TEXT, Wire, close_payload, frame
+from .helpers import start_server
+from .wsframes import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    TEXT,
+    Received,
+    Wire,
+    close_payload,
+    deflate,
+    frame,
+)
 
 # Not UTF-8, each in its own way (Autobahn 6.3-6.21 draw from the same kinds).
 NOT_UTF8 = {
@@ -147,3 +161,90 @@ async def test_a_message_fragmented_into_1300_byte_fragments(server: ChatServer)
     for index, piece in enumerate(pieces):
         await wire.send(frame(TEXT if index == 0 else CONT, piece, fin=index == len(pieces) - 1))
     assert (await wire.expect("message", ref="long"))["text"] == text.strip()
+
+
+# ---- permessage-deflate (RFC 7692) ------------------------------------------------------------
+OFFER = "permessage-deflate; client_max_window_bits"
+TYPICAL = "hi all, rough day here but glad this place exists. how is everyone doing tonight?"
+
+
+def inflate_alone(payload: bytes) -> bytes:
+    """What a client that keeps no context between messages makes of one message."""
+    return zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff")
+
+
+async def next_message_frame(wire: Wire) -> Received:
+    for _ in range(100):
+        got = await wire.next()
+        assert got is not None, "closed"
+        if got.opcode == TEXT and b'"message"' in (
+            inflate_alone(got.payload) if got.rsv1 else got.payload
+        ):
+            return got
+    raise AssertionError("no message frame")
+
+
+async def test_deflate_is_agreed_without_context_takeover_either_way(server: ChatServer) -> None:
+    wire = await Wire.open(server.http_port, OFFER)
+    params = {p.strip() for p in wire.extensions.split(";")}
+    assert params == {
+        "permessage-deflate",
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+    }
+
+
+async def test_one_compressed_frame_is_shared_by_every_receiver(server: ChatServer) -> None:
+    deflating = [await Wire.open(server.http_port, OFFER) for _ in range(2)]
+    plain = await Wire.open(server.http_port)
+    for wire in (*deflating, plain):
+        await wire.expect("joined")
+    sender = await Wire.open(server.http_port)
+    await sender.send(frame(TEXT, say(TYPICAL)))
+    frames = [await next_message_frame(w) for w in (*deflating, plain)]
+    assert frames[0].rsv1 and frames[0].payload == frames[1].payload  # the very same bytes
+    assert not frames[2].rsv1
+    assert inflate_alone(frames[0].payload) == frames[2].payload  # each message stands alone
+    assert frames[0].size < frames[2].size  # and a typical chat message shrinks
+    # A second message is compressed on its own too (no context kept between messages).
+    await sender.send(frame(TEXT, say(TYPICAL + " again")))
+    second = await next_message_frame(deflating[0])
+    assert json.loads(inflate_alone(second.payload))["text"] == TYPICAL + " again"
+
+
+async def test_small_frames_go_uncompressed_and_compressed_ones_are_read(
+    server: ChatServer,
+) -> None:
+    wire, listener = await Wire.open(server.http_port, OFFER), await opened(server)
+    await wire.expect("joined")
+    await wire.send(frame(TEXT, b'{"type": "ping", "ref": "p"}'))
+    for _ in range(100):  # presence of the listener's arrival may come first
+        pong = await wire.message()
+        assert pong is not None
+        if json.loads(pong.payload)["type"] == "pong":
+            break
+    assert pong is not None and pong.size == 2 + len(b'{"type":"pong","ref":"p"}')  # as is: not compressed
+    await wire.send(frame(TEXT, deflate(say("sent compressed")), rsv1=True))
+    assert (await listener.expect("message"))["text"] == "sent compressed"
+
+
+async def test_a_zip_bomb_is_refused_with_1009_and_harms_nobody(server: ChatServer) -> None:
+    wire, other = await Wire.open(server.http_port, OFFER), await opened(server)
+    bomb = deflate(b'{"type": "say", "text": "' + b"0" * (8 << 20) + b'"}')
+    assert len(bomb) < 16 << 10  # a few KiB on the wire, 8 MiB once inflated
+    await wire.send(frame(TEXT, bomb, rsv1=True))
+    assert (await wire.closed_with())[0] == 1009
+    await other.send(frame(TEXT, b'{"type": "ping", "ref": "ok"}'))
+    assert await other.json() == {"type": "pong", "ref": "ok"}
+
+
+async def test_deflate_can_be_switched_off() -> None:
+    server = await start_server(ws_deflate=False)
+    try:
+        wire = await Wire.open(server.http_port, OFFER)
+        assert wire.extensions == ""
+        await wire.expect("joined")
+        await wire.send(frame(TEXT, deflate(say("compressed")), rsv1=True))
+        assert (await wire.closed_with())[0] == 1002  # RSV1 means nothing without the extension
+    finally:
+        await server.stop()

@@ -21,6 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from websockets.exceptions import InvalidMessage
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -42,6 +46,14 @@ protocol_log.setLevel(logging.WARNING)
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
 _UTF8 = codecs.getincrementaldecoder("utf-8")
+# permessage-deflate (RFC 7692), offered when `ws_deflate` is on. `server_no_context_takeover`:
+# each outgoing message is compressed on its own, so one compressed frame serves every
+# recipient (transport/codec.py). `client_no_context_takeover` is asked of every client
+# (RFC 7692 §7.1.1.2 lets the server): no connection keeps a 32 KiB inflate window between
+# messages, so an idle peer costs what it did without compression.
+DEFLATE = ServerPerMessageDeflateFactory(
+    server_no_context_takeover=True, client_no_context_takeover=True
+)
 
 
 class _RefOnly(msgspec.Struct):
@@ -128,6 +140,7 @@ class HttpConnection(Peer):
     log = log
     __slots__ = (
         "address",
+        "deflate",
         "first_frame",
         "last_heard",
         "partial",
@@ -143,7 +156,10 @@ class HttpConnection(Peer):
         super().__init__(edge)
         self.respond = respond  # plain HTTP requests (not `/ws`)
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
-        self.protocol = _ServerProtocol(max_size=limit, logger=protocol_log)
+        offer = [DEFLATE] if edge.config.ws_deflate else None
+        # max_size bounds a message after decompression too: no zip bombs (1009).
+        self.protocol = _ServerProtocol(max_size=limit, extensions=offer, logger=protocol_log)
+        self.deflate = False  # permessage-deflate agreed: send the compressed frames
         self.address = ""
         self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
         self.partial: bytearray | None = None  # a fragmented message being reassembled
@@ -213,6 +229,7 @@ class HttpConnection(Peer):
         if response.status_code != 101:
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
+        self.deflate = any(isinstance(e, PerMessageDeflate) for e in self.protocol.extensions)
         self._forget_handshake()
         if not self.admit(self.address):  # only real upgrades take a slot
             return
@@ -341,7 +358,7 @@ class HttpConnection(Peer):
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
         if self.outbox is not None and not self.outbox.closed:
-            self.outbox.push(self.edge.json.encode(event))
+            self.outbox.push(self.edge.json.encode(event, self.deflate))
 
     def close(self, reason: str) -> None:
         """Close after what is queued: a close frame, then the TCP connection."""
@@ -370,7 +387,7 @@ class HttpConnection(Peer):
     def too_slow(self) -> None:
         """A last `bye` and a close frame, written past the outbox (it overflowed)."""
         assert self.transport is not None
-        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow")))
+        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow"), self.deflate))
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(1013, "too_slow")  # 1013: try again later
             for data in self.protocol.data_to_send():

@@ -223,7 +223,9 @@ async def test_small_frames_go_uncompressed_and_compressed_ones_are_read(
         assert pong is not None
         if json.loads(pong.payload)["type"] == "pong":
             break
-    assert pong is not None and pong.size == 2 + len(b'{"type":"pong","ref":"p"}')  # as is: not compressed
+    assert pong is not None and pong.size == 2 + len(
+        b'{"type":"pong","ref":"p"}'
+    )  # as is: not compressed
     await wire.send(frame(TEXT, deflate(say("sent compressed")), rsv1=True))
     assert (await listener.expect("message"))["text"] == "sent compressed"
 

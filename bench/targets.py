@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,9 +194,10 @@ def start_redis(env: Env, log_name: str) -> tuple[Process, int]:
 
 
 def start_chatsupport(
-    env: Env, log_name: str, wire: str, broker: str | None
+    env: Env, log_name: str, wire: str, broker: str | None, extra: Sequence[str] = ()
 ) -> tuple[Process, int]:
-    argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
+    """ChatSupport with the benchmark's limits; `extra` flags come last (they win)."""
+    argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS, *extra]
     if broker:
         argv += ["--broker", broker]
     if wire == "irc":

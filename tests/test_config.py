@@ -60,7 +60,9 @@ def test_the_defaults_in_help_are_the_configs() -> None:
         option = rf"{item.flag} {item.metavar} .*?\(default: (.*?)\)(?= --|$)"
         default = re.search(option, shown)
         assert default, item.flag
-        if isinstance(value, int | float):  # the number itself, as the operator would type it
+        if isinstance(value, bool):  # a switch, as the operator would type it
+            assert default[1] == ("on" if value else "off"), (item.name, default[1])
+        elif isinstance(value, int | float):  # the number itself, as the operator would type it
             assert float(default[1].split()[0]) == value, (item.name, default[1])
         elif value:
             assert default[1] == str(value), (item.name, default[1])
@@ -163,3 +165,10 @@ async def test_a_real_server_takes_the_formerly_hidden_flags_and_the_file(tmp_pa
         )
     finally:
         process.stop()
+
+
+def test_a_switch_reads_on_and_off_everywhere() -> None:
+    assert settings.load({"ws_deflate": "off"}, env={}).ws_deflate is False
+    assert settings.load({}, env={"CHATSUPPORT_WS_DEFLATE": "on"}).ws_deflate is True
+    with pytest.raises(ValueError, match="ws_deflate must be on or off, not 'maybe'"):
+        settings.load({"ws_deflate": "maybe"}, env={})

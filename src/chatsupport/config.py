@@ -125,6 +125,11 @@ class Config:
         unit="bytes",
         heading="Delivery",
     )
+    ws_deflate: bool = setting(
+        True,
+        "compress WebSocket messages for clients that offer permessage-deflate (each message "
+        "is compressed once for all of them)",
+    )
     retention_seconds: float = setting(
         600.0,
         "how long room history, and a dropped WebSocket session, are kept for resuming",
@@ -184,7 +189,7 @@ class Config:
         0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
     )
     flood_strikes: int = setting(
-        5, "rate_limited errors within --flood-window that mute a person automatically"
+        5, "times over the message budget within --flood-window that mute a person automatically"
     )
     flood_window: float = setting(60.0, "the window of --flood-strikes", unit="seconds")
     flood_mute_seconds: float = setting(
@@ -217,7 +222,7 @@ class Setting:
     """One `Config` field as the outside world names and reads it."""
 
     name: str
-    kind: str  # "int", "float", "str" or "list"
+    kind: str  # "int", "float", "bool", "str" or "list"
     default: Any
     about: About
 
@@ -235,11 +240,13 @@ class Setting:
             return self.about.metavar
         if self.about.unit in ("seconds", "bytes"):
             return self.about.unit.upper()
-        return {"str": "TEXT", "list": "LIST"}.get(self.kind, "N")
+        return {"str": "TEXT", "list": "LIST", "bool": "on/off"}.get(self.kind, "N")
 
     def shown_default(self) -> str:
         """The default as --help and the doc print it: `65536 bytes = 64 KiB`, `600 seconds`."""
         value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
         if value is None or value == []:
             return self.about.unset or "none"
         whole = isinstance(value, float) and value.is_integer()
@@ -258,6 +265,8 @@ class Setting:
         kind = self.kind
         if kind == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
+        if kind == "bool" and isinstance(value, bool):
+            return value
         if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
@@ -267,6 +276,11 @@ class Setting:
     def _from_text(self, text: str) -> Any:
         if self.kind == "list":
             return [v.strip() for v in text.split(",") if v.strip()]
+        if self.kind == "bool":
+            answer = _SWITCH.get(text.strip().lower())
+            if answer is None:
+                raise ValueError(f"{self.name} must be {_EXPECTED['bool']}, not {text!r}")
+            return answer
         number = {"int": int, "float": float}.get(self.kind)
         try:
             return number(text) if number else text
@@ -274,7 +288,10 @@ class Setting:
             raise ValueError(f"{self.name} must be {_EXPECTED[self.kind]}, not {text!r}") from None
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True}
+_SWITCH |= {"off": False, "false": False, "no": False, "0": False}
 _EXPECTED = {
+    "bool": "on or off",
     "int": "a whole number",
     "float": "a number",
     "str": "text",

@@ -29,7 +29,7 @@ from .core.safety import Safety
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
 from .transport.outbox import Flusher
-from .transport.tcp import TextPeer
+from .transport.tcp import text_port
 
 log = logging.getLogger("chatsupport.server")
 LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
@@ -100,10 +100,9 @@ class ChatServer:
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(
-            lambda: TextPeer(edge),
+            text_port(edge, tls),  # with TLS, a plain client is told so (not left in silence)
             config.host,
             config.tcp_port,
-            ssl=tls,
             reuse_address=True,
             backlog=LISTEN_BACKLOG,
         )

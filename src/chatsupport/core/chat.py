@@ -45,11 +45,13 @@ ROLE_NAMES: dict[Role, str] = {"mod": "moderators", "listener": "signed-in liste
 
 
 class Refused(Exception):
-    """A handler's way to answer with `error {code, message}`."""
+    """A handler's way to answer with `error {code, message}`. `flood` marks the one refusal
+    that counts towards an automatic mute: being over the message budget (a mistake, such as
+    a message too long or a room one is not in, never does)."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, flood: bool = False) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.flood = code, message, flood
 
 
 def health_notice(up: bool) -> ev.Notice:
@@ -117,7 +119,7 @@ class Chat:
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
         )
-        self._refused: list[Callable[[Link, ErrorCode], Awaitable[None]]] = implementing(
+        self._refused: list[Callable[[Link, Refused], Awaitable[None]]] = implementing(
             features, "on_refused"
         )
         self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
@@ -288,14 +290,19 @@ class Chat:
         return ev.Joined(room=room, count=count, members=members[:limit], last=last)
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
-        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
+        """The limits a client should pace itself by: its own budget, and how long it stays
+        so small when it is a newcomer's (`probation_seconds` left; 0 for everyone else)."""
         c = self.config
         bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
+        probation = 0.0
+        if session is not None and bucket.rate < c.msg_rate:
+            probation = max(0.0, c.probation_seconds - (self.clock() - session.created))
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
             "msg_rate": bucket.rate,
             "msg_burst": bucket.burst,
+            "probation_seconds": round(probation),
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }
@@ -459,7 +466,7 @@ class Chat:
 
     def _cost(self, request: rq.Request | Refused) -> float:
         """What the handler declared; a request nobody handles (or a command that does not
-        parse) costs one token, so that sending many of them is slowed down too."""
+        parse) is charged one token like any other, and refunded when refused."""
         route = None if isinstance(request, Refused) else self._routes.get(type(request))
         if route is None:
             return 1.0
@@ -467,22 +474,32 @@ class Chat:
         return float(cost) if isinstance(cost, int | float) else cost(request)
 
     async def handle(self, link: Link, request: rq.Request) -> None:
-        """Run one request; every refusal becomes an `error` to the sender with its `ref`."""
+        """Run one request; every refusal becomes an `error` to the sender with its `ref`.
+
+        Only what is accepted spends budget: the cost is taken first (so the text interface's
+        pacing, `delay`, sees it) and given back when the request is refused, so that a
+        corrected resend is not refused for the mistake before it.
+        """
         self.count("requests")
+        bucket, spent = link.session.bucket, 0.0
         try:
             parsed = self._parse(link, request)
             cost = self._cost(parsed)
-            if cost and not link.session.bucket.take(self.clock(), cost):
+            if cost and not bucket.take(self.clock(), cost):
                 self.count("rate_limited")
-                raise Refused("rate_limited", "slow down: you are sending faster than allowed")
+                text = "slow down: you are sending faster than allowed"
+                raise Refused("rate_limited", text, flood=True)
+            spent = cost
             if isinstance(parsed, Refused):
                 raise parsed
             await self._run(link, parsed, command=parsed is not request)
         except Refused as refusal:
+            bucket.refund(spent)
             self.fail(link, refusal.code, refusal.message, request.ref)
             for hook in self._refused:
-                await hook(link, refusal.code)
+                await hook(link, refusal)
         except BrokerUnavailable:
+            bucket.refund(spent)
             self.fail(
                 link,
                 "unavailable",

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import events as ev
 from . import requests as rq
 from .session import Link, Session
-from .vocabulary import ErrorCode, Role
+from .vocabulary import Role
 
 if TYPE_CHECKING:
-    from .chat import Chat
+    from .chat import Chat, Refused
 
 Handler = Callable[[Link, Any], Awaitable[None]]  # a bound handler: (link, its request)
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
@@ -141,8 +141,9 @@ class Feature:
         delivered as usual, or an awaitable that acts first and delivers it itself."""
         return None
 
-    async def on_refused(self, link: Link, code: ErrorCode) -> None:
-        """A request of `link`'s was refused with `code`."""
+    async def on_refused(self, link: Link, refusal: Refused) -> None:
+        """A request of `link`'s was refused (`refusal.code`; `refusal.flood`: for being over
+        the message budget)."""
 
     def on_report(self, reporter: str, reported: str) -> None:
         """`reporter` reported `reported` (uids)."""

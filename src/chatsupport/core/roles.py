@@ -19,10 +19,15 @@ from . import staff
 from .chat import Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
+from .moderation import duration
 from .session import Link, Session
 from .vocabulary import Role, as_role
 
-FAILURES_ALLOWED = 5  # wrong tokens per address per window before auth is refused for a while
+# Wrong tokens one person (their session, whatever connection it is on) may try per window
+# before `auth` waits. Per person, not per address: others on the same network (a school,
+# a shelter) sign in as usual. A guesser's fresh sessions are bounded by the per-address
+# new-connection limit, and a token is 256 random bits.
+FAILURES_ALLOWED = 5
 FAILURE_WINDOW = 600.0
 
 
@@ -81,15 +86,15 @@ class Roles(Feature):
 
     @handles(rq.Auth)
     async def auth(self, link: Link, request: rq.Auth) -> None:
-        chat = self.chat
-        key = link.address_key or link.session.uid
-        if self.failures.full(key, chat.clock()):  # locked out: not even a right guess is told
-            raise Refused("rate_limited", "too many wrong tokens; try again later")
+        chat, session = self.chat, link.session
+        wait = self.failures.retry_in(session.uid, chat.clock())
+        if wait > 0:  # locked out: not even a right guess is told
+            text = f"too many wrong tokens; try again in {duration(wait)}"
+            raise Refused("rate_limited", text)
         role = self.role_for(request.token.strip())
         if role is None:
-            self.failures.hit(key, chat.clock())
+            self.failures.hit(session.uid, chat.clock())
             raise Refused("forbidden", "that token is not valid")
-        session = link.session
         session.role = role
         staff.enlist(chat, session)  # from now on they receive reports / alerts
         for room in session.rooms:
@@ -97,3 +102,9 @@ class Roles(Feature):
         label = "a moderator" if role == "mod" else "a listener"
         text = f"you are signed in as {label}"
         chat.reply(link, ev.Notice(kind="auth", text=text, name=role), request)
+
+    async def on_tick(self) -> None:
+        self.failures.prune(self.chat.clock())
+
+    async def on_end(self, session: Session) -> None:
+        self.failures.clear(session.uid)

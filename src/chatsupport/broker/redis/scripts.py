@@ -9,7 +9,8 @@ Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
   P nr:NODE           set      rooms NODE has people in                   (lease)
   P name:KEY          string   uid holding the name KEY
   P sess:TOKENHASH    hash     node, uid, rooms, rec (SessionRecord JSON)
-  P secret:NAME       string   shared random secret
+  P keycheck          string   8 hex digits of a keyed hash of a constant: nodes with
+                               different address keys notice (never the key itself)
   P flags:KIND        hash     key -> "UNTIL_MS|value"
   P queue:NAME        zset     item -> priority * 2^40 + arrival; P queue:NAME:n its counter
 The channel P events carries every delivery: a JSON array whose first item says what it is
@@ -269,8 +270,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 """
 
-# KEYS secret | ARGV candidate, ttl_ms -> the secret every node uses
-SECRET = """
+# KEYS keycheck | ARGV candidate, ttl_ms -> the check every node's key must give
+KEYCHECK = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('GET', KEYS[1])

@@ -402,7 +402,8 @@ async def test_retention_is_bounded_and_every_key_expires(
             assert await client.xlen(f"{prefix}hist:lobby") == 5
             keys = [key async for key in client.scan_iter(match=prefix + "*")]
             kinds = {key.decode()[len(prefix) :].split(":")[0] for key in keys}
-            assert {"seq", "hist", "nodes", "m", "nr", "name", "sess", "secret", "flags"} <= kinds
+            assert {"seq", "hist", "nodes", "m", "nr", "name", "sess", "keycheck", "flags"} <= kinds
+            assert "secret" not in kinds  # derived from the operator's secret, never stored
             assert "queue" in kinds
             for key in keys:
                 assert await client.pttl(key) > 0, key

@@ -147,14 +147,40 @@ class RedisBroker:
         self._on_release, self.link.on_health = None, None
 
     async def _resync(self) -> None:
-        """Write back what this node holds, then catch every room up from its stream."""
-        await self.lease.renew()
+        """Write back what this node holds, then catch every room up from its stream; if
+        our people were announced as gone meanwhile, announce them as back."""
+        await self.lease.renew(rejoin=True)
+        reaped = await self.lease.was_reaped()
         await self.shared.restore()
         await self.room_log.seed(self._seq_ttl())
         await self.presence.rewrite()
         await self.names.reclaim()
         await self.sessions.rewrite()
         await self.delivery.catch_up_all()
+        if reaped:
+            await self._announce_back()
+            await self.lease.reaped_done()
+
+    async def _announce_back(self) -> None:
+        """`join` for each of our people in each room, with the count now: every node
+        (this one too) shows them as present again, as `who` does. Sent before the node
+        is up again, so before any of them can speak."""
+        counts = {info.name: info.count for info in await self.presence.room_counts_now()}
+        for room, members in list(self.presence.local.items()):
+            for member in list(members.values()):
+                back = ev.Presence(
+                    room=room,
+                    event="join",
+                    uid=member.uid,
+                    name=member.name,
+                    count=counts.get(room, len(members)),
+                )
+                signal = wire.signal(room, back, member.uid)
+                await self.link.redis.publish(self.link.channel, signal)
+        log.info("back after a stall: %d people announced as present again", self._people())
+
+    def _people(self) -> int:
+        return len({uid for members in self.presence.local.values() for uid in members})
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()

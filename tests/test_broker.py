@@ -32,7 +32,7 @@ class Heard:
         self.room.append((room, event, sender, ref))
 
     def on_direct(self, uid: str, event: Event) -> Awaitable[None] | None:
-        if isinstance(event, Notice) and event.kind == "act-first":
+        if isinstance(event, Notice) and event.kind == "handoff":
             return self._act_first(uid, event)  # as matching does: enter a room, then tell
         self.direct.append((uid, event))
         return None
@@ -196,10 +196,10 @@ async def test_a_burst_waits_its_turn_and_is_not_refused(started: tuple[Broker, 
 
 async def test_direct_awaits_what_the_handler_returns(started: tuple[Broker, Heard]) -> None:
     broker, heard = started
-    await broker.direct("u1", Notice(kind="act-first", text="first"))
-    await broker.direct("u1", Notice(kind="after", text="second"))
+    await broker.direct("u1", Notice(kind="handoff", text="first"))
+    await broker.direct("u1", Notice(kind="announce", text="second"))
     for _ in range(500):  # Redis delivers through pub/sub: wait, bounded
         if len(heard.direct) == 2:
             break
         await asyncio.sleep(0.01)
-    assert [e.kind for _, e in heard.direct if isinstance(e, Notice)] == ["act-first", "after"]
+    assert [e.kind for _, e in heard.direct if isinstance(e, Notice)] == ["handoff", "announce"]

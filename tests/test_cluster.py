@@ -285,7 +285,7 @@ async def test_a_node_stopped_for_a_restart_lets_its_peers_resume_elsewhere(url:
 async def test_direct_reaches_the_person_on_whichever_node(url: str) -> None:
     async with nodes(url) as (a, b):
         y = await WsClient.open(b.http_port)
-        await broker_of(a).direct(y.uid, Notice(kind="test", text="just for you"))
+        await broker_of(a).direct(y.uid, Notice(kind="announce", text="just for you"))
         assert (await y.expect("notice"))["text"] == "just for you"
 
 

@@ -18,24 +18,11 @@ from websockets.sync.client import ClientConnection, connect
 
 from chatsupport import ChatServer
 from chatsupport.core import requests as rq
+from chatsupport.core.vocabulary import ERROR_CODES
 
 from .helpers import start_server
 
-CODES = {
-    "bad_json",
-    "bad_request",
-    "unknown_type",
-    "too_long",
-    "rate_limited",
-    "not_in_room",
-    "forbidden",
-    "banned",
-    "muted",
-    "invalid_name",
-    "name_taken",
-    "too_many_connections",
-    "unavailable",
-}
+CODES = set(ERROR_CODES)
 # Types that end the connection by design; everything else may come in any shape.
 ENDING = {"quit", "forget"}
 FIELDS = ["text", "room", "name", "session", "last", "uid", "on", "minutes", "ref", "token", "id"]

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chatsupport import ChatServer
-from chatsupport.core.chat import AWAY_KEPT
 from chatsupport.core.events import Message
+from chatsupport.core.lifecycle import AWAY_KEPT
 
 from .helpers import WAIT, WsClient, start_server
 from .mod_helpers import staff_ws

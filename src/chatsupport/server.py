@@ -14,6 +14,7 @@ import logging
 import ssl
 from collections.abc import Mapping
 
+from . import loading
 from .broker import make_broker
 from .config import Config
 from .core.chat import Chat
@@ -24,7 +25,7 @@ from .core.matching import Matching
 from .core.moderation import Moderation
 from .core.ports import AddressPeriods
 from .core.reports import Reports
-from .core.roles import Roles, load_tokens
+from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
 from .keys import AddressSchedule, operator_secret
@@ -42,7 +43,11 @@ def features(config: Config, periods: AddressPeriods | None = None) -> list[Feat
     it, and safety sets the crisis flag before matching moves that seeker ahead. Files
     (tokens, crisis phrases, help lines) are read here, so a broken one stops the start.
     `periods` turns address keys into those bans are shared under (keys.py)."""
-    roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
+    roles = Roles(loading.tokens(config.tokens_file))
+    safety = Safety(
+        loading.crisis_matcher(config.crisis_phrases_file),
+        loading.resources(config.resources_file),
+    )
     return [Everyday(), roles, Moderation(periods), Flood(), Reports(), safety, Matching()]
 
 

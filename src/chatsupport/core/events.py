@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from .vocabulary import ErrorCode, NoticeKind, Role
+
 
 class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
     ref: str | None = None
@@ -20,7 +22,7 @@ class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
 class Member(msgspec.Struct, omit_defaults=True):
     uid: str
     name: str
-    role: str | None = None
+    role: Role | None = None
 
 
 class RoomInfo(msgspec.Struct):
@@ -42,7 +44,7 @@ class Message(Event, tag="message"):
     room: str
     uid: str
     name: str
-    role: str | None
+    role: Role | None
     kind: str  # say | me | announce
     text: str
     ts: float
@@ -87,7 +89,7 @@ class Resumed(Event, tag="resumed"):
 
 
 class Notice(Event, tag="notice"):
-    kind: str
+    kind: NoticeKind
     text: str
     resources: list[dict[str, Any]] | None = None
     region: str | None = None
@@ -129,7 +131,7 @@ class Alert(Event, tag="alert"):
 
 
 class Error(Event, tag="error"):
-    code: str
+    code: ErrorCode
     message: str
 
 

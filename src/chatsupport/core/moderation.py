@@ -37,6 +37,7 @@ from .ports import AddressPeriods, BrokerUnavailable, Unrotated
 from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
+from .vocabulary import Ending, NoticeKind, Role, as_ending
 
 log = logging.getLogger("chatsupport.moderation")
 
@@ -62,7 +63,7 @@ class Person:
 
     uid: str
     name: str
-    role: str | None
+    role: Role | None
     session: Session | None
 
 
@@ -112,7 +113,7 @@ def _room(raw: str) -> str:
     return room
 
 
-async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> None:
+async def disconnect(chat: Chat, target: Session, reason: Ending, text: str) -> None:
     """Tell them why, say goodbye, and end the session for good (no resume)."""
     link = target.link
     if link is None:  # between connections, waiting to resume: just end it
@@ -124,7 +125,9 @@ async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> Non
     await chat.close(link, reason, resumable=False)
 
 
-def _done(chat: Chat, link: Link, request: rq.Request, kind: str, text: str, name: str) -> None:
+def _done(
+    chat: Chat, link: Link, request: rq.Request, kind: NoticeKind, text: str, name: str
+) -> None:
     chat.reply(link, ev.Notice(kind=kind, text=text, name=name), request)
 
 
@@ -135,7 +138,7 @@ async def _tell(chat: Chat, target: Person, notice: ev.Notice) -> None:
         await chat.broker.direct(target.uid, notice)
 
 
-async def _tell_room(chat: Chat, link: Link, room: str, kind: str, text: str) -> None:
+async def _tell_room(chat: Chat, link: Link, room: str, kind: NoticeKind, text: str) -> None:
     # The moderator is the sender: they get the reply, not a second copy.
     await chat.broker.signal(room, ev.Notice(kind=kind, text=text), link.session.uid)
 
@@ -339,7 +342,7 @@ class Moderation(Feature):
                 raise Refused("bad_request", f"#{room} is not locked")
             await self.shared.unshare("lock", room)
             text = f"#{room} is open again"
-        kind = type(request).__name__.lower()
+        kind: NoticeKind = "lock" if isinstance(request, rq.Lock) else "unlock"
         await _tell_room(chat, link, room, kind, text)
         _done(chat, link, request, kind, text, room)
 
@@ -429,7 +432,7 @@ class Moderation(Feature):
         """Another node's moderator kicked or banned this person, held here: end them now
         (their close is not resumable); the address ban reaches the broker on the next tick."""
         chat, state = self.chat, self.state
-        reason, text = str(order.get("reason", "kicked")), str(order.get("text", ""))
+        reason, text = as_ending(str(order.get("reason"))), str(order.get("text", ""))
         seconds = float(order.get("seconds") or 0.0)
         if reason == "banned" and seconds > 0:
             keys, until = _keys_of(session), chat.clock() + seconds

@@ -22,6 +22,7 @@ from typing import Protocol
 import msgspec
 
 from .events import Event, Member, Message, RoomInfo
+from .vocabulary import Role
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
 # uid, event; what it returns (if anything) is awaited before the next delivery
@@ -36,7 +37,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     token_hash: str
     uid: str
     name: str
-    role: str | None = None
+    role: Role | None = None
     rooms: tuple[str, ...] = ()
     current: str | None = None
     ignored: tuple[str, ...] = ()

@@ -296,12 +296,7 @@ class WsPeer(Peer):
 
     async def start(self, ws: ClientConnection) -> None:
         welcome = (await self.frames(ws, lambda f: f["type"] == "welcome"))[-1]
-        self.session, self.uid = welcome["session"], welcome["uid"]
-        await ws.send(json.dumps({"type": "join", "room": self.room}))
-        frames = await self.frames(ws, lambda f: f["type"] == "joined" and f["room"] == self.room)
-        self.last = frames[-1]["last"]
-        self.span = []
-        self.seen.ws_spans.append((self.name, self.room, self.span))
+        await self.start_as(ws, welcome)
 
     async def resume(self, ws: ClientConnection) -> None:
         await ws.send(
@@ -324,6 +319,7 @@ class WsPeer(Peer):
             self.got(frame)
 
     async def start_as(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
+        """A new person (no session yet, or the old one forgotten): into the room, a new span."""
         self.session, self.uid = welcome["session"], welcome["uid"]
         await ws.send(json.dumps({"type": "join", "room": self.room}))
         frames = await self.frames(ws, lambda f: f["type"] == "joined" and f["room"] == self.room)
@@ -520,28 +516,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         until = start + args.minutes * 60
         rooms = [f"soak{r}" for r in range(args.rooms)]
         peers: list[Peer] = []
-        for i in range(args.ws):
-            peers.append(
-                WsPeer(
-                    seen,
-                    cluster,
-                    f"w{i}",
-                    rooms[i % len(rooms)],
-                    random.Random(rng.random()),
-                    args.every,
-                )
-            )
-        for i in range(args.text):
-            peers.append(
-                TextPeer(
-                    seen,
-                    cluster,
-                    f"t{i}",
-                    rooms[i % len(rooms)],
-                    random.Random(rng.random()),
-                    args.every,
-                )
-            )
+        for kind, prefix, count in ((WsPeer, "w", args.ws), (TextPeer, "t", args.text)):
+            for i in range(count):
+                room, pace = rooms[i % len(rooms)], random.Random(rng.random())
+                peers.append(kind(seen, cluster, f"{prefix}{i}", room, pace, args.every))
         work = [asyncio.ensure_future(p.run(until)) for p in peers]
         sampler = asyncio.ensure_future(memory.run(until + 30))
         await faults.run(start, until - 10.0)  # the last seconds without a fault: all settle

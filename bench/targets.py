@@ -193,6 +193,9 @@ def start_redis(env: Env, log_name: str) -> tuple[Process, int]:
     raise RuntimeError("redis-server did not answer PING")
 
 
+BENCH_ADDRESS_KEY = "bench-address-key-" + "0" * 32  # a benchmark keeps no secrets
+
+
 def start_chatsupport(
     env: Env, log_name: str, wire: str, broker: str | None, extra: Sequence[str] = ()
 ) -> tuple[Process, int]:
@@ -203,7 +206,10 @@ def start_chatsupport(
     if wire == "irc":
         argv += ["--irc-port", "0"]
     pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
-    proc = Process(argv, env, log_name, {"PYTHONPATH": pythonpath})
+    extra = {"PYTHONPATH": pythonpath}
+    if broker:  # every node must hash addresses with the same operator secret
+        extra["CHATSUPPORT_ADDRESS_KEY"] = BENCH_ADDRESS_KEY
+    proc = Process(argv, env, log_name, extra)
     ports = proc.ports(3 if wire == "irc" else 2)
     return proc, ports[{"line": "tcp", "irc": "irc"}.get(wire, "http")]
 

@@ -35,8 +35,12 @@ FAST = {
 }
 
 
+# The operator's secret every test node shares (a Redis broker needs one; keys.py).
+TEST_ADDRESS_KEY = "test-address-key-" + "0123456789abcdef" * 2
+
+
 def test_config(**overrides: Any) -> Config:
-    base = Config(host="127.0.0.1", tcp_port=0, http_port=0)
+    base = Config(host="127.0.0.1", tcp_port=0, http_port=0, address_key=TEST_ADDRESS_KEY)
     return base.replace(**{**FAST, **overrides})
 
 
@@ -209,7 +213,12 @@ class ServerProcess:
     ) -> None:
         self.args = args
         self.cwd = cwd
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "CHATSUPPORT_ADDRESS_KEY": TEST_ADDRESS_KEY,
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
 

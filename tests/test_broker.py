@@ -14,6 +14,7 @@ import pytest
 from chatsupport.broker import make_broker
 from chatsupport.core.events import Event, Member, Message, Notice, Presence
 from chatsupport.core.ports import Broker, SessionRecord
+from chatsupport.keys import derive
 
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 
@@ -42,6 +43,7 @@ class Heard:
         self.direct.append((uid, event))
 
 
+SECRET = b"the operator's secret for these tests"
 BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
 
 
@@ -53,7 +55,9 @@ async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker,
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
         url = server.url(prefix)
-    broker = make_broker(url, retention_seconds=600.0, retention_messages=5, wallclock=time.time)
+    broker = make_broker(
+        url, retention_seconds=600.0, retention_messages=5, wallclock=time.time, secret=SECRET
+    )
     heard = Heard()
     await broker.start(heard.on_room, heard.on_direct)
     yield broker, heard
@@ -140,11 +144,14 @@ async def test_session_records_are_taken_and_dropped(started: tuple[Broker, Hear
     assert await broker.take_session("h1") is None  # ... does not bring it back
 
 
-async def test_shared_secret_is_stable(started: tuple[Broker, Heard]) -> None:
+async def test_shared_secret_is_stable_and_derived_from_the_operators(
+    started: tuple[Broker, Heard],
+) -> None:
     broker, _ = started
-    key = await broker.shared_secret("address")
-    assert len(key) == 32 and await broker.shared_secret("address") == key
+    key = await broker.shared_secret("reporters")
+    assert len(key) == 32 and await broker.shared_secret("reporters") == key
     assert await broker.shared_secret("other") != key
+    assert key == derive(SECRET, "shared reporters")  # every node derives it: none stores it
 
 
 async def test_flags_expire_and_list(started: tuple[Broker, Heard]) -> None:

@@ -32,6 +32,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "serve",
         help="run the server",
         formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # `--address-key SECRET` must not be read as --address-key-file
         description="Run the server. Each setting is a flag, a CHATSUPPORT_<FLAG> environment "
         "variable and a key of the --config file (docs/configuration.md); flags win over "
         "variables, variables over the file.",
@@ -46,6 +47,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for item in settings.SETTINGS:
         if item.about.heading:
             group = serve.add_argument_group(item.about.heading.lower())
+        if not item.flag:
+            continue
         shown = f"{item.about.help} (default: {item.shown_default()})"
         group.add_argument(
             item.flag,
@@ -104,7 +107,7 @@ async def _serve(config: settings.Config) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS}
+    flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS if s.flag}
     try:
         config = settings.load(flags, args.config)
     except (OSError, ValueError) as error:

@@ -34,16 +34,24 @@ class About:
     metavar: str = ""  # the flag's placeholder; by type when empty
     unset: str = ""  # what no value (None or an empty list) means
     heading: str = ""  # the first setting of a group names the group
+    secret: bool = False  # never a flag (other users see a command line) and never printed
 
 
 def setting(
-    default: T, help: str, *, unit: str = "", metavar: str = "", unset: str = "", heading: str = ""
+    default: T,
+    help: str,
+    *,
+    unit: str = "",
+    metavar: str = "",
+    unset: str = "",
+    heading: str = "",
+    secret: bool = False,
 ) -> T:
     """A `Config` field with its documentation: the one place a setting is described."""
-    about = {"about": About(help, unit, metavar, unset, heading)}
+    about = {"about": About(help, unit, metavar, unset, heading, secret)}
     if isinstance(default, list):  # a fresh list for every Config
         return field(default_factory=lambda: copy.copy(default), metadata=about)
-    return field(default=default, metadata=about)
+    return field(default=default, metadata=about, repr=not secret)
 
 
 @dataclass(slots=True)
@@ -79,6 +87,25 @@ class Config:
         "listener and moderator token hashes (see `chatsupport token add`)",
         metavar="FILE",
         unset="no staff",
+    )
+    address_key_file: str | None = setting(
+        None,
+        "file holding the secret that keys the hashes of network addresses; the same on "
+        "every node (docs/privacy.md)",
+        metavar="FILE",
+        unset="$CHATSUPPORT_ADDRESS_KEY; with the memory broker a random one",
+    )
+    address_key: str | None = setting(
+        None,
+        "the secret of --address-key-file itself, at least 32 characters; an environment "
+        "variable or the TOML file only",
+        unset="a random one with the memory broker; required with Redis",
+        secret=True,
+    )
+    address_key_rotation: float = setting(
+        86400.0,
+        "how often the address hashes kept in shared state change (bans are carried over)",
+        unit="seconds",
     )
     allowed_origins: list[str] = setting(
         [],
@@ -228,7 +255,8 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        """The `serve` flag; none for a secret."""
+        return "" if self.about.secret else "--" + self.name.replace("_", "-")
 
     @property
     def env(self) -> str:
@@ -372,7 +400,8 @@ def markdown() -> str:
         if item.about.heading:
             lines += ["", f"## {item.about.heading}", ""]
             lines += ["| Setting | Flag | Variable | Default | Meaning |", "|---|---|---|---|---|"]
-        cells = [f"`{item.name}`", f"`{item.flag}`", f"`{item.env}`"]
+        flag = f"`{item.flag}`" if item.flag else "(none: a secret)"
+        cells = [f"`{item.name}`", flag, f"`{item.env}`"]
         cells += [item.shown_default().replace("|", "\\|"), item.about.help.replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

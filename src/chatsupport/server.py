@@ -23,10 +23,12 @@ from .core.flood import Flood
 from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
+from .core.ports import AddressPeriods
 from .core.reports import Reports
 from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
+from .keys import AddressSchedule, operator_secret
 from .transport.context import AddressKeys, Edge
 from .transport.outbox import Flusher
 from .transport.tcp import text_port
@@ -35,17 +37,18 @@ log = logging.getLogger("chatsupport.server")
 LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
 
 
-def features(config: Config) -> list[Feature]:
+def features(config: Config, periods: AddressPeriods | None = None) -> list[Feature]:
     """What the chat does, in the order the Chat calls each hook. The order matters where
     one feature reads what another wrote: moderation records a message before safety reads
     it, and safety sets the crisis flag before matching moves that seeker ahead. Files
-    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
+    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start.
+    `periods` turns address keys into those bans are shared under (keys.py)."""
     roles = Roles(loading.tokens(config.tokens_file))
     safety = Safety(
         loading.crisis_matcher(config.crisis_phrases_file),
         loading.resources(config.resources_file),
     )
-    return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
+    return [Everyday(), roles, Moderation(periods), Flood(), Reports(), safety, Matching()]
 
 
 class ChatServer:
@@ -87,16 +90,19 @@ class ChatServer:
 
         config = self.config
         loop = asyncio.get_running_loop()
+        secret = operator_secret(config)  # never stored in the broker: every node has it
+        schedule = AddressSchedule(secret, config.address_key_rotation, time.time)
         broker = make_broker(
             config.broker,
             retention_seconds=config.retention_seconds,
             retention_messages=config.retention_messages,
             wallclock=time.time,
+            secret=secret,
         )
-        self.chat = Chat(config, broker, features(config))
+        self.chat = Chat(config, broker, features(config, schedule))
         await self.chat.start()
-        address_key = await broker.shared_secret("address")  # one key for every node
-        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys(address_key))
+        addresses = AddressKeys(schedule.root_key)
+        self.edge = Edge(self.chat, config, Flusher(loop), addresses)
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(

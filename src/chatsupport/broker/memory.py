@@ -22,6 +22,7 @@ from ..core.ports import (
     RoomHandler,
     SessionRecord,
 )
+from ..keys import derive
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
 
@@ -38,7 +39,11 @@ class MemoryBroker:
     healthy = True  # nothing to lose touch with
 
     def __init__(
-        self, retention_seconds: float, retention_messages: int, wallclock: Callable[[], float]
+        self,
+        retention_seconds: float,
+        retention_messages: int,
+        wallclock: Callable[[], float],
+        secret: bytes | None = None,
     ) -> None:
         self.retention_seconds = retention_seconds
         self.retention_messages = retention_messages
@@ -51,7 +56,7 @@ class MemoryBroker:
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
         self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
-        self._secrets: dict[str, bytes] = {}
+        self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
 
@@ -154,7 +159,7 @@ class MemoryBroker:
         self._dropped[token_hash] = now + TOMBSTONE
 
     async def shared_secret(self, name: str) -> bytes:
-        return self._secrets.setdefault(name, secrets.token_bytes(32))
+        return derive(self._secret, f"shared {name}")
 
     # ---- flags -----------------------------------------------------------------------------
     async def set_flag(self, kind: str, key: str, ttl: float, value: str = "1") -> None:

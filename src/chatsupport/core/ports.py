@@ -71,6 +71,33 @@ class Sink(Protocol):
     def close(self, reason: str) -> None: ...
 
 
+class AddressPeriods(Protocol):
+    """Address keys as shared state holds them. The core gets a connection's *root* key (a
+    keyed hash of its address, kept in this node's memory only); bans are shared under
+    *period* keys derived from it, which change on a schedule (keys.py). Without one
+    (tests of the core alone) the root key is shared as it is (`Unrotated`)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        """The keys a connection from `root` is checked against now (the overlap: more
+        than one)."""
+        ...
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        """The keys a ban of `seconds` must be shared under, each with how long it is
+        needed (never longer than the ban)."""
+        ...
+
+
+class Unrotated:
+    """AddressPeriods where the root key is the only key (one process, tests)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        return (root,)
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        return [(root, seconds)]
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot take this now (e.g. Redis is down); the request gets `unavailable`."""
 
@@ -189,8 +216,9 @@ class SharedState(Protocol):
     BrokerUnavailable while shared state is away."""
 
     async def shared_secret(self, name: str) -> bytes:
-        """A random 32-byte secret that every node sharing this broker gets the same of.
-        Raises BrokerUnavailable while shared state is away (unless this node has it)."""
+        """A 32-byte secret that every node sharing this broker gets the same of, derived
+        from the operator's secret (keys.py); never stored in shared state, so it is there
+        while shared state is away."""
         ...
 
     # Flags: `kind` is a namespace ("ban", "mute", ...), `key` an id in it; each expires.

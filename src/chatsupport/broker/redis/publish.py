@@ -12,7 +12,14 @@ import msgspec
 from ...core.events import Event, Message
 from ...core.ports import BrokerUnavailable
 from . import wire
-from .connection import COMMAND_TIMEOUT, Link, degrades, raises_unavailable
+from .connection import (
+    COMMAND_TIMEOUT,
+    UNREACHABLE,
+    Forgotten,
+    Link,
+    degrades,
+    raises_unavailable,
+)
 from .delivery import Delivery
 from .history import SEQ_TTL_FACTOR
 from .ordering import Seen
@@ -55,7 +62,7 @@ class Fanout:
         room, link = message.room, self.link
         # Past this (Redis time), the sender has been told `unavailable`: too late to publish.
         deadline = self.lease.redis_time() + PUBLISH_DEADLINE
-        keys = [link.key("seq", room), link.key("hist", room)]
+        keys = [link.key("seq", room), link.key("hist", room), link.key("nodes")]
         args = [
             link.channel,
             wire.encode(room),
@@ -65,6 +72,7 @@ class Fanout:
             wire.ms(SEQ_TTL_FACTOR * self.retention_seconds),
             wire.encode(ref),
             wire.ms(deadline),
+            link.node,
         ]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outgoing.append(Outgoing(keys, args, future))
@@ -99,6 +107,9 @@ class Fanout:
                 continue
             if isinstance(result, Exception):
                 item.future.set_exception(BrokerUnavailable(str(result)))
+            elif result == b"forgotten":  # reaped while stalled: come back first (resync)
+                self.link.lost(Forgotten())
+                item.future.set_exception(BrokerUnavailable(UNREACHABLE))
             else:
                 item.future.set_result(result)
 

@@ -5,11 +5,14 @@ Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
   P seq:ROOM          string   last message id of ROOM                    (expires, see below)
   P hist:ROOM         stream   ROOM's retained messages: fields i, t, b   (MAXLEN + MINID)
   P nodes             zset     node id -> lease end (ms, Redis clock)
+  P reaped:NODE       string   NODE's people were announced as gone (REAP): when NODE comes
+                               back it announces them as back (a day at most)
   P m:NODE:ROOM       hash     uid -> member JSON, people of ROOM on NODE (lease)
   P nr:NODE           set      rooms NODE has people in                   (lease)
   P name:KEY          string   uid holding the name KEY
   P sess:TOKENHASH    hash     node, uid, rooms, rec (SessionRecord JSON)
-  P secret:NAME       string   shared random secret
+  P keycheck          string   8 hex digits of a keyed hash of a constant: nodes with
+                               different address keys notice (never the key itself)
   P flags:KIND        hash     key -> "UNTIL_MS|value"
   P queue:NAME        zset     item -> priority * 2^40 + arrival; P queue:NAME:n its counter
 The channel P events carries every delivery: a JSON array whose first item says what it is
@@ -46,17 +49,20 @@ local function room_count(p, room, nodes)
 end
 """
 
-# KEYS seq, hist | ARGV channel, room_json, body, maxlen, retention_ms, seq_ttl_ms, ref_json,
-#                    deadline_ms
+# KEYS seq, hist, nodes | ARGV channel, room_json, body, maxlen, retention_ms, seq_ttl_ms,
+#                           ref_json, deadline_ms, node
 # The next id, the message kept in history (bounded by count and by age) and published, in
 # one step: pub/sub order is id order on every node. A script that reaches Redis after its
 # deadline (a stalled Redis; the node has told the sender `unavailable` by then) does
-# nothing, so a refused message never shows up later.
+# nothing, so a refused message never shows up later. Nor does one from a node that was
+# reaped (its people were announced as gone): 'forgotten', and the node resynchronises,
+# announcing them as back, before anyone of it speaks again.
 PUBLISH = (
     _NOW
     + """
 local now = now_ms()
 if now > tonumber(ARGV[8]) then return false end
+if not redis.call('ZSCORE', KEYS[3], ARGV[9]) then return 'forgotten' end
 local id = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'i', id, 't', now, 'b', ARGV[3])
@@ -213,13 +219,15 @@ return present
 """
 )
 
-# KEYS nodes | ARGV node, lease_ms -> {1 if this node was still known (else: resynchronise),
-# Redis' time in ms}
+# KEYS nodes | ARGV node, lease_ms, rejoin -> {1 if this node was still known (else:
+# resynchronise), Redis' time in ms}. A forgotten node's lease is renewed only with rejoin
+# (by its resynchronisation): a heartbeat alone must not let it publish again.
 HEARTBEAT = (
     _NOW
     + """
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local now = now_ms()
+if not known and ARGV[3] ~= '1' then return {0, now} end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 3 * tonumber(ARGV[2]))
 if known then return {1, now} end
@@ -227,8 +235,9 @@ return {0, now}
 """
 )
 
-# KEYS nodes | ARGV prefix -> flat [room, count, member_json, ...] of people on nodes whose
-# lease ran out; their keys go. Only one node gets each dead node (ZREM says who).
+# KEYS nodes | ARGV prefix, reaped_ttl_ms, reaper -> flat [room, count, member_json, ...] of
+# people on nodes whose lease ran out; their keys go, and a node that was only stalled
+# finds `reaped:NODE` when it comes back. Only one node gets each dead node (ZREM says who).
 REAP = (
     _NOW
     + _NODES
@@ -238,6 +247,9 @@ local now = now_ms()
 local gone = {}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if redis.call('ZREM', KEYS[1], node) == 1 then
+    if node ~= ARGV[3] and redis.call('EXISTS', p .. 'nr:' .. node) == 1 then
+      redis.call('SET', p .. 'reaped:' .. node, '1', 'PX', ARGV[2])
+    end
     for _, room in ipairs(redis.call('SMEMBERS', p .. 'nr:' .. node)) do
       local key = p .. 'm:' .. node .. ':' .. room
       local members = redis.call('HVALS', key)
@@ -269,8 +281,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 """
 
-# KEYS secret | ARGV candidate, ttl_ms -> the secret every node uses
-SECRET = """
+# KEYS keycheck | ARGV candidate, ttl_ms -> the check every node's key must give
+KEYCHECK = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('GET', KEYS[1])

@@ -18,6 +18,7 @@ from . import loading
 from .broker import make_broker
 from .config import Config
 from .core.chat import Chat
+from .core.conversation import Conversation
 from .core.feature import Feature
 from .core.flood import Flood
 from .core.handlers import Everyday
@@ -45,7 +46,16 @@ def features(config: Config) -> list[Feature]:
         loading.crisis_matcher(config.crisis_phrases_file),
         loading.resources(config.resources_file),
     )
-    return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
+    return [
+        Everyday(),
+        Conversation(),
+        roles,
+        Moderation(),
+        Flood(),
+        Reports(),
+        safety,
+        Matching(),
+    ]
 
 
 class ChatServer:

@@ -537,9 +537,9 @@ class Chat:
         for hook in self._reported:
             hook(reporter, reported)
 
-    def visible_to(self, message: ev.Message, uid: str) -> bool:
-        """Whether a stored message may be replayed or reported to `uid` (the visibility
-        policy hides a shadow-muted person's messages from all but them)."""
+    def visible_to(self, message: ev.Message | ev.Deleted, uid: str) -> bool:
+        """Whether a stored message (or its deletion) may be replayed or reported to `uid`
+        (the visibility policy hides a shadow-muted person's messages from all but them)."""
         return message.uid == uid or not self.visibility.hidden(message.room, message.id)
 
     def subscribe(self, channel: str, session: Session) -> None:
@@ -568,6 +568,8 @@ class Chat:
             return
         is_message = type(event) is ev.Message
         hidden = is_message and self.visibility.silenced(sender)
+        if isinstance(event, ev.Deleted):  # a shadow-muted message's: nobody else had it
+            hidden = self.visibility.hidden(room, event.id)
         for session in members.values():
             life = session.life
             link = life.link

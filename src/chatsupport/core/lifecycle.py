@@ -297,7 +297,9 @@ async def resume(chat: Chat, link: Link, old: Session, last: dict[str, int]) -> 
 async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
     """Each listed room's retained messages after `last[room]`, in order; (how many, whether
     none was missing). Never older than when the person came into the room: no backlog for
-    a newcomer. A private room they were taken out of while away replays up to its end."""
+    a newcomer. A private room they were taken out of while away replays up to its end.
+    First, the `deleted` of each message they may have (up to `last[room]`) that was
+    deleted meanwhile."""
     session = link.session
     life = session.life
     missed, complete = 0, True
@@ -309,6 +311,10 @@ async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bo
         else:
             complete = False
             continue
+        if after > first:  # what they have may have been deleted meanwhile
+            for tombstone in await chat.broker.deletions(room, first):
+                if tombstone.id <= after and chat.visible_to(tombstone, session.uid):
+                    chat.send(link, tombstone)
         messages, whole = await chat.broker.history(room, max(after, first))
         if end is not None:
             messages = [m for m in messages if m.id <= end]

@@ -4,6 +4,7 @@ node and both interfaces (tests/test_cluster_conversation.py does it across node
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def server(staff_server: ChatServer) -> ChatServer:
     return staff_server
 
 
-async def say(client: WsClient, text: str, room: str = "lobby") -> dict:
+async def say(client: WsClient, text: str, room: str = "lobby") -> dict[str, Any]:
     return await client.request({"type": "say", "room": room, "text": text}, "message")
 
 

@@ -85,7 +85,10 @@ class Conversation(Feature):
         if bucket is None:
             bucket = self.typing_budget[session.uid] = TokenBucket(TYPING_RATE, TYPING_BURST)
         if not bucket.take(chat.clock()):
-            raise Refused("rate_limited", "typing is sent at most every few seconds")
+            # Refused, but not as a Refused: typing too often is a client's fault, never
+            # a flood strike that could mute the person (flood.py counts those).
+            chat.fail(link, "rate_limited", "typing is sent at most every few seconds", request.ref)
+            return
         typing = ev.Typing(room=room, uid=session.uid, name=session.name)
         await chat.broker.signal(room, typing, session.uid)  # the sender is left out
 

@@ -7,8 +7,9 @@ The states (a person, not a connection: a session outlives its connection for re
     RESUMING   a connection took the session over (`attach`); live room and direct events
                are held back (`held`) while history replays, then released (`replayed`)
     AWAY       the connection closed within the resume grace (`detach`): still a member
-               of their rooms and shown present; events for them alone are kept (the
-               newest AWAY_KEPT), room events are left to history
+               of their rooms, shown as away (`presence away`, then `back` when a
+               connection takes them over); events for them alone are kept (the newest
+               AWAY_KEPT), room events are left to history
     WITHDRAWN  grace over (`withdraw`): shown gone (the chat left their rooms) but
                resumable until retention ends; resume enters their rooms again
     ENDED      quit, forgotten, kicked, retention over, or adopted by another node:
@@ -269,6 +270,7 @@ async def take_over(chat: Chat, link: Link, old: Session) -> None:
     connection it still had is told why and closed; a withdrawn person enters their rooms
     again, shown to the others."""
     withdrawn = old.life.state is State.WITHDRAWN
+    away = old.life.state is State.AWAY  # shown away in their rooms, here or on another node
     previous = old.life.attach(link)
     link.session = old
     if previous is not None:
@@ -277,6 +279,8 @@ async def take_over(chat: Chat, link: Link, old: Session) -> None:
         await chat.close(previous, "resumed_elsewhere")
     if withdrawn:
         await chat.reenter(old)
+    elif away:
+        await chat.show_presence(old, "back")
     log.debug("peer resumed uid=%s", old.uid)
 
 

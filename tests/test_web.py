@@ -602,9 +602,12 @@ async def test_usable_by_keyboard_alone(browser: Browser, web: ChatServer) -> No
     await page.keyboard.press("Enter")
     await expect(shown(page).filter(has_text="typed with keys")).to_have_count(1)
 
-    # One tab stop for the whole log, on the newest message; arrows move between messages.
-    newest = page.get_by_role("button", name=f"Options for the message from {nc.name}").last
+    # One tab stop for the whole log, on the newest message (ours: its options can delete
+    # it); arrows move between messages.
+    newest = page.get_by_role("button", name="Options for your message").last
     await tab_to(page, newest, "Shift+Tab")
+    await page.keyboard.press("ArrowUp")
+    await expect(page.locator(".msg", has_text="line 2").locator(".msg-act")).to_be_focused()
     await page.keyboard.press("ArrowUp")
     middle = page.locator(".msg", has_text="line 1").locator(".msg-act")
     await expect(middle).to_be_focused()

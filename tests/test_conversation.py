@@ -4,6 +4,7 @@ node and both interfaces (tests/test_cluster_conversation.py does it across node
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import pytest
 
 from chatsupport import ChatServer
+from chatsupport.client.terminal import Client
+from chatsupport.core import events as ev
 
 from .helpers import TextClient, WsClient, start_server
 from .mod_helpers import expect_kind, staff_ws, tcp_sync, texts, ws_sync
@@ -260,3 +263,34 @@ async def test_typing_is_never_shown_on_the_text_interface(tmp_path: Path) -> No
         await seek.send({"type": "typing", "room": room})
         await say(seek, room, "hello")
         assert await lis.line() == f"<{seek.name}> hello"  # nothing before it
+
+
+# ---- the terminal client ---------------------------------------------------------------------
+class Lines:
+    """A terminal client's view that keeps the lines it was given."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    def message(self, event: ev.Message, tag: str, mention: str) -> None:
+        self.lines.append(event.text)
+
+    def refresh(self) -> None:
+        pass
+
+
+def test_the_terminal_client_shows_deletions_and_away_but_not_typing() -> None:
+    view = Lines()
+    client = Client("ws://127.0.0.1:1/ws", view, interactive=False)
+    frames = [
+        {"type": "typing", "room": "dm-1", "uid": "u1", "name": "Kind Owl"},
+        {"type": "deleted", "room": "lobby", "id": 3, "uid": "u1", "name": "Kind Owl"},
+        {"type": "presence", "room": "lobby", "event": "away", "uid": "u1", "name": "Kind Owl",
+         "count": 2, "away": 1},
+    ]  # fmt: skip
+    for frame in frames:
+        client._receive(json.dumps(frame))
+    assert view.lines == ["-- a message from Kind Owl was deleted", "-- Kind Owl is away"]

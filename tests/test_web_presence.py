@@ -186,4 +186,14 @@ async def test_typing_is_shown_in_a_private_chat_and_sent_sparingly(
     await lis.request({"type": "say", "room": room, "text": "take your time"}, "message")
     await expect(shown(page).filter(has_text="take your time")).to_have_count(1)
     await expect(indicator).to_be_hidden()
+
+    # Their new name replaces the old one on the tab, in the title and in "Here now".
+    await lis.request({"type": "nick", "name": "Kind Owl"}, "notice")
+    await expect(page.get_by_role("tab", name="Private: Kind Owl")).to_be_visible()
+    await expect(page.locator("#panes .pane:not([hidden]) .pane-title")).to_have_text(
+        "Private: Kind Owl"
+    )
+    await expect(page.locator("#people")).to_contain_text("Kind Owl")
+    await expect(page.locator("#people")).not_to_contain_text(lis.name)
+    await expect(page.locator("#composer-label")).to_have_text("Message Private: Kind Owl")
     no_page_errors(page)

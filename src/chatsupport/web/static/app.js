@@ -2,7 +2,7 @@
 // the message box. Rendering lives in view.js, the dialogs in panels.js.
 
 import { Connection } from "./connection.js";
-import { installConversation, onDeleted, onTyping, stopTyping } from "./conversation.js";
+import { installConversation, onDeleted, onTyping, renamePartner, stopTyping } from "./conversation.js";
 import { $, charCount, el, normalise } from "./dom.js";
 import { configureExit, installExitShortcut } from "./exit.js";
 import { Budget, cost } from "./pace.js";
@@ -289,6 +289,7 @@ const HANDLERS = {
     }
     setMembers(room, [...room.members.values()]);
     if (frame.event === "away" || frame.event === "leave") stopTyping(room);
+    renamePartner(room, frame);
     const text = {
       join: `${frame.name} joined (${hereText(frame.count, frame.away)})`,
       leave: `${frame.name} left (${hereText(frame.count, frame.away)})`,

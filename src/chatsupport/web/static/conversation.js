@@ -5,8 +5,8 @@
 
 import { $, el } from "./dom.js";
 import { confirmAction } from "./panels.js";
-import { announce } from "./view.js";
-import { request, send, state } from "./state.js";
+import { activate, announce } from "./view.js";
+import { request, save, send, state } from "./state.js";
 
 const TYPING_EVERY_MS = 3000; // we say we are typing at most this often, while the box changes
 const TYPING_SHOWN_MS = 6000; // their "is typing" goes away after this without news
@@ -113,4 +113,17 @@ export function installConversation() {
   $("composer").addEventListener("submit", () => {
     lastTyping = 0; // the next words are a new message: say so at once
   });
+}
+
+// ---- names ------------------------------------------------------------------------------------
+// The other person of a private chat took a new name: the tab and titles say it, not the old.
+export function renamePartner(room, frame) {
+  if (!room.private || room.partner?.uid !== frame.uid || frame.event !== "nick") return;
+  room.partner = { ...room.partner, name: frame.name };
+  room.label = `Private: ${frame.name}`;
+  room.tab.querySelector(".tab-label").textContent = room.label;
+  room.pane.querySelector(".pane-title").textContent = room.label;
+  room.log.setAttribute("aria-label", `Messages in ${room.label}`);
+  if (state.active === room.name) activate(room.name); // the message box's label
+  save();
 }

@@ -3,29 +3,19 @@ on different nodes must not be able to tell (CONTRACT §10)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .helpers import TextClient, WsClient
 from .mod_helpers import expect_kind, staff_ws, tcp_sync, texts
-from .redis_server import RedisServer, delete_prefix, redis_server_fixture
-from .test_cluster_matching import two_nodes
+from .test_cluster_matching import redis_server, two_nodes, url
 from .test_matching import listener, nothing_more, say, seeker
 from .test_resume import cut, resume
 
+__all__ = ["redis_server", "url"]  # the fixtures, shared with test_cluster_matching
+
 pytestmark = pytest.mark.redis
-
-redis_server = pytest.fixture(scope="session")(redis_server_fixture)
-
-
-@pytest.fixture
-def url(redis_server: RedisServer) -> Iterator[str]:
-    prefix = f"t{uuid.uuid4().hex[:10]}:"
-    yield redis_server.url(prefix)
-    delete_prefix(redis_server, prefix)
 
 
 async def test_a_deletion_reaches_every_node_and_resume_there_honours_it(

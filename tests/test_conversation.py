@@ -233,7 +233,7 @@ async def test_typing_reaches_the_other_person_in_a_private_chat_only(tmp_path: 
         seek = await seeker(server)
         room = (await seek.expect("matched"))["room"]
         await lis.expect("matched")
-        other = await WsClient.open(server.http_port)
+        other = await WsClient.open(server.http_port)  # in #lobby
         await seek.send({"type": "typing", "room": room})
         typing = await lis.expect("typing")
         assert typing == {"type": "typing", "room": room, "uid": seek.uid, "name": seek.name}

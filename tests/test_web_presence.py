@@ -15,8 +15,9 @@ from playwright.async_api import Browser, Page, WebSocket, expect
 from chatsupport import ChatServer
 from chatsupport.transport.ws import HttpConnection
 
-from .helpers import TextClient, WsClient
+from .helpers import TextClient
 from .mod_helpers import LISTENER_TOKEN, MOD_TOKEN, expect_kind, staff_ws
+from .test_matching import listener
 from .test_web import (
     browser,
     link_of,
@@ -153,9 +154,7 @@ async def test_typing_is_shown_in_a_private_chat_and_sent_sparingly(
     browser: Browser, staff_server: ChatServer
 ) -> None:
     server = staff_server
-    lis = await WsClient.open(server.http_port)
-    await lis.request({"type": "auth", "token": LISTENER_TOKEN}, "notice")
-    await lis.request({"type": "listen", "on": True}, "notice")
+    lis = await listener(server, LISTENER_TOKEN)
     page = await open_page(browser, server)
     frames = sent_frames(page)
     await page.reload()  # the same person, on a socket we watch

@@ -654,7 +654,11 @@ async def conversation(server: ChatServer, tokens_listener: str) -> list[TextCli
     )
     await river.send("/me sighs")
     await river.send("work mostly. and feeling like I can't talk to anyone about it")
-    return [river, listener]
+    robin = await WsClient.open(server.http_port)  # whose phone then loses its network
+    await robin.request({"type": "nick", "name": "Robin"}, "notice")
+    await robin.request({"type": "say", "room": "lobby", "text": "hugs, River"}, "message")
+    robin.ws.transport.abort()
+    return [river, listener, robin]
 
 
 async def test_accessibility_and_screenshots(browser: Browser, staff_server: ChatServer) -> None:
@@ -679,6 +683,7 @@ async def test_accessibility_and_screenshots(browser: Browser, staff_server: Cha
     await say(pages["mobile"], "same here honestly. glad this place exists")
     for label, page in pages.items():
         await expect(shown(page).filter(has_text="glad this place exists")).to_have_count(1)
+        await expect(page.locator(".sys", has_text="Robin is away")).to_have_count(1)
         await expect(page.locator(".pending")).to_have_count(0)
         await check(page, label, "chat")
         if await page.locator("#menu-btn").is_visible():

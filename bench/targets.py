@@ -206,10 +206,10 @@ def start_chatsupport(
     if wire == "irc":
         argv += ["--irc-port", "0"]
     pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
-    extra = {"PYTHONPATH": pythonpath}
+    environ = {"PYTHONPATH": pythonpath}
     if broker:  # every node must hash addresses with the same operator secret
-        extra["CHATSUPPORT_ADDRESS_KEY"] = BENCH_ADDRESS_KEY
-    proc = Process(argv, env, log_name, extra)
+        environ["CHATSUPPORT_ADDRESS_KEY"] = BENCH_ADDRESS_KEY
+    proc = Process(argv, env, log_name, environ)
     ports = proc.ports(3 if wire == "irc" else 2)
     return proc, ports[{"line": "tcp", "irc": "irc"}.get(wire, "http")]
 

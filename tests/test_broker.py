@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 
 from chatsupport.broker import make_broker
-from chatsupport.core.events import Event, Member, Message, Notice, Presence
+from chatsupport.core.events import Deleted, Event, Member, Message, Notice, Presence
 from chatsupport.core.ports import Broker, SessionRecord
 from chatsupport.keys import derive
 
@@ -99,6 +99,29 @@ async def test_ids_order_history_and_bounded_retention(started: tuple[Broker, He
     assert await broker.history("elsewhere", 0) == ([], True)
 
 
+async def test_a_deleted_message_leaves_history_and_its_tombstone_stays(
+    started: tuple[Broker, Heard],
+) -> None:
+    broker, heard = started
+    await broker.join_room("lobby", Member("u1", "Quiet Otter"))
+    for n in range(8):  # ids 1-8; the last 5 (4-8) are retained
+        await broker.publish(message(f"m{n + 1}"), ref=None)
+    tombstone = Deleted(room="lobby", id=6, uid="u1", name="Quiet Otter")
+    assert await broker.delete("lobby", tombstone, "u1") is True
+    await published(broker, heard, 9)
+    assert heard.room[-1] == ("lobby", tombstone, "u1", None)  # after the message itself
+    assert await broker.delete("lobby", tombstone, "u1") is False  # deleted already
+    gone = Deleted(room="lobby", id=2, uid="u1", name="Quiet Otter")
+    assert await broker.delete("lobby", gone, "u1") is False  # no longer retained
+    kept, complete = await broker.history("lobby", 5)
+    assert ([m.text for m in kept], complete) == (["m7", "m8"], True)  # its place counts
+    kept, complete = await broker.history("lobby", 0)
+    assert ([m.id for m in kept], complete) == ([4, 5, 7, 8], False)
+    assert await broker.deletions("lobby", 0) == [tombstone]
+    assert await broker.deletions("lobby", 6) == []
+    assert len(heard.room) == 9  # the refused deletes delivered nothing
+
+
 async def test_membership_counts_and_signals(started: tuple[Broker, Heard]) -> None:
     broker, heard = started
     assert await broker.join_room("lobby", Member("u1", "Quiet Otter")) == 1
@@ -107,6 +130,8 @@ async def test_membership_counts_and_signals(started: tuple[Broker, Heard]) -> N
     assert await broker.join_room("help", Member("u2", "Calm Heron")) == 1
     members = sorted(await broker.members("lobby"), key=lambda m: m.uid)
     assert members == [Member("u1", "Quiet Otter"), Member("u2", "Calm Heron", "mod")]
+    assert await broker.join_room("lobby", Member("u1", "Quiet Otter", away=True)) == 2
+    assert Member("u1", "Quiet Otter", away=True) in await broker.members("lobby")
     counts = await broker.room_counts()
     assert [(r.name, r.count) for r in counts] == [("help", 1), ("lobby", 2)]
     assert await broker.leave_room("help", "u2") == 0

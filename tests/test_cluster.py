@@ -201,7 +201,8 @@ async def test_resume_on_the_other_node_gets_exactly_what_was_missed(url: str) -
 
 async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> None:
     """`/ws?resume` on another node: the same person at once, exactly what was missed,
-    and the room sees no leave or join (they were never shown as gone)."""
+    and the room sees no leave or join (they were never shown as gone), only that they
+    were away for a while."""
     async with nodes(url) as (a, b):
         x = await WsClient.open(a.http_port)
         y = await WsClient.open(b.http_port)
@@ -219,8 +220,11 @@ async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> No
         resumed = await back.expect("resumed")
         assert (resumed["missed"], resumed["complete"]) == (5, True)
         assert [f["id"] for f in back.backlog if f["type"] == "message"] == missed
+        back_seen = await first(y, lambda f: f["type"] == "presence" and f["event"] == "back")
+        assert back_seen["uid"] == x.uid
         await y.request({"type": "ping"}, "pong")
-        assert not [f for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+        seen = [f["event"] for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+        assert seen == ["away"]  # before it; nothing after
 
 
 async def test_forget_leaves_nothing_to_resume_anywhere(

@@ -164,10 +164,12 @@ class Config:
     )
     retention_messages: int = setting(500, "history kept per room for resuming", unit="messages")
     resume_grace: float = setting(
-        60.0, "how long a dropped WebSocket person still shows as present", unit="seconds"
+        60.0, "how long a dropped WebSocket person stays in their rooms, shown away", unit="seconds"
     )
     presence_limit: int = setting(
-        100, "rooms with more people than this do not announce joins and leaves", unit="people"
+        100,
+        "rooms with more people than this do not announce joins, leaves, away and back",
+        unit="people",
     )
     handshake_timeout: float = setting(
         10.0,

@@ -18,6 +18,7 @@ from . import loading
 from .broker import make_broker
 from .config import Config
 from .core.chat import Chat
+from .core.conversation import Conversation
 from .core.feature import Feature
 from .core.flood import Flood
 from .core.handlers import Everyday
@@ -48,7 +49,16 @@ def features(config: Config, periods: AddressPeriods | None = None) -> list[Feat
         loading.crisis_matcher(config.crisis_phrases_file),
         loading.resources(config.resources_file),
     )
-    return [Everyday(), roles, Moderation(periods), Flood(), Reports(), safety, Matching()]
+    return [
+        Everyday(),
+        Conversation(),
+        roles,
+        Moderation(periods),
+        Flood(),
+        Reports(),
+        safety,
+        Matching(),
+    ]
 
 
 class ChatServer:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..core.events import Event, Member, Message, RoomInfo
+from ..core.events import Deleted, Event, Member, Message, RoomInfo
 from ..core.ports import (
     DirectHandler,
     HealthHandler,
@@ -25,6 +25,7 @@ from ..core.ports import (
 from ..keys import derive
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
+GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
 
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
@@ -59,6 +60,7 @@ class MemoryBroker:
         self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
+        self._tombstones: dict[str, dict[int, Deleted]] = {}  # room -> id -> its `deleted`
 
     async def start(
         self,
@@ -101,13 +103,37 @@ class MemoryBroker:
     async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
         history = self._history.get(room, deque())
         self._prune(history)
-        missed = [m for m in history if m.id > after]
+        kept = [m for m in history if m.id > after]
         last = self._next_id.get(room, 0)
-        first_kept = missed[0].id if missed else last + 1
+        first_kept = kept[0].id if kept else last + 1  # a deleted message's place counts
+        missed = [m for m in kept if m.kind != GONE]
         return missed, first_kept <= after + 1 or after >= last
 
     async def last_id(self, room: str) -> int:
         return self._next_id.get(room, 0)
+
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        history = self._history.get(room, deque())
+        self._prune(history)
+        for index, kept in enumerate(history):
+            if kept.id == tombstone.id and kept.kind != GONE:
+                # Its place stays (retention and `complete` count it), its words do not.
+                history[index] = msgspec.structs.replace(kept, kind=GONE, text="")
+                self._tombstones.setdefault(room, {})[kept.id] = tombstone
+                self._on_room(room, tombstone, sender, None)
+                return True
+        return False
+
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        history = self._history.get(room, deque())
+        self._prune(history)
+        places = {m.id for m in history if m.kind == GONE}
+        tombstones = self._tombstones.get(room, {})
+        for expired in [i for i in tombstones if i not in places]:  # left the window
+            del tombstones[expired]
+        if not tombstones:
+            self._tombstones.pop(room, None)
+        return [tombstones[i] for i in sorted(tombstones) if i > after]
 
     async def join_room(self, room: str, member: Member) -> int:
         members = self._members.setdefault(room, {})

@@ -403,8 +403,8 @@ class Client:
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
-        else:
-            self.show(render(event) or "")
+        elif (text := render(event)) is not None:  # none for `typing`: not for a terminal
+            self.show(text)
 
     def _welcome(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Welcome)

@@ -90,6 +90,7 @@ class Chat:
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
         # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
         self.subscribers: dict[str, dict[str, Session]] = {}
+        self.stopping = False
         self.features = tuple(features)
         for feature in self.features:
             feature.bind(self)
@@ -162,6 +163,7 @@ class Chat:
             self.direct(session, health_notice(up))
 
     async def stop(self, reason: str = "server_shutdown") -> None:
+        self.stopping = True
         for link in list(self.links):
             self.send(link, ev.Bye(reason=reason))
             link.sink.close(reason)
@@ -287,7 +289,8 @@ class Chat:
         members, last = await self.broker.members(room), await self.broker.last_id(room)
         limit = self.config.presence_limit
         count = len(members) if count is None else count
-        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
+        away = min(count, sum(1 for m in members if m.away))
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last, away=away)
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
         """The limits a client should pace itself by: its own budget, and how long it stays
@@ -351,6 +354,8 @@ class Chat:
         if resumable and link.resumable and link.sink.can_resume:
             session.life.detach(self.clock())
             await self.broker.save_session(record_of(session))
+            if not self.stopping:  # a stopping node's people are shown gone, not away
+                await self.show_presence(session, "away")
         else:
             await self.end_session(session)
 
@@ -554,9 +559,9 @@ class Chat:
         for hook in self._reported:
             hook(reporter, reported)
 
-    def visible_to(self, message: ev.Message, uid: str) -> bool:
-        """Whether a stored message may be replayed or reported to `uid` (the visibility
-        policy hides a shadow-muted person's messages from all but them)."""
+    def visible_to(self, message: ev.Message | ev.Deleted, uid: str) -> bool:
+        """Whether a stored message (or its deletion) may be replayed or reported to `uid`
+        (the visibility policy hides a shadow-muted person's messages from all but them)."""
         return message.uid == uid or not self.visibility.hidden(message.room, message.id)
 
     def subscribe(self, channel: str, session: Session) -> None:
@@ -585,6 +590,8 @@ class Chat:
             return
         is_message = type(event) is ev.Message
         hidden = is_message and self.visibility.silenced(sender)
+        if isinstance(event, ev.Deleted):  # a shadow-muted message's: nobody else had it
+            hidden = self.visibility.hidden(room, event.id)
         for session in members.values():
             life = session.life
             link = life.link
@@ -688,13 +695,27 @@ class Chat:
         for room in rooms:
             await self.enter(session, room)
 
+    async def show_presence(self, session: Session, what: str) -> None:
+        """`session` lost its connection (`away`, within the resume grace) or has it again
+        (`back`): their entry in each of their rooms says so, and the room is told."""
+        for room in list(session.rooms):
+            count = await self.broker.join_room(room, session.member())
+            await self.announce(session, room, what, count)
+
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None
     ) -> None:
         if count > self.config.presence_limit and what != "nick":
             return  # in a crowd, comings and goings are noise; counts stay in who/joined
+        away = sum(1 for m in await self.broker.members(room) if m.away)
         presence = ev.Presence(
-            room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
+            room=room,
+            event=what,
+            uid=session.uid,
+            name=session.name,
+            count=count,
+            old=old,
+            away=min(away, count),
         )
         await self.broker.signal(room, presence, session.uid)
 

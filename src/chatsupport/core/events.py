@@ -23,6 +23,7 @@ class Member(msgspec.Struct, omit_defaults=True):
     uid: str
     name: str
     role: Role | None = None
+    away: bool = False  # their connection dropped; they may resume (shown, not counted here)
 
 
 class RoomInfo(msgspec.Struct):
@@ -52,11 +53,12 @@ class Message(Event, tag="message"):
 
 class Presence(Event, tag="presence"):
     room: str
-    event: str  # join | leave | nick
+    event: str  # join | leave | nick | away | back
     uid: str
     name: str
-    count: int
+    count: int  # everyone in the room, away or not
     old: str | None = None  # the previous name, for `nick`
+    away: int = 0  # how many of `count` are away
 
 
 class Joined(Event, tag="joined"):
@@ -64,6 +66,26 @@ class Joined(Event, tag="joined"):
     count: int
     members: list[Member]
     last: int | None = None  # the room's last message id: where a later resume starts
+    away: int = 0  # how many of `count` are away
+
+
+class Deleted(Event, tag="deleted"):
+    """Message `id` of `room` was deleted (by its author, or by a moderator: `moderated`);
+    who wrote it, never what it said. Also the tombstone kept in the room's history."""
+
+    room: str
+    id: int
+    uid: str
+    name: str
+    moderated: bool = False
+
+
+class Typing(Event, tag="typing"):
+    """`uid` is typing in the one-to-one chat `room` (shown for a few seconds)."""
+
+    room: str
+    uid: str
+    name: str
 
 
 class Left(Event, tag="left"):
@@ -151,6 +173,8 @@ class Control(Event, tag="control"):
 EventUnion = (
     Welcome
     | Message
+    | Deleted
+    | Typing
     | Presence
     | Joined
     | Left

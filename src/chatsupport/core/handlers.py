@@ -23,7 +23,8 @@ from .text import clean
 from .vocabulary import NoticeKind
 
 
-def _room_of(link: Link, room: str | None) -> str:
+def room_of(link: Link, room: str | None) -> str:
+    """The room named (default: the current one), which must be one of theirs."""
     session = link.session
     name = normalise_room(room) if room else session.current
     if not name or name not in session.rooms:
@@ -70,7 +71,7 @@ class Everyday(Feature):
         if isinstance(request, rq.Say) and raw.startswith("//"):
             raw = raw[1:]
         text = _text(chat, raw)
-        room = _room_of(link, request.room)
+        room = room_of(link, request.room)
         session = link.session
         chat.check_say(session, room, text)
         kind = "me" if isinstance(request, rq.Me) else "say"
@@ -102,7 +103,7 @@ class Everyday(Feature):
     @handles(rq.Leave)
     async def leave(self, link: Link, request: rq.Leave) -> None:
         chat = self.chat
-        room = _room_of(link, request.room)
+        room = room_of(link, request.room)
         await chat.exit(link.session, room)
         chat.reply(link, ev.Left(room=room), request)
         await chat.left(link.session, room)

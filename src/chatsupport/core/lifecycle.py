@@ -7,8 +7,9 @@ The states (a person, not a connection: a session outlives its connection for re
     RESUMING   a connection took the session over (`attach`); live room and direct events
                are held back (`held`) while history replays, then released (`replayed`)
     AWAY       the connection closed within the resume grace (`detach`): still a member
-               of their rooms and shown present; events for them alone are kept (the
-               newest AWAY_KEPT), room events are left to history
+               of their rooms, shown as away (`presence away`, then `back` when a
+               connection takes them over); events for them alone are kept (the newest
+               AWAY_KEPT), room events are left to history
     WITHDRAWN  grace over (`withdraw`): shown gone (the chat left their rooms) but
                resumable until retention ends; resume enters their rooms again
     ENDED      quit, forgotten, kicked, retention over, or adopted by another node:
@@ -269,6 +270,7 @@ async def take_over(chat: Chat, link: Link, old: Session) -> None:
     connection it still had is told why and closed; a withdrawn person enters their rooms
     again, shown to the others."""
     withdrawn = old.life.state is State.WITHDRAWN
+    away = old.life.state is State.AWAY  # shown away in their rooms, here or on another node
     previous = old.life.attach(link)
     link.session = old
     if previous is not None:
@@ -277,6 +279,8 @@ async def take_over(chat: Chat, link: Link, old: Session) -> None:
         await chat.close(previous, "resumed_elsewhere")
     if withdrawn:
         await chat.reenter(old)
+    elif away:
+        await chat.show_presence(old, "back")
     log.debug("peer resumed uid=%s", old.uid)
 
 
@@ -297,7 +301,9 @@ async def resume(chat: Chat, link: Link, old: Session, last: dict[str, int]) -> 
 async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
     """Each listed room's retained messages after `last[room]`, in order; (how many, whether
     none was missing). Never older than when the person came into the room: no backlog for
-    a newcomer. A private room they were taken out of while away replays up to its end."""
+    a newcomer. A private room they were taken out of while away replays up to its end.
+    First, the `deleted` of each message they may have (up to `last[room]`) that was
+    deleted meanwhile."""
     session = link.session
     life = session.life
     missed, complete = 0, True
@@ -309,6 +315,10 @@ async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bo
         else:
             complete = False
             continue
+        if after > first:  # what they have may have been deleted meanwhile
+            for tombstone in await chat.broker.deletions(room, first):
+                if tombstone.id <= after and chat.visible_to(tombstone, session.uid):
+                    chat.send(link, tombstone)
         messages, whole = await chat.broker.history(room, max(after, first))
         if end is not None:
             messages = [m for m in messages if m.id <= end]

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import msgspec
 
-from .events import Event, Member, Message, RoomInfo
+from .events import Deleted, Event, Member, Message, RoomInfo
 from .vocabulary import Role
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
@@ -139,6 +139,21 @@ class RoomLog(Protocol):
     async def last_id(self, room: str) -> int:
         """The room's newest id. Degrades: answers from this node's view (the newest id it
         has seen)."""
+        ...
+
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        """Take message `tombstone.id` out of `room`'s retained history for good (its text
+        is not kept), keep `tombstone` in its place for the retention window, and deliver
+        it to the room everywhere (after the message itself). False, and nothing delivered,
+        when that message is no longer retained or was deleted already. `history` never
+        returns it again, and a deleted message still counts as retained for `complete`.
+        Raises BrokerUnavailable while shared state is away."""
+        ...
+
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        """The tombstones of `room` with id > `after`, in id order (a resume tells a client
+        which of the messages it has were deleted meanwhile). Raises BrokerUnavailable
+        while shared state is away."""
         ...
 
 

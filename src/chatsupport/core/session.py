@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .events import Member
-from .lifecycle import Life
+from .lifecycle import Life, State
 from .limits import TokenBucket
 from .ports import Sink
 from .vocabulary import Role
@@ -42,7 +42,8 @@ class Session:
         return self.life.present
 
     def member(self) -> Member:
-        return Member(self.uid, self.name, self.role)
+        """How the room lists them: away while their connection is gone within the grace."""
+        return Member(self.uid, self.name, self.role, away=self.life.state is State.AWAY)
 
 
 @dataclass(slots=True, eq=False)

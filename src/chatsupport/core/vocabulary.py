@@ -55,6 +55,7 @@ NoticeKind = Literal[
     "ban",
     "unban",
     "announced",
+    "deleted",  # to moderators: a moderator deleted someone's message (never its text)
     "report",
     "reports",
     # the shared broker went away, came back

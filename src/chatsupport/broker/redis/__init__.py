@@ -252,6 +252,12 @@ class RedisBroker:
     async def last_id(self, room: str) -> int:
         return await self.room_log.last_id(room)
 
+    async def delete(self, room: str, tombstone: ev.Deleted, sender: str | None) -> bool:
+        return await self.fanout.delete(room, tombstone, sender)
+
+    async def deletions(self, room: str, after: int) -> list[ev.Deleted]:
+        return await self.room_log.deletions(room, after)
+
     async def join_room(self, room: str, member: Member) -> int:
         return await self.presence.join_room(room, member)
 

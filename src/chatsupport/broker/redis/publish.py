@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from ...core.events import Event, Message
+from ...core.events import Deleted, Event, Message
 from ...core.ports import BrokerUnavailable
 from . import wire
 from .connection import (
@@ -125,6 +125,25 @@ class Fanout:
     @degrades(_heard_here)
     async def signal(self, room: str, event: Event, sender: str | None) -> None:
         await self.link.redis.publish(self.link.channel, wire.signal(room, event, sender))
+
+    @raises_unavailable
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        """The message leaves the room's stream, its tombstone takes its place and the
+        `deleted` signal goes out, in one script (DELETE)."""
+        link = self.link
+        done = await link.run(
+            "DELETE",
+            [link.key("hist", room), link.key("del", room)],
+            [
+                tombstone.id,
+                self.retention_messages,
+                wire.encode(tombstone),
+                link.channel,
+                wire.signal(room, tombstone, sender),
+                wire.ms(self.retention_seconds),
+            ],
+        )
+        return bool(done)
 
     @raises_unavailable
     async def direct(self, uid: str, event: Event) -> None:

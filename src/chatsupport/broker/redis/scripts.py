@@ -4,6 +4,7 @@ every node all at once or not at all (docs/architecture.md, "Redis broker").
 Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
   P seq:ROOM          string   last message id of ROOM                    (expires, see below)
   P hist:ROOM         stream   ROOM's retained messages: fields i, t, b   (MAXLEN + MINID)
+  P del:ROOM          hash     id -> `deleted` JSON: ROOM's deleted messages (retention)
   P nodes             zset     node id -> lease end (ms, Redis clock)
   P reaped:NODE       string   NODE's people were announced as gone (REAP): when NODE comes
                                back it announces them as back (a day at most)
@@ -74,19 +75,44 @@ return {id, now}
 """
 )
 
-# KEYS seq, hist | ARGV after, maxlen, retention_ms
-# Messages with id > after, newest first, and the room's last id. Trims by age first, so a
-# message older than the window is never replayed.
+# KEYS seq, hist, del | ARGV after, maxlen, retention_ms
+# Messages with id > after, newest first, the room's last id, and the ids of its deleted
+# messages (their places count as kept). Trims by age first, so a message older than the
+# window is never replayed.
 HISTORY = (
     _NOW
     + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local wanted = math.min(last - tonumber(ARGV[1]), tonumber(ARGV[2]))
-if wanted <= 0 then return {last, {}} end
+if wanted <= 0 then return {last, {}, {}} end
 redis.call('XTRIM', KEYS[2], 'MINID', now_ms() - tonumber(ARGV[3]))
-return {last, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', wanted)}
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', wanted)
+return {last, entries, redis.call('HKEYS', KEYS[3])}
 """
 )
+
+# KEYS hist, del | ARGV id, maxlen, tombstone_json, channel, signal_json, retention_ms
+# -> 1 deleted, 0 not retained (or deleted already). The entry goes from the stream (XDEL:
+# no reader gets its text again), the tombstone takes its place for the retention window,
+# and the `deleted` signal goes out after the message itself (scripts run one at a time).
+DELETE = """
+local wanted = tonumber(ARGV[1])
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])) do
+  local fields, id = entry[2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'i' then id = tonumber(fields[i + 1]) end
+  end
+  if id == wanted then
+    redis.call('XDEL', KEYS[1], entry[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+    return 1
+  end
+  if id ~= nil and id < wanted then return 0 end
+end
+return 0
+"""
 
 # KEYS members(me, room), rooms(me), seq | ARGV prefix, room, uid, member_json, lease_ms
 JOIN = (

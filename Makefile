@@ -1,4 +1,4 @@
-.PHONY: install serve test tests tests-redis style types upgrade-deps check-lowest bench-quick bench
+.PHONY: install serve test tests tests-redis style types config-doc upgrade-deps check-lowest bench-quick bench
 
 install:
 	[ -x .venv/bin/python ] || python3 -m venv .venv
@@ -24,6 +24,10 @@ style:
 
 types:
 	.venv/bin/mypy
+
+# docs/configuration.md from the settings declared in src/chatsupport/config.py.
+config-doc:
+	.venv/bin/python scripts/config-doc
 
 # Refresh the lock (requirements/test.txt) to today's releases, then run the whole suite.
 upgrade-deps:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from chatsupport import ChatServer
-from chatsupport.core.moderation import moderation_of
+from chatsupport.core.moderation import Moderation
 
 from .helpers import TextClient, WsClient, start_server
 from .mod_helpers import expect_kind, staff_tcp, staff_ws, write_tokens, ws_from
@@ -91,7 +91,7 @@ async def test_a_ban_of_a_person_on_the_other_node(url: str, tmp_path: Path) -> 
         # Node a holds them: it bans their address everywhere on its next housekeeping tick.
         assert b.chat is not None
         for _ in range(300):
-            if moderation_of(b.chat).banned:
+            if b.chat.feature(Moderation).state.banned:
                 break
             await asyncio.sleep(0.05)
         retry = await ws_from(b.http_port, "127.0.0.43", welcome=False)

@@ -57,6 +57,13 @@ mangled_frames = st.builds(
     st.sampled_from(FIELDS),
     st.binary(max_size=6).map(lambda junk: junk + b"\x80"),
 )
+# Frames cut short anywhere, and JSON nested deeper than a recursive decoder follows.
+cut_frames = st.tuples(json_values | typed_frames, st.floats(0, 1)).map(
+    lambda t: json.dumps(t[0]).encode()[: int(len(json.dumps(t[0])) * t[1])]
+)
+deep_frames = st.tuples(st.integers(500, 8000), st.booleans()).map(
+    lambda t: b"[" * t[0] + b"]" * (t[0] if t[1] else t[0] - 1)
+)
 # (how to send, payload): "json" a value as a text frame, "text" any string, "binary" a
 # binary frame, "raw" arbitrary bytes in a text frame.
 frames = st.one_of(
@@ -65,6 +72,7 @@ frames = st.one_of(
     st.tuples(st.just("binary"), st.binary(max_size=200)),
     st.tuples(st.just("raw"), st.binary(max_size=200)),
     st.tuples(st.just("raw"), mangled_frames),
+    st.tuples(st.just("raw"), cut_frames | deep_frames),
 )
 
 

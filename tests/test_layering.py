@@ -54,3 +54,30 @@ def test_core_imports_no_io() -> None:
             offenders[path.name] = sorted(bad)
     assert offenders == {}
     assert len(list(CORE.glob("*.py"))) > 10  # the walk really saw the core
+
+
+REGISTERING = {"append", "extend", "add", "update", "insert", "setdefault"}
+
+
+def _registers_at_import(path: Path) -> list[str]:
+    """Module-level statements that fill a container (`HOOKS.append(f)`, `TABLE[k] = f`):
+    registration by import, which the feature list in server wiring replaced."""
+    found = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in REGISTERING
+        ):
+            found.append(f"{path.name}:{node.lineno}")
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) for t in node.targets):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_core_has_no_import_time_registration() -> None:
+    offenders = [
+        where for path in sorted(CORE.glob("*.py")) for where in _registers_at_import(path)
+    ]
+    assert offenders == []

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from chatsupport import ChatServer
-from chatsupport.core import matching
 from chatsupport.core.roles import hash_line
 
 from .helpers import TextClient, WsClient, start_server
@@ -300,7 +299,7 @@ async def test_an_ignoring_or_reporting_listener_is_skipped(tmp_path: Path) -> N
         other = await seeker(server, position=3)
         lis = await listener(server, on=False)
         await lis.request({"type": "ignore", "uid": ignored.uid}, "notice")
-        matching.mark_reported(server.chat, lis.uid, reported.uid)
+        server.chat.reported(lis.uid, reported.uid)
         await lis.request({"type": "listen", "on": True}, "notice")
         matched = await lis.expect("matched")
         assert matched["partner"]["uid"] == other.uid

@@ -180,6 +180,18 @@ async def test_64k_without_newline_ends_the_connection(server: ChatServer) -> No
     assert await b.expect(lambda s: s.startswith("-- in #lobby")) == f"-- in #lobby (1): {b.name}"
 
 
+async def test_the_partial_line_message_quotes_the_configured_limit() -> None:
+    server = await start_server(max_partial_line=8192)
+    try:
+        a = await TextClient.open(server.tcp_port)
+        await a.send(b"z" * 9000)
+        line = await a.expect(lambda s: s.startswith("!!"))
+        assert line == "!! no end of line after 8 KiB: closing the connection"
+        assert await a.closed()
+    finally:
+        await server.stop()
+
+
 @pytest.mark.parametrize("name", ["Admin", "m0derator", "SYSTEM", "Chat Support", "Server 2"])
 async def test_reserved_names_are_refused(server: ChatServer, name: str) -> None:
     a = await TextClient.open(server.tcp_port)

@@ -8,49 +8,47 @@ import contextlib
 import logging
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
-from dataclasses import fields
 
 from . import config as settings
 from .core.ports import BrokerUnavailable
 from .server import ChatServer
 
-SERVE_HELP = {
-    "host": "address to listen on (default 127.0.0.1)",
-    "http_port": "HTTP port: web page and WebSocket /ws (0 = any free port)",
-    "tcp_port": "plain-text TCP port for nc/telnet (0 = any free port)",
-    "broker": "'memory' (default) or redis://host:port/db",
-    "tokens_file": "file of role tokens (see `chatsupport token add`)",
-    "msg_rate": "messages per second per connection, sustained",
-    "msg_burst": "messages a connection may send in a burst",
-    "max_text": "longest message, in characters",
-    "max_conns_per_address": "concurrent connections per network address",
-    "new_conns_per_address": "new connections per address per 10 minutes",
-    "resources_file": "crisis help lines, TOML (default: the packaged file)",
-    "crisis_phrases_file": "crisis phrase list (default: the packaged English list)",
-    "probation_seconds": "how long newcomers have a smaller message budget in group rooms (300)",
-    "report_retention": "seconds reports and their evidence are kept (86400)",
-}
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help at spaces only, so `--new-conns-window` stays one word."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser(
         "serve",
         help="run the server",
-        description="Run the server. Every flag also reads "
-        "CHATSUPPORT_<FLAG> from the environment.",
+        formatter_class=_HelpFormatter,
+        description="Run the server. Each setting is a flag, a CHATSUPPORT_<FLAG> environment "
+        "variable and a key of the --config file (docs/configuration.md); flags win over "
+        "variables, variables over the file.",
     )
-    serve.add_argument("--config", help="TOML file of settings (same names as the flags)")
-    for item in fields(settings.Config):
-        flag = "--" + item.name.replace("_", "-")
-        kind = settings.FIELD_TYPES[item.name]
-        parse = int if kind == "int" else float if kind == "float" else str
-        serve.add_argument(
-            flag,
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file of settings, named as below with underscores (http_port = 8080); "
+        "also CHATSUPPORT_CONFIG",
+    )
+    group = serve.add_argument_group()
+    for item in settings.SETTINGS:
+        if item.about.heading:
+            group = serve.add_argument_group(item.about.heading.lower())
+        shown = f"{item.about.help} (default: {item.shown_default()})"
+        group.add_argument(
+            item.flag,
             dest=item.name,
-            type=parse,
+            metavar=item.metavar,
             default=None,
-            help=SERVE_HELP.get(item.name, argparse.SUPPRESS),
+            help=shown.replace("%", "%%"),  # argparse formats help with %
         )
 
 
@@ -102,7 +100,7 @@ async def _serve(config: settings.Config) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    flags = {f.name: getattr(args, f.name) for f in fields(settings.Config)}
+    flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS}
     try:
         config = settings.load(flags, args.config)
     except (OSError, ValueError) as error:

@@ -1,94 +1,306 @@
 """Settings: defaults here, overridden by a TOML file, then CHATSUPPORT_* variables, then flags.
 
+Every setting is declared once, below, with its default, unit and help. `chatsupport serve
+--help`, the environment variables, the TOML file and docs/configuration.md are all made
+from these declarations (`scripts/config-doc`, `make config-doc`, writes the doc).
+
 Every limit is a named, typed field with a safe default for the public; operators of a
 trusted test or load setup raise them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from .units import size
+
+T = TypeVar("T")
+ENV_PREFIX = "CHATSUPPORT_"
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """What `--help` and docs/configuration.md say about one setting."""
+
+    help: str
+    unit: str = ""  # what the number counts: "seconds", "bytes", ...
+    metavar: str = ""  # the flag's placeholder; by type when empty
+    unset: str = ""  # what no value (None or an empty list) means
+    heading: str = ""  # the first setting of a group names the group
+
+
+def setting(
+    default: T, help: str, *, unit: str = "", metavar: str = "", unset: str = "", heading: str = ""
+) -> T:
+    """A `Config` field with its documentation: the one place a setting is described."""
+    about = {"about": About(help, unit, metavar, unset, heading)}
+    if isinstance(default, list):  # a fresh list for every Config
+        return field(default_factory=lambda: copy.copy(default), metadata=about)
+    return field(default=default, metadata=about)
 
 
 @dataclass(slots=True)
 class Config:
-    # --- listeners
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    tcp_port: int = 7777
-    broker: str = "memory"
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tokens_file: str | None = None
-    allowed_origins: list[str] = field(default_factory=list)
-    trusted_proxies: list[str] = field(default_factory=list)
-    # --- input limits
-    max_text: int = 2000
-    max_name: int = 24
-    max_line_bytes: int = 4096
-    max_partial_line: int = 65536
-    max_frame_bytes: int = 65536
-    msg_rate: float = 1.0
-    msg_burst: float = 8.0
-    tcp_backlog_lines: int = 100
-    max_conns_per_address: int = 16
-    new_conns_per_address: int = 32
-    new_conns_window: float = 600.0
-    max_rooms_per_session: int = 10
-    # --- delivery
-    outbox_limit: int = 512 * 1024
-    retention_seconds: float = 600.0
-    retention_messages: int = 500
-    resume_grace: float = 60.0
-    presence_limit: int = 100  # rooms larger than this do not announce joins and leaves
-    # --- liveness
-    handshake_timeout: float = 10.0
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    # --- product
-    default_room: str = "lobby"
-    exit_url: str = "https://www.wikipedia.org/"
-    resources_file: str | None = None
-    crisis_phrases_file: str | None = None
-    crisis_repeat_seconds: float = 300.0  # one resources notice/alert per person per this
-    # --- moderation and flood control
-    probation_seconds: float = 300.0  # newcomers: smaller budget, never less help
-    probation_share: float = 0.5  # their share of the message budget (rate and burst)
-    flood_strikes: int = 5  # this many `rate_limited` within `flood_window` ...
-    flood_window: float = 60.0
-    flood_mute_seconds: float = 120.0  # ... mute the person automatically for this long
-    report_retention: float = 86400.0  # reports (with their evidence) are forgotten after this
-    report_evidence: int = 5  # messages before the reported one kept as evidence
-    max_reports: int = 1000  # kept at once; the oldest go first
-    reports_per_hour: int = 20  # per reporter
-    # --- one-to-one chats
-    listener_capacity: int = 1  # one-to-one chats a listener holds at once
-    log_level: str = "INFO"
+    host: str = setting(
+        "127.0.0.1",
+        "address to listen on (0.0.0.0: every IPv4 interface)",
+        metavar="ADDRESS",
+        heading="Listeners",
+    )
+    http_port: int = setting(
+        8080, "HTTP port: the web page and WebSocket /ws; 0 = any free port", metavar="PORT"
+    )
+    tcp_port: int = setting(
+        7777, "plain-text TCP port for nc and telnet; 0 = any free port", metavar="PORT"
+    )
+    broker: str = setting(
+        "memory",
+        "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",
+        metavar="URL",
+    )
+    tls_cert: str | None = setting(
+        None,
+        "certificate chain (PEM): serve https://, wss:// and TLS on the text port",
+        metavar="FILE",
+        unset="no TLS",
+    )
+    tls_key: str | None = setting(
+        None, "private key (PEM) of --tls-cert", metavar="FILE", unset="in the --tls-cert file"
+    )
+    tokens_file: str | None = setting(
+        None,
+        "listener and moderator token hashes (see `chatsupport token add`)",
+        metavar="FILE",
+        unset="no staff",
+    )
+    allowed_origins: list[str] = setting(
+        [],
+        "web origins besides the server's own that may open /ws, comma-separated, exact "
+        "(https://chat.example.org)",
+        metavar="ORIGINS",
+        unset="same origin only",
+    )
+    trusted_proxies: list[str] = setting(
+        [],
+        "proxy addresses whose X-Forwarded-For is believed, comma-separated",
+        metavar="ADDRESSES",
+        unset="none",
+    )
+    max_text: int = setting(2000, "longest message", unit="characters", heading="Input limits")
+    max_name: int = setting(24, "longest name", unit="characters")
+    max_line_bytes: int = setting(
+        4096, "longest text-interface line; a longer one is refused", unit="bytes"
+    )
+    max_partial_line: int = setting(
+        65536,
+        "text-interface input without an end of line that closes the connection",
+        unit="bytes",
+    )
+    max_frame_bytes: int = setting(65536, "largest WebSocket frame (message)", unit="bytes")
+    msg_rate: float = setting(1.0, "messages a connection may send, sustained", unit="per second")
+    msg_burst: float = setting(8.0, "messages a connection may send at once", unit="messages")
+    tcp_backlog_lines: int = setting(
+        100, "text-interface lines waiting to be read; further ones are refused", unit="lines"
+    )
+    max_conns_per_address: int = setting(
+        16, "concurrent connections per network address", unit="connections"
+    )
+    new_conns_per_address: int = setting(
+        32, "new connections per network address within --new-conns-window", unit="connections"
+    )
+    new_conns_window: float = setting(
+        600.0, "the window of --new-conns-per-address", unit="seconds"
+    )
+    max_rooms_per_session: int = setting(10, "rooms one person may be in at once", unit="rooms")
+    outbox_limit: int = setting(
+        512 * 1024,
+        "output waiting for a peer before it is disconnected as too slow",
+        unit="bytes",
+        heading="Delivery",
+    )
+    retention_seconds: float = setting(
+        600.0,
+        "how long room history, and a dropped WebSocket session, are kept for resuming",
+        unit="seconds",
+    )
+    retention_messages: int = setting(500, "history kept per room for resuming", unit="messages")
+    resume_grace: float = setting(
+        60.0, "how long a dropped WebSocket person still shows as present", unit="seconds"
+    )
+    presence_limit: int = setting(
+        100, "rooms with more people than this do not announce joins and leaves", unit="people"
+    )
+    handshake_timeout: float = setting(
+        10.0,
+        "time to finish the HTTP request or WebSocket upgrade",
+        unit="seconds",
+        heading="Liveness",
+    )
+    ping_interval: float = setting(
+        20.0, "silence on a WebSocket after which the server pings it", unit="seconds"
+    )
+    ping_timeout: float = setting(
+        20.0, "time to answer that ping before the connection is closed", unit="seconds"
+    )
+    default_room: str = setting(
+        "lobby", "the room everyone starts in", metavar="ROOM", heading="Product"
+    )
+    exit_url: str = setting(
+        "https://www.wikipedia.org/",
+        "the neutral page the web page's Quick exit leaves for",
+        metavar="URL",
+    )
+    resources_file: str | None = setting(
+        None,
+        "crisis help lines, TOML (docs/crisis-resources.md)",
+        metavar="FILE",
+        unset="the packaged file",
+    )
+    crisis_phrases_file: str | None = setting(
+        None,
+        "crisis phrases, one per line (docs/crisis-resources.md)",
+        metavar="FILE",
+        unset="the packaged English list",
+    )
+    crisis_repeat_seconds: float = setting(
+        300.0,
+        "least time between two help-line notices (and staff alerts) for one person",
+        unit="seconds",
+    )
+    probation_seconds: float = setting(
+        300.0,
+        "how long newcomers have a smaller message budget in group rooms (never less help)",
+        unit="seconds",
+        heading="Moderation and flood control",
+    )
+    probation_share: float = setting(
+        0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
+    )
+    flood_strikes: int = setting(
+        5, "rate_limited errors within --flood-window that mute a person automatically"
+    )
+    flood_window: float = setting(60.0, "the window of --flood-strikes", unit="seconds")
+    flood_mute_seconds: float = setting(
+        120.0, "how long an automatic flood mute lasts", unit="seconds"
+    )
+    report_retention: float = setting(
+        86400.0, "how long reports and their evidence are kept", unit="seconds"
+    )
+    report_evidence: int = setting(
+        5, "messages before the reported one kept as evidence", unit="messages"
+    )
+    max_reports: int = setting(1000, "reports kept at once; the oldest go first", unit="reports")
+    reports_per_hour: int = setting(20, "reports one person may file per hour", unit="reports")
+    listener_capacity: int = setting(
+        1, "one-to-one chats a listener holds at once", unit="chats", heading="One-to-one chats"
+    )
+    log_level: str = setting(
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR, on standard error",
+        metavar="LEVEL",
+        heading="Logging",
+    )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
-FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Config)}
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One `Config` field as the outside world names and reads it."""
 
+    name: str
+    kind: str  # "int", "float", "str" or "list"
+    default: Any
+    about: About
 
-def _coerce(name: str, value: Any) -> Any:
-    kind = FIELD_TYPES[name]
-    if isinstance(value, str):
-        if kind.startswith("list"):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        if kind == "int":
-            return int(value)
-        if kind == "float":
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def metavar(self) -> str:
+        if self.about.metavar:
+            return self.about.metavar
+        if self.about.unit in ("seconds", "bytes"):
+            return self.about.unit.upper()
+        return {"str": "TEXT", "list": "LIST"}.get(self.kind, "N")
+
+    def shown_default(self) -> str:
+        """The default as --help and the doc print it: `65536 bytes = 64 KiB`, `600 seconds`."""
+        value = self.default
+        if value is None or value == []:
+            return self.about.unset or "none"
+        whole = isinstance(value, float) and value.is_integer()
+        text = str(int(value)) if whole else str(value)  # 600.0 -> "600", 0.5 -> "0.5"
+        unit = self.about.unit
+        if unit == "bytes" and size(value) != f"{value} bytes":
+            return f"{text} bytes = {size(value)}"
+        if value == 1 and unit.endswith("s") and " " not in unit:
+            unit = unit[:-1]  # "1 chat"
+        return f"{text} {unit}" if unit else text
+
+    def parse(self, value: Any) -> Any:
+        """A value from TOML, the environment or a flag, as this setting's type."""
+        if isinstance(value, str):
+            return self._from_text(value)
+        kind = self.kind
+        if kind == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    if kind == "float" and isinstance(value, int):
-        return float(value)
-    return value
+        if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{self.name} must be {_EXPECTED[kind]}, not {value!r}")
+
+    def _from_text(self, text: str) -> Any:
+        if self.kind == "list":
+            return [v.strip() for v in text.split(",") if v.strip()]
+        number = {"int": int, "float": float}.get(self.kind)
+        try:
+            return number(text) if number else text
+        except ValueError:
+            raise ValueError(f"{self.name} must be {_EXPECTED[self.kind]}, not {text!r}") from None
+
+
+_EXPECTED = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "list": "a list of text (comma-separated in a flag or variable)",
+}
+
+
+def _kind(annotation: Any) -> str:
+    text = str(annotation)
+    return "list" if text.startswith("list") else text.split(" ")[0]
+
+
+def _default(item: dataclasses.Field[Any]) -> Any:
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default
+
+
+def _setting(item: dataclasses.Field[Any]) -> Setting:
+    if "about" not in item.metadata:
+        raise TypeError(f"Config.{item.name}: declare it with setting(default, help, ...)")
+    return Setting(item.name, _kind(item.type), _default(item), item.metadata["about"])
+
+
+SETTINGS: tuple[Setting, ...] = tuple(_setting(f) for f in fields(Config))
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
 def from_mapping(values: Mapping[str, Any], base: Config | None = None) -> Config:
@@ -96,20 +308,15 @@ def from_mapping(values: Mapping[str, Any], base: Config | None = None) -> Confi
     changes: dict[str, Any] = {}
     for raw_name, value in values.items():
         name = raw_name.replace("-", "_")
-        if name not in FIELD_TYPES:
+        if name not in BY_NAME:
             raise ValueError(f"unknown setting {raw_name!r}")
         if value is not None:
-            changes[name] = _coerce(name, value)
+            changes[name] = BY_NAME[name].parse(value)
     return (base or Config()).replace(**changes)
 
 
 def from_env(env: Mapping[str, str]) -> dict[str, str]:
-    prefix = "CHATSUPPORT_"
-    return {
-        k[len(prefix) :].lower(): v
-        for k, v in env.items()
-        if k.startswith(prefix) and k[len(prefix) :].lower() in FIELD_TYPES
-    }
+    return {s.name: env[s.env] for s in SETTINGS if s.env in env}
 
 
 def load(
@@ -117,9 +324,38 @@ def load(
 ) -> Config:
     config = Config()
     env = os.environ if env is None else env
-    config_file = config_file or env.get("CHATSUPPORT_CONFIG")
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG")
     if config_file:
         with Path(config_file).open("rb") as handle:
             config = from_mapping(tomllib.load(handle), config)
     config = from_mapping(from_env(env), config)
     return from_mapping({k: v for k, v in flags.items() if v is not None}, config)
+
+
+def markdown() -> str:
+    """docs/configuration.md: every setting, grouped, with its flag, variable and default."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from src/chatsupport/config.py; do not edit. Regenerate with:",
+        "     .venv/bin/python scripts/config-doc -->",
+        "",
+        "Every setting has a default (below), and can be set, each overriding the one before:",
+        "",
+        "1. in a TOML file given by `--config FILE` (or `CHATSUPPORT_CONFIG=FILE`), under",
+        '   the setting\'s name: `http_port = 8080`, `trusted_proxies = ["127.0.0.1"]`;',
+        "2. by an environment variable, `CHATSUPPORT_` and the name in capitals:",
+        "   `CHATSUPPORT_HTTP_PORT=8080`, `CHATSUPPORT_TRUSTED_PROXIES=127.0.0.1,::1`;",
+        "3. by a flag of `chatsupport serve`, the name with dashes: `--http-port 8080`.",
+        "",
+        "Lists are TOML arrays, or comma-separated in a variable or flag. `chatsupport serve",
+        "--help` prints the same list.",
+    ]
+    for item in SETTINGS:
+        if item.about.heading:
+            lines += ["", f"## {item.about.heading}", ""]
+            lines += ["| Setting | Flag | Variable | Default | Meaning |", "|---|---|---|---|---|"]
+        cells = [f"`{item.name}`", f"`{item.flag}`", f"`{item.env}`"]
+        cells += [item.shown_default().replace("|", "\\|"), item.about.help.replace("|", "\\|")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

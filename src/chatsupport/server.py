@@ -16,16 +16,15 @@ from collections.abc import Mapping
 
 from .broker import make_broker
 from .config import Config
-from .core import (  # noqa: F401  (modules that register request handlers)
-    flood,
-    handlers,
-    matching,
-    moderation,
-    reports,
-    roles,
-    safety,
-)
 from .core.chat import Chat
+from .core.feature import Feature
+from .core.flood import Flood
+from .core.handlers import Everyday
+from .core.matching import Matching
+from .core.moderation import Moderation
+from .core.reports import Reports
+from .core.roles import Roles, load_tokens
+from .core.safety import Safety
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
 from .transport.outbox import Flusher
@@ -33,6 +32,15 @@ from .transport.tcp import TextPeer
 
 log = logging.getLogger("chatsupport.server")
 LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
+
+
+def features(config: Config) -> list[Feature]:
+    """What the chat does, in the order the Chat calls each hook. The order matters where
+    one feature reads what another wrote: moderation records a message before safety reads
+    it, and safety sets the crisis flag before matching moves that seeker ahead. Files
+    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
+    roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
+    return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
 
 
 class ChatServer:
@@ -80,9 +88,7 @@ class ChatServer:
             retention_messages=config.retention_messages,
             wallclock=time.time,
         )
-        self.chat = Chat(config, broker)
-        self.chat.extensions["roles"] = roles.Roles(roles.load_tokens(config.tokens_file))
-        self.chat.extensions["safety"] = safety.Safety.load(config)  # a bad file stops here
+        self.chat = Chat(config, broker, features(config))
         await self.chat.start()
         address_key = await broker.shared_secret("address")  # one key for every node
         self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys(address_key))
@@ -99,7 +105,7 @@ class ChatServer:
         self.listeners.append(tcp)
         scheme = "tcps" if tls else "tcp"
         self.urls["tcp"] = f"{scheme}://{config.host}:{self.tcp_port}"
-        from .transport.http import start_http  # the WebSocket/HTTP edge
+        from .transport.web_server import start_http  # the WebSocket/HTTP edge
 
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)

@@ -10,12 +10,16 @@ from typing import Any
 from chatsupport.broker.memory import MemoryBroker
 from chatsupport.config import Config
 from chatsupport.core import events as ev
-from chatsupport.core import flood, handlers, matching, moderation, reports, roles, safety
 from chatsupport.core import requests as rq
 from chatsupport.core.chat import Chat
+from chatsupport.core.flood import Flood
+from chatsupport.core.matching import Matching
+from chatsupport.core.moderation import Moderation, duration
+from chatsupport.core.reports import Reports
+from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.core.session import Link
+from chatsupport.server import features
 
-assert flood and handlers and safety  # registered by import
 MOD = "the-mod-token"
 
 
@@ -29,6 +33,8 @@ class Clock:
 
 class Recorder:
     interface = "json"
+    echoes_own = True
+    can_resume = True
 
     def __init__(self) -> None:
         self.events: list[ev.Event] = []
@@ -49,8 +55,8 @@ async def make_chat(**overrides: Any) -> tuple[Chat, Clock]:
     clock = Clock()
     config = Config(**overrides)
     broker = MemoryBroker(config.retention_seconds, config.retention_messages, clock)
-    chat = Chat(config, broker, clock=clock, wallclock=clock)
-    chat.extensions["roles"] = roles.Roles(roles.parse_tokens(roles.hash_line("mod", MOD)))
+    chat = Chat(config, broker, features(config), clock=clock, wallclock=clock)
+    chat.feature(Roles).entries = parse_tokens(hash_line("mod", MOD))
     await chat.start()
     return chat, clock
 
@@ -85,10 +91,10 @@ async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     clock.now += 121
     await chat.tick()
     await chat.handle(target, rq.Say(text="hello"))
-    assert errors(sink) == [] and target.session.uid in chat.shadowed
+    assert errors(sink) == [] and chat.visibility.silenced(target.session.uid)
     clock.now += 60
     await chat.tick()
-    assert target.session.uid not in chat.shadowed
+    assert not chat.visibility.silenced(target.session.uid)
 
     await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1))
     assert sink.closed == "banned"
@@ -98,7 +104,7 @@ async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     clock.now += 61
     await chat.tick()
     assert chat.admit("address-t") is None
-    assert moderation.moderation_of(chat).bans == {}
+    assert chat.feature(Moderation).state.bans == {}
 
 
 async def test_reports_are_forgotten_after_the_retention() -> None:
@@ -109,7 +115,7 @@ async def test_reports_are_forgotten_after_the_retention() -> None:
     await chat.handle(troll, rq.Say(text="nasty"))
     await chat.handle(reporter, rq.Report(id=1, reason="nasty"))
     assert [type(e) for e in mod_sink.take()].count(ev.Report) == 1
-    assert matching.reported(chat, reporter.session.uid, troll.session.uid)  # never paired
+    assert chat.feature(Matching).reported(reporter.session.uid, troll.session.uid)  # never paired
     clock.now += 3599
     await chat.tick()
     await chat.handle(mod, rq.Reports())
@@ -132,13 +138,13 @@ async def test_reports_keep_at_most_max_reports_and_limit_each_reporter() -> Non
     for n in range(1, 7):
         await chat.handle(reporter, rq.Report(id=n, reason="nasty"))
     assert errors(sink) == ["rate_limited", "rate_limited"]
-    kept = await reports.current(chat)
+    kept = await chat.feature(Reports).current()
     assert [r.evidence[-1].text for r in kept] == ["nasty 1", "nasty 2", "nasty 3"]
 
 
 async def test_probation_means_a_smaller_budget_then_the_normal_one() -> None:
     chat, clock = await make_chat(probation_seconds=300.0, msg_rate=1.0, msg_burst=8.0)
-    state = moderation.moderation_of(chat)
+    state = chat.feature(Flood)
     newcomer, sink = await person(chat)
     mod, _ = await moderator(chat)
     assert state.on_probation(newcomer.session, clock())
@@ -182,7 +188,7 @@ async def test_repeat_flooders_are_muted_and_moderators_told() -> None:
 
 
 def test_durations_read_the_way_people_say_them() -> None:
-    said = [moderation.duration(s) for s in (0.2, 1, 30, 60, 90, 3600, 7200, 86400, 30 * 86400)]
+    said = [duration(s) for s in (0.2, 1, 30, 60, 90, 3600, 7200, 86400, 30 * 86400)]
     assert said == [
         "1 second",
         "1 second",

@@ -14,37 +14,34 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TypeVar
 
 import msgspec
 
 from ..config import Config
 from . import events as ev
 from . import requests as rq
-from .limits import Clock, TokenBucket, WindowCounter, message_cost
+from .commands import UsageError, is_command, parse_command, type_name
+from .feature import (
+    Channel,
+    Cost,
+    F,
+    Feature,
+    Handler,
+    Visibility,
+    implementing,
+    outranks,
+)
+from .limits import Clock, TokenBucket, WindowCounter
 from .names import name_key, random_name
 from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
 
 log = logging.getLogger("chatsupport.core")
 
-T = TypeVar("T")
-Handler = Callable[["Chat", Link, rq.Request], Awaitable[None]]
-HANDLERS: dict[type[rq.Request], Handler] = {}
-# Requests that cost nothing from the flood budget (they broadcast nothing).
-FREE: set[type[rq.Request]] = {
-    rq.Ping,
-    rq.Who,
-    rq.Rooms,
-    rq.Help,
-    rq.Resume,
-    rq.Quit,
-    rq.Forget,
-    rq.Resources,
-}
-FREE_COMMANDS = frozenset({"help", "who", "rooms", "resources", "quit", "forget"})
+ROLE_NAMES = {"mod": "moderators", "listener": "signed-in listeners"}
 AWAY_KEPT = 50  # direct events kept for a person who is away, to follow their resume
 
 
@@ -56,15 +53,6 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-def handles(*kinds: type[rq.Request]) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        for kind in kinds:
-            HANDLERS[kind] = handler
-        return handler
-
-    return register
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -74,6 +62,7 @@ class Chat:
         self,
         config: Config,
         broker: Broker,
+        features: Sequence[Feature] = (),
         *,
         clock: Clock = time.monotonic,
         wallclock: Clock = time.time,
@@ -91,9 +80,65 @@ class Chat:
         self.per_address: dict[str, int] = {}
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
-        self.extensions: dict[str, object] = {}  # per-feature state (moderation, matching, ...)
-        self.shadowed: set[str] = set()  # uids whose messages reach only themselves (shadow-mute)
-        self.hidden: set[tuple[str, int]] = set()  # (room, id) of those messages: not replayed
+        # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
+        self.subscribers: dict[str, dict[str, Session]] = {}
+        self.features = tuple(features)
+        for feature in self.features:
+            feature.bind(self)
+        self._routes = _routes(self.features)
+        self._compose(self.features)
+
+    def _compose(self, features: Sequence[Feature]) -> None:
+        """Each hook's callers, in feature order, made once (the hot paths only walk these)."""
+        self._admit: list[Callable[[str], ev.Error | None]] = implementing(features, "admit")
+        self._new: list[Callable[[Session], None]] = implementing(features, "on_new")
+        self._checks: list[Callable[[Link, rq.Request], None]] = implementing(features, "check")
+        self._say_checks: list[Callable[[Session, str, str], None]] = implementing(
+            features, "check_say"
+        )
+        self._join_checks: list[Callable[[Session, str], None]] = implementing(
+            features, "check_join"
+        )
+        self._said: list[Callable[[Session, ev.Message], Awaitable[None]]] = implementing(
+            features, "after_say"
+        )
+        self._left: list[Callable[[Session, str], Awaitable[None]]] = implementing(
+            features, "on_leave"
+        )
+        self._ended: list[Callable[[Session], Awaitable[None]]] = implementing(features, "on_end")
+        self._ticks: list[Callable[[], Awaitable[None]]] = implementing(features, "on_tick")
+        self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
+            features, "on_direct"
+        )
+        self._refused: list[Callable[[Link, str], Awaitable[None]]] = implementing(
+            features, "on_refused"
+        )
+        self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
+        self._channels: dict[str, Channel] = {}
+        for feature in features:
+            for name, channel in feature.channels().items():
+                if name in self._channels:
+                    raise ValueError(f"two features listen to {name}")
+                self._channels[name] = channel
+        policies = [v for f in features if (v := f.visibility()) is not None]
+        if len(policies) > 1:
+            raise ValueError("more than one feature sets the visibility policy")
+        self.visibility = policies[0] if policies else Visibility()
+
+    def feature(self, kind: type[F]) -> F:
+        """This chat's feature of type `kind` (LookupError if it has none)."""
+        for feature in self.features:
+            if isinstance(feature, kind):
+                return feature
+        raise LookupError(f"this chat has no {kind.__name__} feature")
+
+    def can_handle(self, kind: type[rq.Request]) -> bool:
+        return kind in self._routes
+
+    def may(self, role: str | None, kind: type[rq.Request]) -> bool:
+        """Whether someone with `role` may send a request of type `kind` (for /help)."""
+        route = self._routes.get(kind)
+        return outranks(role, route.role if route else None)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,13 +160,9 @@ class Chat:
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + amount
 
-    def extension(self, name: str, kind: type[T], make: Callable[[], T]) -> T:
-        """A feature's state on this node (`extensions[name]`), made on first use."""
-        state = self.extensions.get(name)
-        if not isinstance(state, kind):
-            state = make()
-            self.extensions[name] = state
-        return state
+    def rooms_in_use(self) -> int:
+        """Rooms with people on this node (a metric; staff channels are not rooms)."""
+        return len(self.local)
 
     # ---- connections -----------------------------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
@@ -131,8 +172,8 @@ class Chat:
         all pass): `open` takes the slot over and `close` frees it; a transport that admits
         but never opens gives it back with `release`.
         """
-        for check in ADMIT_CHECKS:
-            refusal = check(self, address_key)
+        for check in self._admit:
+            refusal = check(address_key)
             if refusal is not None:
                 return refusal
         if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
@@ -256,8 +297,8 @@ class Chat:
             created=self.clock(),
             address_key=address_key,
         )
-        for hook in NEW_HOOKS:
-            hook(self, session)
+        for hook in self._new:
+            hook(session)
         self.sessions[uid] = session
         self.by_token[session.token_hash] = session
         return session, token
@@ -284,7 +325,7 @@ class Chat:
         session.link = None
         held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
-        if resumable and link.resumable and link.sink.interface == "json":
+        if resumable and link.resumable and link.sink.can_resume:
             session.detached_at = self.clock()
             for room, event in held:  # history has the room events; direct ones are kept
                 if not room:
@@ -302,8 +343,9 @@ class Chat:
             await self.exit(session, room)
         self.sessions.pop(session.uid, None)
         await self.broker.release_name(session.name_key, session.uid)
-        for hook in END_HOOKS:
-            await hook(self, session)
+        self._unsubscribe_all(session)
+        for hook in self._ended:
+            await hook(session)
 
     async def adopt(self, link: Link, old: Session) -> None:
         """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
@@ -372,6 +414,7 @@ class Chat:
         if session is None:
             return
         self.by_token.pop(session.token_hash, None)
+        self._unsubscribe_all(session)
         for room in session.rooms:
             members = self.local.get(room, {})
             members.pop(uid, None)
@@ -397,42 +440,49 @@ class Chat:
                 await self._withdraw(session)
         for session in list(self.sessions.values()):  # unchanged records cost nothing
             await self.broker.save_session(record_of(session))
-        for hook in TICK_HOOKS:
-            await hook(self)
+        for hook in self._ticks:
+            await hook()
 
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
         """Seconds until `request` fits the sender's budget (the text interface waits)."""
-        cost = self._cost(request)
+        cost = self._cost(self._parse(link, request))
         return link.session.bucket.wait(self.clock(), cost) if cost else 0.0
 
-    def _cost(self, request: rq.Request) -> float:
-        if type(request) in FREE:
-            return 0.0
-        if (
-            isinstance(request, rq.Say)
-            and request.text.startswith("/")
-            and not request.text.startswith("//")
-        ):
-            command = request.text[1:].partition(" ")[0].lower()
-            return 0.0 if command in FREE_COMMANDS else 1.0
-        if isinstance(request, rq.Say | rq.Me):
-            return message_cost(request.text)
-        return 1.0
+    def _parse(self, link: Link, request: rq.Request) -> rq.Request | Refused:
+        """A `say` of a slash command becomes that command's request (or its usage error)."""
+        if type(request) is not rq.Say or not is_command(request.text):
+            return request
+        try:
+            return parse_command(request.text, request.room or link.session.current, request.ref)
+        except UsageError as error:
+            return Refused("bad_request", str(error))
+
+    def _cost(self, request: rq.Request | Refused) -> float:
+        """What the handler declared; a request nobody handles (or a command that does not
+        parse) costs one token, so that sending many of them is slowed down too."""
+        route = None if isinstance(request, Refused) else self._routes.get(type(request))
+        if route is None:
+            return 1.0
+        cost = route.cost
+        return float(cost) if isinstance(cost, int | float) else cost(request)
 
     async def handle(self, link: Link, request: rq.Request) -> None:
         """Run one request; every refusal becomes an `error` to the sender with its `ref`."""
         self.count("requests")
         try:
-            cost = self._cost(request)
+            parsed = self._parse(link, request)
+            cost = self._cost(parsed)
             if cost and not link.session.bucket.take(self.clock(), cost):
                 self.count("rate_limited")
                 raise Refused("rate_limited", "slow down: you are sending faster than allowed")
-            await self.run(link, request)
+            if isinstance(parsed, Refused):
+                raise parsed
+            await self._run(link, parsed, command=parsed is not request)
         except Refused as refusal:
             self.fail(link, refusal.code, refusal.message, request.ref)
-            for hook in REFUSED_HOOKS:
-                await hook(self, link, refusal.code)
+            for hook in self._refused:
+                await hook(link, refusal.code)
         except BrokerUnavailable:
             self.fail(
                 link,
@@ -441,14 +491,16 @@ class Chat:
                 request.ref,
             )
 
-    async def run(self, link: Link, request: rq.Request) -> None:
-        """Checks, then the handler; Refused propagates to `handle`."""
-        handler = HANDLERS.get(type(request))
-        if handler is None:
-            raise Refused("unavailable", f"{request.__struct_config__.tag} is not available")
-        for check in CHECKS:
-            check(self, link, request)
-        await handler(self, link, request)
+    async def _run(self, link: Link, request: rq.Request, *, command: bool) -> None:
+        """Who may send it, the features' checks, then the handler; Refused goes to `handle`."""
+        route = self._routes.get(type(request))
+        if route is None:
+            raise Refused("unavailable", f"{type_name(type(request))} is not available")
+        if not outranks(link.session.role, route.role):
+            raise Refused("forbidden", forbidden(type(request), route.role, command=command))
+        for check in self._checks:
+            check(link, request)
+        await route.handler(link, request)
 
     def fail(self, link: Link, code: str, message: str, ref: str | None = None) -> None:
         self.count(f"error_{code}")
@@ -462,24 +514,68 @@ class Chat:
         event.ref = request.ref
         self.send(link, event)
 
+    # ---- what features ask of each other, through the chat ----------------------------------
+    def check_say(self, session: Session, room: str, text: str) -> None:
+        """May `session` say `text` in `room` now? Each feature's `check_say` may refuse."""
+        for check in self._say_checks:
+            check(session, room, text)
+
+    def check_join(self, session: Session, room: str) -> None:
+        for check in self._join_checks:
+            check(session, room)
+
+    async def said(self, session: Session, message: ev.Message) -> None:
+        """`message` (published, with its id) goes to each feature's `after_say`."""
+        for hook in self._said:
+            await hook(session, message)
+
+    async def left(self, session: Session, room: str) -> None:
+        """`session` left `room` by choice."""
+        for hook in self._left:
+            await hook(session, room)
+
+    def reported(self, reporter: str, reported: str) -> None:
+        for hook in self._reported:
+            hook(reporter, reported)
+
+    def visible_to(self, message: ev.Message, uid: str) -> bool:
+        """Whether a stored message may be replayed or reported to `uid` (the visibility
+        policy hides a shadow-muted person's messages from all but them)."""
+        return message.uid == uid or not self.visibility.hidden(message.room, message.id)
+
+    def subscribe(self, channel: str, session: Session) -> None:
+        """`session` receives what is signalled on the node-internal `channel` (`!mods`)."""
+        self.subscribers.setdefault(channel, {})[session.uid] = session
+
+    def unsubscribe(self, channel: str, session: Session) -> None:
+        members = self.subscribers.get(channel)
+        if members is not None:
+            members.pop(session.uid, None)
+            if not members:
+                del self.subscribers[channel]
+
+    def _unsubscribe_all(self, session: Session) -> None:
+        for channel in list(self.subscribers):
+            self.unsubscribe(channel, session)
+
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
         """Queue `event` for every local member of `room`: the hot path, kept flat."""
-        members = self.local.get(room)
+        members = self.local.get(room) or self.subscribers.get(room)
         if not members:
-            hook = CHANNEL_HOOKS.get(room)  # a node-internal channel (`!…`), never a room
-            if hook is not None:
-                hook(self, event)
+            channel = self._channels.get(room)  # a node-internal channel (`!…`), never a room
+            if channel is not None:
+                channel(event)
             return
         is_message = type(event) is ev.Message
-        hidden = is_message and sender in self.shadowed
+        hidden = is_message and self.visibility.silenced(sender)
         for session in members.values():
             link = session.link
             if link is None:
                 continue
             out = event
             if session.uid == sender:
-                if not is_message or link.sink.interface != "json":
+                if not is_message or not link.sink.echoes_own:
                     continue  # no echo on the text interface; presence is for the others
                 out = msgspec.structs.replace(event, ref=ref) if ref else event
             elif hidden or (session.ignored and sender in session.ignored):
@@ -507,13 +603,13 @@ class Chat:
                 self.send(session.link, event)
 
     def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
-        """From the broker. A DIRECT_HOOK may take the event over (matching enters the room a
-        `matched` names first): then the broker awaits what it returns, in delivery order."""
+        """From the broker. A feature's `on_direct` may take the event over (matching enters
+        the room a `matched` names first): then the broker awaits what it returns, in order."""
         session = self.sessions.get(uid)
         if session is None:
             return None
-        for hook in DIRECT_HOOKS:
-            taken = hook(self, session, event)
+        for hook in self._directs:
+            taken = hook(session, event)
             if taken is not None:
                 return taken
         self.direct(session, event)
@@ -609,18 +705,29 @@ def record_of(session: Session) -> SessionRecord:
     )
 
 
-# Extension points for feature modules (moderation, matching). Checks may raise Refused.
-CHECKS: list[Callable[[Chat, Link, rq.Request], None]] = []  # before every handler
-SAY_CHECKS: list[Callable[[Chat, Session, str, str], None]] = []  # (session, room, text)
-JOIN_CHECKS: list[Callable[[Chat, Session, str], None]] = []  # (session, room)
-SAID_HOOKS: list[Callable[[Chat, Session, ev.Message], Awaitable[None]]] = []  # after publish
-END_HOOKS: list[Callable[[Chat, Session], Awaitable[None]]] = []  # a session ends for good
-LEAVE_HOOKS: list[Callable[[Chat, Session, str], Awaitable[None]]] = []  # left a room by choice
-TICK_HOOKS: list[Callable[[Chat], Awaitable[None]]] = []  # end of each housekeeping tick
-NEW_HOOKS: list[Callable[[Chat, Session], None]] = []  # a new person, before their welcome
-ADMIT_CHECKS: list[Callable[[Chat, str], ev.Error | None]] = []  # (address key): refuse early
-# An event for one person that came through the broker: None to deliver it as usual, or an
-# awaitable that does something first and delivers it itself.
-DIRECT_HOOKS: list[Callable[[Chat, Session, ev.Event], Awaitable[None] | None]] = []
-REFUSED_HOOKS: list[Callable[[Chat, Link, str], Awaitable[None]]] = []  # (link, error code)
-CHANNEL_HOOKS: dict[str, Callable[[Chat, ev.Event], None]] = {}  # node-to-node signals
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How the dispatcher runs one request type: its handler and what it declared."""
+
+    handler: Handler
+    role: str | None
+    cost: Cost
+
+
+def _routes(features: Sequence[Feature]) -> dict[type[rq.Request], Route]:
+    """Request type -> the handler a feature declared for it (one each)."""
+    routes: dict[type[rq.Request], Route] = {}
+    for feature in features:
+        for declared, handler in feature.handlers():
+            for kind in declared.kinds:
+                if kind in routes:
+                    raise ValueError(f"two features handle {kind.__name__}")
+                routes[kind] = Route(handler, declared.role, declared.cost)
+    return routes
+
+
+def forbidden(kind: type[rq.Request], role: str | None, *, command: bool) -> str:
+    """Why a request is refused to someone without `role`, in the words of its interface."""
+    if command:
+        return f"/{type_name(kind)} is for {role}s"
+    return f"only {ROLE_NAMES.get(role or '', 'staff')} can do that"

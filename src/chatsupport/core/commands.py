@@ -1,7 +1,9 @@
-"""Slash commands: one table, name -> how to build the Request, usage, help, who may use it.
+"""Slash commands: one table, name -> the Request it builds, usage and help.
 
-The text interface and `say {text: "/..."}` both go through `parse_command`, so a command
-behaves the same everywhere, and /help is generated from the same table.
+The text interface and `say {text: "/..."}` both go through `parse_command`, once, in the
+Chat's dispatcher, so a command behaves the same everywhere: who may send it and what it
+costs are what its request's handler declares (`@handles(..., role=, cost=)`), as for the
+same request sent as JSON. /help is generated from this table and those declarations.
 """
 
 from __future__ import annotations
@@ -11,18 +13,28 @@ from dataclasses import dataclass
 
 from . import requests as rq
 
+MAX_MINUTES = 60 * 24 * 30  # the longest mute, ban or shadow-mute: 30 days
+
 
 class UsageError(ValueError):
     pass
 
 
+def type_name(kind: type[rq.Request]) -> str:
+    """A request's JSON `type`, which is also its slash command's name."""
+    return str(kind.__struct_config__.tag)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    name: str
+    request: type[rq.Request]  # what it builds; `/name` is that request's JSON `type`
     usage: str
     help: str
     build: Callable[[str, str | None], rq.Request]  # (argument text, current room) -> request
-    role: str | None = None  # None: everyone; "listener" / "mod": staff only
+
+    @property
+    def name(self) -> str:
+        return type_name(self.request)
 
 
 def _one(arg: str, what: str) -> str:
@@ -45,8 +57,8 @@ def _minutes(arg: str) -> tuple[str, float]:
         minutes = float(rest)
     except ValueError:
         raise UsageError("MINUTES must be a number") from None
-    if not 0 < minutes <= 60 * 24 * 30:
-        raise UsageError("MINUTES must be between 0 and 43200")
+    if not 0 < minutes <= MAX_MINUTES:
+        raise UsageError(f"MINUTES must be between 0 and {MAX_MINUTES}")
     return name, minutes
 
 
@@ -92,166 +104,160 @@ COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command(
-            "help",
+            rq.Help,
             "/help [COMMAND]",
             "list commands, or explain one",
             lambda a, r: rq.Help(topic=a or None),
         ),
         Command(
-            "nick",
+            rq.Nick,
             "/nick NAME",
             "change your anonymous name",
             lambda a, r: rq.Nick(name=_one(a, "NAME")),
         ),
         Command(
-            "me",
+            rq.Me,
             "/me TEXT",
             "say something as an action: * Quiet Otter waves",
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
         Command(
-            "join",
+            rq.Join,
             "/join ROOM",
             "join (or switch to) a room",
             lambda a, r: rq.Join(room=_one(a, "ROOM")),
         ),
         Command(
-            "leave",
+            rq.Leave,
             "/leave [ROOM]",
             "leave a room (default: the current one)",
             lambda a, r: rq.Leave(room=a or r),
         ),
         Command(
-            "rooms", "/rooms", "list the rooms and how many are in each", lambda a, r: rq.Rooms()
+            rq.Rooms,
+            "/rooms",
+            "list the rooms and how many are in each",
+            lambda a, r: rq.Rooms(),
         ),
-        Command("who", "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
+        Command(rq.Who, "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
         Command(
-            "ignore",
+            rq.Ignore,
             "/ignore NAME",
             "stop seeing someone's messages",
             lambda a, r: rq.Ignore(name=_one(a, "NAME")),
         ),
         Command(
-            "unignore",
+            rq.Unignore,
             "/unignore NAME",
             "see someone's messages again",
             lambda a, r: rq.Unignore(name=_one(a, "NAME")),
         ),
-        Command("report", "/report NAME REASON", "tell the moderators about someone", _report),
+        Command(rq.Report, "/report NAME REASON", "tell the moderators about someone", _report),
         Command(
-            "resources",
+            rq.Resources,
             "/resources [REGION]",
             "crisis help lines (e.g. /resources UK)",
             lambda a, r: rq.Resources(region=a or None),
         ),
         Command(
-            "talk",
+            rq.Talk,
             "/talk",
             "talk one-to-one with a volunteer listener (again: cancel)",
             lambda a, r: rq.Talk(),
         ),
         Command(
-            "listen",
+            rq.Listen,
             "/listen on|off",
             "listeners: be available for one-to-one chats",
             lambda a, r: _listen(a),
-            role="listener",
         ),
         Command(
-            "handoff",
+            rq.Handoff,
             "/handoff [NAME]",
             "listeners: hand this one-to-one chat to another listener",
             lambda a, r: rq.Handoff(room=r, name=a or None),
-            role="listener",
         ),
         Command(
-            "auth",
+            rq.Auth,
             "/auth TOKEN",
             "sign in as a listener or moderator",
             lambda a, r: rq.Auth(token=_one(a, "TOKEN")),
         ),
         Command(
-            "forget",
+            rq.Forget,
             "/forget",
             "end your session now and leave no way back into it",
             lambda a, r: rq.Forget(),
         ),
-        Command("quit", "/quit", "leave", lambda a, r: rq.Quit()),
+        Command(rq.Quit, "/quit", "leave", lambda a, r: rq.Quit()),
         Command(
-            "kick",
+            rq.Kick,
             "/kick NAME",
             "disconnect someone",
             lambda a, r: rq.Kick(name=_one(a, "NAME")),
-            role="mod",
         ),
         Command(
-            "mute",
+            rq.Mute,
             "/mute NAME MINUTES",
             "silence someone for a while",
             lambda a, r: _mute(a),
-            role="mod",
         ),
         Command(
-            "ban",
+            rq.Ban,
             "/ban NAME MINUTES",
             "keep someone out for a while",
             lambda a, r: _ban(a),
-            role="mod",
         ),
         Command(
-            "shadow",
+            rq.Shadow,
             "/shadow NAME MINUTES",
             "shadow-mute: their messages reach only themselves, without telling them",
             lambda a, r: _shadow(a),
-            role="mod",
         ),
         Command(
-            "unban",
+            rq.Unban,
             "/unban NAME",
             "lift a ban, mute or shadow-mute",
             lambda a, r: rq.Unban(name=_one(a, "NAME")),
-            role="mod",
         ),
         Command(
-            "announce",
+            rq.Announce,
             "/announce TEXT",
             "a message to every room",
             lambda a, r: rq.Announce(text=_one(a, "TEXT")),
-            role="mod",
         ),
         Command(
-            "slow",
+            rq.Slow,
             "/slow ROOM SECONDS",
             "slow mode for a room (0: off)",
             lambda a, r: _slow(a),
-            role="mod",
         ),
         Command(
-            "lock",
+            rq.Lock,
             "/lock ROOM",
             "only people already there may speak",
             lambda a, r: rq.Lock(room=_one(a, "ROOM")),
-            role="mod",
         ),
         Command(
-            "unlock",
+            rq.Unlock,
             "/unlock ROOM",
             "undo /lock",
             lambda a, r: rq.Unlock(room=_one(a, "ROOM")),
-            role="mod",
         ),
-        Command("reports", "/reports", "recent reports", lambda a, r: rq.Reports(), role="mod"),
+        Command(rq.Reports, "/reports", "recent reports", lambda a, r: rq.Reports()),
         Command(
-            "queue",
+            rq.QueueStatus,
             "/queue",
             "how many wait for a listener, how many one-to-one chats are active",
             lambda a, r: rq.QueueStatus(),
-            role="mod",
         ),
     )
 }
 
-ROLE_RANK = {None: 0, "listener": 1, "mod": 2}
+
+def is_command(text: str) -> bool:
+    """`/name ...` is a command; `//text` says `/text`."""
+    return text.startswith("/") and not text.startswith("//")
 
 
 def parse_command(text: str, room: str | None, ref: str | None = None) -> rq.Request:
@@ -268,9 +274,9 @@ def parse_command(text: str, room: str | None, ref: str | None = None) -> rq.Req
     return request
 
 
-def help_text(role: str | None, topic: str | None = None) -> str:
-    rank = ROLE_RANK.get(role, 0)
-    visible = [c for c in COMMANDS.values() if ROLE_RANK[c.role] <= rank]
+def help_text(may: Callable[[type[rq.Request]], bool], topic: str | None = None) -> str:
+    """The commands someone may use (`may(request type)`), or the one named by `topic`."""
+    visible = [c for c in COMMANDS.values() if may(c.request)]
     if topic:
         command = COMMANDS.get(topic.lstrip("/").lower())
         if command is None or command not in visible:

@@ -1,24 +1,19 @@
-"""Handlers for everyday requests: talking, rooms, names, resume, ignore, leaving.
+"""The everyday feature: talking, rooms, names, resume, ignore, leaving.
 
-Each handler is small and registered for its request type; feature modules (moderation,
-one-to-one matching) register theirs the same way.
+Each handler is a small method declared for its request type (`@handles`); the other
+features (moderation, one-to-one matching, ...) declare theirs the same way.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import events as ev
 from . import requests as rq
-from .chat import (
-    JOIN_CHECKS,
-    LEAVE_HOOKS,
-    SAID_HOOKS,
-    SAY_CHECKS,
-    Chat,
-    Refused,
-    handles,
-    hash_token,
-)
-from .commands import COMMANDS, ROLE_RANK, UsageError, help_text, parse_command
+from .chat import Chat, Refused, hash_token
+from .commands import help_text
+from .feature import Feature, handles
+from .limits import message_cost
 from .names import check_name, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
@@ -58,173 +53,147 @@ def draft(session: Session, room: str, kind: str, text: str) -> ev.Message:
     )
 
 
-@handles(rq.Say, rq.Me)
-async def say(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Say | rq.Me)
-    raw = request.text
-    if isinstance(request, rq.Say) and raw.startswith("/") and not raw.startswith("//"):
-        await _command(chat, link, request)
-        return
-    if isinstance(request, rq.Say) and raw.startswith("//"):
-        raw = raw[1:]
-    text = _text(chat, raw)
-    room = _room_of(link, request.room)
-    session = link.session
-    for check in SAY_CHECKS:
-        check(chat, session, room, text)
-    kind = "me" if isinstance(request, rq.Me) else "say"
-    chat.count("messages_in")
-    stored = await chat.broker.publish(draft(session, room, kind, text), request.ref)
-    for hook in SAID_HOOKS:
-        await hook(chat, session, stored)
+def text_cost(request: Any) -> float:
+    """A message costs more the longer it is (`limits.message_cost`)."""
+    return message_cost(request.text)
 
 
-async def _command(chat: Chat, link: Link, request: rq.Say) -> None:
-    try:
-        inner = parse_command(request.text, request.room or link.session.current, request.ref)
-    except UsageError as error:
-        raise Refused("bad_request", str(error)) from None
-    name = request.text[1:].partition(" ")[0].lower()
-    needed = COMMANDS[name].role
-    if ROLE_RANK[link.session.role] < ROLE_RANK[needed]:
-        raise Refused("forbidden", f"/{name} is for {needed}s")
-    await chat.run(link, inner)
+class Everyday(Feature):
+    """What everyone does: say, rooms, names, help, ignore, resume, quit."""
 
+    @handles(rq.Say, rq.Me, cost=text_cost)
+    async def say(self, link: Link, request: rq.Say | rq.Me) -> None:
+        chat = self.chat
+        raw = request.text  # a slash command reached its own handler (Chat._parse)
+        if isinstance(request, rq.Say) and raw.startswith("//"):
+            raw = raw[1:]
+        text = _text(chat, raw)
+        room = _room_of(link, request.room)
+        session = link.session
+        chat.check_say(session, room, text)
+        kind = "me" if isinstance(request, rq.Me) else "say"
+        chat.count("messages_in")
+        stored = await chat.broker.publish(draft(session, room, kind, text), request.ref)
+        await chat.said(session, stored)
 
-@handles(rq.Join)
-async def join(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Join)
-    room = normalise_room(request.room)
-    session = link.session
-    if not valid_room(room):
-        raise Refused("bad_request", "room names are 1-32 of a-z, 0-9 and -")
-    if is_private(room) and room not in session.rooms:
-        raise Refused("forbidden", "that room is private")
-    if room not in session.rooms and len(session.rooms) >= chat.config.max_rooms_per_session:
-        raise Refused(
-            "bad_request",
-            f"you can be in at most {chat.config.max_rooms_per_session} rooms; /leave one first",
-        )
-    for check in JOIN_CHECKS:
-        check(chat, session, room)
-    with chat.holding(session):  # `joined` first, then what the room says meanwhile
-        if room in session.rooms:
-            session.current = room
-            count = None
+    @handles(rq.Join)
+    async def join(self, link: Link, request: rq.Join) -> None:
+        chat = self.chat
+        room = normalise_room(request.room)
+        session = link.session
+        if not valid_room(room):
+            raise Refused("bad_request", "room names are 1-32 of a-z, 0-9 and -")
+        if is_private(room) and room not in session.rooms:
+            raise Refused("forbidden", "that room is private")
+        most = chat.config.max_rooms_per_session
+        if room not in session.rooms and len(session.rooms) >= most:
+            raise Refused("bad_request", f"you can be in at most {most} rooms; /leave one first")
+        chat.check_join(session, room)
+        with chat.holding(session):  # `joined` first, then what the room says meanwhile
+            if room in session.rooms:
+                session.current = room
+                count = None
+            else:
+                count = await chat.enter(session, room)
+            chat.reply(link, await chat.joined(room, count), request)
+
+    @handles(rq.Leave)
+    async def leave(self, link: Link, request: rq.Leave) -> None:
+        chat = self.chat
+        room = _room_of(link, request.room)
+        await chat.exit(link.session, room)
+        chat.reply(link, ev.Left(room=room), request)
+        await chat.left(link.session, room)
+
+    @handles(rq.Nick)
+    async def nick(self, link: Link, request: rq.Nick) -> None:
+        chat = self.chat
+        session = link.session
+        name, problem = check_name(request.name, chat.config.max_name)
+        if problem:
+            raise Refused("invalid_name", problem)
+        key = name_key(name)
+        if key != session.name_key and not await chat.broker.claim_name(key, session.uid):
+            raise Refused("name_taken", f"{name} (or a name that looks like it) is taken")
+        if key != session.name_key:
+            await chat.broker.release_name(session.name_key, session.uid)
+        old, session.name, session.name_key = session.name, name, key
+        chat.reply(link, ev.Notice(kind="nick", text=f"you are now {name}", name=name), request)
+        for room in session.rooms:
+            count = await chat.broker.join_room(room, session.member())
+            await chat.announce(session, room, "nick", count, old=old)
+
+    @handles(rq.Who, cost=0)
+    async def who(self, link: Link, request: rq.Who) -> None:
+        chat = self.chat
+        room = normalise_room(request.room) if request.room else link.session.current
+        if not room or not valid_room(room):
+            raise Refused("bad_request", "which room? /who ROOM")
+        if is_private(room) and room not in link.session.rooms:
+            raise Refused("forbidden", "that room is private")
+        chat.reply(link, ev.Who(room=room, members=await chat.broker.members(room)), request)
+
+    @handles(rq.Rooms, cost=0)
+    async def rooms(self, link: Link, request: rq.Rooms) -> None:
+        listed = [r for r in await self.chat.broker.room_counts() if not is_private(r.name)]
+        self.chat.reply(link, ev.Rooms(rooms=listed), request)
+
+    @handles(rq.Ping, cost=0)
+    async def ping(self, link: Link, request: rq.Ping) -> None:
+        self.chat.reply(link, ev.Pong(), request)
+
+    @handles(rq.Help, cost=0)
+    async def help(self, link: Link, request: rq.Help) -> None:
+        role = link.session.role
+        text = help_text(lambda kind: self.chat.may(role, kind), request.topic)
+        self.chat.reply(link, ev.Notice(kind="help", text=text), request)
+
+    @handles(rq.Quit, cost=0)
+    async def quit(self, link: Link, request: rq.Quit) -> None:
+        self.chat.reply(link, ev.Bye(reason="quit"), request)
+        link.sink.close("quit")
+        await self.chat.close(link, "quit", resumable=False)
+
+    @handles(rq.Forget, cost=0)
+    async def forget(self, link: Link, request: rq.Forget) -> None:
+        """Quick exit, server side: no resume, nothing kept or still queued for this person."""
+        self.chat.reply(link, ev.Bye(reason="forgotten"), request)
+        link.sink.close("forgotten")
+        await self.chat.close(link, "forgotten", resumable=False)
+
+    @handles(rq.Ignore, rq.Unignore)
+    async def ignore(self, link: Link, request: rq.Ignore | rq.Unignore) -> None:
+        target = find_person(self.chat, request.uid, request.name, "who? give a uid or a name")
+        session = link.session
+        if target is session:
+            raise Refused("bad_request", "you cannot ignore yourself")
+        if isinstance(request, rq.Ignore):
+            session.ignored = session.ignored | {target.uid}
+            text = f"you will no longer see messages from {target.name}"
         else:
-            count = await chat.enter(session, room)
-        chat.reply(link, await chat.joined(room, count), request)
+            session.ignored = session.ignored - {target.uid}
+            text = f"you will see messages from {target.name} again"
+        kind = type(request).__name__.lower()
+        self.chat.reply(link, ev.Notice(kind=kind, text=text, name=target.name), request)
 
-
-@handles(rq.Leave)
-async def leave(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Leave)
-    room = _room_of(link, request.room)
-    await chat.exit(link.session, room)
-    chat.reply(link, ev.Left(room=room), request)
-    for hook in LEAVE_HOOKS:
-        await hook(chat, link.session, room)
-
-
-@handles(rq.Nick)
-async def nick(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Nick)
-    session = link.session
-    name, problem = check_name(request.name, chat.config.max_name)
-    if problem:
-        raise Refused("invalid_name", problem)
-    key = name_key(name)
-    if key != session.name_key and not await chat.broker.claim_name(key, session.uid):
-        raise Refused("name_taken", f"{name} (or a name that looks like it) is taken")
-    if key != session.name_key:
-        await chat.broker.release_name(session.name_key, session.uid)
-    old, session.name, session.name_key = session.name, name, key
-    chat.reply(link, ev.Notice(kind="nick", text=f"you are now {name}", name=name), request)
-    for room in session.rooms:
-        count = await chat.broker.join_room(room, session.member())
-        await chat.announce(session, room, "nick", count, old=old)
-
-
-@handles(rq.Who)
-async def who(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Who)
-    room = normalise_room(request.room) if request.room else link.session.current
-    if not room or not valid_room(room):
-        raise Refused("bad_request", "which room? /who ROOM")
-    if is_private(room) and room not in link.session.rooms:
-        raise Refused("forbidden", "that room is private")
-    chat.reply(link, ev.Who(room=room, members=await chat.broker.members(room)), request)
-
-
-@handles(rq.Rooms)
-async def rooms(chat: Chat, link: Link, request: rq.Request) -> None:
-    listed = [r for r in await chat.broker.room_counts() if not is_private(r.name)]
-    chat.reply(link, ev.Rooms(rooms=listed), request)
-
-
-@handles(rq.Ping)
-async def ping(chat: Chat, link: Link, request: rq.Request) -> None:
-    chat.reply(link, ev.Pong(), request)
-
-
-@handles(rq.Help)
-async def help_(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Help)
-    text = help_text(link.session.role, request.topic)
-    chat.reply(link, ev.Notice(kind="help", text=text), request)
-
-
-@handles(rq.Quit)
-async def quit_(chat: Chat, link: Link, request: rq.Request) -> None:
-    chat.reply(link, ev.Bye(reason="quit"), request)
-    link.sink.close("quit")
-    await chat.close(link, "quit", resumable=False)
-
-
-@handles(rq.Forget)
-async def forget(chat: Chat, link: Link, request: rq.Request) -> None:
-    """Quick exit, server side: no resume, nothing kept or still queued for this person."""
-    chat.reply(link, ev.Bye(reason="forgotten"), request)
-    link.sink.close("forgotten")
-    await chat.close(link, "forgotten", resumable=False)
-
-
-@handles(rq.Ignore, rq.Unignore)
-async def ignore(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Ignore | rq.Unignore)
-    target = find_person(chat, request.uid, request.name, "who? give a uid or a name")
-    session = link.session
-    if target is session:
-        raise Refused("bad_request", "you cannot ignore yourself")
-    if isinstance(request, rq.Ignore):
-        session.ignored = session.ignored | {target.uid}
-        text = f"you will no longer see messages from {target.name}"
-    else:
-        session.ignored = session.ignored - {target.uid}
-        text = f"you will see messages from {target.name} again"
-    chat.reply(
-        link, ev.Notice(kind=type(request).__name__.lower(), text=text, name=target.name), request
-    )
-
-
-@handles(rq.Resume)
-async def resume(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Resume)
-    old = await chat.find_session(hash_token(request.session))
-    if old is None:  # unknown or expired: no history for a stranger, and they know it
-        chat.reply(link, ev.Resumed(missed=0, complete=False), request)
-        chat.count("resumes_unknown")
-        return
-    try:
-        if old is not link.session:
-            await chat.adopt(link, old)  # from here live events for them wait (`replay`)
-        elif old.replay is None:  # their own token again, or held since connecting with it
-            old.replay = []
-        missed, complete = await _replay(chat, link, request.last)
-    finally:
-        _release(chat, old, link)
-    chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
-    chat.count("resumes")
+    @handles(rq.Resume, cost=0)
+    async def resume(self, link: Link, request: rq.Resume) -> None:
+        chat = self.chat
+        old = await chat.find_session(hash_token(request.session))
+        if old is None:  # unknown or expired: no history for a stranger, and they know it
+            chat.reply(link, ev.Resumed(missed=0, complete=False), request)
+            chat.count("resumes_unknown")
+            return
+        try:
+            if old is not link.session:
+                await chat.adopt(link, old)  # from here live events for them wait (`replay`)
+            elif old.replay is None:  # their own token again, or held since connecting with it
+                old.replay = []
+            missed, complete = await _replay(chat, link, request.last)
+        finally:
+            _release(chat, old, link)
+        chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
+        chat.count("resumes")
 
 
 async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
@@ -245,9 +214,8 @@ async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bo
         if end is not None:
             messages = [m for m in messages if m.id <= end]
         for message in messages:
-            if (room, message.id) in chat.hidden and message.uid != session.uid:
-                continue  # shadow-muted: only its author ever sees it
-            chat.send(link, message)
+            if chat.visible_to(message, session.uid):  # shadow-muted: only its author sees it
+                chat.send(link, message)
         missed += len(messages)
         complete = complete and whole
         if messages and session.replay:  # held live copies of what was just replayed

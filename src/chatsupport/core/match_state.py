@@ -80,10 +80,6 @@ class MatchState:
         return held
 
 
-def state_of(chat: Chat) -> MatchState:
-    return chat.extension("matching", MatchState, MatchState)
-
-
 # ---- reading and writing it ------------------------------------------------------------
 async def write_profile(chat: Chat, state: MatchState, session: Session) -> None:
     profile = profile_of(session)

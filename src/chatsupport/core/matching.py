@@ -27,16 +27,8 @@ from dataclasses import dataclass
 
 from . import events as ev
 from . import requests as rq
-from .chat import (
-    DIRECT_HOOKS,
-    END_HOOKS,
-    LEAVE_HOOKS,
-    SAID_HOOKS,
-    TICK_HOOKS,
-    Chat,
-    Refused,
-    handles,
-)
+from .chat import Chat, Refused
+from .feature import Feature, handles
 from .match_state import (
     CHATS,
     FLAG_TTL,
@@ -58,7 +50,6 @@ from .match_state import (
     profiles_of,
     shared_chats,
     slot_of,
-    state_of,
     withdraw_slots,
     write_profile,
 )
@@ -68,29 +59,195 @@ from .session import Link, Session
 
 log = logging.getLogger("chatsupport.matching")
 
-STAFF = ("listener", "mod")  # roles that may listen
+
+class Matching(Feature):
+    """One-to-one support: the requests, and what this node keeps (the shared part is in
+    the broker). After safety in the feature list: `after_say` reads the crisis flag."""
+
+    def __init__(self) -> None:
+        self.state = MatchState()
+
+    # ---- for other features ------------------------------------------------------------------
+    def on_report(self, reporter: str, reported: str) -> None:
+        """`reporter` reported `reported`: they are never matched one-to-one again."""
+        self.state.reported.add((reporter, reported))
+
+    def reported(self, listener: str, seeker: str) -> bool:
+        return (listener, seeker) in self.state.reported
+
+    def listeners_in(self, room: str) -> list[str]:
+        """Uids of the listener of a private room (empty for other rooms): a crisis alert
+        from a private chat goes to them and to the moderators (and to no other listener)."""
+        private = self.state.chats.get(room)
+        return [private.listener] if private else []
+
+    # ---- requests ------------------------------------------------------------------------------
+    @handles(rq.Talk)
+    async def talk(self, link: Link, request: rq.Talk) -> None:
+        chat, state, session = self.chat, self.state, link.session
+        if await chat.broker.dequeue(SEEKERS, session.uid) is not None:
+            _unqueued(state, session.uid)
+            text = "you left the queue; /talk to join it again"
+            chat.reply(link, ev.Notice(kind="talk", text=text), request)
+            await _tell_positions(chat, state)
+            return
+        current = state.seeker_chat(session.uid)
+        if current is not None:
+            raise Refused(
+                "bad_request", f"you are already talking with a listener in #{current.room}"
+            )
+        # No probation here: a newcomer may need a listener from their first second
+        # (CONTRACT §8). Probation only shrinks their budget in group rooms (flood.py).
+        await write_profile(chat, state, session)  # before the queue: others match from it
+        priority = 0 if session.crisis else 1
+        position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)
+        state.waiting.add(session.uid)
+        if session.crisis:
+            state.flagged.add(session.uid)
+        state.told[session.uid] = position
+        chat.reply(link, ev.Queue(position=position), request)
+        chat.count("talk_requests")
+        await pump(chat, state)
+
+    @handles(rq.Listen, role="listener")
+    async def listen(self, link: Link, request: rq.Listen) -> None:
+        chat, state, session = self.chat, self.state, link.session
+        if request.on:
+            await write_profile(chat, state, session)
+            await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
+            state.listening.add(session.uid)
+            await offer_slots(chat, session.uid)
+            waiting = len(await chat.broker.queued(SEEKERS))
+            text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
+            text += f"{waiting} waiting"
+        else:
+            await _stop_listening(chat, state, session.uid)
+            active = loads_of(await shared_chats(chat)).get(session.uid, 0)
+            text = "you will not be offered new chats"
+            text += f"; your {active} current chat(s) go on" if active else ""
+        chat.reply(link, ev.Notice(kind="listen", text=text), request)
+        if request.on:
+            await pump(chat, state)
+
+    @handles(rq.Handoff, role="listener")
+    async def handoff(self, link: Link, request: rq.Handoff) -> None:
+        chat, state, session = self.chat, self.state, link.session
+        room = normalise_room(request.room) if request.room else session.current or ""
+        private = state.chats.get(room)
+        profiles = await profiles_of(chat)
+        seeker = person(chat, profiles, private.seeker) if private else None
+        if private is None or seeker is None or private.listener != session.uid:
+            raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
+        target = await _handoff_target(chat, state, profiles, seeker, session, request)
+        await _hand_over(chat, private, seeker, session, target)
+        if private.seeker not in chat.sessions and private.listener not in chat.sessions:
+            state.chats.pop(room, None)  # nobody in it is here any more
+        await chat.exit(session, room)
+        chat.reply(link, ev.Ended(room=room, reason="handed_over"), request)
+        await offer_slots(chat, session.uid)  # free again: behind those free longer
+        chat.count("handoffs")
+        await pump(chat, state)
+
+    @handles(rq.QueueStatus, role="mod")
+    async def queue_status(self, link: Link, request: rq.QueueStatus) -> None:
+        """Moderators see numbers only: never who waits, who talks with whom, or what is said."""
+        chat = self.chat
+        waiting = await chat.broker.queued(SEEKERS)
+        profiles = await profiles_of(chat)
+        flagged = sum(1 for uid in waiting if (p := person(chat, profiles, uid)) and p.crisis)
+        free = {slot_of(item)[0] for item in await chat.broker.queued(SLOTS)}
+        text = (
+            f"{len(waiting)} waiting for a listener ({flagged} flagged for crisis); "
+            f"{len(await shared_chats(chat))} one-to-one chats active; {len(free)} listeners free"
+        )
+        chat.reply(link, ev.Notice(kind="queue", text=text), request)
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    async def after_say(self, session: Session, message: ev.Message) -> None:
+        await prioritise(self.chat, self.state, session)  # safety set the flag just before
+
+    async def on_leave(self, session: Session, room: str) -> None:
+        chat, state = self.chat, self.state
+        private = state.chats.get(room)
+        if private is None and is_private(room):  # resumed here from another node just now
+            private = (await shared_chats(chat)).get(room)
+        if private is not None and session.uid in (private.seeker, private.listener):
+            await _end(chat, state, private, session.uid, "partner_left")
+            await pump(chat, state)
+
+    async def on_end(self, session: Session) -> None:
+        state = self.state  # they are no longer in chat.sessions
+        if state.chats_of(session.uid) or session.uid in state.people(self.chat.sessions):
+            await _gone(self.chat, state, session.uid)
+
+    async def on_tick(self) -> None:
+        """Withdrawn sessions (resume grace over) are gone; resumed ones may be matched now."""
+        chat, state = self.chat, self.state
+        for uid in state.people(chat.sessions):
+            session = chat.sessions.get(uid)
+            if session is None:
+                _forget(state, uid)
+            elif not session.present:
+                await _gone(chat, state, uid)
+        if chat.clock() - state.renewed >= RENEW_EVERY:
+            state.renewed = chat.clock()
+            await _renew(chat, state)
+        else:
+            await _refresh_profiles(chat, state)
+        await pump(chat, state)
+
+    def on_direct(self, session: Session, event: ev.Event) -> Awaitable[None] | None:
+        """Events another node sent about a match: act on them here before they are shown."""
+        if isinstance(event, ev.Matched) and event.room not in session.rooms:
+            return self._matched_elsewhere(session, event)
+        if isinstance(event, ev.Ended):
+            return self._ended_elsewhere(session, event)
+        if isinstance(event, ev.Queue):
+            return self._queued_elsewhere(session, event)
+        if isinstance(event, ev.Notice) and event.kind == "handoff":
+            return self._handed_over_elsewhere(session, event)
+        return None
+
+    async def _matched_elsewhere(self, session: Session, event: ev.Matched) -> None:
+        chat = self.chat
+        pair = await chat.broker.get_flag(CHATS, event.room)
+        seeker, _, listener = (pair or "").partition(" ")
+        if session.uid not in (seeker, listener):
+            return  # ended meanwhile (its `ended` follows) or not theirs: nothing to enter
+        await _enter(chat, self.state, session, PrivateChat(event.room, seeker, listener))
+        chat.direct(session, event)
+
+    async def _ended_elsewhere(self, session: Session, event: ev.Ended) -> None:
+        self.state.chats.pop(event.room, None)
+        await _drop_room(self.chat, session, event.room)
+        self.chat.direct(session, event)
+
+    async def _handed_over_elsewhere(self, session: Session, event: ev.Notice) -> None:
+        """A seeker whose chat another node handed over: crisis alerts go to the new listener."""
+        private = self.state.seeker_chat(session.uid)
+        if private is not None:
+            pair = await self.chat.broker.get_flag(CHATS, private.room)
+            seeker, _, listener = (pair or "").partition(" ")
+            if seeker == session.uid and listener:
+                private.listener = listener
+        self.chat.direct(session, event)
+
+    async def _queued_elsewhere(self, session: Session, event: ev.Queue) -> None:
+        """Another node saw the queue move. Its word may be stale by now (a match here
+        since), so the position told is read afresh."""
+        chat, state = self.chat, self.state
+        if session.uid not in state.waiting:  # not after they left it or were matched
+            return
+        order = await chat.broker.queued(SEEKERS)
+        if session.uid in order:
+            _tell(chat, state, session, order.index(session.uid) + 1)
 
 
-# ---- for the safety and moderation work ---------------------------------------------------
-def mark_reported(chat: Chat, reporter: str, reported_uid: str) -> None:
-    """`reporter` reported `reported_uid`: they are never matched one-to-one again."""
-    state_of(chat).reported.add((reporter, reported_uid))
+# ---- what the feature does, over this node's state and the broker's ----------------------
 
 
-def reported(chat: Chat, listener: str, seeker: str) -> bool:
-    return (listener, seeker) in state_of(chat).reported
-
-
-def listeners_in(chat: Chat, room: str) -> list[str]:
-    """Uids of the listener of a private room (empty for other rooms): a crisis alert from a
-    private chat goes to them and to the moderators (and to no other listener)."""
-    private = state_of(chat).chats.get(room)
-    return [private.listener] if private else []
-
-
-async def prioritise(chat: Chat, session: Session) -> None:
-    """Call after setting `session.crisis`: a queued seeker moves ahead at once."""
-    state = state_of(chat)
+async def prioritise(chat: Chat, state: MatchState, session: Session) -> None:
+    """After `session.crisis` is set: a queued seeker moves ahead at once."""
     uid = session.uid
     if not session.crisis or uid not in state.waiting or uid in state.flagged:
         return
@@ -100,104 +257,16 @@ async def prioritise(chat: Chat, session: Session) -> None:
         await _tell_positions(chat, state)
 
 
-# ---- requests ------------------------------------------------------------------------------
-@handles(rq.Talk)
-async def talk(chat: Chat, link: Link, request: rq.Request) -> None:
-    state, session = state_of(chat), link.session
-    if await chat.broker.dequeue(SEEKERS, session.uid) is not None:
-        _unqueued(state, session.uid)
-        text = "you left the queue; /talk to join it again"
-        chat.reply(link, ev.Notice(kind="talk", text=text), request)
-        await _tell_positions(chat, state)
-        return
-    current = state.seeker_chat(session.uid)
-    if current is not None:
-        raise Refused("bad_request", f"you are already talking with a listener in #{current.room}")
-    # No probation here: a newcomer may need a listener from their first second
-    # (CONTRACT §8). Probation only shrinks their budget in group rooms (flood.py).
-    await write_profile(chat, state, session)  # before the queue: others match from it
-    priority = 0 if session.crisis else 1
-    position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)
-    state.waiting.add(session.uid)
-    if session.crisis:
-        state.flagged.add(session.uid)
-    state.told[session.uid] = position
-    chat.reply(link, ev.Queue(position=position), request)
-    chat.count("talk_requests")
-    await pump(chat)
-
-
 def _unqueued(state: MatchState, uid: str) -> None:
     state.waiting.discard(uid)
     state.flagged.discard(uid)
     state.told.pop(uid, None)
 
 
-@handles(rq.Listen)
-async def listen(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Listen)
-    state, session = state_of(chat), link.session
-    if session.role not in STAFF:
-        raise Refused("forbidden", "only signed-in listeners take one-to-one chats")
-    if request.on:
-        await write_profile(chat, state, session)
-        await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
-        state.listening.add(session.uid)
-        await offer_slots(chat, session.uid)
-        waiting = len(await chat.broker.queued(SEEKERS))
-        text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
-        text += f"{waiting} waiting"
-    else:
-        await _stop_listening(chat, state, session.uid)
-        active = loads_of(await shared_chats(chat)).get(session.uid, 0)
-        text = "you will not be offered new chats"
-        text += f"; your {active} current chat(s) go on" if active else ""
-    chat.reply(link, ev.Notice(kind="listen", text=text), request)
-    if request.on:
-        await pump(chat)
-
-
 async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:
     state.listening.discard(uid)
     await chat.broker.clear_flag(LISTENING, uid)
     await withdraw_slots(chat, uid)
-
-
-@handles(rq.Handoff)
-async def handoff(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Handoff)
-    state, session = state_of(chat), link.session
-    room = normalise_room(request.room) if request.room else session.current or ""
-    private = state.chats.get(room)
-    profiles = await profiles_of(chat)
-    seeker = person(chat, profiles, private.seeker) if private else None
-    if private is None or seeker is None or private.listener != session.uid:
-        raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
-    target = await _handoff_target(chat, state, profiles, seeker, session, request)
-    await _hand_over(chat, private, seeker, session, target)
-    if private.seeker not in chat.sessions and private.listener not in chat.sessions:
-        state.chats.pop(room, None)  # nobody in it is here any more
-    await chat.exit(session, room)
-    chat.reply(link, ev.Ended(room=room, reason="handed_over"), request)
-    await offer_slots(chat, session.uid)  # free again: behind those free longer
-    chat.count("handoffs")
-    await pump(chat)
-
-
-@handles(rq.QueueStatus)
-async def queue_status(chat: Chat, link: Link, request: rq.Request) -> None:
-    """Moderators see numbers only: never who waits, who talks with whom, or what is said."""
-    if link.session.role != "mod":
-        raise Refused("forbidden", "/queue is for mods")
-    waiting = await chat.broker.queued(SEEKERS)
-    profiles = await profiles_of(chat)
-    flagged = sum(1 for uid in waiting if (p := person(chat, profiles, uid)) and p.crisis)
-    free = {slot_of(item)[0] for item in await chat.broker.queued(SLOTS)}
-    text = (
-        f"{len(waiting)} waiting for a listener ({flagged} flagged for crisis); "
-        f"{len(await shared_chats(chat))} one-to-one chats active; {len(free)} listeners free"
-    )
-    chat.reply(link, ev.Notice(kind="queue", text=text), request)
 
 
 # ---- matching ------------------------------------------------------------------------------
@@ -208,12 +277,11 @@ class _Pair:
     slot: str  # the listener's place taken from SLOTS
 
 
-async def pump(chat: Chat) -> None:
+async def pump(chat: Chat, state: MatchState) -> None:
     """Match while a waiting seeker and a free listener fit together; then tell positions.
 
     Any node may decide a match: it takes the listener's place, then the seeker, each with
     an atomic `dequeue`, so two nodes never take the same seeker or the same place."""
-    state = state_of(chat)
     for _ in range(MAX_MATCHES):
         pair = await _next_pair(chat, state)
         if pair is None:
@@ -444,9 +512,8 @@ async def _drop_room(chat: Chat, session: Session, room: str) -> None:
         session.current = session.rooms[-1] if session.rooms else None
 
 
-async def _gone(chat: Chat, uid: str) -> None:
+async def _gone(chat: Chat, state: MatchState, uid: str) -> None:
     """Quit, forgot, or away past the resume grace: out of the queue, chats ended."""
-    state = state_of(chat)
     await _stop_listening(chat, state, uid)
     _unqueued(state, uid)
     await chat.broker.dequeue(SEEKERS, uid)
@@ -454,7 +521,7 @@ async def _gone(chat: Chat, uid: str) -> None:
     state.written.pop(uid, None)
     for private in state.chats_of(uid):
         await _end(chat, state, private, uid, "partner_disconnected")
-    await pump(chat)
+    await pump(chat, state)
 
 
 def _forget(state: MatchState, uid: str) -> None:
@@ -464,40 +531,6 @@ def _forget(state: MatchState, uid: str) -> None:
     state.written.pop(uid, None)
     for private in state.chats_of(uid):
         state.chats.pop(private.room, None)
-
-
-# ---- hooks ---------------------------------------------------------------------------------
-async def _left(chat: Chat, session: Session, room: str) -> None:
-    state = state_of(chat)
-    private = state.chats.get(room)
-    if private is None and is_private(room):  # resumed here from another node just now
-        private = (await shared_chats(chat)).get(room)
-    if private is not None and session.uid in (private.seeker, private.listener):
-        await _end(chat, state, private, session.uid, "partner_left")
-        await pump(chat)
-
-
-async def _ended(chat: Chat, session: Session) -> None:
-    state = state_of(chat)  # they are no longer in chat.sessions
-    if state.chats_of(session.uid) or session.uid in state.people(chat.sessions):
-        await _gone(chat, session.uid)
-
-
-async def _tick(chat: Chat) -> None:
-    """Withdrawn sessions (resume grace over) are gone; resumed ones may be matched now."""
-    state = state_of(chat)
-    for uid in state.people(chat.sessions):
-        session = chat.sessions.get(uid)
-        if session is None:
-            _forget(state, uid)
-        elif not session.present:
-            await _gone(chat, uid)
-    if chat.clock() - state.renewed >= RENEW_EVERY:
-        state.renewed = chat.clock()
-        await _renew(chat, state)
-    else:
-        await _refresh_profiles(chat, state)
-    await pump(chat)
 
 
 async def _refresh_profiles(chat: Chat, state: MatchState) -> None:
@@ -550,65 +583,3 @@ async def _renew_chat(
         return
     pair = f"{private.seeker} {private.listener}"
     await chat.broker.set_flag(CHATS, private.room, FLAG_TTL, pair)
-
-
-async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
-    await prioritise(chat, session)
-
-
-def _direct(chat: Chat, session: Session, event: ev.Event) -> Awaitable[None] | None:
-    """Events another node sent about a match: act on them here before they are shown."""
-    if isinstance(event, ev.Matched) and event.room not in session.rooms:
-        return _matched_elsewhere(chat, session, event)
-    if isinstance(event, ev.Ended):
-        return _ended_elsewhere(chat, session, event)
-    if isinstance(event, ev.Queue):
-        return _queued_elsewhere(chat, session, event)
-    if isinstance(event, ev.Notice) and event.kind == "handoff":
-        return _handed_over_elsewhere(chat, session, event)
-    return None
-
-
-async def _matched_elsewhere(chat: Chat, session: Session, event: ev.Matched) -> None:
-    state = state_of(chat)
-    pair = await chat.broker.get_flag(CHATS, event.room)
-    seeker, _, listener = (pair or "").partition(" ")
-    if session.uid not in (seeker, listener):
-        return  # ended meanwhile (its `ended` follows) or not theirs: nothing to enter
-    await _enter(chat, state, session, PrivateChat(event.room, seeker, listener))
-    chat.direct(session, event)
-
-
-async def _ended_elsewhere(chat: Chat, session: Session, event: ev.Ended) -> None:
-    state_of(chat).chats.pop(event.room, None)
-    await _drop_room(chat, session, event.room)
-    chat.direct(session, event)
-
-
-async def _handed_over_elsewhere(chat: Chat, session: Session, event: ev.Notice) -> None:
-    """A seeker whose chat another node handed over: crisis alerts go to the new listener."""
-    private = state_of(chat).seeker_chat(session.uid)
-    if private is not None:
-        pair = await chat.broker.get_flag(CHATS, private.room)
-        seeker, _, listener = (pair or "").partition(" ")
-        if seeker == session.uid and listener:
-            private.listener = listener
-    chat.direct(session, event)
-
-
-async def _queued_elsewhere(chat: Chat, session: Session, event: ev.Queue) -> None:
-    """Another node saw the queue move. Its word may be stale by now (a match here since),
-    so the position told is read afresh."""
-    state = state_of(chat)
-    if session.uid not in state.waiting:  # not after they left it or were matched
-        return
-    order = await chat.broker.queued(SEEKERS)
-    if session.uid in order:
-        _tell(chat, state, session, order.index(session.uid) + 1)
-
-
-LEAVE_HOOKS.append(_left)
-END_HOOKS.append(_ended)
-TICK_HOOKS.append(_tick)
-SAID_HOOKS.append(_said)
-DIRECT_HOOKS.append(_direct)

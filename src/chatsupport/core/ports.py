@@ -39,9 +39,22 @@ class SessionRecord(msgspec.Struct, frozen=True):
 
 
 class Sink(Protocol):
+    """What the core asks of a peer is what it can do (the capabilities below), never which
+    interface it is: a new transport declares them and the core needs no change."""
+
     @property
     def interface(self) -> str:
-        """`text` or `json`: which rendering this peer gets."""
+        """A name for this kind of peer (`text`, `json`) for metrics; nothing depends on it."""
+        ...
+
+    @property
+    def echoes_own(self) -> bool:
+        """Gets its own room messages back, with their `ref` (so every client sees one order)."""
+        ...
+
+    @property
+    def can_resume(self) -> bool:
+        """Its session outlives the connection: kept for a `resume` within the grace period."""
         ...
 
     def send(self, event: Event) -> None: ...

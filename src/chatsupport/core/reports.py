@@ -19,15 +19,14 @@ import hmac
 import itertools
 import logging
 import secrets
-from dataclasses import dataclass, field
 
 import msgspec
 
-from ..config import Config
 from . import events as ev
-from . import matching, staff
 from . import requests as rq
-from .chat import TICK_HOOKS, Chat, Refused, handles
+from . import staff
+from .chat import Chat, Refused
+from .feature import Feature, handles
 from .limits import WindowCounter
 from .names import name_key
 from .rooms import normalise_room
@@ -54,46 +53,10 @@ _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(Kept)
 
 
-@dataclass(slots=True)
-class Reports:
-    """This node's part of reporting (in `chat.extensions["reports"]`): each reporter's
-    hourly budget; the reports themselves are shared through the broker."""
-
-    config: Config
-    limit: WindowCounter = field(init=False)
-    sequence: itertools.count[int] = field(default_factory=itertools.count)
-
-    def __post_init__(self) -> None:
-        self.limit = WindowCounter(self.config.reports_per_hour, 3600.0)
-
-
 async def alias(chat: Chat, uid: str) -> str:
     secret = await chat.broker.shared_secret("reporters")
     digest = hmac.new(secret, uid.encode(), hashlib.sha256).hexdigest()
     return "reporter-" + digest[:8]
-
-
-async def keep(chat: Chat, report: ev.Report) -> None:
-    """Shared for `report_retention`; past `max_reports`, the oldest are forgotten."""
-    kept = Kept(chat.wallclock(), next(reports_of(chat).sequence), report)
-    value = _encode.encode(kept).decode()
-    await chat.broker.set_flag(KIND, report.id, chat.config.report_retention, value)
-    await current(chat)
-
-
-async def current(chat: Chat) -> list[ev.Report]:
-    """Every report still kept, oldest first (at most `max_reports`)."""
-    kept: list[Kept] = []
-    for value in (await chat.broker.flags(KIND)).values():
-        try:
-            kept.append(_decode.decode(value))
-        except msgspec.DecodeError:
-            continue  # not one of ours: skip it rather than fail the list
-    kept.sort(key=lambda k: (k.at, k.n))
-    excess = len(kept) - chat.config.max_reports
-    for old in kept[: max(0, excess)]:
-        await chat.broker.clear_flag(KIND, old.report.id)
-    return [k.report for k in kept[max(0, excess) :]]
 
 
 def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
@@ -102,45 +65,85 @@ def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> b
     )
 
 
-def reports_of(chat: Chat) -> Reports:
-    return chat.extension("reports", Reports, lambda: Reports(chat.config))
+class Reports(Feature):
+    """This node's part of reporting: each reporter's hourly budget; the reports
+    themselves are shared through the broker."""
 
+    def __init__(self) -> None:
+        self.sequence = itertools.count()
 
-@handles(rq.Report)
-async def report(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Report)
-    session = link.session
-    state = reports_of(chat)
-    if request.id is not None:
-        room = _my_room(session, request.room or session.current)
-        message = await _by_id(chat, session, room, request.id)
-        reason = request.reason
-    else:
-        room, message, reason = await _latest(chat, session, request)
-    if message.uid == session.uid:
-        raise Refused("bad_request", "you cannot report yourself")
-    reporter = await alias(chat, session.uid)
-    if _already(await current(chat), reporter, room, message.id):
-        raise Refused("bad_request", "you have already reported that message")
-    if not state.limit.hit(session.uid, chat.clock()):
-        raise Refused("rate_limited", "you have sent many reports; the moderators will see them")
-    event = ev.Report(
-        id="r" + secrets.token_hex(4),
-        reporter=reporter,
-        uid=message.uid,
-        name=message.name,
-        room=room,
-        reason=clean(reason, keep_newlines=False)[:MAX_REASON] or "(no reason given)",
-        evidence=await _evidence(chat, room, message),
-        ts=round(chat.wallclock(), 3),
-    )
-    await keep(chat, event)
-    matching.mark_reported(chat, session.uid, message.uid)  # never paired one-to-one
-    chat.count("reports")
-    log.info("report id=%s", event.id)
-    await staff.tell_mods(chat, event)
-    text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
-    chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
+    def bind(self, chat: Chat) -> None:
+        super().bind(chat)
+        self.limit = WindowCounter(chat.config.reports_per_hour, 3600.0)
+
+    async def keep(self, report: ev.Report) -> None:
+        """Shared for `report_retention`; past `max_reports`, the oldest are forgotten."""
+        chat = self.chat
+        value = _encode.encode(Kept(chat.wallclock(), next(self.sequence), report)).decode()
+        await chat.broker.set_flag(KIND, report.id, chat.config.report_retention, value)
+        await self.current()
+
+    async def current(self) -> list[ev.Report]:
+        """Every report still kept, oldest first (at most `max_reports`)."""
+        broker = self.chat.broker
+        kept: list[Kept] = []
+        for value in (await broker.flags(KIND)).values():
+            try:
+                kept.append(_decode.decode(value))
+            except msgspec.DecodeError:
+                continue  # not one of ours: skip it rather than fail the list
+        kept.sort(key=lambda k: (k.at, k.n))
+        excess = max(0, len(kept) - self.chat.config.max_reports)
+        for old in kept[:excess]:
+            await broker.clear_flag(KIND, old.report.id)
+        return [k.report for k in kept[excess:]]
+
+    @handles(rq.Report)
+    async def report(self, link: Link, request: rq.Report) -> None:
+        chat, session = self.chat, link.session
+        if request.id is not None:
+            room = _my_room(session, request.room or session.current)
+            message = await _by_id(chat, session, room, request.id)
+            reason = request.reason
+        else:
+            room, message, reason = await _latest(chat, session, request)
+        if message.uid == session.uid:
+            raise Refused("bad_request", "you cannot report yourself")
+        reporter = await alias(chat, session.uid)
+        if _already(await self.current(), reporter, room, message.id):
+            raise Refused("bad_request", "you have already reported that message")
+        if not self.limit.hit(session.uid, chat.clock()):
+            text = "you have sent many reports; the moderators will see them"
+            raise Refused("rate_limited", text)
+        event = ev.Report(
+            id="r" + secrets.token_hex(4),
+            reporter=reporter,
+            uid=message.uid,
+            name=message.name,
+            room=room,
+            reason=clean(reason, keep_newlines=False)[:MAX_REASON] or "(no reason given)",
+            evidence=await _evidence(chat, room, message),
+            ts=round(chat.wallclock(), 3),
+        )
+        await self.keep(event)
+        chat.reported(session.uid, message.uid)  # e.g. never paired one-to-one
+        chat.count("reports")
+        log.info("report id=%s", event.id)
+        await staff.tell_mods(chat, event)
+        text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
+        chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
+
+    @handles(rq.Reports, role="mod")
+    async def reports(self, link: Link, request: rq.Reports) -> None:
+        kept = await self.current()
+        for event in kept:
+            self.chat.send(link, msgspec.structs.replace(event, ref=request.ref))
+        hours = self.chat.config.report_retention / 3600
+        text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
+        self.chat.reply(link, ev.Notice(kind="reports", text=text), request)
+
+    async def on_tick(self) -> None:
+        self.limit.prune(self.chat.clock())
 
 
 def _my_room(session: Session, room: str | None) -> str:
@@ -153,13 +156,9 @@ def _my_room(session: Session, room: str | None) -> str:
 async def _by_id(chat: Chat, session: Session, room: str, message_id: int) -> ev.Message:
     messages, _ = await chat.broker.history(room, max(0, message_id - 1))
     for message in messages:
-        if message.id == message_id and _visible(chat, session, message):
+        if message.id == message_id and chat.visible_to(message, session.uid):
             return message
     raise Refused("bad_request", f"message {message_id} in #{room} is not available any more")
-
-
-def _visible(chat: Chat, session: Session, message: ev.Message) -> bool:
-    return message.uid == session.uid or (message.room, message.id) not in chat.hidden
 
 
 async def _latest(chat: Chat, session: Session, request: rq.Report) -> tuple[str, ev.Message, str]:
@@ -192,7 +191,7 @@ async def _latest_by_speaker(chat: Chat, session: Session, room: str) -> dict[st
     messages, _ = await chat.broker.history(room, 0)
     latest: dict[str, ev.Message] = {}
     for message in messages:
-        if message.kind != "announce" and _visible(chat, session, message):
+        if message.kind != "announce" and chat.visible_to(message, session.uid):
             latest[message.uid] = message
             latest["name:" + name_key(message.name)] = message
     return latest
@@ -204,21 +203,3 @@ async def _evidence(chat: Chat, room: str, message: ev.Message) -> list[ev.Messa
     messages, _ = await chat.broker.history(room, max(0, message.id - 1 - before))
     kept = [m for m in messages if m.id <= message.id][-(before + 1) :]
     return kept if kept and kept[-1].id == message.id else [*kept, message]
-
-
-@handles(rq.Reports)
-async def reports(chat: Chat, link: Link, request: rq.Request) -> None:
-    staff.require_mod(link)
-    kept = await current(chat)
-    for event in kept:
-        chat.send(link, msgspec.structs.replace(event, ref=request.ref))
-    hours = chat.config.report_retention / 3600
-    text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
-    chat.reply(link, ev.Notice(kind="reports", text=text), request)
-
-
-async def _tick(chat: Chat) -> None:
-    reports_of(chat).limit.prune(chat.clock())
-
-
-TICK_HOOKS.append(_tick)

@@ -16,7 +16,8 @@ from pathlib import Path
 from . import events as ev
 from . import requests as rq
 from . import staff
-from .chat import Chat, Refused, handles
+from .chat import Refused
+from .feature import Feature, handles
 from .limits import WindowCounter
 from .session import Link
 
@@ -76,8 +77,8 @@ def add_token_command(role: str, tokens_file: str) -> int:
     return 0
 
 
-class Roles:
-    """Per-server state: the entries, and who has been failing to sign in."""
+class Roles(Feature):
+    """Signing in as staff: the token entries, and who has been failing to sign in."""
 
     def __init__(self, entries: list[TokenEntry]) -> None:
         self.entries = entries
@@ -90,28 +91,21 @@ class Roles:
                 found = entry.role
         return found
 
-
-def roles_of(chat: Chat) -> Roles:
-    return chat.extension("roles", Roles, lambda: Roles(load_tokens(chat.config.tokens_file)))
-
-
-@handles(rq.Auth)
-async def auth(chat: Chat, link: Link, request: rq.Request) -> None:
-    assert isinstance(request, rq.Auth)
-    roles = roles_of(chat)
-    key = link.address_key or link.session.uid
-    if roles.failures.full(key, chat.clock()):  # locked out: not even a right guess is confirmed
-        raise Refused("rate_limited", "too many wrong tokens; try again later")
-    role = roles.role_for(request.token.strip())
-    if role is None:
-        roles.failures.hit(key, chat.clock())
-        raise Refused("forbidden", "that token is not valid")
-    session = link.session
-    session.role = role
-    staff.enlist(chat, session)  # from now on they receive reports / alerts
-    for room in session.rooms:
-        await chat.broker.join_room(room, session.member())
-    label = "a moderator" if role == "mod" else "a listener"
-    chat.reply(
-        link, ev.Notice(kind="auth", text=f"you are signed in as {label}", name=role), request
-    )
+    @handles(rq.Auth)
+    async def auth(self, link: Link, request: rq.Auth) -> None:
+        chat = self.chat
+        key = link.address_key or link.session.uid
+        if self.failures.full(key, chat.clock()):  # locked out: not even a right guess is told
+            raise Refused("rate_limited", "too many wrong tokens; try again later")
+        role = self.role_for(request.token.strip())
+        if role is None:
+            self.failures.hit(key, chat.clock())
+            raise Refused("forbidden", "that token is not valid")
+        session = link.session
+        session.role = role
+        staff.enlist(chat, session)  # from now on they receive reports / alerts
+        for room in session.rooms:
+            await chat.broker.join_room(room, session.member())
+        label = "a moderator" if role == "mod" else "a listener"
+        text = f"you are signed in as {label}"
+        chat.reply(link, ev.Notice(kind="auth", text=text, name=role), request)

@@ -12,17 +12,18 @@ one alert per person per `crisis_repeat_seconds`, so nobody is nagged or flooded
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ..config import Config
 from . import events as ev
-from . import matching, staff
 from . import requests as rq
-from .chat import END_HOOKS, SAID_HOOKS, Chat, handles
+from . import staff
+from .chat import Chat
 from .crisis import CrisisMatcher
+from .feature import Feature, handles
+from .matching import Matching
 from .ports import BrokerUnavailable
 from .resources import Resources
 from .rooms import is_private
@@ -38,14 +39,17 @@ CARE = (
 )
 
 
-@dataclass(slots=True)
-class Safety:
-    """The phrase list, the help lines, and what each person chose (`chat.extensions`)."""
+class Safety(Feature):
+    """The phrase list, the help lines, and what each person chose.
 
-    matcher: CrisisMatcher
-    resources: Resources
-    regions: dict[str, str] = field(default_factory=dict)  # uid -> region code they chose
-    offered: dict[str, float] = field(default_factory=dict)  # uid -> when help was last offered
+    It comes before matching in the feature list: the crisis flag it sets on a message
+    is what matching's `after_say` reads to move a waiting seeker ahead."""
+
+    def __init__(self, matcher: CrisisMatcher, resources: Resources) -> None:
+        self.matcher = matcher
+        self.resources = resources
+        self.regions: dict[str, str] = {}  # uid -> region code they chose
+        self.offered: dict[str, float] = {}  # uid -> when help was last offered
 
     @classmethod
     def load(cls, config: Config) -> Safety:
@@ -60,47 +64,42 @@ class Safety:
     def hint(self) -> str:
         return f"For lines in your country: /resources CODE ({', '.join(self.resources.regions())})"
 
+    @handles(rq.Resources, cost=0)
+    async def help_lines(self, link: Link, request: rq.Resources) -> None:
+        """Help lines any time; a region given is remembered for this session."""
+        uid = link.session.uid
+        asked = clean(request.region or "", keep_newlines=False)[:16]
+        code = self.resources.normalise_region(asked) if asked else self.regions.get(uid)
+        if asked and code is None:
+            text = f"No help lines for {asked!r} yet; here are international ones. {self.hint()}"
+        elif code is None or code == "INT":
+            text = f"International help lines. {self.hint()}"
+        else:
+            self.regions[uid] = code
+            text = f"Help lines for {self.resources.region_name(code) or code}:"
+        notice = ev.Notice(kind="resources", text=text, resources=self.card(code), region=code)
+        self.chat.reply(link, notice, request)
 
-def safety_of(chat: Chat) -> Safety:
-    return chat.extension("safety", Safety, lambda: Safety.load(chat.config))
+    async def after_say(self, session: Session, message: ev.Message) -> None:
+        chat = self.chat
+        if message.kind not in ("say", "me") or not self.matcher.matches(message.text):
+            return
+        session.crisis = True  # matching, later in the feature list, moves them ahead
+        chat.count("crisis_matches")
+        now = chat.clock()
+        last = self.offered.get(session.uid)
+        if last is not None and now - last < chat.config.crisis_repeat_seconds:
+            return
+        self.offered[session.uid] = now
+        region = self.regions.get(session.uid)
+        text = CARE if region else f"{CARE} {self.hint()}"
+        notice = ev.Notice(kind="resources", text=text, resources=self.card(region), region=region)
+        chat.send(session.link, notice)
+        await _alert(chat, session, message)
 
-
-@handles(rq.Resources)
-async def resources(chat: Chat, link: Link, request: rq.Request) -> None:
-    """Help lines any time; a region given is remembered for this session."""
-    assert isinstance(request, rq.Resources)
-    state = safety_of(chat)
-    uid = link.session.uid
-    asked = clean(request.region or "", keep_newlines=False)[:16]
-    code = state.resources.normalise_region(asked) if asked else state.regions.get(uid)
-    if asked and code is None:
-        text = f"No help lines for {asked!r} yet; here are international ones. {state.hint()}"
-    elif code is None or code == "INT":
-        text = f"International help lines. {state.hint()}"
-    else:
-        state.regions[uid] = code
-        text = f"Help lines for {state.resources.region_name(code) or code}:"
-    notice = ev.Notice(kind="resources", text=text, resources=state.card(code), region=code)
-    chat.reply(link, notice, request)
-
-
-async def _said(chat: Chat, session: Session, message: ev.Message) -> None:
-    state = safety_of(chat)
-    if message.kind not in ("say", "me") or not state.matcher.matches(message.text):
-        return
-    session.crisis = True
-    chat.count("crisis_matches")
-    await matching.prioritise(chat, session)  # first in the queue for a listener
-    now = chat.clock()
-    last = state.offered.get(session.uid)
-    if last is not None and now - last < chat.config.crisis_repeat_seconds:
-        return
-    state.offered[session.uid] = now
-    region = state.regions.get(session.uid)
-    text = CARE if region else f"{CARE} {state.hint()}"
-    notice = ev.Notice(kind="resources", text=text, resources=state.card(region), region=region)
-    chat.send(session.link, notice)
-    await _alert(chat, session, message)
+    async def on_end(self, session: Session) -> None:
+        self.regions.pop(session.uid, None)
+        self.offered.pop(session.uid, None)
 
 
 async def _alert(chat: Chat, session: Session, message: ev.Message) -> None:
@@ -125,17 +124,6 @@ async def _alert(chat: Chat, session: Session, message: ev.Message) -> None:
 async def _alert_private(chat: Chat, alert: ev.Alert) -> None:
     """A one-to-one chat stays private: its listener gets the words, moderators learn only
     that someone there may need help, other listeners nothing."""
-    for uid in matching.listeners_in(chat, alert.room):
+    for uid in chat.feature(Matching).listeners_in(alert.room):
         await chat.broker.direct(uid, alert)
     await staff.tell_mods(chat, msgspec.structs.replace(alert, text=PRIVATE))
-
-
-async def _ended(chat: Chat, session: Session) -> None:
-    state = chat.extensions.get("safety")
-    if isinstance(state, Safety):
-        state.regions.pop(session.uid, None)
-        state.offered.pop(session.uid, None)
-
-
-SAID_HOOKS.append(_said)
-END_HOOKS.append(_ended)

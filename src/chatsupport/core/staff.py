@@ -1,19 +1,19 @@
 """Staff channels: how reports reach moderators and alerts reach moderators and listeners.
 
-Each signed-in moderator or listener is a local member of one internal channel, `!mods`
-or `!listeners`. The names cannot be typed as rooms (`!` is not allowed in room names)
-and the broker is never told about these members, so the channels are never listed,
-counted or joinable. A staff event is sent with `broker.signal` on the channel, so it
-reaches staff on every node, exactly like presence in a room; each node delivers it to
-its own members.
+Each signed-in moderator or listener subscribes (`Chat.subscribe`) to one internal
+channel, `!mods` or `!listeners`, until their session ends. The names cannot be typed as
+rooms (`!` is not allowed in room names) and the broker is never told about these
+subscribers, so the channels are never listed, counted or joinable. A staff event is
+sent with `broker.signal` on the channel, so it reaches staff on every node, exactly like
+presence in a room; each node delivers it to its own subscribers.
 """
 
 from __future__ import annotations
 
 from . import events as ev
-from .chat import END_HOOKS, Chat, Refused
+from .chat import Chat, Refused
 from .names import name_key
-from .session import Link, Session
+from .session import Session
 
 MODS = "!mods"
 LISTENERS = "!listeners"
@@ -21,27 +21,12 @@ CHANNELS = {"mod": MODS, "listener": LISTENERS}
 
 
 def enlist(chat: Chat, session: Session) -> None:
-    """Put a newly signed-in person in their role's channel (and only that one)."""
-    discharge(chat, session)
-    channel = CHANNELS.get(session.role or "")
-    if channel:
-        chat.local.setdefault(channel, {})[session.uid] = session
-
-
-def discharge(chat: Chat, session: Session) -> None:
+    """Put a newly signed-in person in their role's channel (and only that one); the
+    Chat takes them out of it when their session ends."""
     for channel in CHANNELS.values():
-        members = chat.local.get(channel)
-        if members is not None:
-            members.pop(session.uid, None)
-            if not members:
-                del chat.local[channel]
-
-
-async def _ended(chat: Chat, session: Session) -> None:
-    discharge(chat, session)
-
-
-END_HOOKS.append(_ended)
+        chat.unsubscribe(channel, session)
+    if session.role in CHANNELS:
+        chat.subscribe(CHANNELS[session.role], session)
 
 
 async def tell_mods(chat: Chat, event: ev.Event) -> None:
@@ -52,12 +37,6 @@ async def tell_staff(chat: Chat, event: ev.Event) -> None:
     """Moderators and listeners."""
     await chat.broker.signal(MODS, event, None)
     await chat.broker.signal(LISTENERS, event, None)
-
-
-def require_mod(link: Link) -> None:
-    """WebSocket frames reach handlers without the slash-command role check: check here."""
-    if link.session.role != "mod":
-        raise Refused("forbidden", "only moderators can do that")
 
 
 def is_staff(session: Session) -> bool:

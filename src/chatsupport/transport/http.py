@@ -7,10 +7,8 @@ nothing from any other origin.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import http
-import ssl
 from importlib import resources
 
 import msgspec
@@ -20,7 +18,6 @@ from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..core import staff
 from ..core.chat import Chat
 from .context import Edge
 
@@ -120,7 +117,7 @@ class ChatCollector(Collector):
         yield GaugeMetricFamily(
             "chatsupport_rooms",
             "Rooms with people on this node",
-            value=len(self.chat.local.keys() - set(staff.CHANNELS.values())),
+            value=self.chat.rooms_in_use(),
         )
 
 
@@ -168,20 +165,3 @@ class Routes:
             "broker_ok": healthy,
         }
         return response(200 if healthy else 503, msgspec.json.encode(body), TYPES["json"])
-
-
-async def start_http(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
-) -> asyncio.Server:
-    from .ws import HttpConnection
-
-    routes = Routes(edge)
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: HttpConnection(edge, routes),
-        host,
-        port,
-        ssl=tls,
-        reuse_address=True,
-        backlog=1024,
-    )

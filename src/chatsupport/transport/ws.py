@@ -1,9 +1,13 @@
 """The WebSocket JSON interface (`GET /ws`), on the HTTP listener.
 
 `websockets`' sans-I/O ServerProtocol parses the HTTP request, the handshake and incoming
-frames (and answers pings and closes); this class is only the glue: it routes plain HTTP
-requests, decodes each text frame into a typed Request for the core, and writes outgoing
-data frames, pre-encoded once per message, through the peer's coalescing outbox.
+frames (and answers pings and closes); this class is only the glue: it hands plain HTTP
+requests to the routes it was given (transport/http.py, composed in web_server.py), decodes
+each text frame into a typed Request for the core, and writes outgoing data frames,
+pre-encoded once per message, through the peer's coalescing outbox. The connection's life
+(admit, open, one request at a time, close) is `driver.Peer`'s; the core answers a peer
+over its budget with `rate_limited` (not paced), echoes its messages, and keeps its
+session for a resume.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -24,11 +27,10 @@ from websockets.server import ServerProtocol
 
 from ..core import events as ev
 from ..core import requests as rq
-from ..core.ports import BrokerUnavailable
-from ..core.session import Link
 from .context import Edge
-from .http import SECURITY_HEADERS, Routes, text_response
-from .outbox import Outbox
+from .driver import Failure, Peer
+from .http import SECURITY_HEADERS, text_response
+from .jsonsyntax import NOT_UTF8, is_utf8, json_problem
 
 log = logging.getLogger("chatsupport.ws")
 # websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
@@ -51,30 +53,39 @@ def ref_of(payload: bytes) -> str | None:
     """The `ref` of a frame we refuse as a whole (too long, binary), when it is readable."""
     try:
         return _ref_decoder.decode(payload).ref
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
 def decode_request(payload: bytes) -> rq.Request | ev.Error:
-    """A text frame -> Request, or the error to answer it with (with its ref when readable)."""
+    """A text frame -> Request, or the error to answer it with (with its ref when readable).
+
+    Anything that is not complete, valid JSON is `bad_json`; valid JSON of the wrong shape is
+    `bad_request` (or `unknown_type`).
+    """
     try:
         # msgspec < 0.19 types decode() of a union as Any, later versions precisely: a typed
         # name reads the same on both.
         request: rq.Request = _decoder.decode(payload)
-        return request
-    except UnicodeDecodeError:  # msgspec raises this (not DecodeError) for bad UTF-8 in strings
-        return ev.Error(code="bad_json", message="that frame is not valid UTF-8")
-    except msgspec.DecodeError as error:
-        if isinstance(error, msgspec.ValidationError):
-            return _classify(payload, str(error))
-        return ev.Error(code="bad_json", message="that frame is not valid JSON")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        # Bad UTF-8 in a string raises UnicodeDecodeError, deep nesting RecursionError.
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        return _classify(payload, detail)
+    if not is_utf8(payload):  # e.g. in a field msgspec skipped without reading it
+        return ev.Error(code="bad_json", message=NOT_UTF8)
+    return request
 
 
 def _classify(payload: bytes, detail: str) -> ev.Error:
+    # The typed decoder may object to the shape before it sees the frame is cut short
+    # (`[1, 2`: "Expected `object`, got `array`"), so the syntax is judged on its own first.
+    problem = json_problem(payload)
+    if problem is not None:
+        return ev.Error(code="bad_json", message=problem)
     try:
         raw = msgspec.json.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        # Valid JSON that Python cannot hold (e.g. 1e400): a bad value, not bad JSON.
+    except (msgspec.DecodeError, RecursionError):
+        # Valid JSON that Python cannot hold (1e400) or follow (nested thousands deep).
         return ev.Error(code="bad_request", message=f"bad frame: {detail}", ref=ref_of(payload))
     ref = raw.get("ref") if isinstance(raw, dict) else None
     ref = ref if isinstance(ref, str) else None
@@ -98,57 +109,41 @@ class _ServerProtocol(ServerProtocol):
         return response
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(Peer):
     """One HTTP connection; after a successful upgrade, one WebSocket peer (a Sink)."""
 
     interface = "json"
+    echoes_own = True  # every client sees one order, its own messages included
+    can_resume = True
+    log = log
     __slots__ = (
         "address",
-        "address_key",
-        "edge",
-        "ended",
         "first_frame",
-        "inbox",
         "last_heard",
-        "link",
-        "outbox",
         "partial",
         "partial_opcode",
         "pinged",
         "protocol",
+        "respond",
         "responded",
-        "resumable",
-        "routes",
-        "task",
-        "timer",
-        "transport",
     )
 
-    def __init__(self, edge: Edge, routes: Routes) -> None:
-        self.edge = edge
-        self.routes = routes
+    def __init__(self, edge: Edge, respond: Callable[[Request], Response]) -> None:
+        super().__init__(edge)
+        self.respond = respond  # plain HTTP requests (not `/ws`)
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
         self.protocol = _ServerProtocol(max_size=limit, logger=protocol_log)
-        self.transport: asyncio.Transport | None = None
-        self.outbox: Outbox | None = None
-        self.link: Link | None = None
         self.address = ""
-        self.inbox: list[rq.Request | ev.Error] = []  # short; a deque costs 600 B idle
-        self.task: asyncio.Task[None] | None = None  # only while there is work: none when idle
         self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
-        self.address_key = ""
-        self.resumable = True
-        self.timer: asyncio.TimerHandle | None = None
         self.partial: bytearray | None = None  # a fragmented message being reassembled
         self.partial_opcode = Opcode.TEXT
         self.responded = False
         self.last_heard = 0.0
         self.pinged = False
-        self.ended = False
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport, self.outbox, self.address = self.edge.attach(transport, self._too_slow)
+        self.address = self.attach(transport)
         loop = asyncio.get_running_loop()
         self.last_heard = loop.time()
         self.timer = loop.call_later(self.edge.config.handshake_timeout, self._handshake_expired)
@@ -176,17 +171,8 @@ class HttpConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is not None and self.link:
-            log.info("receive error uid=%s error=%s", self.link.session.uid, type(exc).__name__)
-        self.ended = True
-        if self.timer:
-            self.timer.cancel()
-        if self.outbox:
-            self.outbox.lost()
-        if self.first_frame is not None and not self.first_frame.done():
-            self.first_frame.set_result(None)
-        if self.task is None:
-            self._spawn(self._finish())
+        super().connection_lost(exc)
+        self._heard_first()
 
     def _write_protocol(self) -> None:
         assert self.transport is not None and self.outbox is not None
@@ -201,7 +187,7 @@ class HttpConnection(asyncio.Protocol):
     def _http(self, request: Request) -> None:
         path, _, query = request.path.partition("?")
         if path != "/ws" or request.method != "GET":
-            self.protocol.send_response(self.routes.get(request))
+            self.protocol.send_response(self.respond(request))
             return
         self.address = self._client_address(request)
         if not self._origin_allowed(request):
@@ -214,20 +200,14 @@ class HttpConnection(asyncio.Protocol):
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
         self._forget_handshake()
-        address_key = self.edge.addresses.of(self.address)
-        refusal = self.edge.chat.admit(address_key)  # only real upgrades take a slot
-        if refusal is not None:
-            self.edge.chat.count("connections_refused")
-            self.send(refusal)
-            self.send(ev.Bye(reason=refusal.code))
-            self.close(refusal.code)
+        if not self.admit(self.address):  # only real upgrades take a slot
             return
         assert self.timer is not None
         self.timer.cancel()
         self._schedule_keepalive(self.edge.config.ping_interval)
-        hold = "resume" in parse_qs(query, keep_blank_values=True)
-        self.address_key = address_key
-        self._spawn(self._open(hold))
+        if "resume" in parse_qs(query, keep_blank_values=True):
+            self.first_frame = asyncio.get_running_loop().create_future()
+        self.open()
 
     def _forget_handshake(self) -> None:
         """Restart the protocol's parser now that the handshake is over.
@@ -291,76 +271,27 @@ class HttpConnection(asyncio.Protocol):
             self._queue(decode_request(data))
 
     def _queue(self, item: rq.Request | ev.Error) -> None:
-        self.inbox.append(item)
+        self.take(item)
+        self._heard_first()
+        self.kick()
+
+    # ---- resume first ----------------------------------------------------------------------
+    def _heard_first(self) -> None:
         if self.first_frame is not None and not self.first_frame.done():
             self.first_frame.set_result(None)
-        self._kick()
 
-    # ---- work: a task exists only while there is something to do ---------------------------
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        self.task = asyncio.get_running_loop().create_task(work)
-
-    def _kick(self) -> None:
-        if self.task is None and self.link is not None and self.inbox:
-            self._spawn(self._drain())
-
-    async def _open(self, hold: bool) -> None:
-        chat = self.edge.chat
-        try:
-            token = await self._first_resume() if hold else None
-            if not self.ended:
-                self.link = await chat.open(self, self.address_key, resume=token)
-        except BrokerUnavailable:
-            self.send(ev.Error(code="unavailable", message="the chat is unavailable; try later"))
-            self.close("unavailable")
-        except Exception:
-            log.exception("could not open uid=%s", self._uid())
-            self.close("error")
-        self.task = None
-        if self.ended:
-            await self._finish()
-        else:
-            self._kick()
-
-    async def _drain(self) -> None:
-        chat = self.edge.chat
-        assert self.link is not None
-        try:
-            while self.inbox and not self.ended:
-                item = self.inbox.pop(0)
-                if isinstance(item, ev.Error):
-                    chat.fail(self.link, item.code, item.message, item.ref)
-                else:
-                    await chat.handle(self.link, item)
-        except Exception:
-            log.exception("error while serving uid=%s", self._uid())
-            self.resumable = False
-            self.close("error")
-        self.task = None
-        if self.ended:
-            await self._finish()
-
-    async def _finish(self) -> None:
-        """The connection is over: the session stays resumable unless it failed."""
-        self.task = None
-        if self.link:
-            await self.edge.chat.close(self.link, "disconnected", resumable=self.resumable)
-        elif self.address_key:
-            self.edge.chat.release(self.address_key)  # admitted, never opened
-            self.address_key = ""
-        if self.transport and not self.transport.is_closing():
-            self.transport.close()
-
-    async def _first_resume(self) -> str | None:
+    async def resume_token(self) -> str | None:
         """`/ws?resume`: the client's first frame is its `resume`. Waiting for it (bounded)
         before making anyone up means the person comes back as themselves, with no fresh
         identity shown joining and leaving. Any other first frame: a fresh identity."""
+        first_frame = self.first_frame
+        if first_frame is None:
+            return None  # plain `/ws`: a fresh identity at once
         if not self.inbox:
-            self.first_frame = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.edge.config.handshake_timeout):
-                    await self.first_frame
-            self.first_frame = None
+                    await first_frame
+        self.first_frame = None
         first = self.inbox[0] if self.inbox else None
         return first.session if isinstance(first, rq.Resume) else None
 
@@ -380,6 +311,32 @@ class HttpConnection(asyncio.Protocol):
                     self.outbox.push(data)
             self.outbox.finish()
 
+    # ---- endings ---------------------------------------------------------------------------
+    def refused(self, refusal: ev.Error) -> None:
+        self.send(refusal)
+        self.send(ev.Bye(reason=refusal.code))
+        self.close(refusal.code)
+
+    def fail(self, why: Failure) -> None:
+        if why == "unavailable":
+            self.send(ev.Error(code="unavailable", message="the chat is unavailable; try later"))
+            self.close("unavailable")
+        else:
+            self.close("error")
+
+    def too_slow(self) -> None:
+        """A last `bye` and a close frame, written past the outbox (it overflowed)."""
+        assert self.transport is not None
+        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow")))
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(1013, "too_slow")  # 1013: try again later
+            for data in self.protocol.data_to_send():
+                if data:
+                    self.transport.write(data)
+        self.transport.close()
+        # A peer that reads nothing would keep the socket forever: cut it after a while.
+        asyncio.get_running_loop().call_later(10.0, self.transport.abort)
+
     # ---- liveness --------------------------------------------------------------------------
     def _schedule_keepalive(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -392,7 +349,7 @@ class HttpConnection(asyncio.Protocol):
             return
         config = self.edge.config
         if self.pinged:  # still set: nothing heard since the ping went out
-            log.info("no answer to keepalive uid=%s", self._uid())
+            log.info("no answer to keepalive uid=%s", self.uid)
             self.edge.chat.count("keepalive_timeouts")
             self.transport.abort()
             return
@@ -404,22 +361,3 @@ class HttpConnection(asyncio.Protocol):
         self.pinged = True
         self._write_protocol()
         self._schedule_keepalive(config.ping_timeout)
-
-    def _too_slow(self) -> None:
-        """Its outbox overflowed: a last `bye` and a close frame, written past the outbox."""
-        log.warning("slow peer disconnected uid=%s", self._uid())
-        self.edge.chat.count("slow_disconnects")
-        self.ended = True
-        assert self.transport is not None
-        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow")))
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close(1013, "too_slow")  # 1013: try again later
-            for data in self.protocol.data_to_send():
-                if data:
-                    self.transport.write(data)
-        self.transport.close()
-        # A peer that reads nothing would keep the socket forever: cut it after a while.
-        asyncio.get_running_loop().call_later(10.0, self.transport.abort)
-
-    def _uid(self) -> str:
-        return self.link.session.uid if self.link else "-"

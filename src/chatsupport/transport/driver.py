@@ -1,0 +1,222 @@
+"""One connection's life, the same for every transport: admit -> open -> requests -> close.
+
+A transport subclasses `Peer` and keeps only what is its own: framing (its
+`asyncio.Protocol` methods turn bytes into Requests and call `take` and `kick`), rendering
+(`send` and `close`, the Sink the core writes to, and the three endings below), and its
+capabilities (`echoes_own`, `can_resume`, read by the core). Everything else is here, once:
+
+- **admit**: the address's connection slot is taken (`admit`) and given back at the end;
+- **open**: `Chat.open` runs in a task, after `resume_token` when the client may come back;
+- **handle**: decoded requests wait in `inbox` and are handled one at a time, in order. A
+  `paced` transport (the text interface) reads a peer over its flood budget later: the
+  request waits, and from `pause_at` queued requests on the socket is not read; an
+  unpaced one (WebSocket) hands every request to the core at once, which answers
+  `rate_limited`;
+- **close**: `Chat.close` (the core keeps the session when the sink `can_resume`), or the
+  slot is released when the person never got in;
+- **errors**: one policy. The broker being away when opening is `fail("unavailable")`; any
+  other failure is logged with its traceback and is `fail("not_opened")` or, once serving,
+  `fail("internal")` (the session is then not resumable). Each transport words these.
+
+An idle connection holds no task: one runs only while there is something to do (opening,
+queued requests, closing), so ten thousand quiet peers cost no coroutine frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, ClassVar, Literal
+
+from ..core import events as ev
+from ..core import requests as rq
+from ..core.ports import BrokerUnavailable
+from ..core.session import Link
+from .context import Edge
+from .outbox import Outbox
+
+# Why a connection could not be served: the broker is away, opening failed, handling failed.
+Failure = Literal["unavailable", "not_opened", "internal"]
+
+
+class Peer(asyncio.Protocol):
+    """One connection as the core sees it (a Sink), driven the same way on every transport."""
+
+    interface: ClassVar[str]  # a label for metrics (`text`, `json`); behaviour follows below
+    echoes_own: ClassVar[bool]  # gets its own room messages back, with their ref
+    can_resume: ClassVar[bool]  # its session outlives the connection
+    paced: ClassVar[bool] = False  # over budget: read later (True) or let the core refuse
+    pause_at: ClassVar[int] = 10  # paced: queued requests at which the socket is not read
+    log: ClassVar[logging.Logger]
+
+    __slots__ = (
+        "address_key",
+        "edge",
+        "ended",
+        "inbox",
+        "link",
+        "outbox",
+        "task",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.transport: asyncio.Transport | None = None
+        self.outbox: Outbox | None = None
+        self.link: Link | None = None
+        self.address_key = ""  # set while this connection holds one of the address's slots
+        # Decoded requests, or the error a refused one gets (answered in order); short, and a
+        # deque costs 600 B idle.
+        self.inbox: list[rq.Request | ev.Error] = []
+        self.task: asyncio.Task[None] | None = None  # only while there is work: none idle
+        self.timer: asyncio.TimerHandle | None = None  # the transport's one pending timer
+        self.ended = False
+
+    # ---- what each transport says ----------------------------------------------------------
+    def send(self, event: ev.Event) -> None:
+        """Sink: render `event` and queue it on the outbox (never blocks)."""
+        raise NotImplementedError
+
+    def close(self, reason: str) -> None:
+        """Sink: end the connection after what is queued."""
+        raise NotImplementedError
+
+    def refused(self, refusal: ev.Error) -> None:
+        """Admission refused (too many connections, banned): say why and close."""
+        raise NotImplementedError
+
+    def fail(self, why: Failure) -> None:
+        """The server could not serve this connection: say so (or not) and close."""
+        raise NotImplementedError
+
+    def too_slow(self) -> None:
+        """The outbox overflowed: a last word past the outbox, and close."""
+        raise NotImplementedError
+
+    async def resume_token(self) -> str | None:
+        """The token this connection resumes with, known before opening (or None)."""
+        return None
+
+    # ---- asyncio.Protocol ------------------------------------------------------------------
+    def attach(self, transport: asyncio.BaseTransport) -> str:
+        """`connection_made`'s common part: a bounded outbox; returns the peer address."""
+        self.transport, self.outbox, address = self.edge.attach(transport, self._too_slow)
+        return address
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.log.info("receive error uid=%s error=%s", self.uid, type(exc).__name__)
+        self.ended = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.outbox is not None:
+            self.outbox.lost()
+        if self.task is None:
+            self._spawn(self._finish())
+
+    # ---- the life of a connection ----------------------------------------------------------
+    def admit(self, address: str) -> bool:
+        """Take one of the address's connection slots, or say why not and end."""
+        chat = self.edge.chat
+        key = self.edge.addresses.of(address)
+        refusal = chat.admit(key)
+        if refusal is not None:
+            chat.count("connections_refused")
+            self.ended = True
+            self.refused(refusal)
+            return False
+        self.address_key = key
+        return True
+
+    def open(self) -> None:
+        """Bring the person in (in a task: the broker is awaited)."""
+        self._spawn(self._open())
+
+    def take(self, item: rq.Request | ev.Error) -> None:
+        """Queue one decoded request (or the error a bad one gets); `kick` handles them."""
+        self.inbox.append(item)
+        if self.paced and len(self.inbox) >= self.pause_at:
+            transport = self.transport
+            if transport is not None and transport.is_reading():
+                transport.pause_reading()  # the rest waits in the kernel: read later
+
+    def kick(self) -> None:
+        """Start handling queued requests, unless that is already under way."""
+        if self.task is None and self.link is not None and self.inbox:
+            self._spawn(self._drain())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.task = asyncio.get_running_loop().create_task(work)
+
+    async def _open(self) -> None:
+        try:
+            token = await self.resume_token()
+            if not self.ended:
+                self.link = await self.edge.chat.open(self, self.address_key, resume=token)
+        except BrokerUnavailable:
+            self.log.info("could not open uid=%s: broker unavailable", self.uid)
+            self._fail("unavailable")
+        except Exception:
+            self.log.exception("could not open uid=%s", self.uid)
+            self._fail("not_opened")
+        self.task = None
+        if self.ended:
+            await self._finish()
+        else:
+            self.kick()
+
+    async def _drain(self) -> None:
+        chat = self.edge.chat
+        link = self.link
+        assert link is not None
+        inbox = self.inbox
+        try:
+            while inbox and not self.ended:
+                item = inbox[0]
+                if isinstance(item, ev.Error):  # refused while decoding: answered in turn
+                    del inbox[0]
+                    chat.fail(link, item.code, item.message, item.ref)
+                    continue
+                if self.paced and (wait := chat.delay(link, item)) > 0:
+                    await asyncio.sleep(wait)  # over budget: read later, as IRC servers do
+                    continue
+                del inbox[0]
+                await chat.handle(link, item)
+        except Exception:
+            self.log.exception("error while serving uid=%s", self.uid)
+            link.resumable = False
+            self._fail("internal")
+        self.task = None
+        if self.ended:
+            await self._finish()
+        elif self.paced and self.transport is not None and not self.transport.is_reading():
+            self.transport.resume_reading()  # paused by `take`: the backlog is handled
+
+    async def _finish(self) -> None:
+        """The connection is over: the person leaves, or stays resumable (`can_resume`)."""
+        self.task = None
+        if self.link is not None:
+            await self.edge.chat.close(self.link, "disconnected")
+        elif self.address_key:  # admitted, never opened (a probe, an early close)
+            self.edge.chat.release(self.address_key)
+            self.address_key = ""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _fail(self, why: Failure) -> None:
+        self.ended = True
+        self.fail(why)
+
+    def _too_slow(self) -> None:
+        self.log.warning("slow peer disconnected uid=%s", self.uid)
+        self.edge.chat.count("slow_disconnects")
+        self.ended = True
+        self.too_slow()
+
+    @property
+    def uid(self) -> str:
+        """Who this is, for logs (never an address)."""
+        return self.link.session.uid if self.link else "-"

@@ -1,0 +1,30 @@
+"""The HTTP listener: the web page, /healthz and /metrics (transport/http.py) and the
+WebSocket peer (`GET /ws`, transport/ws.py) on one port.
+
+Composed here so that neither module imports the other's wiring: the peer is given the
+routes' `get` for any request that is not an upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from .context import Edge
+from .http import Routes
+from .ws import HttpConnection
+
+
+async def start_http(
+    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
+) -> asyncio.Server:
+    respond = Routes(edge).get
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: HttpConnection(edge, respond),
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=1024,
+    )

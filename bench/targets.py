@@ -84,14 +84,16 @@ class Env:
         return ["taskset", "-c", str(self.server_cpu), *argv]
 
 
+def has_irc(env: Env) -> bool:
+    """Whether the ChatSupport under test has the IRC interface (older trees do not)."""
+    return (env.src / "chatsupport" / "transport" / "irc.py").exists()
+
+
 def unavailable(target: Target, env: Env) -> str | None:
     """Why ``target`` cannot run here, or None."""
     if target.name in IRC_SERVERS and shutil.which(IRC_SERVERS[target.name][0]) is None:
         return f"{IRC_SERVERS[target.name][0]} not installed (apt-get install {target.name})"
-    if (
-        target.name == "chatsupport-irc"
-        and not (env.src / "chatsupport" / "transport" / "irc.py").exists()
-    ):
+    if target.name == "chatsupport-irc" and not has_irc(env):
         return "no IRC interface in this ChatSupport yet"
     if target.name == "node-ws":
         if shutil.which("node") is None:
@@ -198,11 +200,12 @@ def start_chatsupport(
     argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
     if broker:
         argv += ["--broker", broker]
-    if wire == "irc":
+    irc = has_irc(env)
+    if irc:  # never the default 6667: a reference IRC server or another run may hold it
         argv += ["--irc-port", "0"]
     pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
     proc = Process(argv, env, log_name, {"PYTHONPATH": pythonpath})
-    ports = proc.ports(3 if wire == "irc" else 2)
+    ports = proc.ports(3 if irc else 2)
     return proc, ports[{"line": "tcp", "irc": "irc"}.get(wire, "http")]
 
 

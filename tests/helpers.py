@@ -36,7 +36,7 @@ FAST = {
 
 
 def test_config(**overrides: Any) -> Config:
-    base = Config(host="127.0.0.1", tcp_port=0, http_port=0)
+    base = Config(host="127.0.0.1", tcp_port=0, http_port=0, irc_port=0)
     return base.replace(**{**FAST, **overrides})
 
 
@@ -207,6 +207,8 @@ class ServerProcess:
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
     ) -> None:
+        if not any(a.startswith("--irc-port") for a in args):
+            args = ("--irc-port", "0", *args)  # never the shared default 6667
         self.args = args
         self.cwd = cwd
         self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
@@ -223,7 +225,8 @@ class ServerProcess:
             cwd=self.cwd,
         )
         assert self.proc.stdout is not None
-        for _ in range(2):
+        listeners = 3 + any(a.startswith("--irc-tls-port") for a in self.args)
+        for _ in range(listeners):
             line = self.proc.stdout.readline()
             if not line.startswith("listening on "):
                 self.stop()

@@ -27,6 +27,7 @@ from .core.roles import Roles, load_tokens
 from .core.safety import Safety
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
+from .transport.irc import start_irc
 from .transport.outbox import Flusher
 from .transport.tcp import TextPeer
 
@@ -49,7 +50,7 @@ class ChatServer:
         self.chat: Chat | None = None
         self.edge: Edge | None = None
         self.listeners: list[asyncio.Server] = []
-        self.urls: dict[str, str] = {}  # "tcp" / "http" -> where it listens
+        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" -> where it listens
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
@@ -65,6 +66,14 @@ class ChatServer:
     @property
     def http_port(self) -> int:
         return self._port(1)
+
+    @property
+    def irc_port(self) -> int:
+        return self._port(2)
+
+    @property
+    def irc_tls_port(self) -> int | None:
+        return self._port(3) if len(self.listeners) > 3 else None
 
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
@@ -110,7 +119,21 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        await self._start_irc(edge, tls)
         self._ticker = loop.create_task(self._tick())
+
+    async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
+        """IRC beside the others: plain on --irc-port, TLS on --irc-tls-port if asked for."""
+        config = self.config
+        irc, shared = await start_irc(edge, config.host, config.irc_port, None)
+        self.listeners.append(irc)
+        self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
+        if config.irc_tls_port is not None:
+            if tls is None:
+                raise ValueError("--irc-tls-port needs --tls-cert (and --tls-key)")
+            ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self.listeners.append(ircs)
+            self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"
 
     async def _tick(self) -> None:
         assert self.chat is not None

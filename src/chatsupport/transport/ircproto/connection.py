@@ -61,6 +61,8 @@ from .nicks import to_name, to_nick
 from .render import SERVICE_PREFIX, IrcCodec, irc_time, prefix, text_lines
 from .replies import burst, history_reply, render
 
+EARLY_LINES = 32  # commands kept for after the burst; more before it get 451
+
 
 class IrcConnection:
     """The state of one IRC client: registration, capabilities, identity, channels."""
@@ -89,6 +91,7 @@ class IrcConnection:
         self.nick_refusal: ev.Error | None = None
         self.resumed = False
         self.held: list[ev.Event] = []  # core events before the welcome burst
+        self.early: list[Line] = []  # commands sent before it (a client that does not wait)
         self.uid = ""
         self.name = ""
         self.nick = ""
@@ -150,7 +153,10 @@ class IrcConnection:
         if spec is None:
             self.numeric(n.ERR_UNKNOWNCOMMAND, line.command, "Unknown command")
         elif spec.registered and not self.registered:
-            self.numeric(n.ERR_NOTREGISTERED, "You have not registered")
+            if self.opened and not self.negotiating and len(self.early) < EARLY_LINES:
+                self.early.append(line)  # sent right after USER: handled after the burst
+            else:
+                self.numeric(n.ERR_NOTREGISTERED, "You have not registered")
         elif len(line.params) < spec.min_params or (
             spec.min_params and not line.params[spec.min_params - 1]
         ):
@@ -248,6 +254,9 @@ class IrcConnection:
         held, self.held = self.held, []
         for event in held:
             self.event(event)
+        early, self.early = self.early, []
+        for line in early:
+            self.dispatch(line)
 
     def _early(self, event: ev.Event) -> bool:
         """Events handled before registration completes (True: handled, not held)."""

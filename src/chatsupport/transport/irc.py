@@ -93,7 +93,7 @@ class IrcPeer(Peer):
         if self.ended:
             return
         self.conn.receive_data(data)
-        self._pump()
+        self._pump(ordered=True)
         self.kick()
 
     # ---- Sink ------------------------------------------------------------------------------
@@ -112,12 +112,16 @@ class IrcPeer(Peer):
             self.outbox.finish()
 
     # ---- what the protocol asks for --------------------------------------------------------
-    def _pump(self) -> None:
+    def _pump(self, *, ordered: bool = False) -> None:
+        """Carry out what the protocol asks. `ordered`: these answer the client's input, so
+        while requests before them wait (paced, or the session opening), so do they."""
         conn = self.conn
         while outputs := conn.take():
             for out in outputs:
                 if type(out) is bytes:
-                    if self.outbox is not None:
+                    if ordered and (self.inbox or self.task is not None):
+                        self.take(self._later(out))
+                    elif self.outbox is not None:
                         self.outbox.push(out)
                 elif isinstance(out, ToCore):
                     self._request(out.request)
@@ -129,6 +133,13 @@ class IrcPeer(Peer):
                     self.open()
                 elif isinstance(out, Close):
                     self.close(out.reason)
+
+    def _later(self, data: bytes) -> Work:
+        async def write() -> None:
+            if self.outbox is not None:
+                self.outbox.push(data)
+
+        return write
 
     def _request(self, request: rq.Request) -> None:
         if len(self.inbox) >= self.edge.config.tcp_backlog_lines:

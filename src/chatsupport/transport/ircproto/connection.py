@@ -95,6 +95,7 @@ class IrcConnection:
         self.uid = ""
         self.name = ""
         self.nick = ""
+        self.role: str | None = None  # listener / mod once signed in
         self.channels: set[str] = set()  # rooms as the client sees them
         self.seen: dict[str, int] = {}  # room -> id of the last message written
         self.last_rename: tuple[str, str, str] | None = None  # (uid, old, new): one NICK line
@@ -326,6 +327,7 @@ class IrcConnection:
             self.numeric(n.ERR_SASLFAIL, "SASL authentication failed")
             return
         self.sasl = "done"
+        self.role = event.name
         role = event.name or "staff"
         self.numeric(n.RPL_LOGGEDIN, self.source, role, f"You are now logged in as {role}")
         self.numeric(n.RPL_SASLSUCCESS, "SASL authentication successful")

@@ -169,8 +169,9 @@ def names(conn: IrcConnection, room: str, members: list[ev.Member]) -> None:
 
 
 def _member_nick(conn: IrcConnection, member: ev.Member) -> str:
-    nick = conn.nick if member.uid == conn.uid else to_nick(member.name)
-    return MARKS.get(member.role or "", "") + nick
+    if member.uid == conn.uid:  # a list taken before a rename or sign-in: what is true now
+        return MARKS.get(conn.role or "", "") + conn.nick
+    return MARKS.get(member.role or "", "") + to_nick(member.name)
 
 
 def _who(conn: IrcConnection, event: ev.Event) -> None:
@@ -181,8 +182,9 @@ def _who(conn: IrcConnection, event: ev.Event) -> None:
         names(conn, event.room, event.members)
     elif kind == "WHO":
         for member in event.members:
-            nick = conn.nick if member.uid == conn.uid else to_nick(member.name)
-            flags = "H" + MARKS.get(member.role or "", "")
+            marked = _member_nick(conn, member)
+            nick = marked.lstrip("@+")
+            flags = "H" + marked[: len(marked) - len(nick)]
             server = conn.settings.server
             conn.numeric(
                 n.RPL_WHOREPLY, channel, "anon", "chatsupport/anon", server, nick, flags,
@@ -218,6 +220,9 @@ def _notice(conn: IrcConnection, event: ev.Event) -> None:
     kind, _ = a.ref_kind(event.ref)
     if kind == a.SASL:
         conn.sasl_result(event)
+    elif event.kind == "auth":
+        conn.role = event.name
+        conn.notice(event.text)
     elif event.kind == "nick" and event.name:
         old = conn.source
         conn.name, conn.nick = event.name, to_nick(event.name)

@@ -58,13 +58,13 @@ class Mode:
 QUICK = Mode(
     "quick",
     ("-n", "50", "-p", "5", "-d", "0.3", "--warmup", "0.2", "--rate", "100", "--rooms", "10",
-     "--per-room", "3", "--conns", "100", "--settle", "0.2", "--pause", "0.1", "--timeout", "8",
+     "--per-room", "3", "--conns", "100", "--settle", "0.2", "--pause", "0.1", "--timeout", "15",
      "--stall", "1"),
     {"fanout": "50 receivers, 5 publishers", "latency": "50 receivers, 100 msg/s",
      "open100": "50 receivers, 5 publishers, 100 msg/s, open loop",
      "open300": "50 receivers, 5 publishers, 300 msg/s, open loop",
      "quiet": "10 rooms of 3, 100 msg/s", "idle": "100 connections"},
-    runs=1, retries=0, budget=10, pinned=False, grouped=True,
+    runs=1, retries=0, budget=20, pinned=False, grouped=True,
 )  # fmt: skip
 FULL = Mode(
     "full",

@@ -296,7 +296,7 @@ async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) 
         replayed.append(line.params[1])
     assert replayed == ["missed one", "missed two"]
     notice = await back.expect("NOTICE")
-    assert "2 messages you missed" in notice.params[1]
+    assert "Caught up: 2 messages you missed" in notice.params[1]
     await tcp.send("live again")
     await back.expect("PRIVMSG", "#lobby", "live again")
     lines = await tcp_sync(tcp)

@@ -179,7 +179,7 @@ def test_pass_resume_comes_back_as_before() -> None:
     assert [line.tags["msgid"] for line in replayed] == ["lobby.7", "lobby.8"]
     assert all(line.tags["batch"] == lines[start].params[0][1:] for line in replayed)
     assert commands.index("BATCH", start + 1) > commands.index("PRIVMSG")
-    assert "2 messages you missed" in lines[-1].params[-1]
+    assert "Caught up: 2 messages you missed" in lines[-1].params[-1]
 
 
 def test_resume_with_chathistory_leaves_the_catch_up_to_the_client() -> None:

@@ -289,8 +289,9 @@ def _resumed(conn: IrcConnection, event: ev.Event) -> None:
     conn.batch_close(conn.replaying)
     conn.replaying, conn.replay_room, conn.resuming = None, None, False
     if event.missed or not event.complete:
+        count = "1 message" if event.missed == 1 else f"{event.missed} messages"
         gone = "" if event.complete else "; some were older than the retention window and are gone"
-        conn.notice(f"{event.missed} messages you missed were replayed{gone}.")
+        conn.notice(f"Caught up: {count} you missed{gone}.")
 
 
 def _bye(conn: IrcConnection, event: ev.Event) -> None:

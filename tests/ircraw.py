@@ -27,8 +27,11 @@ class IrcClient(TextClient):
         caps: str = "",
         password: str | None = None,
         register: bool = True,
+        local_addr: str | None = None,
     ) -> IrcClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, limit=1 << 20, local_addr=(local_addr, 0) if local_addr else None
+        )
         client = cls(reader, writer)
         if register:
             await client.register(nick, caps=caps, password=password)

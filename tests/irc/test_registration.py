@@ -167,7 +167,7 @@ def test_pass_resume_comes_back_as_before() -> None:
     assert client.take_actions()[-1] == Open("tok")
     client.take_lines()
     client.event(welcome(name="Gentle Heron", session="tok"))
-    assert client.take_actions() == [Resume("tok", client_fetches=False)]
+    assert client.take_actions() == [Resume("tok", client_fetches=False, rooms=("lobby",))]
     client.event(joined("lobby", ev.Member("u1", "Gentle Heron")), message(7), message(8))
     client.event(ev.Resumed(missed=2, complete=True))
     lines = client.take_lines()
@@ -188,7 +188,7 @@ def test_resume_with_chathistory_leaves_the_catch_up_to_the_client() -> None:
     )
     client.send("CAP END").take_actions()
     client.event(welcome(session="tok"))
-    assert client.take_actions() == [Resume("tok", client_fetches=True)]
+    assert client.take_actions() == [Resume("tok", client_fetches=True, rooms=("lobby",))]
 
 
 def test_a_stale_resume_token_is_a_fresh_session() -> None:

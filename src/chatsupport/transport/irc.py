@@ -105,6 +105,9 @@ class IrcPeer(Peer):
             self.seen_key = hash_token(event.session)
         self.conn.event(event)
         self._pump()
+        if self.timer is not None and self.conn.registered:
+            self.timer.cancel()  # registered: the timeout has nothing left to wait for
+            self.timer = None
 
     def close(self, reason: str) -> None:
         self.ended = True
@@ -150,9 +153,7 @@ class IrcPeer(Peer):
     def _resume(self, out: Resume) -> None:
         """Replay from where the last connection was (or let the client ask, with
         draft/chathistory); without a record, everything since they came into each room."""
-        welcome = self.conn.welcome
-        rooms = welcome.rooms if welcome else []
-        last = {} if out.client_fetches else (self.seen or dict.fromkeys(rooms, 0))
+        last = {} if out.client_fetches else (self.seen or dict.fromkeys(out.rooms, 0))
         self.take(rq.Resume(session=out.token, last=last, ref=ref(RESUME)))
 
     def _fetcher(self, query: HistoryQuery) -> Work:

@@ -66,6 +66,7 @@ class Fetch:
 class Resume:
     token: str
     client_fetches: bool
+    rooms: tuple[str, ...] = ()  # the rooms the session is in
 
 
 @dataclass(frozen=True, slots=True)

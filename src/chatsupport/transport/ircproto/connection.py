@@ -67,6 +67,42 @@ EARLY_LINES = 32  # commands kept for after the burst; more before it get 451
 class IrcConnection:
     """The state of one IRC client: registration, capabilities, identity, channels."""
 
+    __slots__ = (
+        "batches",
+        "buffer",
+        "caps",
+        "channels",
+        "clock",
+        "closed",
+        "codec",
+        "early",
+        "held",
+        "last_rename",
+        "name",
+        "negotiating",
+        "nick",
+        "nick_refusal",
+        "opened",
+        "outputs",
+        "pass_token",
+        "registered",
+        "replay_room",
+        "replaying",
+        "resume_token",
+        "resumed",
+        "resuming",
+        "role",
+        "sasl",
+        "sasl_data",
+        "seen",
+        "settings",
+        "settled",
+        "uid",
+        "user_given",
+        "wanted",
+        "welcome",
+    )
+
     def __init__(
         self, settings: IrcSettings, codec: IrcCodec, clock: Callable[[], float] = time.time
     ) -> None:
@@ -252,6 +288,7 @@ class IrcConnection:
             return
         self.registered = True
         burst(self)
+        self.welcome = None  # said; nothing more is needed from it (it holds the token)
         held, self.held = self.held, []
         for event in held:
             self.event(event)
@@ -289,7 +326,7 @@ class IrcConnection:
             self.settled = True  # they come back as who they were
             client_fetches = "draft/chathistory" in self.caps
             self.resuming = True
-            self.outputs.append(Resume(welcome.session, client_fetches))
+            self.outputs.append(Resume(welcome.session, client_fetches, tuple(welcome.rooms)))
         elif self.wanted and to_name(self.wanted) != welcome.name:
             self.core(rq.Nick(name=to_name(self.wanted), ref=ref(REG_NICK)))
         else:

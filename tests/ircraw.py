@@ -49,6 +49,17 @@ class IrcClient(TextClient):
         self.nick = welcome.params[0]
         await self.expect("366")  # #lobby's names: the burst is over
 
+    async def register_for_key(self, nick: str) -> str:
+        """Register (no CAP) and return the `resume:` key the server gives."""
+        await self.send_lines(f"NICK {nick}", "USER u 0 * :x")
+        key = ""
+        while (line := await self.read()).command != "366":
+            if line.command == "NOTICE" and "resume:" in line.params[1]:
+                key = line.params[1].split("resume:")[1].split()[0]
+        assert key
+        self.nick = nick
+        return key
+
     async def send_lines(self, *lines: str | bytes) -> None:
         for line in lines:
             data = line if isinstance(line, bytes) else line.encode()

@@ -271,12 +271,7 @@ async def _history(irc: IrcClient, query: str) -> list[Line]:
 async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) -> None:
     tcp = await TextClient.open(server.tcp_port)
     irc = await IrcClient.connect(server.irc_port, register=False)
-    await irc.send_lines("NICK Bob", "USER u 0 * :x")
-    key = ""
-    while (line := await irc.read()).command != "366":
-        if line.command == "NOTICE" and "resume:" in line.params[1]:
-            key = line.params[1].split("resume:")[1].split()[0]
-    assert key
+    key = await irc.register_for_key("Bob")
     await tcp.send("seen before")
     await irc.expect("PRIVMSG", "#lobby", "seen before")
     await irc.close()

@@ -59,11 +59,7 @@ async def test_history_and_coming_back_on_another_node(url: str) -> None:
     async with nodes(url) as (a, b):
         tcp = await TextClient.open(b.tcp_port)
         irc = await IrcClient.connect(a.irc_port, register=False)
-        await irc.send_lines("NICK Bob", "USER u 0 * :x")
-        key = ""
-        while (line := await irc.read()).command != "366":
-            if line.command == "NOTICE" and "resume:" in line.params[1]:
-                key = line.params[1].split("resume:")[1].split()[0]
+        key = await irc.register_for_key("Bob")
         await tcp.send("seen on a")
         await irc.expect("PRIVMSG", "#lobby", "seen on a")
         await irc.close()

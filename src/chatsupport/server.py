@@ -90,6 +90,8 @@ class ChatServer:
         import time
 
         config = self.config
+        if config.irc_tls_port is not None and not config.tls_cert:
+            raise ValueError("--irc-tls-port needs --tls-cert (and --tls-key)")
         loop = asyncio.get_running_loop()
         broker = make_broker(
             config.broker,
@@ -128,9 +130,7 @@ class ChatServer:
         irc, shared = await start_irc(edge, config.host, config.irc_port, None)
         self.listeners.append(irc)
         self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
-        if config.irc_tls_port is not None:
-            if tls is None:
-                raise ValueError("--irc-tls-port needs --tls-cert (and --tls-key)")
+        if config.irc_tls_port is not None and tls is not None:
             ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
             self.listeners.append(ircs)
             self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"

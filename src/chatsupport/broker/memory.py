@@ -1,7 +1,8 @@
 """The embedded broker: one process, everything in memory, delivery synchronous and ordered.
 
-It is also the reference for what every broker does (broker/redis.py does the same across
+It is also the reference for what every broker does (broker/redis/ does the same across
 nodes); the shared-state part (flags, queues) expires on the wall clock it is given.
+Nothing here is ever away, so no method raises BrokerUnavailable or degrades.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Callable
 import msgspec
 
 from ..core.events import Event, Member, Message, RoomInfo
-from ..core.ports import DirectHandler, ReleaseHandler, RoomHandler, SessionRecord
+from ..core.ports import (
+    DirectHandler,
+    HealthHandler,
+    ReleaseHandler,
+    RoomHandler,
+    SessionRecord,
+)
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
 
@@ -53,8 +60,10 @@ class MemoryBroker:
         on_room: RoomHandler,
         on_direct: DirectHandler,
         on_release: ReleaseHandler | None = None,
+        on_health: HealthHandler | None = None,
     ) -> None:
-        # One node holds everyone, so nobody is ever adopted elsewhere: on_release is unused.
+        # One node holds everyone, so nobody is ever adopted elsewhere (on_release is
+        # unused), and nothing is ever away (nor is on_health).
         self._on_room, self._on_direct = on_room, on_direct
 
     async def stop(self) -> None:

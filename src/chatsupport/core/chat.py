@@ -53,6 +53,13 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
+def health_notice(up: bool) -> ev.Notice:
+    if up:
+        return ev.Notice(kind="available", text="delivery is back")
+    text = "delivery is interrupted: messages cannot be sent until it is back"
+    return ev.Notice(kind="unavailable", text=text)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -142,7 +149,15 @@ class Chat:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.broker.start(self.deliver_room, self.deliver_direct, self.disown)
+        await self.broker.start(
+            self.deliver_room, self.deliver_direct, self.disown, on_health=self.broker_health
+        )
+
+    def broker_health(self, up: bool) -> None:
+        """From the broker: shared state went away (refusing `say`, `resume`, ...) or is back
+        and caught up. Everyone on this node is told once, in their own words."""
+        for session in list(self.sessions.values()):
+            self.direct(session, health_notice(up))
 
     async def stop(self, reason: str = "server_shutdown") -> None:
         for link in list(self.links):
@@ -225,6 +240,8 @@ class Chat:
             self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         await self.broker.save_session(record_of(session))
+        if not self.broker.healthy:  # came after the others were told (after `welcome`)
+            self.direct(session, health_notice(False))
         log.debug("peer connected uid=%s", session.uid)
         return link
 

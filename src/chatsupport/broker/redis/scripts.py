@@ -12,13 +12,17 @@ Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
   P secret:NAME       string   shared random secret
   P flags:KIND        hash     key -> "UNTIL_MS|value"
   P queue:NAME        zset     item -> priority * 2^40 + arrival; P queue:NAME:n its counter
-The channel P events carries every delivery (`M`, `S`, `D`, `R` lines, see redis.py).
+The channel P events carries every delivery: a JSON array whose first item says what it is
+(`M`, `S`, `D`, `R`; wire.py decodes them into typed records). Two scripts build one.
 
 Scripts read other nodes' keys (`m:NODE:*`) that they cannot declare in KEYS: the broker
 targets one Redis (or a Sentinel-managed primary), not Redis Cluster.
 """
 
 from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 # The time in ms on Redis' own clock: one clock for every node (their clocks may differ).
 _NOW = """
@@ -42,7 +46,7 @@ local function room_count(p, room, nodes)
 end
 """
 
-# KEYS seq, hist | ARGV channel, room, body, maxlen, retention_ms, seq_ttl_ms, ref_json,
+# KEYS seq, hist | ARGV channel, room_json, body, maxlen, retention_ms, seq_ttl_ms, ref_json,
 #                    deadline_ms
 # The next id, the message kept in history (bounded by count and by age) and published, in
 # one step: pub/sub order is id order on every node. A script that reaches Redis after its
@@ -59,7 +63,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'i', id, 't', now, 'b', ARGV
 redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[5]))
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[1],
-  'M ' .. id .. ' ' .. now .. ' ' .. ARGV[2] .. '\\n' .. ARGV[7] .. '\\n' .. ARGV[3])
+  '["M",' .. id .. ',' .. now .. ',' .. ARGV[2] .. ',' .. ARGV[7] .. ',' .. ARGV[3] .. ']')
 return {id, now}
 """
 )
@@ -204,7 +208,7 @@ for room in string.gmatch(redis.call('HGET', KEYS[1], 'rooms') or '', '%S+') do
   end
   if shown then present[#present + 1] = room end
 end
-redis.call('PUBLISH', ARGV[3], 'R ' .. uid .. ' ' .. me)
+redis.call('PUBLISH', ARGV[3], cjson.encode({'R', uid, me}))
 return present
 """
 )
@@ -348,3 +352,12 @@ end
 if redis.call('ZREM', KEYS[1], item) == 1 then return item end
 return false
 """
+
+
+def register(client: Redis) -> dict[str, AsyncScript]:
+    """Every script above by name, run with EVALSHA (and loaded again if Redis forgot it)."""
+    return {
+        name: client.register_script(text)
+        for name, text in globals().items()
+        if name.isupper() and not name.startswith("_") and isinstance(text, str)
+    }

@@ -21,6 +21,7 @@ from .actions import CAPS, Fetch, Spec, ref
 from .history import QueryError, parse_query
 from .message import Line, strip_formatting
 from .nicks import SERVICE, same_nick, to_name
+from .render import HOST, USER
 from .replies import motd
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ def who(conn: IrcConnection, line: Line) -> None:
 def whois(conn: IrcConnection, line: Line) -> None:
     target = line.params[-1]
     if same_nick(target, conn.nick):
-        conn.numeric(n.RPL_WHOISUSER, conn.nick, "anon", "chatsupport/anon", "*", "anonymous")
+        conn.numeric(n.RPL_WHOISUSER, conn.nick, USER, HOST, "*", "anonymous")
         conn.numeric(n.RPL_WHOISSERVER, conn.nick, conn.settings.server, "ChatSupport")
     conn.numeric(n.RPL_ENDOFWHOIS, target, "End of /WHOIS list")
 
@@ -349,7 +350,7 @@ def ison(conn: IrcConnection, line: Line) -> None:
 @command("USERHOST", 1)
 def userhost(conn: IrcConnection, line: Line) -> None:
     mine = [p for p in line.params if same_nick(p, conn.nick)]
-    conn.numeric(n.RPL_USERHOST, " ".join(f"{conn.nick}=+anon@chatsupport/anon" for _ in mine))
+    conn.numeric(n.RPL_USERHOST, " ".join(f"{conn.nick}=+{USER}@{HOST}" for _ in mine))
 
 
 @command("MOTD")

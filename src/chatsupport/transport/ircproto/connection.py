@@ -58,7 +58,7 @@ from .commands import COMMANDS
 from .history import HistoryQuery
 from .message import MAX_BODY, MAX_LINE, MAX_TAGS, Line, ParseError, body_length, parse, serialise
 from .nicks import to_name, to_nick
-from .render import SERVICE_PREFIX, IrcCodec, irc_time, prefix, text_lines
+from .render import HOST, SERVICE_PREFIX, USER, IrcCodec, irc_time, prefix, text_lines
 from .replies import burst, history_reply, render
 
 EARLY_LINES = 32  # commands kept for after the burst; more before it get 451
@@ -223,7 +223,7 @@ class IrcConnection:
 
     @property
     def source(self) -> str:
-        return prefix(self.name) if self.name else f"{self.me}!anon@chatsupport/anon"
+        return prefix(self.name) if self.name else f"{self.me}!{USER}@{HOST}"
 
     def send_line(
         self,
@@ -232,7 +232,8 @@ class IrcConnection:
         source: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        line = Line(command, list(params), source or self.settings.server, tags or {})
+        origin = self.settings.server if source is None else source  # "": no prefix at all
+        line = Line(command, list(params), origin, tags or {})
         self.outputs.append(serialise(line))
 
     def numeric(self, code: str, *params: str) -> None:

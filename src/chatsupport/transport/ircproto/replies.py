@@ -18,7 +18,7 @@ from . import numerics as n
 from .history import HistoryQuery, select, targets
 from .message import split_utf8
 from .nicks import SERVICE, to_nick
-from .render import irc_time, message_lines, prefix
+from .render import HOST, USER, irc_time, message_lines, prefix
 
 if TYPE_CHECKING:
     from .connection import IrcConnection
@@ -187,7 +187,7 @@ def _who(conn: IrcConnection, event: ev.Event) -> None:
             flags = "H" + marked[: len(marked) - len(nick)]
             server = conn.settings.server
             conn.numeric(
-                n.RPL_WHOREPLY, channel, "anon", "chatsupport/anon", server, nick, flags,
+                n.RPL_WHOREPLY, channel, USER, HOST, server, nick, flags,
                 "0 anonymous",
             )  # fmt: skip
         conn.numeric(n.RPL_ENDOFWHO, channel, "End of /WHO list")

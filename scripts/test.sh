@@ -18,6 +18,9 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # the C/C++ IRC servers the benchmarks compare the text interface with (bench smoke test)
 command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
 command -v inspircd >/dev/null 2>&1 || missing+=(inspircd)
+# a real terminal IRC client, driven in tmux by the IRC interface's end-to-end test
+command -v irssi >/dev/null 2>&1 || missing+=(irssi)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -68,6 +68,15 @@ class Config:
     tcp_port: int = setting(
         7777, "plain-text TCP port for nc and telnet; 0 = any free port", metavar="PORT"
     )
+    irc_port: int = setting(
+        6667, "IRC port for any IRC client (docs/irc.md); 0 = any free port", metavar="PORT"
+    )
+    irc_tls_port: int | None = setting(
+        None,
+        "IRC over TLS (6697 is usual) with the --tls-cert files; 0 = any free port",
+        metavar="PORT",
+        unset="no IRC over TLS",
+    )
     broker: str = setting(
         "memory",
         "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",

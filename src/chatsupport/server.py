@@ -31,6 +31,7 @@ from .core.safety import Safety
 from .core.session import Session
 from .keys import AddressSchedule, operator_secret
 from .transport.context import AddressKeys, Edge
+from .transport.irc import start_irc
 from .transport.outbox import Flusher
 from .transport.tcp import text_port
 
@@ -67,7 +68,7 @@ class ChatServer:
         self.chat: Chat | None = None
         self.edge: Edge | None = None
         self.listeners: list[asyncio.Server] = []
-        self.urls: dict[str, str] = {}  # "tcp" / "http" -> where it listens
+        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" -> where it listens
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
@@ -84,6 +85,14 @@ class ChatServer:
     def http_port(self) -> int:
         return self._port(1)
 
+    @property
+    def irc_port(self) -> int:
+        return self._port(2)
+
+    @property
+    def irc_tls_port(self) -> int | None:
+        return self._port(3) if len(self.listeners) > 3 else None
+
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
         return int(sockets[0].getsockname()[1])
@@ -99,6 +108,8 @@ class ChatServer:
         import time
 
         config = self.config
+        if config.irc_tls_port is not None and not config.tls_cert:
+            raise ValueError("--irc-tls-port needs --tls-cert (and --tls-key)")
         loop = asyncio.get_running_loop()
         secret = operator_secret(config)  # never stored in the broker: every node has it
         schedule = AddressSchedule(secret, config.address_key_rotation, time.time)
@@ -130,7 +141,19 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        await self._start_irc(edge, tls)
         self._ticker = loop.create_task(self._tick())
+
+    async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
+        """IRC beside the others: plain on --irc-port, TLS on --irc-tls-port if asked for."""
+        config = self.config
+        irc, shared = await start_irc(edge, config.host, config.irc_port, None)
+        self.listeners.append(irc)
+        self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
+        if config.irc_tls_port is not None and tls is not None:
+            ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self.listeners.append(ircs)
+            self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"
 
     async def _tick(self) -> None:
         assert self.chat is not None

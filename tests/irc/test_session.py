@@ -264,6 +264,25 @@ def test_presence() -> None:
     ]
 
 
+def test_away_back_and_deleted_are_said_in_the_channel() -> None:
+    client = registered()
+    client.event(
+        ev.Presence(room="lobby", event="away", uid="u2", name="Gentle Heron", count=2, away=1),
+        ev.Presence(room="lobby", event="back", uid="u2", name="Gentle Heron", count=2),
+        ev.Deleted(room="lobby", id=4, uid="u2", name="Gentle Heron"),
+        ev.Deleted(room="lobby", id=5, uid="u2", name="Gentle Heron", moderated=True),
+        ev.Typing(room="dm-ab", uid="u2", name="Gentle Heron"),  # nothing: no IRC form
+    )
+    lines = client.take_lines()
+    assert [(line.command, line.params) for line in lines] == [
+        ("NOTICE", ["#lobby", "Gentle_Heron is away"]),
+        ("NOTICE", ["#lobby", "Gentle_Heron is back"]),
+        ("NOTICE", ["#lobby", "a message from Gentle_Heron was deleted"]),
+        ("NOTICE", ["#lobby", "a message from Gentle_Heron was deleted by a moderator"]),
+    ]
+    assert {line.source for line in lines} == {"ChatSupport!service@chatsupport"}
+
+
 def test_joined_names_who_and_list() -> None:
     client = registered()
     members = [

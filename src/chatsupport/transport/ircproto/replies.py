@@ -18,7 +18,7 @@ from . import numerics as n
 from .history import HistoryQuery, select, targets
 from .message import split_utf8
 from .nicks import SERVICE, to_nick
-from .render import HOST, USER, irc_time, message_lines, prefix
+from .render import HOST, SERVICE_PREFIX, USER, irc_time, message_lines, prefix
 
 if TYPE_CHECKING:
     from .connection import IrcConnection
@@ -137,11 +137,22 @@ def _presence(conn: IrcConnection, event: ev.Event) -> None:
         conn.send_line("JOIN", channel, source=prefix(event.name), tags=tags)
     elif event.event == "leave":
         conn.send_line("PART", channel, source=prefix(event.name), tags=tags)
+    elif event.event in ("away", "back"):  # as the text interface says it, to the channel
+        state = "is away" if event.event == "away" else "is back"
+        conn.send_line("NOTICE", channel, f"{to_nick(event.name)} {state}", source=SERVICE_PREFIX)
     elif event.event == "nick" and event.old:
         rename = (event.uid, event.old, event.name)
         if rename != conn.last_rename:  # one NICK line, however many rooms they share
             conn.last_rename = rename
             conn.send_line("NICK", to_nick(event.name), source=prefix(event.old), tags=tags)
+
+
+def _deleted(conn: IrcConnection, event: ev.Event) -> None:
+    """No IRC client can take a line back: say so in the channel, as the text interface does."""
+    assert isinstance(event, ev.Deleted)
+    by = " by a moderator" if event.moderated else ""
+    text = f"a message from {to_nick(event.name)} was deleted{by}"
+    conn.send_line("NOTICE", "#" + event.room, text, source=SERVICE_PREFIX)
 
 
 def _joined(conn: IrcConnection, event: ev.Event) -> None:
@@ -333,6 +344,7 @@ def _error(conn: IrcConnection, event: ev.Event) -> None:
 HANDLERS = {
     ev.Message: _message,
     ev.Presence: _presence,
+    ev.Deleted: _deleted,
     ev.Joined: _joined,
     ev.Left: _left,
     ev.Who: _who,

@@ -37,6 +37,7 @@ import websockets
 from chatsupport import ChatServer
 from chatsupport.config import Config
 from chatsupport.core.roles import hash_line
+from targets import BENCH_ADDRESS_KEY
 
 MOD, LISTENER = "bench-mod-token", "bench-listener-token"
 CRISIS = "i just want to die"
@@ -109,6 +110,7 @@ async def nodes(count: int, broker: str, tokens: str) -> AsyncIterator[list[Chat
         host="127.0.0.1",
         http_port=0,
         tcp_port=0,
+        irc_port=0,
         broker=broker,
         tokens_file=tokens,
         msg_rate=1000.0,
@@ -119,6 +121,7 @@ async def nodes(count: int, broker: str, tokens: str) -> AsyncIterator[list[Chat
         new_conns_per_address=100_000,
         max_conns_per_address=100_000,
         log_level="WARNING",
+        address_key=BENCH_ADDRESS_KEY,  # nodes on Redis must share one (a bench keeps no secret)
     )
     try:
         for _ in range(count):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from chatsupport import ChatServer
-from chatsupport.core.resources import INTERNATIONAL, Resources
+from chatsupport import ChatServer, loading
+from chatsupport.core.resources import INTERNATIONAL
 from chatsupport.transport.http import CSP
 
 from .helpers import WAIT, TextClient, WsClient
@@ -16,7 +16,7 @@ from .mod_helpers import staff_ws, ws_from
 from .test_http import assert_strict, http
 from .test_web_help_lines import expected_hrefs
 
-PACKAGED = Resources.load()
+PACKAGED = loading.resources()
 HREF = re.compile(r'href="([^"]+)"')
 
 

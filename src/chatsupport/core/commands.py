@@ -85,7 +85,8 @@ def _report(arg: str, room: str | None) -> rq.Report:
     return rq.Report(name=_one(name, "NAME"), reason=reason, room=room)
 
 
-def _end(arg: str, room: str | None) -> rq.End:
+def end_request(arg: str, room: str | None) -> rq.End:
+    """`/end` or `/end report REASON` (also IRC's `END #room report REASON`)."""
     word, _, reason = arg.partition(" ")
     if not word:
         return rq.End(room=room)
@@ -97,11 +98,17 @@ def _end(arg: str, room: str | None) -> rq.End:
 FEEDBACK = {"helpful": "helpful", "not-really": "not_really", "no": "not_really", "skip": "skip"}
 
 
-def _feedback(arg: str) -> rq.Feedback:
+def feedback_request(arg: str) -> rq.Feedback:
     answer = FEEDBACK.get(arg.lower())
     if answer is None:
         raise UsageError("say /feedback helpful, /feedback not-really or /feedback skip")
     return rq.Feedback(answer=answer)
+
+
+def _delete(arg: str, room: str | None) -> rq.Delete:
+    if arg:
+        raise UsageError("/delete takes nothing after it: it deletes your last message here")
+    return rq.Delete(room=room)
 
 
 def _mute(arg: str) -> rq.Mute:
@@ -140,6 +147,7 @@ COMMANDS: dict[str, Command] = {
             "say something as an action: * Quiet Otter waves",
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
+        Command(rq.Delete, "/delete", "delete your last message in this room", _delete),
         Command(
             rq.Join,
             "/join ROOM",
@@ -194,13 +202,13 @@ COMMANDS: dict[str, Command] = {
             rq.End,
             "/end [report REASON]",
             "end this one-to-one chat (and report the other person)",
-            lambda a, r: _end(a, r),
+            end_request,
         ),
         Command(
             rq.Feedback,
             "/feedback helpful|not-really|skip",
             "after a one-to-one chat: did it help? (counted anonymously)",
-            lambda a, r: _feedback(a),
+            lambda a, r: feedback_request(a),
         ),
         Command(
             rq.Listen,

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 
-from ..config import Config
 from . import events as ev
 from . import requests as rq
 from . import staff
@@ -36,6 +35,7 @@ from .resources import INTERNATIONAL, Resources
 from .rooms import is_private, normalise_room
 from .session import Link, Session
 from .text import clean
+from .vocabulary import NoticeKind
 
 log = logging.getLogger("chatsupport.safety")
 
@@ -59,13 +59,6 @@ class Safety(Feature):
         self.offered: dict[str, float] = {}  # uid -> when help was last offered
         self.asked: set[str] = set()  # uids asked once which region they are in
 
-    @classmethod
-    def load(cls, config: Config) -> Safety:
-        """Both files are read and checked whole here, so a broken one stops the start."""
-        path = config.crisis_phrases_file
-        matcher = CrisisMatcher.from_file(path) if path else CrisisMatcher.default()
-        return cls(matcher, Resources.load(config.resources_file))
-
     def card(self, region: str | None) -> list[dict[str, Any]]:
         return [{**r.to_dict(), "line": r.to_line()} for r in self.resources.for_region(region)]
 
@@ -74,7 +67,7 @@ class Safety(Feature):
         codes = self.resources.regions()
         return [{"code": c, "name": self.resources.region_name(c) or c} for c in codes]
 
-    def lines(self, kind: str, text: str, region: str | None, ask: bool) -> ev.Notice:
+    def lines(self, kind: NoticeKind, text: str, region: str | None, ask: bool) -> ev.Notice:
         """A `resources` notice: the region's lines first, and the choice if `ask`."""
         regions = self.regions() if ask else None
         return ev.Notice(
@@ -132,7 +125,7 @@ class Safety(Feature):
         if message.kind in ("say", "me") and self.matcher.matches(message.text):
             await self._offer(session, message.room, message.text, message.id)
 
-    async def on_refused(self, link: Link, request: rq.Request, code: str) -> None:
+    async def on_refused(self, link: Link, request: rq.Request, refusal: Refused) -> None:
         """Crisis words before any sanction: a refused message is still read."""
         if not isinstance(request, rq.Say | rq.Me):
             return

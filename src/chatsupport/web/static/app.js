@@ -2,18 +2,20 @@
 // the message box. Rendering lives in view.js, the dialogs in panels.js.
 
 import { Connection } from "./connection.js";
+import { installConversation, onDeleted, onTyping, renamePartner, stopTyping } from "./conversation.js";
 import { $, charCount, el, normalise } from "./dom.js";
 import { installDrafts } from "./drafts.js";
 import { configureExit, installExitShortcut } from "./exit.js";
 import { installStaffAlerts, staffEvent, staffSignedIn } from "./listener.js";
 import { afterEnd, askFeedback, confirmEnd, handedOver, offerHandoff, offered } from "./oneone.js";
+import { Budget, cost } from "./pace.js";
 import {
   addAlert,
   addReport,
+  confirmAction,
   installPanels,
+  menuOpen,
   openDialog,
-  setIgnored,
-  setStatus,
   showResources,
   showRoomList,
   signedIn,
@@ -24,16 +26,21 @@ import {
   activate,
   addMessage,
   announce,
+  announceMissed,
   block,
   endRoom,
   ensureRoom,
+  hereText,
   pendingNode,
   removeRoom,
+  seeActive,
   setCount,
   setMembers,
   system,
+  updateTitle,
 } from "./view.js";
 import { hideWaiting, installWaiting, showWaiting } from "./waiting.js";
+import { leaveWelcome, renderWelcome, showWelcome } from "./welcome.js";
 
 const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked", "banned"]);
 
@@ -42,6 +49,9 @@ let resuming = false; // between sending `resume` and receiving `resumed`
 let welcomed = null; // this socket's welcome while resuming: {back, room, rooms}
 let pending = []; // our messages not yet confirmed: {ref, room, text, state, node}
 let reconnects = 0;
+const budget = new Budget(); // the server's message budget for us (pace.js)
+let paceTimer = null; // the next message's turn, when it has to wait for the budget
+let farewell = null; // why a moderator ended our session (their notice), for the bye after it
 
 // ---- connection -----------------------------------------------------------------------------
 // With a session to come back to, the socket asks the server (?resume=1) to wait for our
@@ -55,6 +65,7 @@ function socketUrl() {
 function onopen() {
   if (!state.token) return; // a new person: the welcome will tell us who we are
   resuming = true;
+  state.replaying = true;
   welcomed = null;
   const last = {};
   for (const room of state.rooms.values()) {
@@ -65,6 +76,7 @@ function onopen() {
 
 function onclose() {
   resuming = false;
+  state.replaying = false;
   for (const item of pending) if (item.state === "sent") item.state = "unsure";
 }
 
@@ -83,13 +95,13 @@ function onstatus(status, delay) {
   $("conn-retry").textContent = "Try now";
 }
 
-function stopped(text, action, label) {
+function stopped(text, action = null, label = "") {
   document.documentElement.dataset.conn = "stopped";
   $("conn").classList.add("shown");
   $("conn-text").textContent = text;
   const retry = $("conn-retry");
   retry.textContent = label;
-  retry.hidden = false;
+  retry.hidden = !action;
   retry.onclick = action;
 }
 
@@ -110,6 +122,8 @@ function onframe(frame) {
 function finishResume(frame) {
   if (!resuming || !welcomed) return;
   resuming = false;
+  state.replaying = false;
+  announceMissed();
   if (!welcomed.back) {
     lost();
     return;
@@ -176,12 +190,15 @@ function settleOwn(message) {
 // Each pending message is bound to the room it was typed in: it goes there, or nowhere. A room
 // gone by the time we can send (the server restarted and we are someone new, a private chat
 // ended while we were away) gets nothing: the words come back to the box, with a note.
+// The rest go in the order they were typed, each when the budget allows (pace.js).
 function flush() {
   for (const item of [...pending]) {
     if (item.state === "sent") continue; // on its way: the server's answer settles it
     const room = state.rooms.get(item.room);
     if (!room || room.ended) fail(item, notSentWhy(item, room));
-    else transmit(item);
+  }
+  for (const item of pending) {
+    if (item.state !== "sent" && !transmit(item)) break;
   }
 }
 
@@ -192,9 +209,26 @@ function notSentWhy(item, room) {
   return `Not sent: ${gone}. Your words are back in the box: ${next}, or clear the box.`;
 }
 
+// Sends `item` if it may go now; false when it (and whatever follows it) must wait.
 function transmit(item) {
-  if (resuming || !conn.open) return;
-  if (conn.send({ type: "say", room: item.room, text: item.text, ref: item.ref })) item.state = "sent";
+  if (resuming || !conn.open) return false;
+  const frame = { type: "say", room: item.room, text: item.text, ref: item.ref };
+  const wait = budget.wait(cost(frame));
+  if (wait > 0) {
+    clearTimeout(paceTimer);
+    paceTimer = setTimeout(flush, wait);
+    return false;
+  }
+  if (!sendFrame(frame)) return false;
+  item.state = "sent";
+  return true;
+}
+
+// Every frame the page sends goes through here, so the budget knows what was spent.
+function sendFrame(frame) {
+  if (!conn.send(frame)) return false;
+  budget.spend(cost(frame));
+  return true;
 }
 
 function fail(item, message) {
@@ -211,7 +245,9 @@ function fail(item, message) {
 const HANDLERS = {
   welcome(frame) {
     state.limits = { ...state.limits, ...frame.limits };
+    budget.configure(state.limits);
     updateCounter();
+    renderWelcome();
     if (resuming) {
       // Our uid again: the same person, back; another: the session was gone, we are new.
       welcomed = { back: frame.uid === state.uid, room: frame.room, rooms: frame.rooms || [] };
@@ -232,7 +268,7 @@ const HANDLERS = {
   },
   joined(frame) {
     const room = ensureRoom(frame.room, { floor: frame.last || 0 });
-    setCount(room, frame.count);
+    setCount(room, frame.count, frame.away || 0);
     setMembers(room, frame.members || []);
     if (!state.active || (frame.ref && frame.ref.startsWith("c"))) activate(room.name);
     flush();
@@ -244,27 +280,39 @@ const HANDLERS = {
   },
   message(frame) {
     settleOwn(frame);
+    if (frame.uid !== state.uid) stopTyping(state.rooms.get(frame.room));
     addMessage(frame);
   },
+  deleted: onDeleted,
+  typing: onTyping,
   presence(frame) {
     const room = state.rooms.get(frame.room);
     if (!room) return;
-    setCount(room, frame.count);
+    setCount(room, frame.count, frame.away || 0);
+    const known = room.members.get(frame.uid);
     if (frame.event === "leave") room.members.delete(frame.uid);
-    else room.members.set(frame.uid, { uid: frame.uid, name: frame.name, role: room.members.get(frame.uid)?.role });
+    else {
+      const away = frame.event === "away" || (frame.event === "nick" && Boolean(known?.away));
+      room.members.set(frame.uid, { uid: frame.uid, name: frame.name, role: known?.role, away });
+    }
     setMembers(room, [...room.members.values()]);
+    if (frame.event === "away" || frame.event === "leave") stopTyping(room);
+    renamePartner(room, frame);
     const text = {
-      join: `${frame.name} joined`,
-      leave: `${frame.name} left`,
+      join: `${frame.name} joined (${hereText(frame.count, frame.away)})`,
+      leave: `${frame.name} left (${hereText(frame.count, frame.away)})`,
       nick: `${frame.old || "Someone"} is now known as ${frame.name}`,
+      away: `${frame.name} is away: their connection dropped`,
+      back: `${frame.name} is back`,
     }[frame.event];
-    if (text) system(room, `${text} (${frame.count} here)`);
+    if (text) system(room, text);
   },
   who(frame) {
     const room = state.rooms.get(frame.room);
     if (room) {
-      setMembers(room, frame.members || []);
-      setCount(room, (frame.members || []).length);
+      const members = frame.members || [];
+      setMembers(room, members);
+      setCount(room, members.length, members.filter((m) => m.away).length);
     }
     if (isCommand(frame)) here(`In #${frame.room}: ${(frame.members || []).map((m) => m.name).join(", ")}`);
   },
@@ -281,6 +329,7 @@ const HANDLERS = {
     state.talk = "idle";
     showQueue(null);
     hideWaiting();
+    leaveWelcome();
     const room = ensureRoom(frame.room, { floor: 0, partner: frame.partner });
     offerHandoff(room);
     if (frame.note) system(room, `While waiting, they wrote: ${frame.note}`, "info");
@@ -298,6 +347,7 @@ const HANDLERS = {
       partner_disconnected: "The other person's connection was lost. This conversation has ended.",
       handed_over: "You handed this conversation over to another listener.",
     }[frame.reason];
+    stopTyping(room);
     if (room) afterEnd(room, why || "This conversation has ended.");
     announce("The private conversation has ended.");
   },
@@ -314,6 +364,8 @@ const HANDLERS = {
       finishResume({ complete: false }); // e.g. delivery interrupted: what came, came once
       return;
     }
+    if (frame.code === "rate_limited") budget.empty(); // the server knows our budget best
+    if (frame.code === "banned") farewell = frame.message; // refused at the door
     const item = frame.ref && pending.find((p) => p.ref === frame.ref);
     if (item) fail(item, frame.message);
     else if (!frame.ref || !state.replies.has(frame.ref)) showError(frame.message);
@@ -326,10 +378,22 @@ const HANDLERS = {
       return;
     }
     endSession();
-    const why = { kicked: "A moderator removed you from the chat.", banned: "You cannot chat here for a while." }[frame.reason];
-    stopped(why || "You have left the chat.", startAgain, "Start again");
+    if (frame.reason === "kicked" || frame.reason === "banned") {
+      removed(frame.reason);
+      return;
+    }
+    stopped("You have left the chat.", startAgain, "Start again");
   },
 };
+
+// A moderator's decision: say why and for how long, in their words, and offer no button that
+// would undo it (after a kick, coming back as someone new is a choice for later).
+function removed(reason) {
+  const said = farewell ? `${farewell[0].toUpperCase()}${farewell.slice(1)}.` : "A moderator ended your session.";
+  const next = reason === "banned" ? "You cannot chat here until the ban ends." : "You can come back later, as someone new.";
+  farewell = null;
+  stopped(`${said} ${next}`);
+}
 
 function onNotice(frame) {
   switch (frame.kind) {
@@ -337,6 +401,7 @@ function onNotice(frame) {
       state.name = frame.name;
       showName();
       save();
+      renameMe();
       break;
     case "auth":
       signedIn(frame.name);
@@ -349,6 +414,10 @@ function onNotice(frame) {
       return askFeedback();
     case "offer":
       return offered(frame);
+    case "kicked":
+    case "banned":
+      farewell = frame.text; // the bye follows: it says this, where it stays on screen
+      break;
     case "ignore":
     case "unignore":
       break; // the dialogs that asked update themselves
@@ -360,6 +429,14 @@ function onNotice(frame) {
       break;
   }
   if (isCommand(frame) || !frame.ref) here(frame.text, frame.kind === "announce" ? "announce" : "sys");
+}
+
+// The room tells the others of our new name; our own lists learn it here ("Here now").
+function renameMe() {
+  for (const room of state.rooms.values()) {
+    const me = room.members.get(state.uid);
+    if (me) setMembers(room, [...room.members.values()].map((m) => (m === me ? { ...m, name: state.name } : m)));
+  }
 }
 
 // Resources the server sent on its own (a crisis phrase matched): gently, in the conversation.
@@ -392,7 +469,9 @@ function here(text, kind = "sys") {
 function endSession() {
   state.token = null;
   forgetStored();
+  for (const item of pending) item.node.remove();
   pending = [];
+  clearTimeout(paceTimer);
 }
 
 function startAgain() {
@@ -448,7 +527,7 @@ function submit(event) {
     const item = { ref: nextRef("m"), room: room.name, text, state: "new" };
     item.node = pendingNode(room, text.replace(/^\/me\s+/i, `* ${state.name} `));
     pending.push(item);
-    transmit(item);
+    flush(); // after any still waiting their turn
   }
   input.value = "";
   updateCounter();
@@ -462,8 +541,24 @@ function installComposer() {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       $("composer").requestSubmit();
+    } else if (event.key === "Escape" && input.value && !event.isComposing) {
+      clearBox(input);
     }
   });
+}
+
+// Escape hides what is being typed at once; Ctrl+Z brings it back (the browser's own undo,
+// kept by deleting through the editing commands rather than setting the value).
+function clearBox(input) {
+  input.select();
+  if (!document.execCommand("delete")) input.value = "";
+  updateCounter();
+}
+
+// An Escape that closes a dialog or the menu, or clears the box, is not half a quick exit.
+function escapeUsedElsewhere() {
+  const input = $("composer-input");
+  return Boolean(document.querySelector("dialog[open]")) || menuOpen() || (document.activeElement === input && input.value !== "");
 }
 
 // ---- the rest of the chrome -----------------------------------------------------------------
@@ -480,6 +575,7 @@ function showQueue(text, waiting = true) {
 
 function installTalk() {
   $("talk-btn").addEventListener("click", () => {
+    leaveWelcome();
     if (state.talk === "queued") return;
     showQueue("Looking for a listener…");
     request(
@@ -516,8 +612,32 @@ function installTabs() {
     const room = [...state.rooms.values()].find((r) => r.leaveBtn === event.target);
     if (!room) return;
     if (room.ended) removeRoom(room.name);
-    else if (room.private) confirmEnd(room, showError);
-    else request({ type: "leave", room: room.name }, { error: (f) => (f.code === "not_in_room" ? removeRoom(room.name) : showError(f.message)) });
+    else askToLeave(room);
+  });
+}
+
+// Leaving a room (or ending a private conversation, oneone.js) is one click too far from
+// the message box to happen by accident: it asks first.
+function askToLeave(room) {
+  if (room.private) return confirmEnd(room, showError);
+  const leave = () =>
+    request({ type: "leave", room: room.name }, { error: (f) => (f.code === "not_in_room" ? removeRoom(room.name) : showError(f.message)) });
+  confirmAction({
+    title: `Leave ${room.label}?`,
+    text: "Its messages will stop coming to you. You can join again from Rooms.",
+    ok: "Leave room",
+    run: leave,
+  });
+}
+
+function installWelcome() {
+  showWelcome({
+    talk: () => $("talk-btn").click(),
+    group: () => {
+      leaveWelcome();
+      $("composer-input").focus();
+    },
+    help: () => openDialog("dlg-help"),
   });
 }
 
@@ -527,6 +647,7 @@ function boot() {
     state.token = saved.token;
     state.uid = saved.uid;
     state.name = saved.name;
+    state.discreet = Boolean(saved.discreet);
     for (const [name, info] of saved.rooms || []) ensureRoom(name, info);
     if (saved.active && state.rooms.has(saved.active)) activate(saved.active);
     else if (state.rooms.size) activate([...state.rooms.keys()][0]);
@@ -534,13 +655,14 @@ function boot() {
   }
   conn = new Connection(socketUrl, { onopen, onclose, onframe, onstatus });
   // Requests may go out while resuming: the server answers them after the resume, in order.
-  setSender((frame) => conn.send(frame));
+  setSender(sendFrame);
   configureExit(null, () => conn.send({ type: "forget" }));
   fetch("/config.json", { cache: "no-store", credentials: "omit" })
     .then((response) => response.json())
     .then((config) => configureExit(config.exit_url))
     .catch(() => {}); // the default neutral page stays
-  installExitShortcut();
+  installExitShortcut(escapeUsedElsewhere);
+  if (!saved) installWelcome(); // a person coming back (a resume) has seen it
   installPanels();
   installComposer();
   installDrafts(updateCounter);
@@ -548,8 +670,11 @@ function boot() {
   installStaffAlerts();
   installTalk();
   installTabs();
+  installConversation();
   $("conn-retry").onclick = () => conn.retryNow();
+  document.addEventListener("visibilitychange", seeActive);
   updateCounter();
+  updateTitle();
   conn.start();
 }
 

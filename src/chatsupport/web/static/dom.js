@@ -27,10 +27,20 @@ export function clear(node) {
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
+const yearFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", year: "numeric" });
 
+// "14:05" today; "Mon 3 Mar, 14:05" on another day; with the year in another year.
 export function clock(ts) {
   const date = typeof ts === "number" && ts > 0 ? new Date(ts * 1000) : new Date();
-  return { text: timeFormat.format(date), iso: date.toISOString() };
+  const now = new Date();
+  const day = date.toDateString();
+  let text = timeFormat.format(date);
+  if (day !== now.toDateString()) {
+    const which = date.getFullYear() === now.getFullYear() ? dayFormat : yearFormat;
+    text = `${which.format(date)}, ${text}`;
+  }
+  return { text, iso: date.toISOString(), day };
 }
 
 // Code points, as the server counts them (a string's length counts UTF-16 units).

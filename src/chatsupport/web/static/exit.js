@@ -33,13 +33,21 @@ export function quickExit() {
   location.replace(exitUrl);
 }
 
-export function installExitShortcut() {
+// Escape twice within DOUBLE_PRESS leaves. A press that did something else first (closed a
+// dialog or the menu, cleared the message box: `usedElsewhere()` says so, asked before that
+// happens) does not count: closing a dialog with Escape then pressing Escape once more must
+// not end the session by surprise.
+export function installExitShortcut(usedElsewhere = () => false) {
   let last = -Infinity;
-  // Capture phase: a dialog closing on Escape must not hide the first press from us.
+  // Capture phase: we look before a dialog or the box reacts to the key.
   window.addEventListener(
     "keydown",
     (event) => {
       if (event.key !== "Escape" || event.repeat || event.isComposing) return;
+      if (usedElsewhere(event)) {
+        last = -Infinity;
+        return;
+      }
       const now = performance.now(); // not event.timeStamp: synthetic events may carry 0
       if (now - last < DOUBLE_PRESS) quickExit();
       last = now;

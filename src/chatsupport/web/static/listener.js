@@ -7,9 +7,8 @@
 import { $, el } from "./dom.js";
 import { openDialog } from "./panels.js";
 import { request, state } from "./state.js";
-import { activate } from "./view.js";
+import { activate, markTitle } from "./view.js";
 
-const TITLE = document.title;
 let banner = null;
 let sound = false;
 let asked = false;
@@ -61,7 +60,7 @@ export function staffEvent(frame) {
   const what = describe(frame);
   if (!what) return;
   show(what);
-  document.title = `● ${what.title} · ${TITLE}`;
+  markTitle(what.title);
   if (sound) chime();
   if (document.hidden && "Notification" in window && Notification.permission === "granted") {
     try {
@@ -89,7 +88,7 @@ function show({ title, text, label, run }) {
 function dismiss(restore = true) {
   banner?.remove();
   banner = null;
-  if (restore) document.title = TITLE;
+  if (restore) markTitle(null);
 }
 
 // A short two-note chime, only when the person turned sound on.
@@ -127,6 +126,6 @@ export function staffSignedIn() {
 
 export function installStaffAlerts() {
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && !banner) document.title = TITLE;
+    if (!document.hidden && !banner) markTitle(null);
   });
 }

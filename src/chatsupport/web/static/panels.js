@@ -1,11 +1,15 @@
-// The dialogs: get help now, rooms, settings (name, ignore list, staff sign-in, privacy),
-// one message (ignore, report, moderate) and the staff panel (availability, alerts, reports).
+// The dialogs: get help now, rooms, settings (name, discreet tab, ignore list, staff
+// sign-in, privacy), one message (ignore, report, moderate), the staff panel (availability,
+// room tools, alerts, reports), "are you sure?", and the menu that holds the chat controls
+// on a phone.
 
+import { offerDelete } from "./conversation.js";
 import { $, clear, clock, el } from "./dom.js";
 import { quickExit } from "./exit.js";
 import { guessRegion } from "./region.js";
 import { request, save, state } from "./state.js";
-import { activate, announce, hideFrom, onMessageAction, unhideFrom } from "./view.js";
+import { activate, announce, hideFrom, onMessageAction, unhideFrom, updateTitle } from "./view.js";
+import { leaveWelcome } from "./welcome.js";
 
 const FALLBACK_RESOURCES = [
   {
@@ -51,11 +55,73 @@ export function installPanels() {
       for (const status of dialog.querySelectorAll(".dlg-status")) status.textContent = "";
     });
   }
+  installMenu();
+  installConfirm();
   installHelp();
   installRooms();
   installSettings();
   installMessage();
   installStaff();
+}
+
+// ---- the menu (phones) ------------------------------------------------------------------------
+// Below 640 px the chat controls fold into a menu under the header; wider, they are a row
+// and the menu button is not shown.
+export function menuOpen() {
+  return $("toolbar").classList.contains("open");
+}
+
+function setMenu(open, focusButton = false) {
+  $("toolbar").classList.toggle("open", open);
+  $("menu-btn").setAttribute("aria-expanded", String(open));
+  if (!open && focusButton) $("menu-btn").focus();
+}
+
+function installMenu() {
+  $("menu-btn").addEventListener("click", () => {
+    setMenu(!menuOpen());
+    if (menuOpen()) $("toolbar").querySelector("button:not([hidden])").focus();
+  });
+  $("toolbar").addEventListener("click", (event) => {
+    if (event.target.closest("button")) setMenu(false);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menuOpen()) setMenu(false, true);
+  });
+  document.addEventListener("click", (event) => {
+    if (menuOpen() && !event.target.closest("#toolbar, #menu-btn")) setMenu(false);
+  });
+}
+
+// ---- are you sure? ----------------------------------------------------------------------------
+let confirming = null; // what the confirm button does: ({minutes, reason}) => void
+
+// Asks first; `minutes` shows a duration picker with that choice made, `reason` a reason box,
+// `danger` paints the confirm button red (what it does to someone else is hard to undo).
+export function confirmAction({ title, text, ok, minutes = null, reason = false, danger = false, run }) {
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = ok;
+  $("confirm-ok").classList.toggle("danger", danger);
+  $("confirm-duration-row").hidden = minutes === null;
+  if (minutes !== null) $("confirm-duration").value = String(minutes);
+  $("confirm-reason-row").hidden = !reason;
+  $("confirm-reason").value = "";
+  confirming = run;
+  openDialog("dlg-confirm");
+}
+
+function installConfirm() {
+  $("confirm-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const run = confirming;
+    confirming = null;
+    closeDialog("dlg-confirm");
+    run?.({ minutes: Number($("confirm-duration").value), reason: $("confirm-reason").value.trim() });
+  });
+  $("dlg-confirm").addEventListener("close", () => {
+    confirming = null;
+  });
 }
 
 // ---- get help now --------------------------------------------------------------------------
@@ -179,6 +245,7 @@ export function showRoomList(rooms) {
 }
 
 function joinRoom(name) {
+  leaveWelcome();
   if (state.rooms.has(name)) {
     closeDialog("dlg-rooms");
     activate(name, true);
@@ -203,6 +270,12 @@ function installSettings() {
   $("dlg-settings").addEventListener("opened", () => {
     $("nick-input").value = state.name || "";
     $("nick-input").maxLength = state.limits.max_name || 24;
+    $("discreet-switch").checked = state.discreet;
+  });
+  $("discreet-switch").addEventListener("change", (event) => {
+    state.discreet = event.target.checked;
+    updateTitle();
+    save();
   });
   $("nick-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -254,7 +327,7 @@ export function showIgnored() {
       el(
         "li",
         {},
-        el("span", { text: name }),
+        el("span", { dir: "auto", text: name }),
         el("button", { type: "button", class: "btn small", text: "Stop ignoring", "aria-label": `Stop ignoring ${name}`, onclick: stop }),
       ),
     );
@@ -279,13 +352,17 @@ let current = null; // {frame, button}
 function installMessage() {
   onMessageAction((frame, button) => {
     current = { frame, button };
-    $("message-title").textContent = `Message from ${frame.name}`;
+    const mine = frame.uid === state.uid;
+    $("message-title").textContent = mine ? "Your message" : `Message from ${frame.name}`;
     const quote = $("message-quote");
     clear(quote);
-    quote.append(el("p", { text: frame.kind === "me" ? `* ${frame.name} ${frame.text}` : frame.text }));
+    quote.append(el("p", { dir: "auto", text: frame.kind === "me" ? `* ${frame.name} ${frame.text}` : frame.text }));
     quote.append(el("footer", { class: "hint", text: `${frame.name}, ${clock(frame.ts).text}` }));
     $("ignore-btn").textContent = `Ignore ${frame.name}`;
-    $("mod-actions").hidden = state.role !== "mod";
+    $("ignore-btn").hidden = mine;
+    $("report-form").hidden = mine;
+    $("mod-actions").hidden = state.role !== "mod" || mine;
+    offerDelete(frame);
     openDialog("dlg-message");
   });
   $("dlg-message").addEventListener("close", () => {
@@ -332,16 +409,86 @@ function installMessage() {
   }
 }
 
+// What each action does, said before it is done (docs/moderation.md), and its usual length.
+const MOD_ACTIONS = {
+  mute: {
+    label: "Mute",
+    minutes: 10,
+    says: (name) => `${name} is told, and can read but not write until the mute ends.`,
+  },
+  shadow: {
+    label: "Shadow-mute",
+    minutes: 60,
+    says: (name) =>
+      `${name}'s messages will reach only ${name}, who is not told. Never use this on someone in distress: they would believe they are heard.`,
+  },
+  kick: {
+    label: "Kick",
+    reason: true,
+    says: (name) => `${name} is disconnected and told why. They can come back as someone new.`,
+  },
+  ban: {
+    label: "Ban",
+    minutes: 60,
+    says: (name) =>
+      `${name} is disconnected, and nobody can connect from their network until the ban ends: it may also keep out others who share that network.`,
+  },
+};
+
 export function moderate(action, target, status = "message-status") {
-  const frames = {
-    mute: { type: "mute", uid: target.uid, minutes: 10 },
-    kick: { type: "kick", uid: target.uid },
-    ban: { type: "ban", uid: target.uid, minutes: 60 },
-  };
-  request(frames[action], {
-    reply: (f) => setStatus(status, f.text || "Done."),
-    error: (f) => setStatus(status, f.message, true),
+  const spec = MOD_ACTIONS[action];
+  confirmAction({
+    title: `${spec.label} ${target.name}?`,
+    text: spec.says(target.name),
+    ok: `${spec.label} ${target.name}`,
+    minutes: spec.minutes ?? null,
+    reason: Boolean(spec.reason),
+    danger: action !== "mute",
+    run: ({ minutes, reason }) => {
+      const frame = { type: action, uid: target.uid };
+      if (spec.minutes) frame.minutes = minutes;
+      if (spec.reason && reason) frame.reason = reason;
+      setStatus(status, "…");
+      request(frame, {
+        reply: (f) => {
+          setStatus(status, f.text || "Done.");
+          if (action !== "kick") rememberAction(target, f.text || `${spec.label}: ${target.name}`);
+        },
+        error: (f) => setStatus(status, f.message, true),
+      });
+    },
   });
+}
+
+// Mutes, shadow-mutes and bans made from this page, each with a way to lift it.
+function rememberAction(target, text) {
+  $("actions-empty").hidden = true;
+  const item = el(
+    "li",
+    {},
+    el("span", { dir: "auto", text }),
+    el("button", {
+      type: "button",
+      class: "btn small",
+      text: "Lift",
+      "aria-label": `Lift for ${target.name}`,
+      onclick: () => lift({ uid: target.uid }, () => item.remove()),
+    }),
+  );
+  $("mod-done").prepend(item);
+}
+
+function lift(who, done = () => {}) {
+  request(
+    { type: "unban", ...who },
+    {
+      reply: (f) => {
+        setStatus("staff-status", f.text || "Lifted.");
+        done();
+      },
+      error: (f) => setStatus("staff-status", f.message, true),
+    },
+  );
 }
 
 // ---- staff ----------------------------------------------------------------------------------
@@ -368,6 +515,36 @@ function installStaff() {
   $("reports-load").addEventListener("click", () =>
     request({ type: "reports" }, { many: true, error: (f) => setStatus("staff-status", f.message, true) }),
   );
+  installRoomTools();
+}
+
+// Slow mode, lock and unlock for a room the moderator is in; lifting a ban by name.
+function installRoomTools() {
+  $("dlg-staff").addEventListener("opened", () => {
+    const select = $("tools-room");
+    clear(select);
+    for (const room of state.rooms.values()) {
+      if (!room.private && !room.ended) select.append(el("option", { value: room.name, text: room.label }));
+    }
+    if (state.rooms.has(state.active) && !state.rooms.get(state.active).private) select.value = state.active;
+  });
+  const roomAction = (frame) => () => {
+    const room = $("tools-room").value;
+    if (!room) {
+      setStatus("staff-status", "Join a room first.", true);
+      return;
+    }
+    request({ ...frame, room }, { reply: (f) => setStatus("staff-status", f.text || "Done."), error: (f) => setStatus("staff-status", f.message, true) });
+  };
+  $("slow-set").addEventListener("click", () => roomAction({ type: "slow", seconds: Number($("slow-seconds").value) })());
+  $("lock-btn").addEventListener("click", roomAction({ type: "lock" }));
+  $("unlock-btn").addEventListener("click", roomAction({ type: "unlock" }));
+  $("room-tools").addEventListener("submit", (event) => event.preventDefault());
+  $("unban-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("unban-name").value.trim();
+    if (name) lift({ name }, () => ($("unban-name").value = ""));
+  });
 }
 
 export function signedIn(role) {
@@ -375,6 +552,7 @@ export function signedIn(role) {
   $("staff-btn").hidden = false;
   $("staff-role").textContent = `Signed in as ${role === "mod" ? "a moderator" : "a listener"}.`;
   $("reports-load").hidden = role !== "mod";
+  $("mod-tools").hidden = role !== "mod";
 }
 
 function bump() {
@@ -397,7 +575,13 @@ export function addAlert(frame) {
       "li",
       { class: "card-item" },
       el("p", {}, el("strong", { text: `${title}${where}` }), " · ", clock().text),
-      el("p", {}, frame.name ? el("span", { class: "msg-name", text: frame.name }) : null, frame.name ? ": " : "", frame.text),
+      el(
+        "p",
+        {},
+        frame.name ? el("span", { class: "msg-name", dir: "auto", text: frame.name }) : null,
+        frame.name ? ": " : "",
+        el("span", { dir: "auto", text: frame.text }),
+      ),
       open,
     ),
   );
@@ -405,11 +589,18 @@ export function addAlert(frame) {
   announce(`${title}${where}${frame.name ? ` about ${frame.name}` : ""}.`);
 }
 
+const reportsShown = new Set(); // report ids: live and listed again by "Load recent reports"
+
 export function addReport(frame) {
+  if (frame.id) {
+    if (reportsShown.has(frame.id)) return;
+    reportsShown.add(frame.id);
+  }
   $("reports-empty").hidden = true;
   const evidence = el("ul", { class: "evidence", "aria-label": "Reported messages" });
   for (const message of frame.evidence || []) {
-    evidence.append(el("li", {}, el("span", { class: "msg-name", text: message.name }), ": ", message.text));
+    const words = el("span", { dir: "auto", text: message.text });
+    evidence.append(el("li", {}, el("span", { class: "msg-name", dir: "auto", text: message.name }), ": ", words));
   }
   const item = el(
     "li",
@@ -420,12 +611,12 @@ export function addReport(frame) {
   );
   if (state.role === "mod") {
     const actions = el("div", { class: "actions" });
-    for (const [action, label] of [["mute", "Mute 10 min"], ["kick", "Kick"], ["ban", "Ban 1 hour"]]) {
+    for (const [action, { label }] of Object.entries(MOD_ACTIONS)) {
       actions.append(
         el("button", {
           type: "button",
           class: "btn small",
-          text: label,
+          text: `${label}…`,
           "aria-label": `${label}: ${frame.name}`,
           onclick: () => moderate(action, frame, "staff-status"),
         }),

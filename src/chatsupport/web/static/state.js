@@ -12,6 +12,8 @@ export const state = {
   ignored: new Map(), // uid -> name
   limits: { max_text: 2000, max_name: 24 },
   talk: "idle", // idle | queued
+  discreet: false, // a neutral tab title and icon (view.js updateTitle)
+  replaying: false, // a resume is replaying missed messages: announce their number, not each
   seq: 0,
   replies: new Map(), // ref -> {reply, error, many}
 };
@@ -46,7 +48,7 @@ export function save() {
   const rooms = [...state.rooms.values()]
     .filter((room) => !room.ended)
     .map((room) => [room.name, { floor: room.floor, partner: room.partner }]);
-  const data = { token: state.token, uid: state.uid, name: state.name, rooms, active: state.active };
+  const data = { token: state.token, uid: state.uid, name: state.name, rooms, active: state.active, discreet: state.discreet };
   try {
     sessionStorage.setItem(STORE, JSON.stringify(data));
   } catch {

@@ -11,7 +11,7 @@ from chatsupport import ChatServer
 from .helpers import WsClient, eventually
 from .mod_helpers import LISTENER_TOKEN, expect_kind
 from .test_matching import nothing_more
-from .test_web import MOBILE, browser, my_name, no_page_errors, open_page, say
+from .test_web import MOBILE, browser, my_name, no_page_errors, open_page, say, use_control
 
 __all__ = ["browser"]  # the fixture, shared with test_web.py
 
@@ -62,7 +62,7 @@ async def test_the_waiting_room_is_honest_and_the_note_reaches_the_listener(
     browser: Browser, staff_server: ChatServer
 ) -> None:
     page = await open_page(browser, staff_server, MOBILE)
-    await page.locator("#talk-btn").click()
+    await use_control(page, "#talk-btn")
     await expect(page.locator("#queue-text")).to_have_text(
         "You are number 1 in line for a listener."
     )
@@ -139,7 +139,7 @@ async def test_handoff_names_the_new_listener_and_ending_asks_once(
 ) -> None:
     page = await open_page(browser, staff_server, MOBILE)
     first = await listener_ws(staff_server)
-    await page.locator("#talk-btn").click()
+    await use_control(page, "#talk-btn")
     room = (await first.expect("matched"))["room"]
     await expect(page.get_by_role("tab", name=f"Private: {first.name}")).to_be_visible()
     second = await WsClient.open(staff_server.http_port)

@@ -270,7 +270,8 @@ const HANDLERS = {
     const room = ensureRoom(frame.room, { floor: frame.last || 0 });
     setCount(room, frame.count, frame.away || 0);
     setMembers(room, frame.members || []);
-    if (!state.active || (frame.ref && frame.ref.startsWith("c"))) activate(room.name);
+    if (!state.active) activate(room.name);
+    else if (frame.ref && frame.ref.startsWith("c")) activate(room.name, false, true); // their /join
     flush();
   },
   left(frame) {

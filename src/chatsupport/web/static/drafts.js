@@ -8,9 +8,10 @@ import { onSwitch } from "./view.js";
 const drafts = new Map(); // room name -> text not yet sent
 
 export function installDrafts(changed) {
-  onSwitch((from, to) => {
+  onSwitch((from, to, carry) => {
     const input = $("composer-input");
     if (!from && !drafts.has(to)) return; // a room closed under the words: they stay in the box
+    if (carry && input.value) return; // typing on after a /join: the words go with them
     if (from) {
       if (input.value) drafts.set(from, input.value);
       else drafts.delete(from);

@@ -3,8 +3,8 @@
 // refused often enough, the person muted for flooding). A copy of the server's token
 // bucket (core/limits.py) and of what each frame costs (core/chat.py `_cost`).
 
-const FREE = new Set(["ping", "who", "rooms", "help", "resume", "quit", "forget", "resources"]);
-const FREE_COMMANDS = new Set(["help", "who", "rooms", "resources", "quit", "forget"]);
+const FREE = new Set(["ping", "who", "rooms", "help", "resume", "quit", "forget", "resources", "region", "feedback"]);
+const FREE_COMMANDS = new Set(["help", "who", "rooms", "resources", "region", "feedback", "quit", "forget"]);
 const MESSAGE_CHARS = 500; // each further 500 characters or part of them cost 1 more
 // The page's frames reach the server unevenly spaced (network, event loop): aim a little
 // under the announced rate so that two of them never arrive closer than it allows.

@@ -18,7 +18,7 @@ const DISCREET_ICON =
   "%3Cpath d='M5 5h6M5 8h6M5 11h4' stroke='%23888'/%3E%3C/svg%3E";
 const messageOf = new WeakMap(); // action button -> message frame
 let openMessage = () => {};
-let switched = () => {}; // (from, to): the room shown changes (drafts.js keeps each one's box)
+let switched = () => {}; // (from, to, carry): the room shown changes (drafts.js keeps each one's box)
 
 export function onMessageAction(fn) {
   openMessage = fn;
@@ -120,7 +120,9 @@ export function removeRoom(name) {
   save();
 }
 
-export function activate(name, focusTab = false) {
+// `carry`: the person is typing on through the switch (the reply to a /join they typed), so
+// the words in the box stay there rather than staying behind as the old room's draft.
+export function activate(name, focusTab = false, carry = false) {
   const room = state.rooms.get(name);
   if (!room) return;
   const before = state.rooms.get(state.active);
@@ -133,7 +135,7 @@ export function activate(name, focusTab = false) {
   }
   const from = state.active;
   state.active = name;
-  if (from !== name) switched(from, name);
+  if (from !== name) switched(from, name, carry);
   $("composer-label").textContent = `Message ${room.label}`;
   $("composer-input").placeholder = room.ended ? "This conversation has ended" : `Message ${room.label}`;
   if (focusTab) room.tab.focus();

@@ -119,6 +119,14 @@ class Config:
         600.0, "the window of --new-conns-per-address", unit="seconds"
     )
     max_rooms_per_session: int = setting(10, "rooms one person may be in at once", unit="rooms")
+    new_rooms_per_person: int = setting(
+        20,
+        "rooms one person may open (be the first in) within --retention-seconds",
+        unit="rooms",
+    )
+    max_rooms_per_node: int = setting(
+        2000, "rooms with people on this node; joining one more is refused", unit="rooms"
+    )
     outbox_limit: int = setting(
         512 * 1024,
         "output waiting for a peer before it is disconnected as too slow",

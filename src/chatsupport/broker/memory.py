@@ -3,10 +3,18 @@
 It is also the reference for what every broker does (broker/redis/ does the same across
 nodes); the shared-state part (flags, queues) expires on the wall clock it is given.
 Nothing here is ever away, so no method raises BrokerUnavailable or degrades.
+
+It forgets as Redis does (its keys expire): a room's messages once they are older than the
+retention window, and the room itself (its id counter) once nobody has been in it and
+nothing was said there for ROOM_TTL_FACTOR windows. `sweep` does it, once a second while
+the broker runs; what nobody reads again must not stay in memory (the privacy promise is
+"kept 10 minutes", and one-message rooms must not add up).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import secrets
 from collections import deque
@@ -24,6 +32,8 @@ from ..core.ports import (
 )
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
+ROOM_TTL_FACTOR = 2  # an empty room's counter outlives its last use by 2 retention windows
+SWEEP_EVERY = 1.0  # seconds between sweeps (on the event loop's clock)
 
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
@@ -47,6 +57,7 @@ class MemoryBroker:
         self._on_direct: DirectHandler = _ignore_direct
         self._history: dict[str, deque[Message]] = {}
         self._next_id: dict[str, int] = {}
+        self._used: dict[str, float] = {}  # room -> when it last had a message or people
         self._members: dict[str, dict[str, Member]] = {}
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
@@ -54,6 +65,7 @@ class MemoryBroker:
         self._secrets: dict[str, bytes] = {}
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(
         self,
@@ -65,14 +77,50 @@ class MemoryBroker:
         # One node holds everyone, so nobody is ever adopted elsewhere (on_release is
         # unused), and nothing is ever away (nor is on_health).
         self._on_room, self._on_direct = on_room, on_direct
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_often())
 
     async def stop(self) -> None:
         self._on_room, self._on_direct = _ignore_room, _ignore_direct
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_often(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Forget what has expired: old messages, rooms nobody uses, sessions, flags, queues.
+        O(rooms + records) once a second: cheap next to what each of them cost to make."""
+        now = self.wallclock()
+        for room, history in list(self._history.items()):
+            self._prune(history)
+            if not history:
+                del self._history[room]
+        for room in self._members:
+            self._used[room] = now
+        horizon = now - ROOM_TTL_FACTOR * self.retention_seconds
+        for room in [r for r, used in self._used.items() if used < horizon]:
+            if room not in self._history:  # (always so: messages go after one window)
+                self._next_id.pop(room, None)
+                del self._used[room]
+        for token_hash in [h for h, (_, until) in self._sessions.items() if until < now]:
+            del self._sessions[token_hash]
+        for token_hash in [h for h, until in self._dropped.items() if until <= now]:
+            del self._dropped[token_hash]
+        for kind in list(self._flags):
+            self._live_flags(kind, now)
+        for name in [n for n, queue in self._queues.items() if queue.until <= now]:
+            del self._queues[name]
 
     async def publish(self, message: Message, ref: str | None) -> Message:
         room = message.room
         next_id = self._next_id.get(room, 0) + 1
         self._next_id[room] = next_id
+        self._used[room] = self.wallclock()
         stored = msgspec.structs.replace(message, id=next_id, ts=round(self.wallclock(), 3))
         history = self._history.setdefault(room, deque(maxlen=self.retention_messages))
         history.append(stored)
@@ -112,8 +160,8 @@ class MemoryBroker:
     async def leave_room(self, room: str, uid: str) -> int:
         members = self._members.get(room, {})
         members.pop(uid, None)
-        if not members:
-            self._members.pop(room, None)
+        if not members and self._members.pop(room, None) is not None:
+            self._used[room] = self.wallclock()
         return len(members)
 
     async def members(self, room: str) -> list[Member]:
@@ -169,13 +217,16 @@ class MemoryBroker:
         return found
 
     async def flags(self, kind: str) -> dict[str, str]:
-        now = self.wallclock()
+        kept = self._live_flags(kind, self.wallclock())
+        return {key: value for key, (value, _) in kept.items()}
+
+    def _live_flags(self, kind: str, now: float) -> dict[str, tuple[str, float]]:
         kept = self._flags.get(kind, {})
         for key in [k for k, (_, until) in kept.items() if until <= now]:
             del kept[key]
         if not kept:
             self._flags.pop(kind, None)
-        return {key: value for key, (value, _) in kept.items()}
+        return kept
 
     # ---- queues ----------------------------------------------------------------------------
     def _queue(self, name: str) -> _Queue:

@@ -204,8 +204,19 @@ class Config:
     report_evidence: int = setting(
         5, "messages before the reported one kept as evidence", unit="messages"
     )
-    max_reports: int = setting(1000, "reports kept at once; the oldest go first", unit="reports")
-    reports_per_hour: int = setting(20, "reports one person may file per hour", unit="reports")
+    max_reports: int = setting(
+        1000,
+        "reports kept at once; the oldest handled go first, then the oldest open",
+        unit="reports",
+    )
+    reports_per_hour: int = setting(
+        20, "report attempts one person may make per hour (refused ones count)", unit="reports"
+    )
+    open_reports_per_reporter: int = setting(
+        5,
+        "open reports one reporter may have at once (reports of one person merge)",
+        unit="reports",
+    )
     listener_capacity: int = setting(
         1, "one-to-one chats a listener holds at once", unit="chats", heading="One-to-one chats"
     )

@@ -25,7 +25,10 @@ import msgspec
 from ..core.events import Event, Member, Message, RoomInfo
 from ..core.ports import (
     DirectHandler,
+    FiledReport,
+    Filing,
     HealthHandler,
+    KeptReport,
     ReleaseHandler,
     RoomHandler,
     SessionRecord,
@@ -65,6 +68,7 @@ class MemoryBroker:
         self._secrets: dict[str, bytes] = {}
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
+        self._reports = _Reports()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(
@@ -115,6 +119,7 @@ class MemoryBroker:
             self._live_flags(kind, now)
         for name in [n for n, queue in self._queues.items() if queue.until <= now]:
             del self._queues[name]
+        self._reports.expire(now)
 
     async def publish(self, message: Message, ref: str | None) -> Message:
         room = message.room
@@ -262,6 +267,102 @@ class MemoryBroker:
 
     async def queued(self, queue: str) -> list[str]:
         return self._queue(queue).items()
+
+    # ---- reports ---------------------------------------------------------------------------
+    async def file_report(
+        self, report: FiledReport, ttl: float, most: int, per_reporter: int
+    ) -> Filing:
+        now = self.wallclock()
+        self._reports.expire(now)
+        return self._reports.file(report, now + ttl, most, per_reporter)
+
+    async def list_reports(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        self._reports.expire(self.wallclock())
+        return self._reports.page(state, room, before, count)
+
+    async def mark_report(self, report_id: str, state: str) -> KeptReport | None:
+        self._reports.expire(self.wallclock())
+        return self._reports.mark(report_id, state)
+
+
+class _Report:
+    __slots__ = ("filed", "reporters", "state", "until")
+
+    def __init__(self, filed: FiledReport, until: float) -> None:
+        self.filed, self.until = filed, until
+        self.state = "open"
+        self.reporters = [filed.reporter]
+
+    def kept(self) -> KeptReport:
+        return KeptReport(self.filed.event, self.state, len(self.reporters))
+
+
+class _Reports:
+    """What the Redis broker's report scripts do, in memory: reports in filing order (a dict
+    keeps it), the open one about each (room, person), and each reporter's open ones."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, _Report] = {}  # id -> report, oldest first
+        self.about: dict[tuple[str, str], str] = {}  # (room, uid) -> open report id
+
+    def expire(self, now: float) -> None:
+        for report_id in [i for i, r in self.kept.items() if r.until <= now]:
+            self._drop(report_id)
+
+    def _drop(self, report_id: str) -> None:
+        report = self.kept.pop(report_id)
+        key = (report.filed.room, report.filed.about)
+        if self.about.get(key) == report_id:
+            del self.about[key]
+
+    def _open_by(self, reporter: str) -> int:
+        return sum(1 for r in self.kept.values() if r.state == "open" and reporter in r.reporters)
+
+    def file(self, filed: FiledReport, until: float, most: int, per_reporter: int) -> Filing:
+        existing = self.kept.get(self.about.get((filed.room, filed.about), ""))
+        if existing is not None and filed.reporter in existing.reporters:
+            return Filing("again", existing.filed.id, len(existing.reporters))
+        if self._open_by(filed.reporter) >= per_reporter:
+            return Filing("capped")
+        if existing is not None:
+            existing.reporters.append(filed.reporter)
+            return Filing("merged", existing.filed.id, len(existing.reporters))
+        self.kept[filed.id] = _Report(filed, until)
+        self.about[(filed.room, filed.about)] = filed.id
+        while len(self.kept) > most:
+            handled = (i for i, r in self.kept.items() if r.state == "handled")
+            self._drop(next(handled, next(iter(self.kept))))
+        return Filing("new", filed.id, 1)
+
+    def page(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        found: list[KeptReport] = []
+        newest_first = reversed(self.kept.items())
+        if before is not None:  # skip up to and including `before` (none if it is gone)
+            for report_id, _ in newest_first:
+                if report_id == before:
+                    break
+        for _, report in newest_first:
+            if report.state == state and room in (None, report.filed.room):
+                if len(found) == count:
+                    return found, True
+                found.append(report.kept())
+        return found, False
+
+    def mark(self, report_id: str, state: str) -> KeptReport | None:
+        report = self.kept.get(report_id)
+        if report is None:
+            return None
+        report.state = state
+        key = (report.filed.room, report.filed.about)
+        if state != "open" and self.about.get(key) == report_id:
+            del self.about[key]  # reported again later: a new report
+        elif state == "open":
+            self.about[key] = report_id
+        return report.kept()
 
 
 class _Queue:

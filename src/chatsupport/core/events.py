@@ -92,6 +92,7 @@ class Notice(Event, tag="notice"):
     resources: list[dict[str, Any]] | None = None
     region: str | None = None
     name: str | None = None
+    before: str | None = None  # a paged list's next page: send it back as `before`
 
 
 class Matched(Event, tag="matched"):
@@ -117,6 +118,8 @@ class Report(Event, tag="report"):
     reason: str
     evidence: list[Message]
     ts: float
+    state: str = "open"  # or "handled" (a moderator saw to it)
+    count: int = 1  # reports about the same person in the same room, merged into this one
 
 
 class Alert(Event, tag="alert"):

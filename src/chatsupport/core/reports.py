@@ -4,19 +4,24 @@
 `/report NAME REASON` (text: that person's latest message in your rooms; `report {uid}`
 and `report {name}` do the same on WebSocket). A report carries its evidence: the
 reported message and the few before it in that room, taken from the broker's history.
-It goes live to online moderators, is listed by `/reports` on any node (reports are
-broker flags of kind `report`, so every node shares them), and is forgotten after
-`report_retention` (24 hours by default; the flag's TTL). The reporter appears only as
-an opaque alias (a keyed hash of their uid under a secret every node shares, so
-moderators can tell one reporter's reports apart without knowing who it is); the
-reported person is never told anything.
+It goes live to online moderators and is kept by the broker (`ReportLog`, shared by every
+node) for `report_retention` (24 hours by default). The reporter appears only as an opaque
+alias (a keyed hash of their uid under a secret every node shares, so moderators can tell
+one reporter's reports apart without knowing who it is); the reported person is never told
+anything.
+
+Reports must not be a lever against everyone else: an attempt is counted against the
+reporter's hourly budget before anything else is done (a refused one costs the limiter
+only); reports about the same person in the same room merge into one (with a count); a
+reporter holds at most `open_reports_per_reporter` open reports, so junk cannot push
+real reports out; `/reports` lists one page, newest first, by state and room, never more
+than a connection can take (PAGE reports and a quarter of `outbox_limit` at most).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import logging
 import secrets
 
@@ -29,28 +34,19 @@ from .chat import Chat, Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
 from .names import name_key
-from .rooms import normalise_room
+from .ports import FiledReport, KeptReport
+from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
 
 log = logging.getLogger("chatsupport.reports")
 
 MAX_REASON = 300
-
-
-KIND = "report"  # the broker flags reports are kept in
-
-
-class Kept(msgspec.Struct, frozen=True):
-    """A report as the broker keeps it: when, and an order among reports of that moment."""
-
-    at: float
-    n: int
-    report: ev.Report
-
+PAGE = 20  # reports per page of `/reports`, at most
+STATES = ("open", "handled")
 
 _encode = msgspec.json.Encoder()
-_decode = msgspec.json.Decoder(Kept)
+_decode = msgspec.json.Decoder(ev.Report)
 
 
 async def alias(chat: Chat, uid: str) -> str:
@@ -59,48 +55,25 @@ async def alias(chat: Chat, uid: str) -> str:
     return "reporter-" + digest[:8]
 
 
-def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
-    return any(
-        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id for r in kept
-    )
+def _shown(kept: KeptReport, ref: str | None) -> ev.Report:
+    event = _decode.decode(kept.event)
+    return msgspec.structs.replace(event, state=kept.state, count=kept.count, ref=ref)
 
 
 class Reports(Feature):
     """This node's part of reporting: each reporter's hourly budget; the reports
     themselves are shared through the broker."""
 
-    def __init__(self) -> None:
-        self.sequence = itertools.count()
-
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
         self.limit = WindowCounter(chat.config.reports_per_hour, 3600.0)
 
-    async def keep(self, report: ev.Report) -> None:
-        """Shared for `report_retention`; past `max_reports`, the oldest are forgotten."""
-        chat = self.chat
-        value = _encode.encode(Kept(chat.wallclock(), next(self.sequence), report)).decode()
-        await chat.broker.set_flag(KIND, report.id, chat.config.report_retention, value)
-        await self.current()
-
-    async def current(self) -> list[ev.Report]:
-        """Every report still kept, oldest first (at most `max_reports`)."""
-        broker = self.chat.broker
-        kept: list[Kept] = []
-        for value in (await broker.flags(KIND)).values():
-            try:
-                kept.append(_decode.decode(value))
-            except msgspec.DecodeError:
-                continue  # not one of ours: skip it rather than fail the list
-        kept.sort(key=lambda k: (k.at, k.n))
-        excess = max(0, len(kept) - self.chat.config.max_reports)
-        for old in kept[:excess]:
-            await broker.clear_flag(KIND, old.report.id)
-        return [k.report for k in kept[excess:]]
-
     @handles(rq.Report)
     async def report(self, link: Link, request: rq.Report) -> None:
         chat, session = self.chat, link.session
+        if not self.limit.hit(session.uid, chat.clock()):  # first: refusing costs nothing else
+            text = "you have sent many reports; the moderators will see them"
+            raise Refused("rate_limited", text)
         if request.id is not None:
             room = _my_room(session, request.room or session.current)
             message = await _by_id(chat, session, room, request.id)
@@ -109,15 +82,9 @@ class Reports(Feature):
             room, message, reason = await _latest(chat, session, request)
         if message.uid == session.uid:
             raise Refused("bad_request", "you cannot report yourself")
-        reporter = await alias(chat, session.uid)
-        if _already(await self.current(), reporter, room, message.id):
-            raise Refused("bad_request", "you have already reported that message")
-        if not self.limit.hit(session.uid, chat.clock()):
-            text = "you have sent many reports; the moderators will see them"
-            raise Refused("rate_limited", text)
         event = ev.Report(
             id="r" + secrets.token_hex(4),
-            reporter=reporter,
+            reporter=await alias(chat, session.uid),
             uid=message.uid,
             name=message.name,
             room=room,
@@ -125,22 +92,71 @@ class Reports(Feature):
             evidence=await _evidence(chat, room, message),
             ts=round(chat.wallclock(), 3),
         )
-        await self.keep(event)
+        event = await self._file(event)
         chat.reported(session.uid, message.uid)  # e.g. never paired one-to-one
         chat.count("reports")
-        log.info("report id=%s", event.id)
+        log.info("report id=%s count=%d", event.id, event.count)
         await staff.tell_mods(chat, event)
         text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
         chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
 
+    async def _file(self, event: ev.Report) -> ev.Report:
+        """Kept by the broker; what moderators are shown live (a merged report: the new
+        reason and evidence, under the open report's id, with how many there are now)."""
+        config = self.chat.config
+        filed = FiledReport(
+            event.id, event.room, event.reporter, event.uid, _encode.encode(event).decode()
+        )
+        filing = await self.chat.broker.file_report(
+            filed, config.report_retention, config.max_reports, config.open_reports_per_reporter
+        )
+        if filing.outcome == "again":
+            text = f"you have already reported {event.name} here; the moderators have it"
+            raise Refused("bad_request", text)
+        if filing.outcome == "capped":
+            most = config.open_reports_per_reporter
+            text = f"you have {most} reports the moderators have not seen to yet; thank you"
+            raise Refused("rate_limited", text)
+        return msgspec.structs.replace(event, id=filing.id, count=filing.count)
+
     @handles(rq.Reports, role="mod")
     async def reports(self, link: Link, request: rq.Reports) -> None:
-        kept = await self.current()
-        for event in kept:
-            self.chat.send(link, msgspec.structs.replace(event, ref=request.ref))
-        hours = self.chat.config.report_retention / 3600
-        text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
-        self.chat.reply(link, ev.Notice(kind="reports", text=text), request)
+        chat = self.chat
+        if request.state not in STATES:
+            raise Refused("bad_request", "state is open or handled")
+        room = normalise_room(request.room) if request.room else None
+        if room is not None and not valid_room(room):
+            raise Refused("bad_request", "room names are 1-32 of a-z, 0-9 and -")
+        kept, more = await chat.broker.list_reports(request.state, room, request.before, PAGE)
+        budget, shown = chat.config.outbox_limit // 4, 0
+        for item in kept:
+            event = _shown(item, request.ref)
+            budget -= len(_encode.encode(event))
+            if shown and budget < 0:  # the rest next time: never more than the link can take
+                more = True
+                break
+            chat.send(link, event)
+            shown += 1
+            last = event.id
+        where = f" in #{room}" if room else ""
+        text = f"{shown} report(s), {request.state}{where}, newest first" if shown else ""
+        text = text or f"no {request.state} reports{where}"
+        before = last if shown and more else None
+        if before:
+            text += f"; more: /reports {request.state} {room or ''} before {before}".replace(
+                "  ", " "
+            )
+        chat.reply(link, ev.Notice(kind="reports", text=text, before=before), request)
+
+    @handles(rq.Handled, role="mod")
+    async def handled(self, link: Link, request: rq.Handled) -> None:
+        kept = await self.chat.broker.mark_report(request.id, "handled")
+        if kept is None:
+            hours = self.chat.config.report_retention / 3600
+            text = f"no report {request.id} (reports are forgotten after {hours:g} hours)"
+            raise Refused("bad_request", text)
+        text = f"report {request.id} is marked handled"
+        self.chat.reply(link, ev.Notice(kind="handled", text=text), request)
 
     async def on_tick(self) -> None:
         self.limit.prune(self.chat.clock())

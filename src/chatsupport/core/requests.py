@@ -160,7 +160,13 @@ class Unlock(Request, tag="unlock"):
 
 
 class Reports(Request, tag="reports"):
-    pass
+    state: str = "open"  # or "handled"
+    room: str | None = None  # every room when None
+    before: str | None = None  # a report id: the page after it (the notice's `before`)
+
+
+class Handled(Request, tag="handled"):
+    id: str  # a report id
 
 
 AnyRequest = (
@@ -195,6 +201,7 @@ AnyRequest = (
     | Lock
     | Unlock
     | Reports
+    | Handled
 )
 
 # Type names a client may send (used to tell `unknown_type` from `bad_request`).

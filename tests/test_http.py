@@ -1,4 +1,5 @@
-"""HTTP on the WebSocket port: security headers, /healthz, /metrics, origins (CONTRACT §9)."""
+"""HTTP on the WebSocket port: security headers, /healthz, origins (CONTRACT §9); /metrics on
+its own listener."""
 
 from __future__ import annotations
 
@@ -92,10 +93,17 @@ async def test_healthz_is_json_status(server: ChatServer) -> None:
     }
 
 
+async def test_metrics_are_off_the_public_port_and_off_by_default(server: ChatServer) -> None:
+    assert (await http(server.http_port, "/metrics"))[0] == 404
+    assert len(server.listeners) == 2  # no metrics listener unless asked for
+
+
 async def test_metrics_count_connections_messages_errors_and_limits() -> None:
-    server = await start_server(msg_rate=0.001, msg_burst=1.0)
+    server = await start_server(msg_rate=0.001, msg_burst=1.0, metrics_port=0)
     try:
-        status, headers, body = await http(server.http_port, "/metrics")
+        assert (await http(server.http_port, "/metrics"))[0] == 404
+        assert (await http(server.metrics_port, "/elsewhere"))[0] == 404
+        status, headers, body = await http(server.metrics_port, "/metrics")
         assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
         before = body.decode()
         for kind in ("messages_in", "rate_limited", "slow_disconnects", "resumes"):
@@ -106,7 +114,7 @@ async def test_metrics_count_connections_messages_errors_and_limits() -> None:
         assert (await ws.request({"type": "say", "text": "two"}, "error"))["code"] == "rate_limited"
         await ws.send("{oops")
         await ws.expect("error")
-        text = (await http(server.http_port, "/metrics"))[2].decode()
+        text = (await http(server.metrics_port, "/metrics"))[2].decode()
         for line in (
             'chatsupport_connections{interface="json"} 1.0',
             'chatsupport_connections{interface="text"} 1.0',

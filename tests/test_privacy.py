@@ -47,7 +47,7 @@ async def http_get(port: int, path: str, address: str) -> str:
     return data.decode(errors="replace")
 
 
-async def scenario(http: int, tcp: int, secrets: list[str]) -> str:
+async def scenario(http: int, tcp: int, metrics: int, secrets: list[str]) -> str:
     """Chat, auth, crisis, report, ban, refused reconnects, forget, odd input; /metrics."""
     mod = await staff_ws(http, address=ADDRESSES[0])
     person = await ws_from(http, ADDRESSES[1])
@@ -103,7 +103,8 @@ async def scenario(http: int, tcp: int, secrets: list[str]) -> str:
     await probe.send(f"GET {TEXTS['probe']} HTTP/1.1\r\n\r\n".encode())
     assert await probe.closed()
     await http_get(http, TEXTS["probe"], ADDRESSES[0])
-    return await http_get(http, "/metrics", ADDRESSES[0])
+    assert " 404 " in await http_get(http, "/metrics", ADDRESSES[0])  # never on the public port
+    return await http_get(metrics, "/metrics", ADDRESSES[0])
 
 
 async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
@@ -125,12 +126,17 @@ async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
         "50",
         "--msg-burst",
         "50",
+        "--metrics-port",
+        "0",
         env={"TMPDIR": str(tmpdir)},
         cwd=str(workdir),
     ).start()
+    assert server.proc is not None and server.proc.stdout is not None
+    metrics_url = server.proc.stdout.readline().split()[-1]  # the third listener
+    metrics_port = int(metrics_url.rsplit(":", 1)[1].partition("/")[0])
     secrets = [MOD_TOKEN, LISTENER_TOKEN]
     try:
-        metrics = await scenario(server.port("http"), server.port("tcp"), secrets)
+        metrics = await scenario(server.port("http"), server.port("tcp"), metrics_port, secrets)
     finally:
         out, err = server.stop()
     written = {

@@ -65,6 +65,13 @@ class Config:
         "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",
         metavar="URL",
     )
+    metrics_port: int | None = setting(
+        None,
+        "serve /metrics (Prometheus) on this port, on --metrics-host; 0 = any free port",
+        metavar="PORT",
+        unset="no /metrics (it is never on the public HTTP port)",
+    )
+    metrics_host: str = setting("127.0.0.1", "address of the /metrics listener", metavar="ADDRESS")
     tls_cert: str | None = setting(
         None,
         "certificate chain (PEM): serve https://, wss:// and TLS on the text port",

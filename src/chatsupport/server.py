@@ -66,6 +66,11 @@ class ChatServer:
     def http_port(self) -> int:
         return self._port(1)
 
+    @property
+    def metrics_port(self) -> int:
+        """The /metrics listener's port (only with `metrics_port` set)."""
+        return self._port(2)
+
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
         return int(sockets[0].getsockname()[1])
@@ -110,6 +115,12 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        if config.metrics_port is not None:
+            from .transport.metrics import start_metrics
+
+            metrics = await start_metrics(self.chat, config.metrics_host, config.metrics_port)
+            self.listeners.append(metrics)
+            self.urls["metrics"] = f"http://{config.metrics_host}:{self.metrics_port}/metrics"
         self._ticker = loop.create_task(self._tick())
 
     async def _tick(self) -> None:

@@ -1,4 +1,7 @@
-"""HTTP on the same port as /ws: the web page, /healthz and /metrics, with strict headers.
+"""HTTP on the same port as /ws: the web page and /healthz, with strict headers.
+
+/metrics is not served here (it tells how many crisis alerts, talks and matches this
+node saw): it has its own listener, off by default (transport/metrics.py).
 
 Only GET is served (the page is static; everything else is WebSocket frames). Every
 response forbids framing, sends no referrer, is not cached, and the page may load
@@ -12,13 +15,9 @@ import http
 from importlib import resources
 
 import msgspec
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..core.chat import Chat
 from .context import Edge
 
 CSP = (
@@ -71,61 +70,9 @@ def _static(name: str) -> Response:
     return response(200, path.read_bytes(), kind)
 
 
-# Counters shown from the start (at 0), so dashboards and alerts see them before they happen.
-KNOWN_COUNTERS = (
-    "connections_opened",
-    "connections_refused",
-    "requests",
-    "messages_in",
-    "messages_delivered",
-    "rate_limited",
-    "slow_disconnects",
-    "keepalive_timeouts",
-    "resumes",
-)
-
-
-class ChatCollector(Collector):
-    """Reads the core's counters at scrape time: nothing is counted twice, nothing identifies."""
-
-    def __init__(self, chat: Chat) -> None:
-        self.chat = chat
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        counters = CounterMetricFamily("chatsupport_events", "Events by kind", labels=["kind"])
-        errors = CounterMetricFamily("chatsupport_errors", "Errors sent, by code", labels=["code"])
-        values = dict.fromkeys(KNOWN_COUNTERS, 0) | self.chat.counters
-        for name, value in sorted(values.items()):
-            if name.startswith("error_"):
-                errors.add_metric([name[6:]], value)
-            else:
-                counters.add_metric([name], value)
-        yield counters
-        yield errors
-        connections = GaugeMetricFamily(
-            "chatsupport_connections", "Open connections", labels=["interface"]
-        )
-        by_interface: dict[str, int] = {"text": 0, "json": 0}
-        for link in self.chat.links:
-            by_interface[link.sink.interface] = by_interface.get(link.sink.interface, 0) + 1
-        for interface, count in by_interface.items():
-            connections.add_metric([interface], count)
-        yield connections
-        yield GaugeMetricFamily(
-            "chatsupport_sessions", "People known (incl. resumable)", value=len(self.chat.sessions)
-        )
-        yield GaugeMetricFamily(
-            "chatsupport_rooms",
-            "Rooms with people on this node",
-            value=self.chat.rooms_in_use(),
-        )
-
-
 class Routes:
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ChatCollector(edge.chat))
 
     def get(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -144,10 +91,6 @@ class Routes:
             return self.page_config()
         if path == "/healthz":
             return self.health()
-        if path == "/metrics":
-            return response(
-                200, generate_latest(self.registry), "text/plain; version=0.0.4; charset=utf-8"
-            )
         return text_response(404, "not found\n")
 
     def page_config(self) -> Response:

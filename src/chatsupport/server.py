@@ -22,11 +22,13 @@ from .core.flood import Flood
 from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
+from .core.ports import BrokerUnavailable
 from .core.reports import Reports
 from .core.roles import Roles, load_tokens
 from .core.safety import Safety
 from .core.session import Session
 from .transport.context import AddressKeys, Edge
+from .transport.descriptors import Descriptors
 from .transport.outbox import Flusher
 from .transport.tcp import TextPeer
 
@@ -51,6 +53,7 @@ class ChatServer:
         self.listeners: list[asyncio.Server] = []
         self.urls: dict[str, str] = {}  # "tcp" / "http" -> where it listens
         self._ticker: asyncio.Task[None] | None = None
+        self.descriptors: Descriptors | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
     @property
@@ -121,16 +124,33 @@ class ChatServer:
             metrics = await start_metrics(self.chat, config.metrics_host, config.metrics_port)
             self.listeners.append(metrics)
             self.urls["metrics"] = f"http://{config.metrics_host}:{self.metrics_port}/metrics"
+        self.descriptors = Descriptors(loop)
         self._ticker = loop.create_task(self._tick())
 
     async def _tick(self) -> None:
+        """Housekeeping once a second. A failure is logged once, when it starts (Redis away
+        is said by the broker already: one line, no traceback), and once when it ends;
+        not every second in between."""
         assert self.chat is not None
+        failing = False
         while not self._stopping:
             await asyncio.sleep(1.0)
             try:
                 await self.chat.tick()
+            except BrokerUnavailable:
+                if not failing:
+                    log.warning("housekeeping waits for the broker")
+                failing = True
             except Exception:
-                log.exception("housekeeping failed")
+                if not failing:
+                    log.exception("housekeeping failed (said once until it works again)")
+                failing = True
+            else:
+                if failing:
+                    log.info("housekeeping works again")
+                failing = False
+            if self.descriptors is not None:
+                self.descriptors.check(len(self.chat.links))
 
     def broadcast(self, text: str) -> None:
         """Send a server announcement to every connected peer."""
@@ -142,6 +162,8 @@ class ChatServer:
         for listener in self.listeners:
             listener.close()
         self._stopping = True
+        if self.descriptors is not None:
+            self.descriptors.close(asyncio.get_running_loop())
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

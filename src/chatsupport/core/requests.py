@@ -144,6 +144,7 @@ class Unban(Request, tag="unban"):
 
 class Announce(Request, tag="announce"):
     text: str
+    room: str | None = None  # one room only (a private one-to-one room must be named)
 
 
 class Slow(Request, tag="slow"):

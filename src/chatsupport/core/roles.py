@@ -109,3 +109,6 @@ class Roles(Feature):
         label = "a moderator" if role == "mod" else "a listener"
         text = f"you are signed in as {label}"
         chat.reply(link, ev.Notice(kind="auth", text=text, name=role), request)
+
+    async def on_tick(self) -> None:
+        self.failures.prune(self.chat.clock())  # records of failures past their window go

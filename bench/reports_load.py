@@ -42,6 +42,7 @@ from chatsupport.core.roles import hash_line  # noqa: E402
 from meter import proc_cpu_seconds  # noqa: E402
 
 MOD_TOKEN = "bench-mod-token-3c1f"
+ADDRESS_KEY = "bench-address-key-" + "0" * 32  # every node and the seeder agree; no secrets kept
 REPORTERS = 16
 STORED = 1000
 
@@ -73,10 +74,11 @@ def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
 
 
 def start_node(redis_port: int, tokens: str, log: Path) -> tuple[subprocess.Popen[str], int]:
-    args = ["--host", "127.0.0.1", "--tcp-port", "0", "--http-port", "0", "--tokens-file", tokens]
+    args = ["--host", "127.0.0.1", "--tcp-port", "0", "--http-port", "0", "--irc-port", "0"]
+    args += ["--tokens-file", tokens]
     args += ["--broker", f"redis://127.0.0.1:{redis_port}/0", "--log-level", "WARNING"]
     args += ["--max-conns-per-address", "1000", "--new-conns-per-address", "100000"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CHATSUPPORT_ADDRESS_KEY": ADDRESS_KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "chatsupport", "serve", *args],
         stdout=subprocess.PIPE,
@@ -113,6 +115,7 @@ async def seed(redis_port: int) -> None:
         retention_seconds=600.0,
         retention_messages=500,
         wallclock=time.time,
+        secret=ADDRESS_KEY.encode(),
     )
     await broker.start(lambda *_: None, lambda *_: None)
     try:

@@ -21,7 +21,7 @@ from chatsupport.broker import make_broker
 from chatsupport.broker.memory import ROOM_TTL_FACTOR, MemoryBroker
 from chatsupport.core.events import Event, Member, Message
 
-from .helpers import WsClient, eventually, start_server
+from .helpers import TEST_ADDRESS_KEY, WsClient, eventually, start_server
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 
 redis_server = pytest.fixture(scope="session")(redis_server_fixture)
@@ -163,7 +163,11 @@ async def test_memory_returns_to_baseline_after_a_room_spam_run() -> None:
 async def test_redis_history_and_rooms_expire(redis_server: RedisServer) -> None:
     prefix = f"x{uuid.uuid4().hex[:10]}:"
     broker = make_broker(
-        redis_server.url(prefix), retention_seconds=1.0, retention_messages=50, wallclock=time.time
+        redis_server.url(prefix),
+        retention_seconds=1.0,
+        retention_messages=50,
+        wallclock=time.time,
+        secret=TEST_ADDRESS_KEY.encode(),
     )
     heard: list[Event] = []
     await broker.start(lambda room, event, sender, ref: heard.append(event), _ignore)

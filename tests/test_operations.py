@@ -74,6 +74,7 @@ def _serve_with_few_descriptors(limit: int) -> subprocess.Popen[str]:
         f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))\n"
         "from chatsupport.cli import main\n"
         "sys.exit(main(['serve', '--host', '127.0.0.1', '--tcp-port', '0', '--http-port', '0',"
+        " '--irc-port', '0',"
         " '--max-conns-per-address', '1000', '--new-conns-per-address', '100000']))\n"
     )
     return subprocess.Popen(

@@ -17,7 +17,7 @@ from chatsupport import ChatServer
 from chatsupport.broker import make_broker
 from chatsupport.core.ports import Broker, FiledReport
 
-from .helpers import WsClient, start_server
+from .helpers import TEST_ADDRESS_KEY, WsClient, start_server
 from .mod_helpers import staff_tcp, staff_ws, write_tokens
 from .redis_server import delete_prefix, redis_server_fixture
 
@@ -32,7 +32,13 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
         url = server.url(prefix)
-    kept = make_broker(url, retention_seconds=600.0, retention_messages=50, wallclock=time.time)
+    kept = make_broker(
+        url,
+        retention_seconds=600.0,
+        retention_messages=50,
+        wallclock=time.time,
+        secret=TEST_ADDRESS_KEY.encode(),
+    )
     await kept.start(lambda *_: None, lambda *_: None)
     yield kept
     await kept.stop()

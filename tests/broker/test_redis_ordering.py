@@ -118,7 +118,7 @@ def test_a_message_as_the_publish_script_builds_it() -> None:
 
 
 def test_signals_directs_and_releases_round_trip() -> None:
-    notice = Notice(kind="test", text="just for you")
+    notice = Notice(kind="announce", text="just for you")
     assert wire.delivery(wire.signal("lobby", notice, None)) == wire.Signal("lobby", None, notice)
     assert wire.delivery(wire.direct("u1", notice)) == wire.Direct("u1", notice)
     # What TAKE_SESSION publishes (cjson.encode({'R', uid, node})).

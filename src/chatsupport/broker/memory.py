@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..core.events import Event, Member, Message, RoomInfo
+from ..core.events import Deleted, Event, Member, Message, RoomInfo
 from ..core.ports import (
     DirectHandler,
     FiledReport,
@@ -33,10 +33,12 @@ from ..core.ports import (
     RoomHandler,
     SessionRecord,
 )
+from ..keys import derive
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
 ROOM_TTL_FACTOR = 2  # an empty room's counter outlives its last use by 2 retention windows
 SWEEP_EVERY = 1.0  # seconds between sweeps (on the event loop's clock)
+GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
 
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
@@ -51,7 +53,11 @@ class MemoryBroker:
     healthy = True  # nothing to lose touch with
 
     def __init__(
-        self, retention_seconds: float, retention_messages: int, wallclock: Callable[[], float]
+        self,
+        retention_seconds: float,
+        retention_messages: int,
+        wallclock: Callable[[], float],
+        secret: bytes | None = None,
     ) -> None:
         self.retention_seconds = retention_seconds
         self.retention_messages = retention_messages
@@ -65,11 +71,12 @@ class MemoryBroker:
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
         self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
-        self._secrets: dict[str, bytes] = {}
+        self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
         self._reports = _Reports()
         self._sweeper: asyncio.Task[None] | None = None
+        self._tombstones: dict[str, dict[int, Deleted]] = {}  # room -> id -> its `deleted`
 
     async def start(
         self,
@@ -104,6 +111,8 @@ class MemoryBroker:
             self._prune(history)
             if not history:
                 del self._history[room]
+        for room in list(self._tombstones):
+            self._forget_tombstones(room)
         for room in self._members:
             self._used[room] = now
         horizon = now - ROOM_TTL_FACTOR * self.retention_seconds
@@ -149,13 +158,41 @@ class MemoryBroker:
     async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
         history = self._history.get(room, deque())
         self._prune(history)
-        missed = [m for m in history if m.id > after]
+        kept = [m for m in history if m.id > after]
         last = self._next_id.get(room, 0)
-        first_kept = missed[0].id if missed else last + 1
+        first_kept = kept[0].id if kept else last + 1  # a deleted message's place counts
+        missed = [m for m in kept if m.kind != GONE]
         return missed, first_kept <= after + 1 or after >= last
 
     async def last_id(self, room: str) -> int:
         return self._next_id.get(room, 0)
+
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        history = self._history.get(room, deque())
+        self._prune(history)
+        for index, kept in enumerate(history):
+            if kept.id == tombstone.id and kept.kind != GONE:
+                # Its place stays (retention and `complete` count it), its words do not.
+                history[index] = msgspec.structs.replace(kept, kind=GONE, text="")
+                self._tombstones.setdefault(room, {})[kept.id] = tombstone
+                self._on_room(room, tombstone, sender, None)
+                return True
+        return False
+
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        self._prune(self._history.get(room, deque()))
+        tombstones = self._forget_tombstones(room)
+        return [tombstones[i] for i in sorted(tombstones) if i > after]
+
+    def _forget_tombstones(self, room: str) -> dict[int, Deleted]:
+        """Drop the tombstones whose places have left the room's history; the rest."""
+        places = {m.id for m in self._history.get(room, ()) if m.kind == GONE}
+        tombstones = self._tombstones.get(room, {})
+        for expired in [i for i in tombstones if i not in places]:  # left the window
+            del tombstones[expired]
+        if not tombstones:
+            self._tombstones.pop(room, None)
+        return tombstones
 
     async def join_room(self, room: str, member: Member) -> int:
         members = self._members.setdefault(room, {})
@@ -207,7 +244,7 @@ class MemoryBroker:
         self._dropped[token_hash] = now + TOMBSTONE
 
     async def shared_secret(self, name: str) -> bytes:
-        return self._secrets.setdefault(name, secrets.token_bytes(32))
+        return derive(self._secret, f"shared {name}")
 
     # ---- flags -----------------------------------------------------------------------------
     async def set_flag(self, kind: str, key: str, ttl: float, value: str = "1") -> None:

@@ -54,6 +54,29 @@ GOODBYE = 3.0  # seconds to wait for the server's goodbye before closing anyway
 _decoder = msgspec.json.Decoder(ev.EventUnion)
 
 
+class _Words(msgspec.Struct):
+    type: str = ""
+    text: str = ""
+    message: str = ""
+
+
+_words = msgspec.json.Decoder(_Words)
+
+
+def unknown_words(raw: str | bytes) -> str | None:
+    """The lines to show for a notice or error whose kind or code this client does not know
+    (a newer server's word: the vocabulary refuses it when decoding); None for others."""
+    try:
+        words = _words.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if words.type == "notice" and words.text:
+        return "".join(f"-- {line}\n" for line in words.text.split("\n"))
+    if words.type == "error" and words.message:
+        return "".join(f"!! {line}\n" for line in words.message.split("\n"))
+    return None
+
+
 def printable(text: str) -> str:
     """What a terminal may safely show: no escapes, controls or bidi tricks from the wire."""
     return "".join(c for c in text if c == "\n" or not unicodedata.category(c).startswith("C"))
@@ -369,6 +392,10 @@ class Client:
         self.heard.set()
         try:
             event = _decoder.decode(raw)
+        except msgspec.ValidationError:
+            if (words := unknown_words(raw)) is not None:
+                self.show(words)
+            return
         except (msgspec.DecodeError, UnicodeDecodeError):
             return  # a frame this client does not know: newer server, nothing to show
         if event.ref is not None:
@@ -376,8 +403,8 @@ class Client:
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
-        else:
-            self.show(render(event) or "")
+        elif (text := render(event)) is not None:  # none for `typing`: not for a terminal
+            self.show(text)
 
     def _welcome(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Welcome)

@@ -99,6 +99,12 @@ def _report(arg: str, room: str | None) -> rq.Report:
     return rq.Report(name=_one(name, "NAME"), reason=reason, room=room)
 
 
+def _delete(arg: str, room: str | None) -> rq.Delete:
+    if arg:
+        raise UsageError("/delete takes nothing after it: it deletes your last message here")
+    return rq.Delete(room=room)
+
+
 def _mute(arg: str) -> rq.Mute:
     name, minutes = _minutes(arg)
     return rq.Mute(name=name, minutes=minutes)
@@ -135,6 +141,7 @@ COMMANDS: dict[str, Command] = {
             "say something as an action: * Quiet Otter waves",
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
+        Command(rq.Delete, "/delete", "delete your last message in this room", _delete),
         Command(
             rq.Join,
             "/join ROOM",

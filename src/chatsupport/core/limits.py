@@ -40,6 +40,10 @@ class TokenBucket:
         self.tokens -= min(cost, self.burst)
         return True
 
+    def refund(self, cost: float) -> None:
+        """Give back what `take(cost)` took (the request it paid for was refused)."""
+        self.tokens = min(self.burst, self.tokens + min(cost, self.burst))
+
 
 @dataclass(slots=True)
 class WindowCounter:
@@ -62,6 +66,13 @@ class WindowCounter:
             return False
         self._events[key].append(now)
         return True
+
+    def retry_in(self, key: str, now: float) -> float:
+        """Seconds until `key` may have an event again (0 when it may now)."""
+        if not self.full(key, now):
+            return 0.0
+        events = self._events[key]
+        return events[len(events) - self.limit] + self.window - now
 
     def clear(self, key: str) -> None:
         self._events.pop(key, None)

@@ -10,7 +10,8 @@ The state is shared by every node through the broker's flags, each with its expi
 a TTL, and read from a local cache kept fresh by signals (modstate.py). A moderator on
 one node can act on a person held by another: people are found by name in the rooms'
 member lists, and the node holding them carries out a kick or ban. Nothing here is
-written to disk.
+written to disk. An address ban is shared under the period keys of the person's address
+key (`AddressPeriods`, keys.py), never under the key this node holds in memory.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from .feature import Channel, Feature, Visibility, handles
 from .handlers import draft
 from .modstate import CONTROL, RESYNC, ROOM_TTL, BanEntry, ModState, Shared, decode
 from .names import name_key
-from .ports import BrokerUnavailable
+from .ports import AddressPeriods, BrokerUnavailable, Unrotated
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
+from .vocabulary import Ending, NoticeKind, Role, as_ending
 
 log = logging.getLogger("chatsupport.moderation")
 
@@ -61,7 +63,7 @@ class Person:
 
     uid: str
     name: str
-    role: str | None
+    role: Role | None
     session: Session | None
 
 
@@ -111,7 +113,7 @@ def _room(raw: str) -> str:
     return room
 
 
-async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> None:
+async def disconnect(chat: Chat, target: Session, reason: Ending, text: str) -> None:
     """Tell them why, say goodbye, and end the session for good (no resume)."""
     link = target.link
     if link is None:  # between connections, waiting to resume: just end it
@@ -123,7 +125,9 @@ async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> Non
     await chat.close(link, reason, resumable=False)
 
 
-def _done(chat: Chat, link: Link, request: rq.Request, kind: str, text: str, name: str) -> None:
+def _done(
+    chat: Chat, link: Link, request: rq.Request, kind: NoticeKind, text: str, name: str
+) -> None:
     chat.reply(link, ev.Notice(kind=kind, text=text, name=name), request)
 
 
@@ -134,7 +138,7 @@ async def _tell(chat: Chat, target: Person, notice: ev.Notice) -> None:
         await chat.broker.direct(target.uid, notice)
 
 
-async def _tell_room(chat: Chat, link: Link, room: str, kind: str, text: str) -> None:
+async def _tell_room(chat: Chat, link: Link, room: str, kind: NoticeKind, text: str) -> None:
     # The moderator is the sender: they get the reply, not a second copy.
     await chat.broker.signal(room, ev.Notice(kind=kind, text=text), link.session.uid)
 
@@ -151,8 +155,9 @@ def _keys_of(session: Session) -> list[str]:
 class Moderation(Feature):
     """Moderators' actions, and what a mute, slow mode, lock, ban or shadow-mute means."""
 
-    def __init__(self) -> None:
+    def __init__(self, periods: AddressPeriods | None = None) -> None:
         self.state = ModState()
+        self.periods = periods or Unrotated()
 
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
@@ -236,13 +241,16 @@ class Moderation(Feature):
         _done(chat, link, request, "ban", text, target.name)
 
     async def ban_here(
-        self, session: Session, seconds: float, keys: list[str] | None = None
+        self, session: Session, seconds: float, roots: list[str] | None = None
     ) -> None:
-        """Ban a person this node holds: their uid and their address keys, everywhere."""
-        keys = _keys_of(session) if keys is None else keys
-        await self.shared.share("ban", session.uid, _ban_data(session.name, keys), seconds)
-        for key in keys:
-            left = max(seconds, self.state.ban_left(key, self.chat.clock()))  # a longer stays
+        """Ban a person this node holds: their uid and their address keys, everywhere (each
+        root key under every period key the ban spans)."""
+        roots = _keys_of(session) if roots is None else roots
+        spans = [span for root in roots for span in self.periods.spanning(root, seconds)]
+        shared = sorted({key for key, _ in spans})
+        await self.shared.share("ban", session.uid, _ban_data(session.name, shared), seconds)
+        for key, needed in spans:
+            left = max(needed, self.state.ban_left(key, self.chat.clock()))  # a longer stays
             await self.shared.share("banned", key, None, left)
 
     @handles(rq.Unban, role="mod")
@@ -337,13 +345,14 @@ class Moderation(Feature):
                 raise Refused("bad_request", f"#{room} is not locked")
             await self.shared.unshare("lock", room)
             text = f"#{room} is open again"
-        kind = type(request).__name__.lower()
+        kind: NoticeKind = "lock" if isinstance(request, rq.Lock) else "unlock"
         await _tell_room(chat, link, room, kind, text)
         _done(chat, link, request, kind, text, room)
 
     # ---- hooks: what a mute, slow mode, lock, ban or shadow-mute means -----------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        left = self.state.ban_left(address_key, self.chat.clock())
+        now = self.chat.clock()
+        left = max(self.state.ban_left(key, now) for key in self.periods.current(address_key))
         if left <= 0:
             return None
         self.chat.count("connections_banned")
@@ -426,12 +435,12 @@ class Moderation(Feature):
         """Another node's moderator kicked or banned this person, held here: end them now
         (their close is not resumable); the address ban reaches the broker on the next tick."""
         chat, state = self.chat, self.state
-        reason, text = str(order.get("reason", "kicked")), str(order.get("text", ""))
+        reason, text = as_ending(str(order.get("reason"))), str(order.get("text", ""))
         seconds = float(order.get("seconds") or 0.0)
         if reason == "banned" and seconds > 0:
             keys, until = _keys_of(session), chat.clock() + seconds
-            for key in keys:  # refused here at once, elsewhere after the tick
-                state.banned[key] = max(state.banned.get(key, 0.0), until)
+            for key in (k for root in keys for k in self.periods.current(root)):
+                state.banned[key] = max(state.banned.get(key, 0.0), until)  # here at once
 
             async def write_ban() -> None:
                 await self.ban_here(session, seconds, keys)

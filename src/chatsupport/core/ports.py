@@ -21,7 +21,8 @@ from typing import Protocol
 
 import msgspec
 
-from .events import Event, Member, Message, RoomInfo
+from .events import Deleted, Event, Member, Message, RoomInfo
+from .vocabulary import Role
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
 # uid, event; what it returns (if anything) is awaited before the next delivery
@@ -36,7 +37,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     token_hash: str
     uid: str
     name: str
-    role: str | None = None
+    role: Role | None = None
     rooms: tuple[str, ...] = ()
     current: str | None = None
     ignored: tuple[str, ...] = ()
@@ -68,6 +69,33 @@ class Sink(Protocol):
     def send(self, event: Event) -> None: ...
 
     def close(self, reason: str) -> None: ...
+
+
+class AddressPeriods(Protocol):
+    """Address keys as shared state holds them. The core gets a connection's *root* key (a
+    keyed hash of its address, kept in this node's memory only); bans are shared under
+    *period* keys derived from it, which change on a schedule (keys.py). Without one
+    (tests of the core alone) the root key is shared as it is (`Unrotated`)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        """The keys a connection from `root` is checked against now (the overlap: more
+        than one)."""
+        ...
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        """The keys a ban of `seconds` must be shared under, each with how long it is
+        needed (never longer than the ban)."""
+        ...
+
+
+class Unrotated:
+    """AddressPeriods where the root key is the only key (one process, tests)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        return (root,)
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        return [(root, seconds)]
 
 
 class BrokerUnavailable(Exception):
@@ -111,6 +139,21 @@ class RoomLog(Protocol):
     async def last_id(self, room: str) -> int:
         """The room's newest id. Degrades: answers from this node's view (the newest id it
         has seen)."""
+        ...
+
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        """Take message `tombstone.id` out of `room`'s retained history for good (its text
+        is not kept), keep `tombstone` in its place for the retention window, and deliver
+        it to the room everywhere (after the message itself). False, and nothing delivered,
+        when that message is no longer retained or was deleted already. `history` never
+        returns it again, and a deleted message still counts as retained for `complete`.
+        Raises BrokerUnavailable while shared state is away."""
+        ...
+
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        """The tombstones of `room` with id > `after`, in id order (a resume tells a client
+        which of the messages it has were deleted meanwhile). Raises BrokerUnavailable
+        while shared state is away."""
         ...
 
 
@@ -188,8 +231,9 @@ class SharedState(Protocol):
     BrokerUnavailable while shared state is away."""
 
     async def shared_secret(self, name: str) -> bytes:
-        """A random 32-byte secret that every node sharing this broker gets the same of.
-        Raises BrokerUnavailable while shared state is away (unless this node has it)."""
+        """A 32-byte secret that every node sharing this broker gets the same of, derived
+        from the operator's secret (keys.py); never stored in shared state, so it is there
+        while shared state is away."""
         ...
 
     # Flags: `kind` is a namespace ("ban", "mute", ...), `key` an id in it; each expires.

@@ -24,6 +24,20 @@ class Me(Request, tag="me"):
     room: str | None = None
 
 
+class Delete(Request, tag="delete"):
+    """Delete message `id` of `room` (your own; a moderator: anyone's). Without `id`, your
+    newest message in the room (`/delete`)."""
+
+    room: str | None = None
+    id: int | None = None
+
+
+class Typing(Request, tag="typing"):
+    """You are typing in a one-to-one chat (never sent to group rooms)."""
+
+    room: str | None = None
+
+
 class Join(Request, tag="join"):
     room: str
 
@@ -173,6 +187,8 @@ class Handled(Request, tag="handled"):
 AnyRequest = (
     Say
     | Me
+    | Delete
+    | Typing
     | Join
     | Leave
     | Nick

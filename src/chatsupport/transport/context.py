@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +20,12 @@ from .outbox import Flusher, Outbox
 class AddressKeys:
     """Keyed hashes of network addresses: limits and bans work without keeping addresses.
 
-    The key is random and lives only in memory (a cluster shares it through the broker).
+    The key is derived from the operator's secret (keys.py: the same on every node, never
+    in Redis). This root hash stays in this node's memory; bans are shared under period
+    hashes of it (keys.AddressSchedule).
     """
 
-    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    key: bytes = field(repr=False)
 
     def of(self, address: str) -> str:
         return hmac.new(self.key, address.encode(), hashlib.sha256).hexdigest()[:32]

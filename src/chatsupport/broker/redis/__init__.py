@@ -14,7 +14,8 @@ Why these structures (docs/architecture.md, "Redis broker", says it at length):
   counted when its lease ends, and a live node announces its people as gone.
 - Everything this node put in Redis is also held here, so after an outage (even a Redis
   that restarted empty) the node writes it back: its people's memberships, names and
-  resume records, the shared secret, and room counters at least as high as any id seen.
+  resume records, the key check, and room counters at least as high as any id seen.
+- No secret is stored: shared secrets are derived from the operator's (keys.py).
 
 The parts, one job each:
     connection.py  the client, scripts, subscription, reconnecting, health, the outage guard
@@ -24,7 +25,7 @@ The parts, one job each:
     publish.py     room messages, signals and direct events going out
     history.py     a room's stream read back, its newest id, counters after data loss
     presence.py    the node's lease, its people's memberships, counts over live nodes
-    state.py       names, resume records, the shared secret, flags and queues
+    state.py       names, resume records, the key check, flags and queues
     reports.py     reports: expiring hashes, paged indexes, per-reporter caps (own scripts)
     scripts.py     the Lua scripts and the list of keys
 This module composes them into the `Broker` port and runs the node's background work.
@@ -75,7 +76,9 @@ class RedisBroker:
         retention_seconds: float,
         retention_messages: int,
         wallclock: Callable[[], float],
+        secret: bytes | None = None,
     ) -> None:
+        """`secret` is the operator's (keys.py); random when not given (tests)."""
         self.retention_seconds = retention_seconds
         self.node = secrets.token_hex(6)
         self.link = link = Link(parse_url(url), self.node)
@@ -91,7 +94,7 @@ class RedisBroker:
         )
         self.names = Names(link, retention_seconds)
         self.sessions = Sessions(link, retention_seconds, self._release)
-        self.shared = SharedState(link)
+        self.shared = SharedState(link, secret or secrets.token_bytes(32))
         self.reports = Reports(link)
         self._seen = seen
         self._on_release: ReleaseHandler | None = None
@@ -116,6 +119,14 @@ class RedisBroker:
         except (*DOWN, RedisError) as error:
             await self.link.close()
             raise BrokerUnavailable(f"cannot reach Redis at {self.link.where()}: {error}") from None
+        if self.shared.mismatch:  # bans by address would not hold across nodes: refuse
+            with contextlib.suppress(*DOWN, RedisError):
+                await self.lease.end()
+            await self.link.close()
+            raise ValueError(
+                "this node's address key differs from the one the nodes already running on "
+                f"{self.link.where()} use: give every node the same key (docs/privacy.md)"
+            )
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self.link.stay_connected(self._resync, self.delivery.dispatch)),
@@ -142,14 +153,40 @@ class RedisBroker:
         self._on_release, self.link.on_health = None, None
 
     async def _resync(self) -> None:
-        """Write back what this node holds, then catch every room up from its stream."""
-        await self.lease.renew()
+        """Write back what this node holds, then catch every room up from its stream; if
+        our people were announced as gone meanwhile, announce them as back."""
+        await self.lease.renew(rejoin=True)
+        reaped = await self.lease.was_reaped()
         await self.shared.restore()
         await self.room_log.seed(self._seq_ttl())
         await self.presence.rewrite()
         await self.names.reclaim()
         await self.sessions.rewrite()
         await self.delivery.catch_up_all()
+        if reaped:
+            await self._announce_back()
+            await self.lease.reaped_done()
+
+    async def _announce_back(self) -> None:
+        """`join` for each of our people in each room, with the count now: every node
+        (this one too) shows them as present again, as `who` does. Sent before the node
+        is up again, so before any of them can speak."""
+        counts = {info.name: info.count for info in await self.presence.room_counts_now()}
+        for room, members in list(self.presence.local.items()):
+            for member in list(members.values()):
+                back = ev.Presence(
+                    room=room,
+                    event="join",
+                    uid=member.uid,
+                    name=member.name,
+                    count=counts.get(room, len(members)),
+                )
+                signal = wire.signal(room, back, member.uid)
+                await self.link.redis.publish(self.link.channel, signal)
+        log.info("back after a stall: %d people announced as present again", self._people())
+
+    def _people(self) -> int:
+        return len({uid for members in self.presence.local.values() for uid in members})
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
@@ -174,7 +211,7 @@ class RedisBroker:
         self._seen.forget_quiet(now - 2 * self.retention_seconds, keep=self.presence.local)
 
     async def _refresh(self) -> None:
-        """Keep names, resume records and secrets alive while this node uses them."""
+        """Keep names, resume records and the key check alive while this node runs."""
         pipe = self.link.redis.pipeline(transaction=False)
         self.names.renew(pipe)
         self.sessions.renew(pipe)
@@ -220,6 +257,12 @@ class RedisBroker:
 
     async def last_id(self, room: str) -> int:
         return await self.room_log.last_id(room)
+
+    async def delete(self, room: str, tombstone: ev.Deleted, sender: str | None) -> bool:
+        return await self.fanout.delete(room, tombstone, sender)
+
+    async def deletions(self, room: str, after: int) -> list[ev.Deleted]:
+        return await self.room_log.deletions(room, after)
 
     async def join_room(self, room: str, member: Member) -> int:
         return await self.presence.join_room(room, member)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from ...core.events import Message
+from ...core.events import Deleted, Message
 from . import wire
 from .connection import Link, degrades, raises_unavailable
 from .ordering import Seen
 
 SEQ_TTL_FACTOR = 2  # a room's counter outlives its last message by 2 retention windows
+
+
+def whole(after: int, last: int, kept: set[int]) -> bool:
+    """Whether every id after `after` up to `last` is still kept (a deleted message's place
+    counts as kept): what a trim dropped is older than what it kept, so walk down from the
+    newest until an id is missing."""
+    at = last
+    while at > after and at in kept:
+        at -= 1
+    return at <= after
 
 
 class History:
@@ -26,19 +36,24 @@ class History:
     async def read(self, room: str, after: int) -> tuple[list[Message], bool]:
         """`history` whatever our state (a gap fill or a catch-up notices failures itself)."""
         link = self.link
-        last_raw, entries = await link.run(
+        last_raw, entries, deleted = await link.run(
             "HISTORY",
-            [link.key("seq", room), link.key("hist", room)],
+            [link.key("seq", room), link.key("hist", room), link.key("del", room)],
             [after, self.retention_messages, wire.ms(self.retention_seconds)],
         )
-        last = int(last_raw)
         missed = []
         for _, fields in reversed(entries):  # the script reads newest first
             item = wire.stream_entry(room, fields)
             if item.id > after:
                 missed.append(item.message())
-        first_kept = missed[0].id if missed else last + 1
-        return missed, first_kept <= after + 1 or after >= last
+        kept = {m.id for m in missed} | {int(i) for i in deleted}
+        return missed, whole(after, int(last_raw), kept)
+
+    @raises_unavailable
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        found = await self.link.redis.hvals(self.link.key("del", room))
+        tombstones = sorted(map(wire.tombstone, found), key=lambda t: t.id)
+        return [t for t in tombstones if t.id > after]
 
     def _seen_here(self, room: str) -> int:
         return self.seen.last(room) or 0

@@ -15,6 +15,7 @@ from .connection import Link, degrades
 from .delivery import Delivery
 
 LEASES_KEPT = 3  # a node's keys outlive its lease by this many leases, unless renewed
+REAPED_TTL = 86400.0  # how long a reaped node's marker waits for it to come back
 
 
 class Lease:
@@ -30,13 +31,15 @@ class Lease:
         """Now on Redis' clock, as far as we know."""
         return self.wallclock() + self._offset
 
-    async def renew(self) -> bool:
-        """False: Redis had forgotten us (it restarted, or we were silent past the lease)."""
+    async def renew(self, *, rejoin: bool = False) -> bool:
+        """False: Redis had forgotten us (it restarted, or we were silent past the lease).
+        A forgotten node comes back only with `rejoin` (resynchronising): until then, its
+        publishes are refused (PUBLISH checks the lease), so none of its people speaks
+        before they are shown as back."""
         link = self.link
         before = self.wallclock()
-        known, now = await link.run(
-            "HEARTBEAT", [link.key("nodes")], [link.node, wire.ms(link.lease)]
-        )
+        args = [link.node, wire.ms(link.lease), int(rejoin)]
+        known, now = await link.run("HEARTBEAT", [link.key("nodes")], args)
         self._offset = int(now) / 1000 - (before + self.wallclock()) / 2
         return bool(known)
 
@@ -48,7 +51,16 @@ class Lease:
     async def reap(self) -> list[wire.Gone]:
         """The people of nodes whose lease ran out (their keys go): to announce as gone."""
         link = self.link
-        return wire.gone(await link.run("REAP", [link.key("nodes")], [link.prefix]))
+        args = [link.prefix, wire.ms(REAPED_TTL), link.node]
+        return wire.gone(await link.run("REAP", [link.key("nodes")], args))
+
+    async def was_reaped(self) -> bool:
+        """Whether another node announced our people as gone (we were stalled past the
+        lease); `reaped_done` once they have been announced as back."""
+        return bool(await self.link.redis.exists(self.link.key("reaped", self.link.node)))
+
+    async def reaped_done(self) -> None:
+        await self.link.redis.delete(self.link.key("reaped", self.link.node))
 
 
 class Presence:
@@ -137,6 +149,10 @@ class Presence:
 
     @degrades(_counts_here)
     async def _room_counts(self) -> list[RoomInfo]:
+        return await self.room_counts_now()
+
+    async def room_counts_now(self) -> list[RoomInfo]:
+        """Counts over live nodes, whatever our state (resynchronising)."""
         flat = await self.link.run("ROOM_COUNTS", [], [self.link.prefix])
         counts = sorted((room, int(n)) for room, n in wire.pairs(flat))
         return [RoomInfo(room, n) for room, n in counts if n > 0]

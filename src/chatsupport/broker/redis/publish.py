@@ -9,10 +9,17 @@ from typing import Any
 
 import msgspec
 
-from ...core.events import Event, Message
+from ...core.events import Deleted, Event, Message
 from ...core.ports import BrokerUnavailable
 from . import wire
-from .connection import COMMAND_TIMEOUT, Link, degrades, raises_unavailable
+from .connection import (
+    COMMAND_TIMEOUT,
+    UNREACHABLE,
+    Forgotten,
+    Link,
+    degrades,
+    raises_unavailable,
+)
 from .delivery import Delivery
 from .history import SEQ_TTL_FACTOR
 from .ordering import Seen
@@ -55,7 +62,7 @@ class Fanout:
         room, link = message.room, self.link
         # Past this (Redis time), the sender has been told `unavailable`: too late to publish.
         deadline = self.lease.redis_time() + PUBLISH_DEADLINE
-        keys = [link.key("seq", room), link.key("hist", room)]
+        keys = [link.key("seq", room), link.key("hist", room), link.key("nodes")]
         args = [
             link.channel,
             wire.encode(room),
@@ -65,6 +72,7 @@ class Fanout:
             wire.ms(SEQ_TTL_FACTOR * self.retention_seconds),
             wire.encode(ref),
             wire.ms(deadline),
+            link.node,
         ]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outgoing.append(Outgoing(keys, args, future))
@@ -99,6 +107,9 @@ class Fanout:
                 continue
             if isinstance(result, Exception):
                 item.future.set_exception(BrokerUnavailable(str(result)))
+            elif result == b"forgotten":  # reaped while stalled: come back first (resync)
+                self.link.lost(Forgotten())
+                item.future.set_exception(BrokerUnavailable(UNREACHABLE))
             else:
                 item.future.set_result(result)
 
@@ -114,6 +125,25 @@ class Fanout:
     @degrades(_heard_here)
     async def signal(self, room: str, event: Event, sender: str | None) -> None:
         await self.link.redis.publish(self.link.channel, wire.signal(room, event, sender))
+
+    @raises_unavailable
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        """The message leaves the room's stream, its tombstone takes its place and the
+        `deleted` signal goes out, in one script (DELETE)."""
+        link = self.link
+        done = await link.run(
+            "DELETE",
+            [link.key("hist", room), link.key("del", room)],
+            [
+                tombstone.id,
+                self.retention_messages,
+                wire.encode(tombstone),
+                link.channel,
+                wire.signal(room, tombstone, sender),
+                wire.ms(self.retention_seconds),
+            ],
+        )
+        return bool(done)
 
     @raises_unavailable
     async def direct(self, uid: str, event: Event) -> None:

@@ -1,4 +1,4 @@
-"""Shared state that is not delivery: names, resume records, the shared secret, and the
+"""Shared state that is not delivery: names, resume records, the key check, and the
 flags and queues features keep. What this node put in Redis is also held here, so that it
 can be written back after an outage (even to a Redis that restarted empty)."""
 
@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import cast
 
 from redis.asyncio.client import Pipeline
 
 from ...core.ports import SessionRecord
+from ...keys import derive
 from . import wire
 from .connection import Link, degrades, raises_unavailable
 
 log = logging.getLogger("chatsupport.broker.redis")
 
-SECRET_TTL = 2 * 24 * 3600.0  # renewed while any node runs; gone 2 days after the last
+CHECK_TTL = 2 * 24 * 3600.0  # renewed while any node runs; gone 2 days after the last
+LEGACY = (("secret", "address"), ("secret", "reporters"))  # keys older nodes kept in Redis
 TOMBSTONE = 60.0  # an ended session cannot be saved again for this long (late saves)
 
 
@@ -195,37 +196,34 @@ class Sessions:
 
 
 class SharedState:
-    """The shared secret, flags and queues: all refused while Redis is away."""
+    """Shared secrets (derived from the operator's, never in Redis), flags and queues; the
+    flags and queues are refused while Redis is away."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link, secret: bytes) -> None:
         self.link = link
-        self._secrets: dict[str, bytes] = {}
+        self._secret = secret
+        # 32 bits of a keyed hash of a constant: enough to notice a node given another key,
+        # too few to test guesses of the key against (docs/privacy.md).
+        self._check = derive(secret, "key check").hex()[:8].encode()
+        self.mismatch = False  # another node's key differs from ours (bans would not hold)
 
     async def shared_secret(self, name: str) -> bytes:
-        if name not in self._secrets:
-            self._secrets[name] = await self._secret(name, secrets.token_bytes(32))
-        return self._secrets[name]
-
-    @raises_unavailable
-    async def _secret(self, name: str, candidate: bytes) -> bytes:
-        """The secret Redis has (`candidate` if it had none)."""
-        key = self.link.key("secret", name)
-        return bytes(await self.link.run("SECRET", [key], [candidate, wire.ms(SECRET_TTL)]))
+        return derive(self._secret, f"shared {name}")
 
     def renew(self, pipe: Pipeline) -> None:
-        for name in self._secrets:
-            pipe.pexpire(self.link.key("secret", name), wire.ms(SECRET_TTL))
+        pipe.pexpire(self.link.key("keycheck"), wire.ms(CHECK_TTL))
 
     async def restore(self) -> None:
-        for name, value in list(self._secrets.items()):
-            key = self.link.key("secret", name)
-            kept = await self.link.run("SECRET", [key], [value, wire.ms(SECRET_TTL)])
-            if bytes(kept) != value:  # a node started while Redis was empty and set its own
-                log.warning(
-                    "shared secret %s differs from the one Redis now has: restart this node "
-                    "so that all nodes hash addresses alike",
-                    name,
-                )
+        """Set the key check (if no node has) and compare; forget what older versions kept."""
+        key = self.link.key("keycheck")
+        kept = await self.link.run("KEYCHECK", [key], [self._check, wire.ms(CHECK_TTL)])
+        self.mismatch = bytes(kept) != self._check
+        if self.mismatch:
+            log.error(
+                "this node's address key differs from the other nodes': bans by address made "
+                "on one do not hold on the other; give every node the same key"
+            )
+        await self.link.redis.delete(*(self.link.key(*parts) for parts in LEGACY))
 
     # ---- flags -----------------------------------------------------------------------------
     def _flags_key(self, kind: str) -> str:

@@ -6,7 +6,8 @@ The channel `P events` carries one JSON array per delivery, its first item the k
     ["S", room, sender, event]          a transient room event (presence); sender may be null
     ["D", uid, event]                   an event for one person
     ["R", uid, node]                    <node> adopted <uid> (TAKE_SESSION): others let go
-A room's stream entries have the fields i (id), t (ms, Redis' clock) and b (message JSON).
+A room's stream entries have the fields i (id), t (ms, Redis' clock) and b (message JSON);
+a deleted message leaves the stream and its `deleted` event takes its place in `P del:ROOM`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, cast
 
 import msgspec
 
-from ...core.events import Event, EventUnion, Member, Message
+from ...core.events import Deleted, Event, EventUnion, Member, Message
 from ...core.ports import SessionRecord
 
 
@@ -64,6 +65,7 @@ class Gone(msgspec.Struct, frozen=True):
 _delivery = msgspec.json.Decoder(Delivery)
 _message = msgspec.json.Decoder(Message)
 _member = msgspec.json.Decoder(Member)
+_tombstone = msgspec.json.Decoder(Deleted)
 _record = msgspec.json.Decoder(SessionRecord)
 encode = msgspec.json.encode
 
@@ -91,6 +93,11 @@ def stream_entry(room: str, fields: Sequence[bytes]) -> Published:
 
 def member(raw: bytes) -> Member:
     return _member.decode(raw)
+
+
+def tombstone(raw: bytes | str) -> Deleted:
+    """A deleted message's place in `P del:ROOM` (its `deleted` event, never its text)."""
+    return _tombstone.decode(raw)
 
 
 def record(raw: bytes) -> SessionRecord:

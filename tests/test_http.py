@@ -93,9 +93,16 @@ async def test_healthz_is_json_status(server: ChatServer) -> None:
     }
 
 
-async def test_metrics_are_off_the_public_port_and_off_by_default(server: ChatServer) -> None:
-    assert (await http(server.http_port, "/metrics"))[0] == 404
-    assert "metrics" not in server.urls  # no metrics listener unless asked for
+async def test_metrics_on_the_public_port_are_for_this_machine_only(server: ChatServer) -> None:
+    """CONTRACT §9's GET /metrics: a scraper on the machine itself, straight, gets it; a
+    request a proxy forwarded (the public, through nginx) gets 404."""
+    status, headers, body = await http(server.http_port, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert b"chatsupport_events_total" in body
+    assert_strict(headers)
+    for forwarded in ("X-Forwarded-For: 203.0.113.9\r\n", "Forwarded: for=203.0.113.9\r\n"):
+        assert (await http(server.http_port, "/metrics", extra=forwarded))[0] == 404
+    assert "metrics" not in server.urls  # no listener of its own unless asked for
 
 
 async def test_metrics_count_connections_messages_errors_and_limits() -> None:

@@ -1,7 +1,9 @@
 """HTTP on the same port as /ws: the web page and /healthz, with strict headers.
 
-/metrics is not served here (it tells how many crisis alerts, talks and matches this
-node saw): it has its own listener, off by default (transport/metrics.py).
+/metrics (CONTRACT §9) tells how many crisis alerts, talks and matches a node saw: nothing
+for the public. This port serves it only to a scraper on the machine itself (a loopback peer
+that came through no proxy) and only while no `--metrics-port` listener of its own
+(transport/metrics.py) is configured; anyone else gets 404.
 
 Only GET is served (the page is static; everything else is WebSocket frames). Every
 response forbids framing, sends no referrer, is not cached, and the page may load
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import http
+import ipaddress
 from importlib import resources
 
 import msgspec
@@ -19,6 +22,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .context import Edge
+from .metrics import CONTENT_TYPE, registry_of, scrape
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,13 +77,18 @@ def _static(name: str) -> Response:
 class Routes:
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
+        self.registry = registry_of(edge.chat)
 
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request, peer: str = "") -> Response:
         if request.method not in ("GET", "HEAD"):
             refusal = text_response(405, "only GET is served here\n")
             refusal.headers["Allow"] = "GET, HEAD"
             return refusal
-        found = self.route(request.path.partition("?")[0])
+        path = request.path.partition("?")[0]
+        if path == "/metrics" and self.local_scraper(request, peer):
+            found = response(200, scrape(self.registry), CONTENT_TYPE)
+        else:
+            found = self.route(path)
         return dataclasses.replace(found, body=b"") if request.method == "HEAD" else found
 
     def route(self, path: str) -> Response:
@@ -92,6 +101,18 @@ class Routes:
         if path == "/healthz":
             return self.health()
         return text_response(404, "not found\n")
+
+    def local_scraper(self, request: Request, peer: str) -> bool:
+        """A scraper on this machine, straight (no proxy forwarded it), and no listener of
+        its own for /metrics configured: only then does the public port answer it."""
+        if self.edge.config.metrics_port is not None or not peer:
+            return False
+        if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+            return False
+        try:
+            return ipaddress.ip_address(peer).is_loopback
+        except ValueError:
+            return False
 
     def page_config(self) -> Response:
         """What the web page needs from the operator's settings (nothing secret)."""

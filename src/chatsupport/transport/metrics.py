@@ -94,9 +94,14 @@ async def start_metrics(chat: Chat, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(serve, host, port, limit=MAX_REQUEST)
 
 
+def scrape(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text of `registry`."""
+    return bytes(generate_latest(registry))
+
+
 def _answer(registry: CollectorRegistry, method: bytes, path: bytes) -> bytes:
     if method in (b"GET", b"HEAD") and path == b"/metrics":
-        status, body, kind = "200 OK", generate_latest(registry), CONTENT_TYPE
+        status, body, kind = "200 OK", scrape(registry), CONTENT_TYPE
     else:
         status, body, kind = "404 Not Found", b"not found\n", "text/plain; charset=utf-8"
     head = (

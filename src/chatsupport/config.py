@@ -82,6 +82,13 @@ class Config:
         "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",
         metavar="URL",
     )
+    metrics_port: int | None = setting(
+        None,
+        "serve /metrics (Prometheus) on this port, on --metrics-host; 0 = any free port",
+        metavar="PORT",
+        unset="no /metrics (it is never on the public HTTP port)",
+    )
+    metrics_host: str = setting("127.0.0.1", "address of the /metrics listener", metavar="ADDRESS")
     tls_cert: str | None = setting(
         None,
         "certificate chain (PEM): serve https://, wss:// and TLS on the text port",
@@ -155,6 +162,14 @@ class Config:
         600.0, "the window of --new-conns-per-address", unit="seconds"
     )
     max_rooms_per_session: int = setting(10, "rooms one person may be in at once", unit="rooms")
+    new_rooms_per_person: int = setting(
+        20,
+        "rooms one person may open (be the first in) within --retention-seconds",
+        unit="rooms",
+    )
+    max_rooms_per_node: int = setting(
+        2000, "rooms with people on this node; joining one more is refused", unit="rooms"
+    )
     outbox_limit: int = setting(
         512 * 1024,
         "output waiting for a peer before it is disconnected as too slow",
@@ -246,12 +261,23 @@ class Config:
     report_evidence: int = setting(
         5, "messages before the reported one kept as evidence", unit="messages"
     )
-    max_reports: int = setting(1000, "reports kept at once; the oldest go first", unit="reports")
-    reports_per_hour: int = setting(20, "reports one person may file per hour", unit="reports")
+    max_reports: int = setting(
+        1000,
+        "reports kept at once; the oldest handled go first, then the oldest open",
+        unit="reports",
+    )
+    reports_per_hour: int = setting(
+        20, "report attempts one person may make per hour (refused ones count)", unit="reports"
+    )
+    open_reports_per_reporter: int = setting(
+        5,
+        "open reports one reporter may have at once (reports of one person merge)",
+        unit="reports",
+    )
     reports_alert_after: int = setting(
         3,
-        "reports about one person (within --report-retention) that alert the moderators; "
-        "again at every multiple (0: never)",
+        "open reports about one person that alert the moderators; again at every multiple "
+        "(0: never)",
         unit="reports",
     )
     listener_capacity: int = setting(

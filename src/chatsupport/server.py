@@ -24,13 +24,14 @@ from .core.flood import Flood
 from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
-from .core.ports import AddressPeriods
+from .core.ports import AddressPeriods, BrokerUnavailable
 from .core.reports import Reports
 from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
 from .keys import AddressSchedule, operator_secret
 from .transport.context import AddressKeys, Edge
+from .transport.descriptors import Descriptors
 from .transport.irc import start_irc
 from .transport.outbox import Flusher
 from .transport.tcp import text_port
@@ -82,8 +83,11 @@ class ChatServer:
         self.chat: Chat | None = None
         self.edge: Edge | None = None
         self.listeners: list[asyncio.Server] = []
-        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" -> where it listens
+        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" / "metrics" -> where
+        self._ircs: asyncio.Server | None = None  # the IRC-over-TLS listener, if any
+        self._metrics: asyncio.Server | None = None  # the /metrics listener, if any
         self._ticker: asyncio.Task[None] | None = None
+        self.descriptors: Descriptors | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
     @property
@@ -105,7 +109,13 @@ class ChatServer:
 
     @property
     def irc_tls_port(self) -> int | None:
-        return self._port(3) if len(self.listeners) > 3 else None
+        return self._port(self.listeners.index(self._ircs)) if self._ircs else None
+
+    @property
+    def metrics_port(self) -> int:
+        """The /metrics listener's port (only with `metrics_port` set)."""
+        assert self._metrics is not None, "no /metrics listener: metrics_port is not set"
+        return self._port(self.listeners.index(self._metrics))
 
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
@@ -157,6 +167,13 @@ class ChatServer:
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
         edge.text.help_url = help_page(config, self.urls["http"])
         await self._start_irc(edge, tls)
+        if config.metrics_port is not None:
+            from .transport.metrics import start_metrics
+
+            self._metrics = await start_metrics(self.chat, config.metrics_host, config.metrics_port)
+            self.listeners.append(self._metrics)
+            self.urls["metrics"] = f"http://{config.metrics_host}:{self.metrics_port}/metrics"
+        self.descriptors = Descriptors(loop)
         self._ticker = loop.create_task(self._tick())
 
     async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
@@ -166,18 +183,34 @@ class ChatServer:
         self.listeners.append(irc)
         self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
         if config.irc_tls_port is not None and tls is not None:
-            ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
-            self.listeners.append(ircs)
-            self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"
+            self._ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self.listeners.append(self._ircs)
+            self.urls["ircs"] = f"ircs://{config.host}:{self.irc_tls_port}"
 
     async def _tick(self) -> None:
+        """Housekeeping once a second. A failure is logged once, when it starts (Redis away
+        is said by the broker already: one line, no traceback), and once when it ends;
+        not every second in between."""
         assert self.chat is not None
+        failing = False
         while not self._stopping:
             await asyncio.sleep(1.0)
             try:
                 await self.chat.tick()
+            except BrokerUnavailable:
+                if not failing:
+                    log.warning("housekeeping waits for the broker")
+                failing = True
             except Exception:
-                log.exception("housekeeping failed")
+                if not failing:
+                    log.exception("housekeeping failed (said once until it works again)")
+                failing = True
+            else:
+                if failing:
+                    log.info("housekeeping works again")
+                failing = False
+            if self.descriptors is not None:
+                self.descriptors.check(len(self.chat.links))
 
     def broadcast(self, text: str) -> None:
         """Send a server announcement to every connected peer."""
@@ -189,6 +222,8 @@ class ChatServer:
         for listener in self.listeners:
             listener.close()
         self._stopping = True
+        if self.descriptors is not None:
+            self.descriptors.close(asyncio.get_running_loop())
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,4 +234,5 @@ class ChatServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(listener.wait_closed(), 5.0)
         self.listeners.clear()
+        self._ircs = self._metrics = None
         log.info("stopped")

@@ -76,6 +76,20 @@ def _slow(arg: str) -> rq.Slow:
         raise UsageError("SECONDS must be a number") from None
 
 
+def _reports(arg: str) -> rq.Reports:
+    words = arg.split()
+    request = rq.Reports()
+    if words and words[0] in ("open", "handled"):
+        request.state = words.pop(0)
+    if len(words) >= 2 and words[-2] == "before":
+        request.before = words.pop()
+        words.pop()
+    if len(words) > 1:
+        raise UsageError("one ROOM at most")
+    request.room = words[0].lstrip("#") if words else None
+    return request
+
+
 def _report(arg: str, room: str | None) -> rq.Report:
     name, _, reason = arg.partition(" ")
     # Names have spaces: "/report Quiet Otter spam" - try the two-word form first.
@@ -301,7 +315,18 @@ COMMANDS: dict[str, Command] = {
             "undo /lock",
             lambda a, r: rq.Unlock(room=_one(a, "ROOM")),
         ),
-        Command(rq.Reports, "/reports", "recent reports", lambda a, r: rq.Reports()),
+        Command(
+            rq.Reports,
+            "/reports [handled] [ROOM] [before ID]",
+            "reports, newest first, a page at a time",
+            lambda a, r: _reports(a),
+        ),
+        Command(
+            rq.Handled,
+            "/handled ID",
+            "mark a report as seen to",
+            lambda a, r: rq.Handled(id=_one(a, "ID")),
+        ),
         Command(
             rq.QueueStatus,
             "/queue",

@@ -118,6 +118,7 @@ class Notice(Event, tag="notice"):
     name: str | None = None
     # Regions with their own lines, [{code, name}], when the person is asked to choose one.
     regions: list[dict[str, str]] | None = None
+    before: str | None = None  # a paged list's next page: send it back as `before`
 
 
 class Matched(Event, tag="matched"):
@@ -146,6 +147,8 @@ class Report(Event, tag="report"):
     reason: str
     evidence: list[Message]
     ts: float
+    state: str = "open"  # or "handled" (a moderator saw to it)
+    count: int = 1  # reports about the same person in the same room, merged into this one
 
 
 class Alert(Event, tag="alert"):

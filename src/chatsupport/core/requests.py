@@ -197,6 +197,7 @@ class Unban(Request, tag="unban"):
 
 class Announce(Request, tag="announce"):
     text: str
+    room: str | None = None  # one room only (a private one-to-one room must be named)
 
 
 class Slow(Request, tag="slow"):
@@ -213,7 +214,13 @@ class Unlock(Request, tag="unlock"):
 
 
 class Reports(Request, tag="reports"):
-    pass
+    state: str = "open"  # or "handled"
+    room: str | None = None  # every room when None
+    before: str | None = None  # a report id: the page after it (the notice's `before`)
+
+
+class Handled(Request, tag="handled"):
+    id: str  # a report id
 
 
 AnyRequest = (
@@ -255,6 +262,7 @@ AnyRequest = (
     | Lock
     | Unlock
     | Reports
+    | Handled
 )
 
 # Type names a client may send (used to tell `unknown_type` from `bad_request`).

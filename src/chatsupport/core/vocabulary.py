@@ -23,6 +23,7 @@ ErrorCode = Literal[
     "invalid_name",
     "name_taken",
     "too_many_connections",
+    "too_many_rooms",  # `join` would open one room too many (per person, per node)
     "unavailable",
 ]
 
@@ -65,6 +66,7 @@ NoticeKind = Literal[
     "deleted",  # to moderators: a moderator deleted someone's message (never its text)
     "report",
     "reports",
+    "handled",  # a moderator: the report is marked handled
     # the shared broker went away, came back
     "unavailable",
     "available",

@@ -108,7 +108,9 @@ def _matched(event: ev.Matched) -> str:
 
 def _report(event: ev.Report) -> str:
     """A report for a moderator, with its evidence (the reported message marked `>`)."""
-    text = f"*** [report {event.id}] {event.name} in #{event.room}: {event.reason}\n"
+    extra = f", {event.count} reports" if event.count > 1 else ""
+    extra += ", handled" if event.state != "open" else ""
+    text = f"*** [report {event.id}{extra}] {event.name} in #{event.room}: {event.reason}\n"
     for message in event.evidence:
         mark = ">" if message is event.evidence[-1] else " "
         text += _lines(f"***  {mark} <{message.name}> ", message.text)

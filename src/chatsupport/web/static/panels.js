@@ -512,9 +512,8 @@ function installStaff() {
       },
     );
   });
-  $("reports-load").addEventListener("click", () =>
-    request({ type: "reports" }, { many: true, error: (f) => setStatus("staff-status", f.message, true) }),
-  );
+  $("reports-load").addEventListener("click", () => loadReports({}));
+  $("reports-more").addEventListener("click", () => loadReports({ before: $("reports-more").dataset.before }));
   installRoomTools();
 }
 
@@ -591,6 +590,25 @@ export function addAlert(frame) {
 
 const reportsShown = new Set(); // report ids: live and listed again by "Load recent reports"
 
+// One page of open reports, newest first (the server bounds its size); "Load older reports"
+// asks for the page after the last one shown, while the server says there is one.
+function loadReports(page) {
+  const more = $("reports-more");
+  const ref = request(
+    { type: "reports", ...page },
+    {
+      many: true,
+      reply: (f) => {
+        if (f.type !== "notice") return;
+        state.replies.delete(ref);
+        more.hidden = !f.before;
+        more.dataset.before = f.before || "";
+      },
+      error: (f) => setStatus("staff-status", f.message, true),
+    },
+  );
+}
+
 export function addReport(frame) {
   if (frame.id) {
     if (reportsShown.has(frame.id)) return;
@@ -624,7 +642,8 @@ export function addReport(frame) {
     }
     item.append(actions);
   }
-  $("reports").prepend(item);
+  if (frame.ref) $("reports").append(item); // a listed page: newest first, below the live ones
+  else $("reports").prepend(item);
   bump();
 }
 

@@ -18,8 +18,9 @@ capabilities (`echoes_own`, `can_resume`, read by the core). Everything else is 
   got in;
 - **half-close**: a peer that closes its side (`nc -N`, `shutdown(SHUT_WR)`) sends nothing
   more but may still read. What it sent is handled in order, at its budget's pace, for up
-  to `half_close_seconds`; the rest is refused in one error it can read; then it leaves as
-  with /quit (a quit queued after its last line), never a ghost;
+  to `half_close_seconds`; the rest is refused in one error it can read; then the
+  connection closes after the last answer and ends as any close does. (A FIN is the same
+  whether the peer half-closed or closed: not a quit, so an IRC session stays resumable.)
 - **errors**: one policy. The broker being away when opening is `fail("unavailable")`; any
   other failure is logged with its traceback and is `fail("not_opened")` or, once serving,
   `fail("internal")` (the session is then not resumable). Each transport words these.
@@ -135,7 +136,7 @@ class Peer(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         """The peer closed its side: keep ours open (True) while its lines are answered,
-        with a quit after the last. Nobody in yet (and no opening under way) has nothing to
+        then close after the last. Nobody in yet (and no opening under way) has nothing to
         be answered, and TLS cannot half-close (close_notify ends both ways): those close."""
         transport = self.transport
         if self.eof_by is not None:
@@ -146,7 +147,7 @@ class Peer(asyncio.Protocol):
             return False
         self.eof_by = asyncio.get_running_loop().time() + self.edge.config.half_close_seconds
         self.input_ended()
-        self.inbox.append(rq.Quit())  # last; not `take`: there is no more to read or pause
+        self.inbox.append(self._end_of_input)  # not `take`: there is no more to read or pause
         self.kick()
         return True
 
@@ -254,7 +255,7 @@ class Peer(asyncio.Protocol):
         return eof_by is not None and asyncio.get_running_loop().time() + wait > eof_by
 
     def _refuse_unsent(self, link: Link) -> None:
-        """Refuse every request still queued, in one error, before the quit queued last."""
+        """Refuse every request still queued, in one error, before `_end_of_input`."""
         unsent = sum(isinstance(item, rq.Request) for item in self.inbox[:-1])
         del self.inbox[:-1]
         lines = "1 line" if unsent == 1 else f"{unsent} lines"
@@ -265,6 +266,10 @@ class Peer(asyncio.Protocol):
             f"{lines} not sent: you closed your side of the connection with more queued than "
             f"your message budget lets through in {seconds} s",
         )
+
+    async def _end_of_input(self) -> None:
+        """Queued after a half-closed peer's last line: every answer is out; close after them."""
+        self.close("end_of_input")
 
     def _fail(self, why: Failure) -> None:
         self.ended = True

@@ -255,9 +255,11 @@ class Peer(asyncio.Protocol):
         return eof_by is not None and asyncio.get_running_loop().time() + wait > eof_by
 
     def _refuse_unsent(self, link: Link) -> None:
-        """Refuse every request still queued, in one error, before `_end_of_input`."""
-        unsent = sum(isinstance(item, rq.Request) for item in self.inbox[:-1])
-        del self.inbox[:-1]
+        """Refuse every request still queued, in one error; free steps (replies in turn, and
+        `_end_of_input` last) still run."""
+        inbox = self.inbox
+        unsent = sum(isinstance(item, rq.Request) for item in inbox)
+        inbox[:] = [item for item in inbox if not isinstance(item, rq.Request)]
         lines = "1 line" if unsent == 1 else f"{unsent} lines"
         seconds = f"{self.edge.config.half_close_seconds:g}"
         self.edge.chat.fail(

@@ -131,9 +131,13 @@ class RoomLog(Protocol):
         Raises BrokerUnavailable while shared state is away (nothing is queued for later)."""
         ...
 
-    async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
-        """Messages with id > `after` still retained, and whether nothing in between is gone.
-        Raises BrokerUnavailable while shared state is away."""
+    async def history(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
+        """Messages with id > `after` still retained, oldest first: the oldest `limit` of
+        them (a page; all without), and whether nothing after `after` is gone (up to the
+        room's newest id, whatever the page holds). Raises BrokerUnavailable while shared
+        state is away."""
         ...
 
     async def last_id(self, room: str) -> int:

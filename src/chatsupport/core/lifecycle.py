@@ -414,7 +414,10 @@ class Replay:
         """The next event to send; None when there is nothing left (or it is not theirs)."""
         while self.current:
             if self._page:
-                return self._page.popleft()
+                event = self._page.popleft()
+                if type(event) is ev.Message:
+                    self.missed += 1  # counted as sent: a replay cut short says how far it got
+                return event
             if self._more:
                 await self._read_page()
             elif self._rooms:
@@ -452,9 +455,9 @@ class Replay:
         if not messages:
             return
         self._after = messages[-1].id
-        self.missed += len(messages)
-        # Shadow-muted: only its author sees it (counted all the same, as before).
-        self._page.extend(m for m in messages if chat.visible_to(m, uid))
+        visible = [m for m in messages if chat.visible_to(m, uid)]
+        self.missed += len(messages) - len(visible)  # shadow-muted: counted all the same
+        self._page.extend(visible)
         self.link.session.life.replayed_up_to(room, self._after)  # their held copies go
 
     def _released(self) -> ev.Event | None:

@@ -82,6 +82,7 @@ KNOWN_COUNTERS = (
     "slow_disconnects",
     "keepalive_timeouts",
     "resumes",
+    "resumes_overtaken",
 )
 
 

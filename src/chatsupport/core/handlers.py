@@ -187,6 +187,6 @@ class Everyday(Feature):
             chat.reply(link, ev.Resumed(missed=0, complete=False), request)
             chat.count("resumes_unknown")
             return
-        chat.count("resumes")
         # Replays at the pace the connection reads, and ends with `resumed` itself.
         await lifecycle.resume(chat, link, old, request.last, request.ref)
+        chat.count("resumes")

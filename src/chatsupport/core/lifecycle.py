@@ -393,38 +393,30 @@ class Replay:
 
     async def run(self) -> None:
         """Send what the connection takes now; the rest once it has drained."""
-        sink = self.link.sink
+        link, send = self.link, self.chat.send
+        sink, page = link.sink, self._page
         try:
             while self.current:
+                while page and not sink.backlogged:  # what was read: nothing awaited here
+                    event = page.popleft()
+                    if type(event) is ev.Message:
+                        self.missed += 1  # counted as sent: a replay cut short says how far
+                    send(link, event)
                 if sink.backlogged:
                     sink.when_drained(self.run)
                     return
-                event = await self._next()
-                if not self.current:
-                    return
-                if event is None:
+                if self._more:  # the next page of this room
+                    await self._read_page()
+                elif self._rooms:
+                    await self._start_room(*self._rooms.popleft())
+                elif (released := self._released()) is not None:
+                    send(link, released)
+                else:
                     self._finish()
                     return
-                self.chat.send(self.link, event)
         except BrokerUnavailable:
             if self.current:
                 self._cut("unavailable")
-
-    async def _next(self) -> ev.Event | None:
-        """The next event to send; None when there is nothing left (or it is not theirs)."""
-        while self.current:
-            if self._page:
-                event = self._page.popleft()
-                if type(event) is ev.Message:
-                    self.missed += 1  # counted as sent: a replay cut short says how far it got
-                return event
-            if self._more:
-                await self._read_page()
-            elif self._rooms:
-                await self._start_room(*self._rooms.popleft())
-            else:
-                return self._released()
-        return None
 
     async def _start_room(self, room: str, after: int) -> None:
         session, chat = self.link.session, self.chat

@@ -75,7 +75,6 @@ return {id, now}
 """
 )
 
-# KEYS seq, hist, del | ARGV after, maxlen, retention_ms
 # KEYS seq, hist, del | ARGV after, maxlen, retention_ms, limit (0: no limit)
 # -> the room's last id, the oldest `limit` entries with id > after (oldest first: a page),
 # the ids of its deleted messages (their places count as kept) and the ids of every entry

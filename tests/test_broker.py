@@ -99,6 +99,21 @@ async def test_ids_order_history_and_bounded_retention(started: tuple[Broker, He
     assert await broker.history("elsewhere", 0) == ([], True)
 
 
+async def test_history_reads_in_pages_oldest_first(started: tuple[Broker, Heard]) -> None:
+    broker, _ = started
+    for n in range(8):  # ids 1-8; the last 5 (4-8) are retained
+        await broker.publish(message(f"m{n + 1}"), ref=None)
+    gone = Deleted(room="lobby", id=6, uid="u1", name="Quiet Otter")
+    assert await broker.delete("lobby", gone, "u1") is True
+    kept, complete = await broker.history("lobby", 3, limit=2)
+    assert ([m.id for m in kept], complete) == ([4, 5], True)  # whole: judged past the page
+    kept, complete = await broker.history("lobby", 5, limit=2)
+    assert ([m.id for m in kept], complete) == ([7, 8], True)  # a deleted place is skipped
+    kept, complete = await broker.history("lobby", 0, limit=2)
+    assert ([m.id for m in kept], complete) == ([4, 5], False)  # 1-3 are gone
+    assert await broker.history("lobby", 8, limit=2) == ([], True)
+
+
 async def test_a_deleted_message_leaves_history_and_its_tombstone_stays(
     started: tuple[Broker, Heard],
 ) -> None:

@@ -232,11 +232,11 @@ async def replay_paused(server: ChatServer) -> AsyncIterator[Callable[[], Awaita
     real = broker.history
     inside, go_on = asyncio.Event(), asyncio.Event()
 
-    async def paused(room: str, after: int) -> tuple[list[Message], bool]:
+    async def paused(room: str, after: int, limit: int | None = None) -> tuple[list[Message], bool]:
         if not inside.is_set():
             inside.set()
             await go_on.wait()
-        return await real(room, after)
+        return await real(room, after, limit)
 
     async def reached() -> None:
         await asyncio.wait_for(inside.wait(), WAIT)

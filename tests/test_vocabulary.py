@@ -11,7 +11,7 @@ import pytest
 
 from chatsupport.client.terminal import unknown_words
 from chatsupport.core import events as ev
-from chatsupport.core.vocabulary import ERROR_CODES, NOTICE_KINDS, ROLES
+from chatsupport.core.vocabulary import ERROR_CODES, NOTICE_KINDS, REPLAY_CUTS, ROLES
 
 PROTOCOL = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text("utf-8")
 
@@ -35,6 +35,10 @@ def test_the_documented_error_codes_are_the_vocabulary() -> None:
 
 def test_the_documented_notice_kinds_are_the_vocabulary() -> None:
     assert _first_column("Notice `kind`") == set(NOTICE_KINDS)
+
+
+def test_the_documented_replay_cuts_are_the_vocabulary() -> None:
+    assert _first_column("`resumed` `reason`") == set(REPLAY_CUTS)
 
 
 def test_the_documented_roles_are_the_vocabulary() -> None:

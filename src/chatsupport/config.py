@@ -196,6 +196,12 @@ class Config:
     resume_grace: float = setting(
         60.0, "how long a dropped WebSocket person stays in their rooms, shown away", unit="seconds"
     )
+    resume_held_limit: int = setting(
+        1000,
+        "live events held for one person while their resume replays; past it the replay "
+        "ends incomplete (`resumed.reason` overtaken) and live delivery goes on",
+        unit="events",
+    )
     presence_limit: int = setting(
         100,
         "rooms with more people than this do not announce joins, leaves, away and back",

@@ -5,6 +5,7 @@ The core is I/O-free, so these drive a real Chat and memory broker through `open
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -40,12 +41,24 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[ev.Event] = []
         self.closed: str | None = None
+        self.backlogged = False  # a test sets it: the peer has not read what was sent
+        self.waiting: list[Callable[[], Awaitable[None]]] = []  # `when_drained` steps
 
     def send(self, event: ev.Event) -> None:
         self.events.append(event)
 
     def close(self, reason: str) -> None:
         self.closed = reason
+
+    def when_drained(self, step: Callable[[], Awaitable[None]]) -> None:
+        self.waiting.append(step)
+
+    async def drain(self) -> None:
+        """The peer read everything: the step that waited for it runs (as a transport would)."""
+        self.backlogged = False
+        steps, self.waiting = self.waiting, []
+        for step in steps:
+            await step()
 
     def take(self) -> list[ev.Event]:
         events, self.events = self.events, []

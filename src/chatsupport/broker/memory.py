@@ -155,14 +155,16 @@ class MemoryBroker:
         while history and history[0].ts < horizon:
             history.popleft()
 
-    async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
+    async def history(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
         history = self._history.get(room, deque())
         self._prune(history)
         kept = [m for m in history if m.id > after]
         last = self._next_id.get(room, 0)
         first_kept = kept[0].id if kept else last + 1  # a deleted message's place counts
         missed = [m for m in kept if m.kind != GONE]
-        return missed, first_kept <= after + 1 or after >= last
+        return missed[:limit], first_kept <= after + 1 or after >= last
 
     async def last_id(self, room: str) -> int:
         return self._next_id.get(room, 0)

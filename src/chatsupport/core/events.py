@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from .vocabulary import ErrorCode, NoticeKind, Role
+from .vocabulary import ErrorCode, NoticeKind, ReplayCut, Role
 
 
 class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
@@ -108,6 +108,7 @@ class Pong(Event, tag="pong"):
 class Resumed(Event, tag="resumed"):
     missed: int
     complete: bool
+    reason: ReplayCut | None = None  # the replay was cut short: why (else absent)
 
 
 class Notice(Event, tag="notice"):

@@ -212,8 +212,8 @@ class Everyday(Feature):
             chat.reply(link, ev.Resumed(missed=0, complete=False), request)
             chat.count("resumes_unknown")
             return
-        missed, complete = await lifecycle.resume(chat, link, old, request.last)
-        chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
+        # Replays at the pace the connection reads, and ends with `resumed` itself.
+        await lifecycle.resume(chat, link, old, request.last, request.ref)
         chat.count("resumes")
         if old.link is link:
             await chat.resumed(old)

@@ -25,6 +25,12 @@ events; tests/core/test_lifecycle.py checks the source):
 - After a replay the person gets, in this order: the replayed history, what was kept for
   them while away, the live events held meanwhile (without those the replay already
   gave), then `resumed`.
+- A replay (`Replay`) goes at the pace the connection reads: it writes while the sink is
+  not `backlogged` and leaves the rest to `when_drained`, reading each room's history in
+  pages; the core never awaits the peer. What it holds meanwhile is bounded
+  (`resume_held_limit`): past it the replay is cut (`resumed {complete: false, reason:
+  "overtaken"}`), the room events held are dropped (history has them) and live delivery
+  goes on.
 - A private room a person is taken out of while not connected, or while resuming, is
   noted in `departed` (room -> first, last id) so their next replay gives it up to its
   end; a replay that reaches the connection forgets them.
@@ -41,6 +47,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from . import events as ev
+from .ports import BrokerUnavailable
+from .vocabulary import ReplayCut
 
 if TYPE_CHECKING:
     from .chat import Chat
@@ -49,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatsupport.core")
 
 AWAY_KEPT = 50  # direct events kept for a person who is away, to follow their resume
+REPLAY_PAGE = 50  # messages read from a room's history at once by a replay
 
 
 class State(enum.Enum):
@@ -103,12 +112,13 @@ class Life:
     `state`, `link` and `held` are plain attributes so that the fan-out reads them at the
     cost of a slot; only this module writes them (tests/core/test_lifecycle.py checks)."""
 
-    __slots__ = ("_away", "_departed", "_since_detached", "held", "link", "state")
+    __slots__ = ("_away", "_departed", "_since_detached", "held", "link", "replay", "state")
 
     def __init__(self) -> None:
         self.state = State.NEW
         self.link: Link | None = None  # the open connection (CONNECTED, RESUMING)
         self.held: Held | None = None  # live events held back (a reply, a replay)
+        self.replay: Replay | None = None  # the resume's replay under way on `link`
         self._since_detached: float | None = None  # clock time of the detach
         self._away: deque[ev.Event] | None = None  # direct events while not connected
         self._departed: dict[str, tuple[int, int]] = {}
@@ -156,6 +166,7 @@ class Life:
         previous = self.link if self.link is not link else None
         self._step(Step.ATTACH)
         self.link, self._since_detached = link, None
+        self.replay = None  # one under way on the other connection is over
         if self.held is None:  # held since connecting with the token: kept
             self.held = []
         return previous
@@ -167,6 +178,7 @@ class Life:
         if self.link is not link or self.state is not State.RESUMING:
             return
         self._step(Step.REPLAYED)
+        self.replay = None
         held, self.held = self.held or [], None
         kept, self._away = self._away or (), None
         for event in kept:
@@ -179,7 +191,7 @@ class Life:
         short are kept (history has the room events)."""
         self._step(Step.DETACH)
         held, self.held = self.held or [], None
-        self.link, self._since_detached = None, now
+        self.link, self._since_detached, self.replay = None, now, None
         for room, event in held:
             if not room:
                 self._keep(event)
@@ -192,14 +204,14 @@ class Life:
         if self.state is State.ENDED:
             return False
         self._step(Step.END)
-        self.link, self.held, self._away = None, None, None
+        self.link, self.held, self._away, self.replay = None, None, None, None
         return True
 
     # ---- delivery -------------------------------------------------------------------------
     def hold_back(self, room: str, event: ev.Event) -> None:
         """A room event that waits (`held` is not None): the fan-out sends the others."""
         if self.held is not None:
-            self.held.append((room, event))
+            self._hold(room, event)
 
     def direct(self, event: ev.Event) -> None:
         """An event for them alone: held behind a reply or replay like room events, or,
@@ -208,9 +220,17 @@ class Life:
             if self.held is None:
                 _send(self.link, event)
             else:
-                self.held.append(("", event))  # "": no room; a replay never drops these
+                self._hold("", event)  # "": no room; a replay never drops these
         elif self.state in DETACHED:
             self._keep(event)
+
+    def _hold(self, room: str, event: ev.Event) -> None:
+        held = self.held
+        assert held is not None
+        held.append((room, event))
+        replay = self.replay
+        if replay is not None and len(held) > replay.hold_limit:
+            replay.overtaken()  # no longer held from here: live delivery goes on
 
     def _keep(self, event: ev.Event) -> None:
         if self._away is None:
@@ -258,6 +278,24 @@ class Life:
         """The replay reached their connection: those rooms are not given again."""
         self._departed = {}
 
+    def begin(self, replay: Replay) -> None:
+        """`replay` gives history to their connection (resuming): the one held events
+        wait for, and that is cut if too many come meanwhile."""
+        if self.link is replay.link and self.state is State.RESUMING:
+            self.replay = replay
+
+    def take_kept(self) -> list[ev.Event]:
+        """What was kept while they were away, for the replay to send (once)."""
+        kept, self._away = self._away or (), None
+        return list(kept)
+
+    def take_held(self) -> Held:
+        """The live events held so far, for the replay to send; later ones are still held."""
+        held = self.held or []
+        if self.held:
+            self.held = []
+        return held
+
 
 def _send(link: Link, event: ev.Event) -> None:
     if link.open:
@@ -284,51 +322,166 @@ async def take_over(chat: Chat, link: Link, old: Session) -> None:
     log.debug("peer resumed uid=%s", old.uid)
 
 
-async def resume(chat: Chat, link: Link, old: Session, last: dict[str, int]) -> tuple[int, bool]:
+async def resume(
+    chat: Chat, link: Link, old: Session, last: dict[str, int], ref: str | None
+) -> None:
     """The `resume` request: `link` becomes `old`'s (their own token again, or the fresh
-    identity it had is retired), history after `last[room]` replays, then what waited.
-    Returns (messages replayed, whether none was missing)."""
+    identity it had is retired), then history after `last[room]` replays, at the pace the
+    connection reads, then what waited, then `resumed` (with `ref`)."""
     try:
         if old is not link.session:
             await chat.adopt(link, old)
         else:  # their own token again, or held since connecting with it
             old.life.attach(link)
-        return await _replay(chat, link, last)
-    finally:
-        old.life.replayed(link)
+    except BaseException:
+        old.life.replayed(link)  # not replayed: what was held goes out as it is
+        raise
+    replay = Replay(chat, link, last, ref)
+    old.life.begin(replay)
+    await replay.run()
 
 
-async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
-    """Each listed room's retained messages after `last[room]`, in order; (how many, whether
-    none was missing). Never older than when the person came into the room: no backlog for
-    a newcomer. A private room they were taken out of while away replays up to its end.
-    First, the `deleted` of each message they may have (up to `last[room]`) that was
-    deleted meanwhile."""
-    session = link.session
-    life = session.life
-    missed, complete = 0, True
-    for room, after in last.items():
+class Replay:
+    """One resume's replay to one connection, paced by it.
+
+    `run` sends while the sink is not `backlogged`, then hands itself to `when_drained`
+    (the transport runs it again once the peer has read enough), so a backlog of any size
+    never passes the outbox limit and the core never waits on a peer. In order: each
+    listed room's retained messages after `last[room]`, read a page at a time, never older
+    than when the person came into the room (a private room they were taken out of while
+    away replays up to its end), each preceded by the `deleted` of the messages they may
+    have (up to `last[room]`) that were deleted meanwhile; then what was kept while they
+    were away; then the live events held meanwhile; then `resumed`.
+
+    A room's replay ends at its newest id when its backlog was found to be long: what comes
+    later is live, held and released after (so a busy room is never chased). Held events
+    are bounded (`hold_limit`): past it, `overtaken`."""
+
+    __slots__ = (
+        "_after",
+        "_end",
+        "_more",
+        "_page",
+        "_releasing",
+        "_room",
+        "_rooms",
+        "chat",
+        "complete",
+        "hold_limit",
+        "link",
+        "missed",
+        "ref",
+    )
+
+    def __init__(self, chat: Chat, link: Link, last: dict[str, int], ref: str | None) -> None:
+        self.chat, self.link, self.ref = chat, link, ref
+        self.hold_limit = chat.config.resume_held_limit
+        self.missed, self.complete = 0, True
+        self._rooms = deque(last.items())  # rooms still to replay, with the id they have
+        self._room = ""  # the room being replayed
+        self._after = 0  # the newest id of it read so far
+        self._end: int | None = None  # where its replay ends (None: where history does)
+        self._more = False  # a page of it may follow
+        self._page: deque[ev.Event] = deque()  # read, not sent yet
+        self._releasing: deque[tuple[str, ev.Event]] | None = None  # once history is done
+
+    @property
+    def current(self) -> bool:
+        """Still what this connection is given (not closed, cut, taken over or ended)."""
+        life = self.link.session.life
+        return self.link.open and life.replay is self and life.link is self.link
+
+    async def run(self) -> None:
+        """Send what the connection takes now; the rest once it has drained."""
+        link, send = self.link, self.chat.send
+        sink, page = link.sink, self._page
+        try:
+            while self.current:
+                while page and not sink.backlogged:  # what was read: nothing awaited here
+                    event = page.popleft()
+                    if type(event) is ev.Message:
+                        self.missed += 1  # counted as sent: a replay cut short says how far
+                    send(link, event)
+                if sink.backlogged:
+                    sink.when_drained(self.run)
+                    return
+                if self._more:  # the next page of this room
+                    await self._read_page()
+                elif self._rooms:
+                    await self._start_room(*self._rooms.popleft())
+                elif (released := self._released()) is not None:
+                    send(link, released)
+                else:
+                    self._finish()
+                    return
+        except BrokerUnavailable:
+            if self.current:
+                self._cut("unavailable")
+
+    async def _start_room(self, room: str, after: int) -> None:
+        session, chat = self.link.session, self.chat
+        life = session.life
         if room in session.rooms:
             first, end = session.since.get(room, 0), None
         elif room in life.departed:
             first, end = life.departed[room]
-        else:
-            complete = False
-            continue
+        else:  # not theirs (any longer): nothing from it
+            self.complete = False
+            return
+        self._room, self._after, self._end, self._more = room, max(after, first), end, True
         if after > first:  # what they have may have been deleted meanwhile
             for tombstone in await chat.broker.deletions(room, first):
                 if tombstone.id <= after and chat.visible_to(tombstone, session.uid):
-                    chat.send(link, tombstone)
-        messages, whole = await chat.broker.history(room, max(after, first))
-        if end is not None:
-            messages = [m for m in messages if m.id <= end]
-        for message in messages:
-            if chat.visible_to(message, session.uid):  # shadow-muted: only its author sees it
-                chat.send(link, message)
-        missed += len(messages)
-        complete = complete and whole
-        if messages:
-            life.replayed_up_to(room, messages[-1].id)
-    if link.open:  # given back; a resume cut short gives them again next time
-        life.departed_given_back()
-    return missed, complete
+                    self._page.append(tombstone)
+
+    async def _read_page(self) -> None:
+        chat, room, uid = self.chat, self._room, self.link.session.uid
+        messages, whole = await chat.broker.history(room, self._after, REPLAY_PAGE)
+        self.complete = self.complete and whole
+        full = len(messages) == REPLAY_PAGE
+        if full and self._end is None:  # a long backlog: up to here; what follows is live
+            self._end = await chat.broker.last_id(room)
+        if self._end is not None:
+            messages = [m for m in messages if m.id <= self._end]
+        self._more = full and bool(messages) and (self._end is None or messages[-1].id < self._end)
+        if not messages:
+            return
+        self._after = messages[-1].id
+        visible = [m for m in messages if chat.visible_to(m, uid)]
+        self.missed += len(messages) - len(visible)  # shadow-muted: counted all the same
+        self._page.extend(visible)
+        self.link.session.life.replayed_up_to(room, self._after)  # their held copies go
+
+    def _released(self) -> ev.Event | None:
+        """History is done: what was kept while away, then what is held, as it comes."""
+        life = self.link.session.life
+        if self._releasing is None:
+            life.departed_given_back()  # reached the connection: not given again
+            self._releasing = deque(("", event) for event in life.take_kept())
+        if not self._releasing:
+            self._releasing.extend(life.take_held())
+        return self._releasing.popleft()[1] if self._releasing else None
+
+    def _finish(self, reason: ReplayCut | None = None) -> None:
+        self.link.session.life.replayed(self.link)
+        done = ev.Resumed(missed=self.missed, complete=self.complete, reason=reason, ref=self.ref)
+        self.chat.send(self.link, done)
+
+    def _cut(self, reason: ReplayCut) -> None:
+        """End now, incomplete: room events held are dropped (history keeps them; the client
+        resumes again or reloads), events for them alone are given, then `resumed`."""
+        life = self.link.session.life
+        kept = life.take_kept() if self._releasing is None else []
+        waiting = [*(self._releasing or ()), *life.take_held()]
+        for event in [*kept, *(event for room, event in waiting if not room)]:
+            self.chat.send(self.link, event)
+        self.complete = False
+        self._page.clear()
+        self._finish(reason)  # from here, live delivery
+
+    def overtaken(self) -> None:
+        """More live events came than are held for one person: stop holding."""
+        if self.current:
+            log.info("replay overtaken uid=%s", self.link.session.uid)
+            self.chat.count("resumes_overtaken")
+            self._cut("overtaken")

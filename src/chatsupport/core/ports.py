@@ -71,6 +71,19 @@ class Sink(Protocol):
 
     def close(self, reason: str) -> None: ...
 
+    @property
+    def backlogged(self) -> bool:
+        """More than a low-water mark waits to be written to this peer (or the connection is
+        closing): what the server sends in bulk (a resume's replay) waits for `when_drained`
+        rather than fill the outbox, whose limit is for live traffic."""
+        ...
+
+    def when_drained(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` once the peer has read what waits down to the low-water mark; the
+        connection's later requests wait for it. Never, if the connection ends first. The
+        core never awaits a peer: it leaves the rest of its work to this."""
+        ...
+
 
 class AddressPeriods(Protocol):
     """Address keys as shared state holds them. The core gets a connection's *root* key (a
@@ -132,9 +145,13 @@ class RoomLog(Protocol):
         Raises BrokerUnavailable while shared state is away (nothing is queued for later)."""
         ...
 
-    async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
-        """Messages with id > `after` still retained, and whether nothing in between is gone.
-        Raises BrokerUnavailable while shared state is away."""
+    async def history(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
+        """Messages with id > `after` still retained, oldest first: the oldest `limit` of
+        them (a page; all without), and whether nothing after `after` is gone (up to the
+        room's newest id, whatever the page holds). Raises BrokerUnavailable while shared
+        state is away."""
         ...
 
     async def last_id(self, room: str) -> int:

@@ -72,11 +72,18 @@ NoticeKind = Literal[
     "available",
 ]
 
+# Why a resume's replay ended before giving everything (`resumed.reason`, complete false).
+ReplayCut = Literal[
+    "overtaken",  # more live events came meanwhile than are held for one person
+    "unavailable",  # shared state went away during the replay
+]
+
 Role = Literal["listener", "mod"]
 Ending = Literal["kicked", "banned"]  # a moderator ended the session: the notice and bye say
 
 ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 NOTICE_KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
+REPLAY_CUTS: tuple[ReplayCut, ...] = get_args(ReplayCut)
 ROLES: tuple[Role, ...] = get_args(Role)
 
 

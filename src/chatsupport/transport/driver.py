@@ -13,6 +13,9 @@ capabilities (`echoes_own`, `can_resume`, read by the core). Everything else is 
   unpaced one (WebSocket) hands every request to the core at once, which answers
   `rate_limited`. A transport may queue a step of its own between requests (`Work`: IRC
   reads history for CHATHISTORY), run in turn and free of the budget;
+- **drain**: the core may ask to go on once the peer has read what is queued (`when_drained`,
+  a resume's next page). Until then the connection's later requests wait, so replies keep
+  the order they were asked in; the outbox says when (`writable`, from `resume_writing`);
 - **close**: `finishing` (the transport's last step), then `Chat.close` (the core keeps
   the session when the sink `can_resume`), or the slot is released when the person never
   got in;
@@ -70,6 +73,7 @@ class Peer(asyncio.Protocol):
         "task",
         "timer",
         "transport",
+        "waiting",
     )
 
     def __init__(self, edge: Edge) -> None:
@@ -83,6 +87,7 @@ class Peer(asyncio.Protocol):
         self.inbox: list[rq.Request | ev.Error | Work] = []
         self.task: asyncio.Task[None] | None = None  # only while there is work: none idle
         self.timer: asyncio.TimerHandle | None = None  # the transport's one pending timer
+        self.waiting: Work | None = None  # the core's step once the outbox drains (`when_drained`)
         self.ended = False
         self.eof_by: float | None = None  # half-closed: loop time its input must be handled by
 
@@ -111,6 +116,26 @@ class Peer(asyncio.Protocol):
         """The token this connection resumes with, known before opening (or None)."""
         return None
 
+    # ---- Sink: pacing what the server sends in bulk ----------------------------------------
+    @property
+    def backlogged(self) -> bool:
+        """Sink: more than the outbox's low-water mark waits for this peer."""
+        return self.outbox is None or self.outbox.backlogged
+
+    def when_drained(self, step: Work) -> None:
+        """Sink: run `step` once the peer has read what waits down to the low-water mark,
+        before this connection's later requests (which wait for it). Never, if it ends first."""
+        if self.outbox is None or self.ended:
+            return
+        self.waiting = step
+        self.outbox.when_drained(self._drained)
+
+    def _drained(self) -> None:
+        step, self.waiting = self.waiting, None
+        if step is not None and not self.ended:
+            self.inbox.insert(0, step)  # before any request that came meanwhile
+            self.kick()
+
     async def finishing(self) -> None:
         """The connection is over, the session not closed yet: the transport's last step."""
 
@@ -123,10 +148,16 @@ class Peer(asyncio.Protocol):
         self.transport, self.outbox, address = self.edge.attach(transport, self._too_slow)
         return address
 
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low mark (set by the outbox)."""
+        if self.outbox is not None:
+            self.outbox.writable()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             self.log.info("receive error uid=%s error=%s", self.uid, type(exc).__name__)
         self.ended = True
+        self.waiting = None
         if self.timer is not None:
             self.timer.cancel()
         if self.outbox is not None:
@@ -178,9 +209,14 @@ class Peer(asyncio.Protocol):
             if transport is not None and transport.is_reading():
                 transport.pause_reading()  # the rest waits in the kernel: read later
 
+    @property
+    def busy(self) -> bool:
+        """Something asked earlier is still being answered (or waits for the outbox)."""
+        return bool(self.inbox) or self.task is not None or self.waiting is not None
+
     def kick(self) -> None:
         """Start handling queued requests, unless that is already under way."""
-        if self.task is None and self.link is not None and self.inbox:
+        if self.task is None and self.link is not None and self.inbox and self.waiting is None:
             self._spawn(self._drain())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -209,7 +245,7 @@ class Peer(asyncio.Protocol):
         assert link is not None
         inbox = self.inbox
         try:
-            while inbox and not self.ended:
+            while inbox and not self.ended and self.waiting is None:
                 item = inbox[0]
                 if isinstance(item, ev.Error):  # refused while decoding: answered in turn
                     del inbox[0]
@@ -234,7 +270,7 @@ class Peer(asyncio.Protocol):
         self.task = None
         if self.ended:
             await self._finish()
-        elif self.paced and self.transport is not None and not self.transport.is_reading():
+        elif self.paced and not self.inbox and self.transport and not self.transport.is_reading():
             self.transport.resume_reading()  # paused by `take`: the backlog is handled
 
     async def _finish(self) -> None:

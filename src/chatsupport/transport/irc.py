@@ -122,7 +122,7 @@ class IrcPeer(Peer):
         while outputs := conn.take():
             for out in outputs:
                 if type(out) is bytes:
-                    if ordered and (self.inbox or self.task is not None):
+                    if ordered and self.busy:
                         self.take(self._later(out))
                     elif self.outbox is not None:
                         self.outbox.push(out)

@@ -32,6 +32,7 @@ KNOWN_COUNTERS = (
     "slow_disconnects",
     "keepalive_timeouts",
     "resumes",
+    "resumes_overtaken",
     "crisis_alerts",
     "talk_requests",
     "matches",

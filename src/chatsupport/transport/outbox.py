@@ -5,6 +5,11 @@ loop turn then writes every dirty outbox with a single `transport.write`, so a b
 N messages to a peer costs one system call, not N. A peer whose unsent bytes (ours plus
 what the kernel would not take) pass `limit` cannot keep up: it is told why and disconnected,
 and nobody else waits for it.
+
+What the server chooses to send in bulk (a resume's replay) is paced instead: it is written
+while the unsent bytes stay under the low-water mark (`low`, a quarter of the limit), and
+`when_drained` says when the peer has read enough for more. So the limit bounds what is
+queued, never what a peer is owed.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Outbox:
     __slots__ = (
         "_chunks",
         "_deadline",
+        "_drained",
         "_flusher",
         "_on_overflow",
         "_pending",
@@ -47,6 +53,7 @@ class Outbox:
         "_transport",
         "closed",
         "limit",
+        "low",
     )
 
     def __init__(
@@ -62,9 +69,36 @@ class Outbox:
         self._pending = 0
         self._on_overflow = on_overflow
         self.limit = limit
+        self.low = limit // 4
         self._runaway = 4 * limit
         self.closed = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._drained: Callable[[], None] | None = None
+        # The transport tells its protocol (`resume_writing`, which calls `writable`) when
+        # its buffer falls to half the low-water mark, after passing the mark.
+        transport.set_write_buffer_limits(high=self.low, low=self.low // 2)
+
+    @property
+    def backlogged(self) -> bool:
+        """More than the low-water mark waits to be written (or nothing ever will be)."""
+        return self.closed or self._pending + self._transport.get_write_buffer_size() > self.low
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, when what waits has fallen to the low-water mark (at once
+        if it has); never if the connection ends first."""
+        self._drained = callback
+        if not self.backlogged:
+            self._drain_done()
+
+    def writable(self) -> None:
+        """The transport's buffer has drained (its protocol's `resume_writing`)."""
+        if self._drained is not None and not self.backlogged:
+            self._drain_done()
+
+    def _drain_done(self) -> None:
+        callback, self._drained = self._drained, None
+        if callback is not None:
+            callback()
 
     def push(self, data: bytes) -> None:
         if self.closed:
@@ -84,6 +118,8 @@ class Outbox:
         self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if self._transport.get_write_buffer_size() > self.limit:
             self.overflow()
+        elif self._drained is not None:
+            self.writable()  # written at once, or soon: past the mark, `resume_writing` says
 
     def overflow(self) -> None:
         """Too slow: drop what is queued; the owner says goodbye and disconnects."""
@@ -91,13 +127,14 @@ class Outbox:
             return
         self._chunks, self._pending = [], 0
         self.closed = True
+        self._drained = None
         self._on_overflow()
 
     def finish(self, last: bytes = b"") -> None:
         """Write what is queued plus `last`, then close the transport after it."""
         if not self.closed:
             self.flush()
-        self.closed = True
+        self.closed, self._drained = True, None
         transport = self._transport
         if last and not transport.is_closing():
             transport.write(last)
@@ -108,7 +145,7 @@ class Outbox:
 
     def lost(self) -> None:
         """The connection is gone: nothing more to write, no deadline to keep."""
-        self.closed = True
+        self.closed, self._drained = True, None
         self._chunks, self._pending = [], 0
         if self._deadline is not None:
             self._deadline.cancel()

@@ -252,8 +252,10 @@ class RedisBroker:
     async def direct(self, uid: str, event: Event) -> None:
         await self.fanout.direct(uid, event)
 
-    async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
-        return await self.room_log.history(room, after)
+    async def history(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
+        return await self.room_log.history(room, after, limit)
 
     async def last_id(self, room: str) -> int:
         return await self.room_log.last_id(room)

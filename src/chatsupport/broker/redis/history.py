@@ -30,23 +30,23 @@ class History:
         self.seen = seen
 
     @raises_unavailable
-    async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
-        return await self.read(room, after)
+    async def history(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
+        return await self.read(room, after, limit)
 
-    async def read(self, room: str, after: int) -> tuple[list[Message], bool]:
+    async def read(
+        self, room: str, after: int, limit: int | None = None
+    ) -> tuple[list[Message], bool]:
         """`history` whatever our state (a gap fill or a catch-up notices failures itself)."""
         link = self.link
-        last_raw, entries, deleted = await link.run(
+        last_raw, page, deleted, ids = await link.run(
             "HISTORY",
             [link.key("seq", room), link.key("hist", room), link.key("del", room)],
-            [after, self.retention_messages, wire.ms(self.retention_seconds)],
+            [after, self.retention_messages, wire.ms(self.retention_seconds), limit or 0],
         )
-        missed = []
-        for _, fields in reversed(entries):  # the script reads newest first
-            item = wire.stream_entry(room, fields)
-            if item.id > after:
-                missed.append(item.message())
-        kept = {m.id for m in missed} | {int(i) for i in deleted}
+        missed = [wire.stream_entry(room, fields).message() for _, fields in page]
+        kept = set(ids) | {int(i) for i in deleted}
         return missed, whole(after, int(last_raw), kept)
 
     @raises_unavailable

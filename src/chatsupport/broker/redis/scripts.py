@@ -76,19 +76,32 @@ return {id, now}
 """
 )
 
-# KEYS seq, hist, del | ARGV after, maxlen, retention_ms
-# Messages with id > after, newest first, the room's last id, and the ids of its deleted
-# messages (their places count as kept). Trims by age first, so a message older than the
-# window is never replayed.
+# KEYS seq, hist, del | ARGV after, maxlen, retention_ms, limit (0: no limit)
+# -> the room's last id, the oldest `limit` entries with id > after (oldest first: a page),
+# the ids of its deleted messages (their places count as kept) and the ids of every entry
+# with id > after (whether nothing is missing is judged over all of them, not the page).
+# Trims by age first, so a message older than the window is never replayed.
 HISTORY = (
     _NOW
     + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local wanted = math.min(last - tonumber(ARGV[1]), tonumber(ARGV[2]))
-if wanted <= 0 then return {last, {}, {}} end
+local after, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+local wanted = math.min(last - after, tonumber(ARGV[2]))
+if wanted <= 0 then return {last, {}, {}, {}} end
 redis.call('XTRIM', KEYS[2], 'MINID', now_ms() - tonumber(ARGV[3]))
 local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', wanted)
-return {last, entries, redis.call('HKEYS', KEYS[3])}
+local page, ids = {}, {}
+for n = #entries, 1, -1 do
+  local fields, id = entries[n][2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'i' then id = tonumber(fields[i + 1]) end
+  end
+  if id ~= nil and id > after then
+    ids[#ids + 1] = id
+    if limit == 0 or #page < limit then page[#page + 1] = entries[n] end
+  end
+end
+return {last, page, redis.call('HKEYS', KEYS[3]), ids}
 """
 )
 

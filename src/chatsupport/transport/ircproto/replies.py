@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ...core import events as ev
 from ...core.rooms import is_private
+from ...core.vocabulary import ReplayCut
 from ..render_text import queue_outlook
 from . import actions as a
 from . import numerics as n
@@ -303,13 +304,21 @@ def _alert(conn: IrcConnection, event: ev.Event) -> None:
         conn.notice(f"[alert {event.kind}] {who}: {event.text}")
 
 
+# Why a replay left something out (`resumed.complete` false), by its `reason`.
+REPLAY_GAPS: dict[ReplayCut | None, str] = {
+    None: "; some were older than the retention window and are gone",
+    "overtaken": "; more came in meanwhile than could wait, so some are not shown here",
+    "unavailable": "; the rest could not be read just now",
+}
+
+
 def _resumed(conn: IrcConnection, event: ev.Event) -> None:
     assert isinstance(event, ev.Resumed)
     conn.batch_close(conn.replaying)
     conn.replaying, conn.replay_room, conn.resuming = None, None, False
     if event.missed or not event.complete:
         count = "1 message" if event.missed == 1 else f"{event.missed} messages"
-        gone = "" if event.complete else "; some were older than the retention window and are gone"
+        gone = "" if event.complete else REPLAY_GAPS[event.reason]
         conn.notice(f"Caught up: {count} you missed{gone}.")
 
 

@@ -40,7 +40,8 @@ def features(config: Config) -> list[Feature]:
     it, and safety sets the crisis flag before matching moves that seeker ahead. Files
     (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
     roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
-    return [Everyday(), roles, Moderation(), Flood(), Reports(), safety, Matching()]
+    everyday = Everyday(help_lines=safety.line_names())
+    return [everyday, roles, Moderation(), Flood(), Reports(), safety, Matching()]
 
 
 class ChatServer:

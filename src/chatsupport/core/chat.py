@@ -22,6 +22,7 @@ import msgspec
 
 from ..config import Config
 from . import events as ev
+from . import names
 from . import requests as rq
 from .commands import UsageError, is_command, parse_command, type_name
 from .feature import (
@@ -308,7 +309,7 @@ class Chat:
             name = random_name(self.rng)
             if attempt >= 20:
                 name = f"{name} {self.rng.randint(2, 999)}"
-            if await self.broker.claim_name(name_key(name), uid):
+            if await names.claim(self.broker, name_key(name), uid):
                 return name
         raise BrokerUnavailable("no free name")
 
@@ -342,7 +343,7 @@ class Chat:
         for room in list(session.rooms):
             await self.exit(session, room)
         self.sessions.pop(session.uid, None)
-        await self.broker.release_name(session.name_key, session.uid)
+        await names.release(self.broker, session.name_key, session.uid)
         self._unsubscribe_all(session)
         for hook in self._ended:
             await hook(session)
@@ -383,7 +384,7 @@ class Chat:
         """Rebuild a person another node held; they stay in their rooms (announced only
         where the others no longer saw them)."""
         name, key = record.name, name_key(record.name)
-        if not await self.broker.claim_name(key, record.uid):  # taken since they left
+        if not await names.claim(self.broker, key, record.uid):  # taken since they left
             name = await self._free_name(record.uid)
             key = name_key(name)
         session = Session(

@@ -6,15 +6,18 @@ features (moderation, one-to-one matching, ...) declare theirs the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from . import events as ev
+from . import names
 from . import requests as rq
 from .chat import Chat, Refused, hash_token
 from .commands import help_text
+from .confusables import HelpLines
 from .feature import Feature, handles
 from .limits import message_cost
-from .names import check_name, name_key
+from .names import check_name, claim_keys, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .staff import find_person
@@ -59,7 +62,13 @@ def text_cost(request: Any) -> float:
 
 
 class Everyday(Feature):
-    """What everyone does: say, rooms, names, help, ignore, resume, quit."""
+    """What everyone does: say, rooms, names, help, ignore, resume, quit.
+
+    `help_lines`: the names of the help lines in the resources file; nobody may take a
+    name that could pass for one (the caller reads the file: the core does no I/O)."""
+
+    def __init__(self, help_lines: Iterable[str] = ()) -> None:
+        self.help_lines = HelpLines(help_lines)
 
     @handles(rq.Say, rq.Me, cost=text_cost)
     async def say(self, link: Link, request: rq.Say | rq.Me) -> None:
@@ -109,14 +118,15 @@ class Everyday(Feature):
     async def nick(self, link: Link, request: rq.Nick) -> None:
         chat = self.chat
         session = link.session
-        name, problem = check_name(request.name, chat.config.max_name)
+        name, problem = check_name(request.name, chat.config.max_name, self.help_lines)
         if problem:
             raise Refused("invalid_name", problem)
-        key = name_key(name)
-        if key != session.name_key and not await chat.broker.claim_name(key, session.uid):
-            raise Refused("name_taken", f"{name} (or a name that looks like it) is taken")
-        if key != session.name_key:
-            await chat.broker.release_name(session.name_key, session.uid)
+        key, old_key = name_key(name), session.name_key
+        if key != old_key:
+            if not await names.claim(chat.broker, key, session.uid, held=claim_keys(old_key)):
+                text = f"{name} is taken, or too like the name of someone here; try another"
+                raise Refused("name_taken", text)
+            await names.release(chat.broker, old_key, session.uid, keep=claim_keys(key))
         old, session.name, session.name_key = session.name, name, key
         chat.reply(link, ev.Notice(kind="nick", text=f"you are now {name}", name=name), request)
         for room in session.rooms:

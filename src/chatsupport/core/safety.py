@@ -58,6 +58,11 @@ class Safety(Feature):
         matcher = CrisisMatcher.from_file(path) if path else CrisisMatcher.default()
         return cls(matcher, Resources.load(config.resources_file))
 
+    def line_names(self) -> set[str]:
+        """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""
+        regions = [None, *self.resources.regions()]
+        return {line.name for region in regions for line in self.resources.for_region(region)}
+
     def card(self, region: str | None) -> list[dict[str, Any]]:
         return [{**r.to_dict(), "line": r.to_line()} for r in self.resources.for_region(region)]
 

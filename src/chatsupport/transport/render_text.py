@@ -3,24 +3,44 @@
 Every line the server writes starts with a marker (`<name>`, `* name`, `--`, `***`, `!!`);
 message text is split on newlines and each line is prefixed again with its speaker, so a
 message can never pose as another line or another speaker.
+
+A terminal wraps long lines, so what people write is also tamed (`_tame`): runs of blank
+characters become one space and a line's leading ones go (padding cannot push text to the
+start of the next screen line), and anything shaped like a speaker's tag (`<Kind Owl
+(mod)>`) is shown in single angle quotation marks instead (U+2039, U+203A), wherever it
+stands.
 """
 
 from __future__ import annotations
 
+import re
+
 from ..core import events as ev
+
+# Whitespace but newlines, and the characters that print blank (braille blank, Hangul fillers).
+_BLANKS = re.compile(r"(?:[^\S\n]|[\u2800\u3164\u115f\u1160\uffa0])+")
+# What a speaker's tag looks like: a name's characters, then maybe a role badge.
+_TAG = re.compile(r"<([\w .'\-]{1,40}(?: ?\((?:mod|listener)\))?)>")
 
 
 def _lines(prefix: str, text: str) -> str:
     return "".join(f"{prefix}{line}\n" for line in text.split("\n"))
 
 
+def _tame(text: str) -> str:
+    """Words people wrote, as the text interface shows them (see the module docstring)."""
+    lines = (_BLANKS.sub(" ", line).lstrip(" ") for line in text.split("\n"))
+    return _TAG.sub("\u2039\\1\u203a", "\n".join(lines))
+
+
 def _message(event: ev.Message, room_tag: str) -> str:
+    text = _tame(event.text)
     if event.kind == "me":
-        return _lines(f"{room_tag}* {event.name} ", event.text)
+        return _lines(f"{room_tag}* {event.name} ", text)
     if event.kind == "announce":
-        return _lines(f"{room_tag}*** ", event.text)
+        return _lines(f"{room_tag}*** ", text)
     badge = {"mod": " (mod)", "listener": " (listener)"}.get(event.role or "", "")
-    return _lines(f"{room_tag}<{event.name}{badge}> ", event.text)
+    return _lines(f"{room_tag}<{event.name}{badge}> ", text)
 
 
 def _presence(event: ev.Presence) -> str:
@@ -48,7 +68,7 @@ def _report(event: ev.Report) -> str:
     text = f"*** [report {event.id}] {event.name} in #{event.room}: {event.reason}\n"
     for message in event.evidence:
         mark = ">" if message is event.evidence[-1] else " "
-        text += _lines(f"***  {mark} <{message.name}> ", message.text)
+        text += _lines(f"***  {mark} <{message.name}> ", _tame(message.text))
     return text
 
 
@@ -95,7 +115,8 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Report():
             return _report(event)
         case ev.Alert() if event.kind == "crisis":
-            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", event.text)
+            text = _tame(event.text)
+            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", text)
         case ev.Alert():
             return _lines(f"*** [alert {event.kind}] {event.name} in #{event.room}: ", event.text)
     return None

@@ -77,8 +77,8 @@ def test_the_settings_help_used_to_hide_are_shown_with_their_units() -> None:
         "--allowed-origins ORIGINS",
         "--max-partial-line BYTES text-interface input without an end of line that closes the "
         "connection (default: 65536 bytes = 64 KiB)",
-        "--new-conns-per-address N new connections per network address within "
-        "--new-conns-window (default: 32 connections)",
+        "--new-conns-per-address N new connections per network within "
+        "--new-conns-window (default: 1500 connections)",
         "--new-conns-window SECONDS the window of --new-conns-per-address (default: 600 seconds)",
         "--config FILE",
     ):

@@ -116,23 +116,31 @@ async def test_mute_on_both_interfaces_then_unban_lifts_it(server: ChatServer) -
 
 
 # ---- ban -----------------------------------------------------------------------------------
-async def test_ban_refuses_reconnects_from_the_address_on_both_interfaces(
+async def test_an_address_ban_refuses_reconnects_from_the_network_on_both_interfaces(
     server: ChatServer,
 ) -> None:
     mod = await staff_ws(server.http_port)
     target = await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
-    reply = await mod.request({"type": "ban", "name": target.name, "minutes": 30}, "notice")
-    assert reply["kind"] == "ban" and reply["text"] == f"{target.name} is banned for 30 minutes"
-    await target.expect("-- a moderator banned you for 30 minutes")
+    frame = {"type": "ban", "name": target.name, "minutes": 30, "address": True}
+    reply = await mod.request(frame, "notice")
+    assert reply["kind"] == "ban"
+    assert reply["text"] == f"{target.name} is banned for 30 minutes, their network for 30 minutes"
+    told = await target.expect(lambda s: s.startswith("-- a moderator banned you"))
+    assert "for 30 minutes, and everyone on your network for 30 minutes" in told
+    assert "help lines stay open to you" in told
+    assert (await target.line()).startswith("-- ")  # the help lines follow, one a line
     await target.expect("*** goodbye (banned)")
     assert await target.closed()
 
     again = await TextClient.open(server.tcp_port, local_addr="127.0.0.5", greet=False)
-    assert (await again.line()).startswith("!! you are banned for")
+    why = await again.line()
+    assert why.startswith("!! a moderator closed the chat to your network for 30 minutes")
+    assert (await again.line()).startswith("-- ")  # where to find help meanwhile
     assert await again.closed()
     ws = await ws_from(server.http_port, "127.0.0.5", welcome=False)
     refused = await ws.recv()
     assert refused["type"] == "error" and refused["code"] == "banned"
+    assert refused["resources"] and all(line["name"] for line in refused["resources"])
     assert (await ws.recv())["type"] == "bye"
     # Another address is unaffected.
     await TextClient.open(server.tcp_port, local_addr="127.0.0.6")
@@ -142,20 +150,45 @@ async def test_ban_refuses_reconnects_from_the_address_on_both_interfaces(
     await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
 
 
-async def test_ban_over_websocket_by_uid_refuses_a_websocket_reconnect(
+async def test_an_address_ban_is_bounded_and_needs_the_moderators_choice(
+    staff_server: ChatServer,
+) -> None:
+    mod = await staff_tcp(staff_server.tcp_port)
+    first = await TextClient.open(staff_server.tcp_port, local_addr="127.0.0.8")
+    await mod.send(f"/ban {first.name} 600")  # a person ban: the network stays open
+    assert await mod.expect(lambda s: "banned" in s) == f"-- {first.name} is banned for 10 hours"
+    neighbour = await TextClient.open(staff_server.tcp_port, local_addr="127.0.0.8")
+    await mod.send(f"/ban {neighbour.name} 600 address")
+    line = await mod.expect(lambda s: "banned" in s)
+    assert line == f"-- {neighbour.name} is banned for 10 hours, their network for 60 minutes"
+
+
+async def test_ban_over_websocket_by_uid_refuses_the_client_not_its_network(
     server: ChatServer,
 ) -> None:
     mod = await staff_tcp(server.tcp_port)
-    target = await ws_from(server.http_port, "127.0.0.7")
+    tab = "/ws?client=tab-4f0c2a9e7d1b5c3a"
+    target = await WsClient.open(server.http_port, path=tab, local_addr="127.0.0.7")
     mod_ws = await staff_ws(server.http_port)
     await mod_ws.request({"type": "ban", "uid": target.uid, "minutes": 1}, "notice")
+    told = await expect_kind(target, "banned")
+    assert "banned you from the chat for 1 minute" in told["text"] and told["resources"]
     assert (await target.expect("bye"))["reason"] == "banned"
-    retry = await ws_from(server.http_port, "127.0.0.7", welcome=False)
-    assert (await retry.recv())["code"] == "banned"
+    retry = await WsClient.open(server.http_port, path=tab, welcome=False, local_addr="127.0.0.7")
+    refused = await retry.recv()
+    assert refused["code"] == "banned"
+    assert refused["message"].startswith("a moderator banned you from the chat; ")
+    assert " to go. Help lines are open to you meanwhile" in refused["message"]
+    assert refused["resources"]
     assert (await retry.recv()) == {"type": "bye", "reason": "banned"}
+    # the same network, another person (another tab, another client id): welcome
+    await ws_from(server.http_port, "127.0.0.7")
+    await WsClient.open(
+        server.http_port, path="/ws?client=tab-other-5d2e8f1a", local_addr="127.0.0.7"
+    )
     await mod.send(f"/unban {target.name}")
     await mod.expect(f"-- lifted for {target.name}: ban")
-    await ws_from(server.http_port, "127.0.0.7")
+    await WsClient.open(server.http_port, path=tab, local_addr="127.0.0.7")
 
 
 # ---- announce ------------------------------------------------------------------------------

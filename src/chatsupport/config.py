@@ -110,10 +110,15 @@ class Config:
         100, "text-interface lines waiting to be read; further ones are refused", unit="lines"
     )
     max_conns_per_address: int = setting(
-        16, "concurrent connections per network address", unit="connections"
+        1000,
+        "concurrent connections per network (an IPv4 address, an IPv6 /64): high, as a "
+        "school, an office or a carrier's NAT puts hundreds behind one",
+        unit="connections",
     )
     new_conns_per_address: int = setting(
-        32, "new connections per network address within --new-conns-window", unit="connections"
+        1500,
+        "new connections per network within --new-conns-window",
+        unit="connections",
     )
     new_conns_window: float = setting(
         600.0, "the window of --new-conns-per-address", unit="seconds"
@@ -182,6 +187,12 @@ class Config:
     )
     probation_share: float = setting(
         0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
+    )
+    address_ban_max: float = setting(
+        3600.0,
+        "the longest a moderator's ban may also cover the person's whole network (`/ban NAME "
+        "MIN address`): everyone else behind that address is shut out too",
+        unit="seconds",
     )
     flood_strikes: int = setting(
         5, "rate_limited errors within --flood-window that mute a person automatically"

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
@@ -92,6 +93,9 @@ class Chat:
     def _compose(self, features: Sequence[Feature]) -> None:
         """Each hook's callers, in feature order, made once (the hot paths only walk these)."""
         self._admit: list[Callable[[str], ev.Error | None]] = implementing(features, "admit")
+        self._helplines: list[Callable[[], list[dict[str, Any]] | None]] = implementing(
+            features, "helplines"
+        )
         self._new: list[Callable[[Session], None]] = implementing(features, "on_new")
         self._checks: list[Callable[[Link, rq.Request], None]] = implementing(features, "check")
         self._say_checks: list[Callable[[Session, str, str], None]] = implementing(
@@ -166,28 +170,48 @@ class Chat:
         return len(self.local)
 
     # ---- connections -----------------------------------------------------------------------
-    def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address.
+    def admit(self, address_key: str, client_key: str = "") -> ev.Error | None:
+        """Per-network connection limits; the keys are keyed hashes, never the address or
+        the client's id. Each feature's `admit` hook sees the network's key, then the
+        client's (bans aim at either). A refusal says why, for how long when that is known,
+        and carries the help lines (`helplines`): help stays reachable to whoever is refused.
 
         Admitting holds the address's slot at once (connections arriving together must not
         all pass): `open` takes the slot over and `close` frees it; a transport that admits
         but never opens gives it back with `release`.
         """
+        refusal = self._refusal(address_key, client_key)
+        if refusal is None:
+            self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
+            return None
+        lines = self.helplines()
+        return msgspec.structs.replace(refusal, resources=lines) if lines else refusal
+
+    def helplines(self) -> list[dict[str, Any]] | None:
+        """The help lines shown to anyone, even someone refused or removed (safety's)."""
+        return next((found for hook in self._helplines if (found := hook())), None)
+
+    def _refusal(self, address_key: str, client_key: str) -> ev.Error | None:
         for check in self._admit:
-            refusal = check(address_key)
-            if refusal is not None:
-                return refusal
-        if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
+            for key in (address_key, client_key):
+                refusal = check(key) if key else None
+                if refusal is not None:
+                    return refusal
+        config, now = self.config, self.clock()
+        if self.per_address.get(address_key, 0) >= config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
-                message="too many connections from your network; close one first",
+                message=f"too many connections from your network at once (at most "
+                f"{config.max_conns_per_address}); try again when someone there has left",
             )
-        if not self.new_per_address.hit(address_key, self.clock()):
+        if not self.new_per_address.hit(address_key, now):
+            wait = self.new_per_address.retry_after(address_key, now)
             return ev.Error(
                 code="too_many_connections",
-                message="too many new connections from your network; try later",
+                message=f"too many new connections from your network (at most "
+                f"{config.new_conns_per_address} in {round(config.new_conns_window / 60)} "
+                f"minutes); try again in {max(1, round(wait / 60))} minutes",
             )
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
 
     def release(self, address_key: str) -> None:
@@ -197,7 +221,9 @@ class Chat:
         else:
             self.per_address.pop(address_key, None)
 
-    async def open(self, sink: Sink, address_key: str = "", resume: str | None = None) -> Link:
+    async def open(
+        self, sink: Sink, address_key: str = "", resume: str | None = None, client_key: str = ""
+    ) -> Link:
         """A new connection: a fresh anonymous person in the default room, then `welcome`.
 
         With `resume` (a live session's token, sent as the connection's first frame), the
@@ -205,9 +231,9 @@ class Chat:
         """
         old = await self._returning(resume) if resume else None
         if old is not None and resume is not None:
-            return await self._reopen(sink, address_key, old, resume)
-        session, token = await self._new_session(address_key)
-        link = self._register(sink, session, address_key)
+            return await self._reopen(sink, address_key, old, resume, client_key)
+        session, token = await self._new_session(address_key, client_key)
+        link = self._register(sink, session, address_key, client_key)
         session.link = link
         room = self.config.default_room
         with self.holding(session):  # `welcome` is the first frame, whatever the room says
@@ -235,17 +261,21 @@ class Chat:
         except BrokerUnavailable:  # shared state is away: a fresh person; `resume` says more
             return None
 
-    def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
+    def _register(
+        self, sink: Sink, session: Session, address_key: str, client_key: str = ""
+    ) -> Link:
         """A connection `admit` let in (it holds the address's slot) becomes a Link."""
-        link = Link(sink, session, address_key)
+        link = Link(sink, session, address_key, client_key=client_key)
         self.links.add(link)
         self.count("connections_opened")
         return link
 
-    async def _reopen(self, sink: Sink, address_key: str, old: Session, token: str) -> Link:
+    async def _reopen(
+        self, sink: Sink, address_key: str, old: Session, token: str, client_key: str = ""
+    ) -> Link:
         """Resume on connect: `welcome` names the returning person; live events are held
         (`replay`) until the `resume` handler has replayed history, so order is kept."""
-        link = self._register(sink, old, address_key)
+        link = self._register(sink, old, address_key, client_key)
         self.send(
             link,
             ev.Welcome(
@@ -283,7 +313,7 @@ class Chat:
             "retention_messages": c.retention_messages,
         }
 
-    async def _new_session(self, address_key: str) -> tuple[Session, str]:
+    async def _new_session(self, address_key: str, client_key: str = "") -> tuple[Session, str]:
         """A new person and their secret resume token (only its hash is kept)."""
         uid = "u" + secrets.token_hex(6)
         token = secrets.token_urlsafe(24)
@@ -297,6 +327,7 @@ class Chat:
             bucket=bucket,
             created=self.clock(),
             address_key=address_key,
+            client_key=client_key,
         )
         for hook in self._new:
             hook(session)

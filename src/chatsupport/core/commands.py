@@ -91,8 +91,11 @@ def _mute(arg: str) -> rq.Mute:
 
 
 def _ban(arg: str) -> rq.Ban:
-    name, minutes = _minutes(arg)
-    return rq.Ban(name=name, minutes=minutes)
+    """`/ban NAME MINUTES [address]`: `address` bans the person's whole network too."""
+    head, _, last = arg.rpartition(" ")
+    address = last.lower() == "address" and bool(head)
+    name, minutes = _minutes(head if address else arg)
+    return rq.Ban(name=name, minutes=minutes, address=address)
 
 
 def _shadow(arg: str) -> rq.Shadow:
@@ -204,8 +207,8 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             rq.Ban,
-            "/ban NAME MINUTES",
-            "keep someone out for a while",
+            "/ban NAME MINUTES [address]",
+            "keep someone out for a while (address: their whole network too, briefly)",
             lambda a, r: _ban(a),
         ),
         Command(

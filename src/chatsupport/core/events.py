@@ -131,6 +131,8 @@ class Alert(Event, tag="alert"):
 class Error(Event, tag="error"):
     code: str
     message: str
+    # A refused connection (banned, too many connections): where to find help meanwhile.
+    resources: list[dict[str, Any]] | None = None
 
 
 class Bye(Event, tag="bye"):

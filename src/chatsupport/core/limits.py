@@ -63,6 +63,13 @@ class WindowCounter:
         self._events[key].append(now)
         return True
 
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds until `key` may have one more event (0 if it may now)."""
+        events = self._events.get(key)
+        if not events or len(events) < self.limit:
+            return 0.0
+        return max(0.0, events[0] + self.window - now)
+
     def clear(self, key: str) -> None:
         self._events.pop(key, None)
 

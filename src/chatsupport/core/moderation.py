@@ -117,10 +117,16 @@ async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> Non
     if link is None:  # between connections, waiting to resume: just end it
         await chat.end_session(target)
         return
-    chat.send(link, ev.Notice(kind=reason, text=text))
+    chat.send(link, _farewell(chat, reason, text))
     chat.send(link, ev.Bye(reason=reason))
     link.sink.close(reason)
     await chat.close(link, reason, resumable=False)
+
+
+def _farewell(chat: Chat, reason: str, text: str) -> ev.Notice:
+    """Why they are removed; a banned person also gets the help lines, open to them still."""
+    lines = chat.helplines() if reason == "banned" else None
+    return ev.Notice(kind=reason, text=text, resources=lines)
 
 
 def _done(chat: Chat, link: Link, request: rq.Request, kind: str, text: str, name: str) -> None:
@@ -139,13 +145,31 @@ async def _tell_room(chat: Chat, link: Link, room: str, kind: str, text: str) ->
     await chat.broker.signal(room, ev.Notice(kind=kind, text=text), link.session.uid)
 
 
-def _ban_data(name: str, keys: list[str]) -> dict[str, Any]:
-    return {"name": name, "name_key": name_key(name), "keys": keys}
+def _ban_data(name: str, keys: list[str], clients: list[str]) -> dict[str, Any]:
+    return {"name": name, "name_key": name_key(name), "keys": keys, "clients": clients}
 
 
 def _keys_of(session: Session) -> list[str]:
+    """The keyed hashes of the networks `session` came from."""
     keys = {session.address_key} | ({session.link.address_key} if session.link else set())
     return sorted(k for k in keys if k)
+
+
+def _clients_of(session: Session) -> list[str]:
+    """The keyed hashes of the ids their clients held (a page's tab, a terminal client)."""
+    keys = {session.client_key} | ({session.link.client_key} if session.link else set())
+    return sorted(k for k in keys if k)
+
+
+def ban_notice(seconds: float, network: float) -> str:
+    """What a banned person is told: why, for how long, and that help lines stay open."""
+    text = f"a moderator banned you from the chat for {duration(seconds)}"
+    if network > 0:
+        text += (
+            f", and everyone on your network for {duration(network)} (a school, an office or "
+            "a mobile network can share one address)"
+        )
+    return text + ". If you need someone to talk to now, help lines stay open to you"
 
 
 class Moderation(Feature):
@@ -220,29 +244,49 @@ class Moderation(Feature):
 
     @handles(rq.Ban, role="mod")
     async def ban(self, link: Link, request: rq.Ban) -> None:
+        """A ban aims at the person: their session and the id their client holds. Their
+        whole network only when the moderator asks (`address`), and for at most
+        `address_ban_max`: everyone else behind that address is shut out too."""
         chat = self.chat
         target = await _target(chat, link, request.uid, request.name)
         seconds = _seconds(request.minutes)
-        text = f"a moderator banned you for {duration(seconds)}"
+        network = min(seconds, chat.config.address_ban_max) if request.address else 0.0
+        text = ban_notice(seconds, network)
         if target.session is not None:
-            await self.ban_here(target.session, seconds)
+            await self.ban_here(target.session, seconds, network)
             await disconnect(chat, target.session, "banned", text)
-        else:  # their node knows their address key: it bans that too, and ends them
-            await self.shared.share("ban", target.uid, _ban_data(target.name, []), seconds)
-            await self.shared.act(target.uid, "banned", text, seconds)
+        else:  # their node knows their keys: it bans those too, and ends them
+            await self.shared.share("ban", target.uid, _ban_data(target.name, [], []), seconds)
+            await self.shared.act(target.uid, "banned", text, seconds, network)
         chat.count("mod_bans")
-        log.info("ban by=%s target=%s", link.session.uid, target.uid)
+        if network:
+            chat.count("mod_address_bans")
+        log.info("ban by=%s target=%s network=%s", link.session.uid, target.uid, bool(network))
         text = f"{target.name} is banned for {duration(seconds)}"
+        if network:
+            text += f", their network for {duration(network)}"
         _done(chat, link, request, "ban", text, target.name)
 
     async def ban_here(
-        self, session: Session, seconds: float, keys: list[str] | None = None
+        self,
+        session: Session,
+        seconds: float,
+        network: float = 0.0,
+        keys: list[str] | None = None,
+        clients: list[str] | None = None,
     ) -> None:
-        """Ban a person this node holds: their uid and their address keys, everywhere."""
-        keys = _keys_of(session) if keys is None else keys
-        await self.shared.share("ban", session.uid, _ban_data(session.name, keys), seconds)
+        """Ban a person this node holds, everywhere: their uid and their clients' ids for
+        `seconds`, and their networks for `network` seconds (0: not their network)."""
+        keys = (_keys_of(session) if keys is None else keys) if network > 0 else []
+        clients = _clients_of(session) if clients is None else clients
+        data = _ban_data(session.name, keys, clients)
+        await self.shared.share("ban", session.uid, data, seconds)
+        now = self.chat.clock()
+        for key in clients:
+            left = max(seconds, self.state.block_left(key, now))  # a longer one stays
+            await self.shared.share("blocked", key, None, left)
         for key in keys:
-            left = max(seconds, self.state.ban_left(key, self.chat.clock()))  # a longer stays
+            left = max(network, self.state.ban_left(key, now))
             await self.shared.share("banned", key, None, left)
 
     @handles(rq.Unban, role="mod")
@@ -279,13 +323,14 @@ class Moderation(Feature):
         if entry is None:
             return None
         await self.shared.unshare("ban", uid)
-        now = self.chat.clock()
-        for key in entry.address_keys:
-            others = [b.until for b in self.state.bans.values() if key in b.address_keys]
-            if others:
-                await self.shared.share("banned", key, None, max(others) - now)
-            else:
-                await self.shared.unshare("banned", key)
+        now, bans = self.chat.clock(), self.state.bans.values()
+        for kind, keys in (("banned", entry.address_keys), ("blocked", entry.client_keys)):
+            for key in keys:
+                held = [b.until for b in bans if key in b.address_keys | b.client_keys]
+                if held:
+                    await self.shared.share(kind, key, None, max(held) - now)
+                else:
+                    await self.shared.unshare(kind, key)
         return entry
 
     @handles(rq.Announce, role="mod")
@@ -340,11 +385,25 @@ class Moderation(Feature):
 
     # ---- hooks: what a mute, slow mode, lock, ban or shadow-mute means -----------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        left = self.state.ban_left(address_key, self.chat.clock())
-        if left <= 0:
+        """Refuse a banned client (its id) or network, saying why and for how long; the
+        Chat adds the help lines."""
+        now = self.chat.clock()
+        person, network = (
+            self.state.block_left(address_key, now),
+            self.state.ban_left(address_key, now),
+        )
+        if person <= 0 and network <= 0:
             return None
         self.chat.count("connections_banned")
-        return ev.Error(code="banned", message=f"you are banned for {duration(left)} more")
+        if person > 0:
+            text = f"a moderator banned you from the chat; {duration(person)} to go"
+        else:
+            text = (
+                f"a moderator closed the chat to your network for {duration(network)} more, "
+                "because of someone using it (a school, an office or a mobile network can "
+                "share one address); we are sorry if that was not you"
+            )
+        return ev.Error(code="banned", message=f"{text}. Help lines are open to you meanwhile")
 
     def check_say(self, session: Session, room: str, text: str) -> None:
         state, now = self.state, self.chat.clock()
@@ -425,13 +484,19 @@ class Moderation(Feature):
         chat, state = self.chat, self.state
         reason, text = str(order.get("reason", "kicked")), str(order.get("text", ""))
         seconds = float(order.get("seconds") or 0.0)
+        network = float(order.get("address") or 0.0)
         if reason == "banned" and seconds > 0:
-            keys, until = _keys_of(session), chat.clock() + seconds
-            for key in keys:  # refused here at once, elsewhere after the tick
-                state.banned[key] = max(state.banned.get(key, 0.0), until)
+            now = chat.clock()
+            keys, clients = _keys_of(session) if network > 0 else [], _clients_of(session)
+            for table, banned, until in (
+                (state.banned, keys, network),
+                (state.blocked, clients, seconds),
+            ):
+                for key in banned:  # refused here at once, elsewhere after the tick
+                    table[key] = max(table.get(key, 0.0), now + until)
 
             async def write_ban() -> None:
-                await self.ban_here(session, seconds, keys)
+                await self.ban_here(session, seconds, network, keys, clients)
 
             state.later.append(write_ban)
         link = session.link
@@ -443,7 +508,7 @@ class Moderation(Feature):
 
             state.later.append(end)
             return
-        chat.send(link, ev.Notice(kind=reason, text=text))
+        chat.send(link, _farewell(chat, reason, text))
         chat.send(link, ev.Bye(reason=reason))
         link.resumable = False
         link.sink.close(reason)

@@ -124,9 +124,13 @@ class Mute(Request, tag="mute"):
 
 
 class Ban(Request, tag="ban"):
+    """Ban a person (their session and the id their client holds); `address: true` bans
+    their whole network too, for at most `address_ban_max`: a moderator's explicit choice."""
+
     uid: str | None = None
     name: str | None = None
     minutes: float = 60
+    address: bool = False
 
 
 class Shadow(Request, tag="shadow"):

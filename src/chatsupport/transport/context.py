@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -19,15 +21,41 @@ from .outbox import Flusher, Outbox
 
 @dataclass(slots=True)
 class AddressKeys:
-    """Keyed hashes of network addresses: limits and bans work without keeping addresses.
+    """Keyed hashes of networks and clients: limits and bans work without keeping either.
 
     The key is random and lives only in memory (a cluster shares it through the broker).
+    An IPv6 address counts as its /64: one household or phone gets a whole /64 and can
+    change the rest at will, so per-address limits and bans would be no limit at all.
     """
 
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def of(self, address: str) -> str:
-        return hmac.new(self.key, address.encode(), hashlib.sha256).hexdigest()[:32]
+        return self._hash("net:" + network_of(address))
+
+    def client(self, client_id: str) -> str:
+        """The key of the random id a client holds for its session (`/ws?client=`)."""
+        return self._hash("client:" + client_id)
+
+    def _hash(self, text: str) -> str:
+        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def network_of(address: str) -> str:
+    """What limits and bans count as one network: an IPv4 address (also when mapped into
+    IPv6), an IPv6 /64; anything else (a Unix socket, no address) as it is."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what `/ws?client=` may be: random, short
 
 
 @dataclass(slots=True)

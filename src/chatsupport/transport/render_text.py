@@ -54,13 +54,16 @@ def _members(members: list[ev.Member]) -> str:
     return ", ".join(m.name + (f" ({m.role})" if m.role else "") for m in members)
 
 
+def _help_lines(resources: list[dict[str, object]] | None) -> str:
+    return "".join(
+        f"-- {resource.get('line') or resource.get('name')}\n" for resource in resources or ()
+    )
+
+
 def _notice(event: ev.Notice) -> str:
     if event.kind in ("announce", "unavailable", "available"):  # from the server itself
         return _lines("*** ", event.text)
-    text = _lines("-- ", event.text)
-    for resource in event.resources or ():
-        text += "-- " + str(resource.get("line") or resource.get("name")) + "\n"
-    return text
+    return _lines("-- ", event.text) + _help_lines(event.resources)
 
 
 def _report(event: ev.Report) -> str:
@@ -100,7 +103,7 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Notice():
             return _notice(event)
         case ev.Error():
-            return _lines("!! ", event.message)
+            return _lines("!! ", event.message) + _help_lines(event.resources)
         case ev.Bye():
             return f"*** goodbye ({event.reason.replace('_', ' ')})\n"
         case ev.Matched():

@@ -139,6 +139,11 @@ class Config:
     resume_grace: float = setting(
         60.0, "how long a dropped WebSocket person still shows as present", unit="seconds"
     )
+    page_size: int = setting(
+        100,
+        "entries in one page of a `who` or `rooms` answer (`more: true` if there are more)",
+        unit="entries",
+    )
     presence_limit: int = setting(
         100, "rooms with more people than this do not announce joins and leaves", unit="people"
     )

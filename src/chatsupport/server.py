@@ -112,6 +112,21 @@ class ChatServer:
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
         self._ticker = loop.create_task(self._tick())
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """Every `Stalls.interval`: a late beat means the loop was held up (the host stopped
+        the process, a GC pause, a blocked loop); the core then forgives what was read in a
+        heap afterwards (docs/protocol.md, "Budgets")."""
+        if self._stopping or self.chat is None:
+            return
+        stalled = self.chat.stalls.beat(self.chat.clock())
+        if stalled > 0:
+            self.chat.count("loop_stalls")
+            if stalled >= 1.0:
+                log.warning("the event loop was held up for %.1f s", stalled)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.chat.stalls.interval, self._heartbeat)
 
     async def _tick(self) -> None:
         assert self.chat is not None

@@ -36,7 +36,7 @@ from .feature import (
     implementing,
     outranks,
 )
-from .limits import Clock, TokenBucket, WindowCounter
+from .limits import Clock, Stalls, TokenBucket, WindowCounter
 from .names import name_key, random_name
 from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
@@ -82,6 +82,7 @@ class Chat:
         self.per_address: dict[str, int] = {}
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
+        self.stalls = Stalls()  # when this node could not read (`beat` by the server)
         # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
         self.subscribers: dict[str, dict[str, Session]] = {}
         self.features = tuple(features)
@@ -479,7 +480,23 @@ class Chat:
     def delay(self, link: Link, request: rq.Request) -> float:
         """Seconds until `request` fits the sender's budget (the text interface waits)."""
         cost = self._cost(self._parse(link, request))
-        return link.session.bucket.wait(self.clock(), cost) if cost else 0.0
+        return self._budget(link.session, self.clock()).wait(self.clock(), cost) if cost else 0.0
+
+    def _budget(self, session: Session, now: float) -> TokenBucket:
+        """The sender's bucket, forgiven what arrived while this node was stalled: requests
+        read in a heap after a stall came at whatever pace the sender kept meanwhile, and
+        charging them as if sent at once would punish an honest sender for our pause."""
+        bucket = session.bucket
+        stalled, until = self.stalls.overlap(max(bucket.stamp, session.created), now)
+        if stalled > 0:
+            bucket.forgive(stalled, until)
+        return bucket
+
+    def charge(self, link: Link, cost: float) -> None:
+        """A cost known only after answering (how much a `who` or `resume` sent back): the
+        sender's next requests wait for it (`TokenBucket.charge`)."""
+        if cost > 0:
+            link.session.bucket.charge(self.clock(), cost)
 
     def _parse(self, link: Link, request: rq.Request) -> rq.Request | Refused:
         """A `say` of a slash command becomes that command's request (or its usage error)."""
@@ -504,8 +521,8 @@ class Chat:
         self.count("requests")
         try:
             parsed = self._parse(link, request)
-            cost = self._cost(parsed)
-            if cost and not link.session.bucket.take(self.clock(), cost):
+            cost, now = self._cost(parsed), self.clock()
+            if cost and not self._budget(link.session, now).take(now, cost):
                 self.count("rate_limited")
                 raise Refused("rate_limited", "slow down: you are sending faster than allowed")
             if isinstance(parsed, Refused):

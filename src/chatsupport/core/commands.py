@@ -85,6 +85,21 @@ def _report(arg: str, room: str | None) -> rq.Report:
     return rq.Report(name=_one(name, "NAME"), reason=reason, room=room)
 
 
+def _page(word: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise UsageError("PAGE must be a number") from None
+
+
+def _who(arg: str, room: str | None) -> rq.Who:
+    """`/who [ROOM] [PAGE]`: a crowded room's members come a page at a time."""
+    words = arg.split()
+    if words and words[-1].isdigit():
+        return rq.Who(room=" ".join(words[:-1]) or room, page=_page(words[-1]))
+    return rq.Who(room=arg or room)
+
+
 def _mute(arg: str) -> rq.Mute:
     name, minutes = _minutes(arg)
     return rq.Mute(name=name, minutes=minutes)
@@ -138,11 +153,11 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             rq.Rooms,
-            "/rooms",
+            "/rooms [PAGE]",
             "list the rooms and how many are in each",
-            lambda a, r: rq.Rooms(),
+            lambda a, r: rq.Rooms(page=_page(a)) if a else rq.Rooms(),
         ),
-        Command(rq.Who, "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
+        Command(rq.Who, "/who [ROOM] [PAGE]", "who is in a room", _who),
         Command(
             rq.Ignore,
             "/ignore NAME",

@@ -71,10 +71,16 @@ class Left(Event, tag="left"):
 class Who(Event, tag="who"):
     room: str
     members: list[Member]
+    count: int | None = None  # how many are in the room (more than listed when paged)
+    page: int = 1
+    more: bool = False  # a next page exists: `who {room, page: page + 1}`
 
 
 class Rooms(Event, tag="rooms"):
     rooms: list[RoomInfo]
+    count: int | None = None  # how many rooms are listed in all the pages
+    page: int = 1
+    more: bool = False
 
 
 class Pong(Event, tag="pong"):

@@ -7,7 +7,7 @@ features (moderation, one-to-one matching, ...) declare theirs the same way.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import events as ev
 from . import names
@@ -22,6 +22,8 @@ from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .staff import find_person
 from .text import clean
+
+T = TypeVar("T")
 
 
 def _room_of(link: Link, room: str | None) -> str:
@@ -59,6 +61,23 @@ def draft(session: Session, room: str, kind: str, text: str) -> ev.Message:
 def text_cost(request: Any) -> float:
     """A message costs more the longer it is (`limits.message_cost`)."""
     return message_cost(request.text)
+
+
+# What reading costs. Every request costs something: a quarter token up front, and what
+# an answer returns is charged after it, by its size (`Chat.charge`): a full page of `who`
+# or `rooms` one token more, a resume one token per REPLAY_PER_TOKEN messages replayed.
+# Free on purpose: `ping` (the page's liveness), `quit` and `forget` (leaving must always
+# work), `resources` (help is never behind a budget); their answers are small and fixed.
+READ = 0.25
+REPLAY_PER_TOKEN = 500
+
+
+def page_of(items: list[T], page: int, size: int) -> tuple[list[T], bool]:
+    """Page `page` (from 1) of `items`, and whether another follows."""
+    if page < 1:
+        raise Refused("bad_request", "pages are numbered from 1")
+    start = (page - 1) * size
+    return items[start : start + size], len(items) > start + size
 
 
 class Everyday(Feature):
@@ -133,26 +152,38 @@ class Everyday(Feature):
             count = await chat.broker.join_room(room, session.member())
             await chat.announce(session, room, "nick", count, old=old)
 
-    @handles(rq.Who, cost=0)
+    @handles(rq.Who, cost=READ)
     async def who(self, link: Link, request: rq.Who) -> None:
+        """Who is in a room, `page_size` at a time; a full page costs a token more."""
         chat = self.chat
         room = normalise_room(request.room) if request.room else link.session.current
         if not room or not valid_room(room):
             raise Refused("bad_request", "which room? /who ROOM")
         if is_private(room) and room not in link.session.rooms:
             raise Refused("forbidden", "that room is private")
-        chat.reply(link, ev.Who(room=room, members=await chat.broker.members(room)), request)
+        everyone, size = await chat.broker.members(room), chat.config.page_size
+        members, more = page_of(everyone, request.page, size)
+        count, page = len(everyone), request.page
+        chat.reply(
+            link, ev.Who(room=room, members=members, count=count, page=page, more=more), request
+        )
+        chat.charge(link, len(members) / size)
 
-    @handles(rq.Rooms, cost=0)
+    @handles(rq.Rooms, cost=READ)
     async def rooms(self, link: Link, request: rq.Rooms) -> None:
-        listed = [r for r in await self.chat.broker.room_counts() if not is_private(r.name)]
-        self.chat.reply(link, ev.Rooms(rooms=listed), request)
+        """The public rooms, `page_size` at a time; a full page costs a token more."""
+        chat = self.chat
+        listed = [r for r in await chat.broker.room_counts() if not is_private(r.name)]
+        rooms, more = page_of(listed, request.page, chat.config.page_size)
+        answer = ev.Rooms(rooms=rooms, count=len(listed), page=request.page, more=more)
+        chat.reply(link, answer, request)
+        chat.charge(link, len(rooms) / chat.config.page_size)
 
     @handles(rq.Ping, cost=0)
     async def ping(self, link: Link, request: rq.Ping) -> None:
         self.chat.reply(link, ev.Pong(), request)
 
-    @handles(rq.Help, cost=0)
+    @handles(rq.Help, cost=READ)
     async def help(self, link: Link, request: rq.Help) -> None:
         role = link.session.role
         text = help_text(lambda kind: self.chat.may(role, kind), request.topic)
@@ -186,8 +217,9 @@ class Everyday(Feature):
         kind = type(request).__name__.lower()
         self.chat.reply(link, ev.Notice(kind=kind, text=text, name=target.name), request)
 
-    @handles(rq.Resume, cost=0)
+    @handles(rq.Resume, cost=READ)
     async def resume(self, link: Link, request: rq.Resume) -> None:
+        """Come back as oneself: what was missed is replayed, then charged by its size."""
         chat = self.chat
         old = await chat.find_session(hash_token(request.session))
         if old is None:  # unknown or expired: no history for a stranger, and they know it
@@ -203,6 +235,7 @@ class Everyday(Feature):
         finally:
             _release(chat, old, link)
         chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
+        chat.charge(link, missed / REPLAY_PER_TOKEN)
         chat.count("resumes")
 
 

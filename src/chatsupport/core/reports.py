@@ -33,6 +33,7 @@ from .rooms import normalise_room
 from .session import Link, Session
 from .text import clean
 
+REPORTS_PER_TOKEN = 20  # `reports` costs a token more per this many reports listed
 log = logging.getLogger("chatsupport.reports")
 
 MAX_REASON = 300
@@ -141,6 +142,7 @@ class Reports(Feature):
         hours = self.chat.config.report_retention / 3600
         text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
         self.chat.reply(link, ev.Notice(kind="reports", text=text), request)
+        self.chat.charge(link, len(kept) / REPORTS_PER_TOKEN)  # by the size of the answer
 
     async def on_tick(self) -> None:
         self.limit.prune(self.chat.clock())

@@ -38,10 +38,11 @@ class Nick(Request, tag="nick"):
 
 class Who(Request, tag="who"):
     room: str | None = None
+    page: int = 1  # a crowded room's members come `page_size` at a time
 
 
 class Rooms(Request, tag="rooms"):
-    pass
+    page: int = 1
 
 
 class Ping(Request, tag="ping"):

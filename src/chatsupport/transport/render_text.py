@@ -94,10 +94,13 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Left():
             return f"-- you left #{event.room}\n"
         case ev.Who():
-            return f"-- in #{event.room} ({len(event.members)}): {_members(event.members)}\n"
+            count = len(event.members) if event.count is None else event.count
+            more = f" ... (/who {event.room} {event.page + 1} for more)" if event.more else ""
+            return f"-- in #{event.room} ({count}): {_members(event.members)}{more}\n"
         case ev.Rooms():
             listed = ", ".join(f"#{r.name} ({r.count})" for r in event.rooms) or "none"
-            return f"-- rooms: {listed}\n"
+            more = f" ... (/rooms {event.page + 1} for more)" if event.more else ""
+            return f"-- rooms: {listed}{more}\n"
         case ev.Pong():
             return "-- pong\n"
         case ev.Notice():

@@ -479,8 +479,8 @@ class Chat:
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
         """Seconds until `request` fits the sender's budget (the text interface waits)."""
-        cost = self._cost(self._parse(link, request))
-        return self._budget(link.session, self.clock()).wait(self.clock(), cost) if cost else 0.0
+        cost, now = self._cost(self._parse(link, request)), self.clock()
+        return self._budget(link.session, now).wait(now, cost) if cost else 0.0
 
     def _budget(self, session: Session, now: float) -> TokenBucket:
         """The sender's bucket, forgiven what arrived while this node was stalled: requests

@@ -327,10 +327,13 @@ class Moderation(Feature):
         for kind, keys in (("banned", entry.address_keys), ("blocked", entry.client_keys)):
             for key in keys:
                 held = [b.until for b in bans if key in b.address_keys | b.client_keys]
-                if held:
-                    await self.shared.share(kind, key, None, max(held) - now)
-                else:
+                if not held:
                     await self.shared.unshare(kind, key)
+                    continue
+                left = max(held) - now  # another ban holds it: as long as that one
+                if kind == "banned":  # a network never longer than it was (address_ban_max)
+                    left = min(left, self.state.ban_left(key, now))
+                await self.shared.share(kind, key, None, left)
         return entry
 
     @handles(rq.Announce, role="mod")

@@ -260,6 +260,7 @@ class IrcPeer(Peer):
         self.nick = b"b%d" % IrcPeer.serial
         self.buf = b""
         self.at_line_start = True
+        self.registered = False
         self.say_prefix = b"PRIVMSG #" + room + b" :"
 
     def start(self) -> None:
@@ -313,9 +314,12 @@ class IrcPeer(Peer):
             if self.on_text is not None:
                 self.on_text(line[line.find(b" :", 1) + 2 :], now)
         elif command == b"001":
+            self.registered = True
             self.transport.write(b"JOIN #" + self.room + b"\r\n")
         elif command == b"366":
             self._ready()
+        elif command in (b"432", b"433") and self.registered:
+            pass  # ChatSupport gave another nick (this one looked like someone else's)
         elif command in (b"432", b"433", b"465", b"ERROR") or line.startswith(b"ERROR"):
             self.close_reason = line.decode("utf-8", "replace")[:200]
             self.transport.abort()

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,14 +85,16 @@ class Env:
         return ["taskset", "-c", str(self.server_cpu), *argv]
 
 
+def has_irc(env: Env) -> bool:
+    """Whether the ChatSupport under test has the IRC interface (older trees do not)."""
+    return (env.src / "chatsupport" / "transport" / "irc.py").exists()
+
+
 def unavailable(target: Target, env: Env) -> str | None:
     """Why ``target`` cannot run here, or None."""
     if target.name in IRC_SERVERS and shutil.which(IRC_SERVERS[target.name][0]) is None:
         return f"{IRC_SERVERS[target.name][0]} not installed (apt-get install {target.name})"
-    if (
-        target.name == "chatsupport-irc"
-        and not (env.src / "chatsupport" / "transport" / "irc.py").exists()
-    ):
+    if target.name == "chatsupport-irc" and not has_irc(env):
         return "no IRC interface in this ChatSupport yet"
     if target.name == "node-ws":
         if shutil.which("node") is None:
@@ -192,17 +195,25 @@ def start_redis(env: Env, log_name: str) -> tuple[Process, int]:
     raise RuntimeError("redis-server did not answer PING")
 
 
+BENCH_ADDRESS_KEY = "bench-address-key-" + "0" * 32  # a benchmark keeps no secrets
+
+
 def start_chatsupport(
-    env: Env, log_name: str, wire: str, broker: str | None
+    env: Env, log_name: str, wire: str, broker: str | None, extra: Sequence[str] = ()
 ) -> tuple[Process, int]:
-    argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
+    """ChatSupport with the benchmark's limits; `extra` flags come last (they win)."""
+    argv = [env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS, *extra]
     if broker:
         argv += ["--broker", broker]
-    if wire == "irc":
+    irc = has_irc(env)
+    if irc:  # never the default 6667: a reference IRC server or another run may hold it
         argv += ["--irc-port", "0"]
     pythonpath = os.pathsep.join(filter(None, [str(env.src), os.environ.get("PYTHONPATH")]))
-    proc = Process(argv, env, log_name, {"PYTHONPATH": pythonpath})
-    ports = proc.ports(3 if wire == "irc" else 2)
+    environ = {"PYTHONPATH": pythonpath}
+    if broker:  # every node must hash addresses with the same operator secret
+        environ["CHATSUPPORT_ADDRESS_KEY"] = BENCH_ADDRESS_KEY
+    proc = Process(argv, env, log_name, environ)
+    ports = proc.ports(3 if irc else 2)
     return proc, ports[{"line": "tcp", "irc": "irc"}.get(wire, "http")]
 
 

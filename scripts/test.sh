@@ -12,9 +12,15 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# the real telnet client, driven in tmux (tests/test_telnet.py)
+command -v telnet >/dev/null 2>&1 || missing+=(telnet)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # the C/C++ IRC servers the benchmarks compare the text interface with (bench smoke test)
 command -v ngircd >/dev/null 2>&1 || missing+=(ngircd)
 command -v inspircd >/dev/null 2>&1 || missing+=(inspircd)
+# a real terminal IRC client, driven in tmux by the IRC interface's end-to-end test
+command -v irssi >/dev/null 2>&1 || missing+=(irssi)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -35,8 +35,14 @@ FAST = {
 }
 
 
+# The operator's secret every test node shares (a Redis broker needs one; keys.py).
+TEST_ADDRESS_KEY = "test-address-key-" + "0123456789abcdef" * 2
+
+
 def test_config(**overrides: Any) -> Config:
-    base = Config(host="127.0.0.1", tcp_port=0, http_port=0)
+    base = Config(
+        host="127.0.0.1", tcp_port=0, http_port=0, irc_port=0, address_key=TEST_ADDRESS_KEY
+    )
     return base.replace(**{**FAST, **overrides})
 
 
@@ -207,9 +213,16 @@ class ServerProcess:
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
     ) -> None:
+        if not any(a.startswith("--irc-port") for a in args):
+            args = ("--irc-port", "0", *args)  # never the shared default 6667
         self.args = args
         self.cwd = cwd
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "CHATSUPPORT_ADDRESS_KEY": TEST_ADDRESS_KEY,
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
 
@@ -223,7 +236,8 @@ class ServerProcess:
             cwd=self.cwd,
         )
         assert self.proc.stdout is not None
-        for _ in range(2):
+        listeners = 3 + any(a.startswith("--irc-tls-port") for a in self.args)
+        for _ in range(listeners):
             line = self.proc.stdout.readline()
             if not line.startswith("listening on "):
                 self.stop()

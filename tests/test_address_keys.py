@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+
 from chatsupport.client.terminal import ws_url
 from chatsupport.transport.context import CLIENT_ID, AddressKeys, network_of
 
 
 def test_an_ipv6_address_counts_as_its_64() -> None:
-    keys = AddressKeys()
+    keys = AddressKeys(secrets.token_bytes(32))
     assert keys.of("2001:db8:1:2:aaaa::1") == keys.of("2001:db8:1:2:ffff:ffff:ffff:ffff")
     assert keys.of("2001:db8:1:2::1") != keys.of("2001:db8:1:3::1")
     assert network_of("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
@@ -15,15 +17,15 @@ def test_an_ipv6_address_counts_as_its_64() -> None:
 
 
 def test_an_ipv4_address_counts_alone_also_when_mapped_into_ipv6() -> None:
-    keys = AddressKeys()
+    keys = AddressKeys(secrets.token_bytes(32))
     assert keys.of("::ffff:192.0.2.7") == keys.of("192.0.2.7")
     assert keys.of("192.0.2.7") != keys.of("192.0.2.8")
     assert network_of("not an address") == "not an address"
 
 
 def test_keys_are_keyed_hashes_apart_for_networks_and_clients() -> None:
-    one, other = AddressKeys(), AddressKeys()
-    assert one.of("192.0.2.7") != other.of("192.0.2.7")  # the key is random, in memory
+    one, other = AddressKeys(secrets.token_bytes(32)), AddressKeys(secrets.token_bytes(32))
+    assert one.of("192.0.2.7") != other.of("192.0.2.7")  # another operator's key
     assert "192.0.2.7" not in one.of("192.0.2.7")
     assert one.client("192.0.2.7") != one.of("192.0.2.7")
     assert len(one.client("tab-4f0c2a9e7d1b5c3a")) == 32

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 
 from chatsupport.broker import make_broker
-from chatsupport.core.events import Event, Member, Message, Notice, Presence
+from chatsupport.core.events import Deleted, Event, Member, Message, Notice, Presence
 from chatsupport.core.ports import Broker, SessionRecord
+from chatsupport.keys import derive
 
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 
@@ -31,7 +32,7 @@ class Heard:
         self.room.append((room, event, sender, ref))
 
     def on_direct(self, uid: str, event: Event) -> Awaitable[None] | None:
-        if isinstance(event, Notice) and event.kind == "act-first":
+        if isinstance(event, Notice) and event.kind == "handoff":
             return self._act_first(uid, event)  # as matching does: enter a room, then tell
         self.direct.append((uid, event))
         return None
@@ -42,6 +43,7 @@ class Heard:
         self.direct.append((uid, event))
 
 
+SECRET = b"the operator's secret for these tests"
 BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
 
 
@@ -53,7 +55,9 @@ async def started(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Broker,
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
         url = server.url(prefix)
-    broker = make_broker(url, retention_seconds=600.0, retention_messages=5, wallclock=time.time)
+    broker = make_broker(
+        url, retention_seconds=600.0, retention_messages=5, wallclock=time.time, secret=SECRET
+    )
     heard = Heard()
     await broker.start(heard.on_room, heard.on_direct)
     yield broker, heard
@@ -95,6 +99,29 @@ async def test_ids_order_history_and_bounded_retention(started: tuple[Broker, He
     assert await broker.history("elsewhere", 0) == ([], True)
 
 
+async def test_a_deleted_message_leaves_history_and_its_tombstone_stays(
+    started: tuple[Broker, Heard],
+) -> None:
+    broker, heard = started
+    await broker.join_room("lobby", Member("u1", "Quiet Otter"))
+    for n in range(8):  # ids 1-8; the last 5 (4-8) are retained
+        await broker.publish(message(f"m{n + 1}"), ref=None)
+    tombstone = Deleted(room="lobby", id=6, uid="u1", name="Quiet Otter")
+    assert await broker.delete("lobby", tombstone, "u1") is True
+    await published(broker, heard, 9)
+    assert heard.room[-1] == ("lobby", tombstone, "u1", None)  # after the message itself
+    assert await broker.delete("lobby", tombstone, "u1") is False  # deleted already
+    gone = Deleted(room="lobby", id=2, uid="u1", name="Quiet Otter")
+    assert await broker.delete("lobby", gone, "u1") is False  # no longer retained
+    kept, complete = await broker.history("lobby", 5)
+    assert ([m.text for m in kept], complete) == (["m7", "m8"], True)  # its place counts
+    kept, complete = await broker.history("lobby", 0)
+    assert ([m.id for m in kept], complete) == ([4, 5, 7, 8], False)
+    assert await broker.deletions("lobby", 0) == [tombstone]
+    assert await broker.deletions("lobby", 6) == []
+    assert len(heard.room) == 9  # the refused deletes delivered nothing
+
+
 async def test_membership_counts_and_signals(started: tuple[Broker, Heard]) -> None:
     broker, heard = started
     assert await broker.join_room("lobby", Member("u1", "Quiet Otter")) == 1
@@ -103,6 +130,8 @@ async def test_membership_counts_and_signals(started: tuple[Broker, Heard]) -> N
     assert await broker.join_room("help", Member("u2", "Calm Heron")) == 1
     members = sorted(await broker.members("lobby"), key=lambda m: m.uid)
     assert members == [Member("u1", "Quiet Otter"), Member("u2", "Calm Heron", "mod")]
+    assert await broker.join_room("lobby", Member("u1", "Quiet Otter", away=True)) == 2
+    assert Member("u1", "Quiet Otter", away=True) in await broker.members("lobby")
     counts = await broker.room_counts()
     assert [(r.name, r.count) for r in counts] == [("help", 1), ("lobby", 2)]
     assert await broker.leave_room("help", "u2") == 0
@@ -140,11 +169,14 @@ async def test_session_records_are_taken_and_dropped(started: tuple[Broker, Hear
     assert await broker.take_session("h1") is None  # ... does not bring it back
 
 
-async def test_shared_secret_is_stable(started: tuple[Broker, Heard]) -> None:
+async def test_shared_secret_is_stable_and_derived_from_the_operators(
+    started: tuple[Broker, Heard],
+) -> None:
     broker, _ = started
-    key = await broker.shared_secret("address")
-    assert len(key) == 32 and await broker.shared_secret("address") == key
+    key = await broker.shared_secret("reporters")
+    assert len(key) == 32 and await broker.shared_secret("reporters") == key
     assert await broker.shared_secret("other") != key
+    assert key == derive(SECRET, "shared reporters")  # every node derives it: none stores it
 
 
 async def test_flags_expire_and_list(started: tuple[Broker, Heard]) -> None:
@@ -189,10 +221,10 @@ async def test_a_burst_waits_its_turn_and_is_not_refused(started: tuple[Broker, 
 
 async def test_direct_awaits_what_the_handler_returns(started: tuple[Broker, Heard]) -> None:
     broker, heard = started
-    await broker.direct("u1", Notice(kind="act-first", text="first"))
-    await broker.direct("u1", Notice(kind="after", text="second"))
+    await broker.direct("u1", Notice(kind="handoff", text="first"))
+    await broker.direct("u1", Notice(kind="announce", text="second"))
     for _ in range(500):  # Redis delivers through pub/sub: wait, bounded
         if len(heard.direct) == 2:
             break
         await asyncio.sleep(0.01)
-    assert [e.kind for _, e in heard.direct if isinstance(e, Notice)] == ["act-first", "after"]
+    assert [e.kind for _, e in heard.direct if isinstance(e, Notice)] == ["handoff", "announce"]

@@ -162,7 +162,9 @@ async def test_terminal_client_reconnects_and_resumes_without_loss(server: ChatS
         term.type("still me")
         said = await peer.expect("message", text="still me")
         assert (said["name"], said["uid"]) == (term.name, session.uid)  # same person
-        assert not [f for f in peer.backlog if f["type"] == "presence"]  # no come-and-go
+        # No come-and-go: only that they were away for a while.
+        seen = [f["event"] for f in peer.backlog if f["type"] == "presence"]
+        assert seen == ["away", "back"]
         term.type("/quit")
         assert await term.exit_status() == 0
     finally:

@@ -201,7 +201,8 @@ async def test_resume_on_the_other_node_gets_exactly_what_was_missed(url: str) -
 
 async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> None:
     """`/ws?resume` on another node: the same person at once, exactly what was missed,
-    and the room sees no leave or join (they were never shown as gone)."""
+    and the room sees no leave or join (they were never shown as gone), only that they
+    were away for a while."""
     async with nodes(url) as (a, b):
         x = await WsClient.open(a.http_port)
         y = await WsClient.open(b.http_port)
@@ -219,8 +220,11 @@ async def test_resume_first_on_the_other_node_comes_back_quietly(url: str) -> No
         resumed = await back.expect("resumed")
         assert (resumed["missed"], resumed["complete"]) == (5, True)
         assert [f["id"] for f in back.backlog if f["type"] == "message"] == missed
+        back_seen = await first(y, lambda f: f["type"] == "presence" and f["event"] == "back")
+        assert back_seen["uid"] == x.uid
         await y.request({"type": "ping"}, "pong")
-        assert not [f for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+        seen = [f["event"] for f in y.backlog if f["type"] == "presence" and f["uid"] == x.uid]
+        assert seen == ["away"]  # before it; nothing after
 
 
 async def test_forget_leaves_nothing_to_resume_anywhere(
@@ -285,7 +289,7 @@ async def test_a_node_stopped_for_a_restart_lets_its_peers_resume_elsewhere(url:
 async def test_direct_reaches_the_person_on_whichever_node(url: str) -> None:
     async with nodes(url) as (a, b):
         y = await WsClient.open(b.http_port)
-        await broker_of(a).direct(y.uid, Notice(kind="test", text="just for you"))
+        await broker_of(a).direct(y.uid, Notice(kind="announce", text="just for you"))
         assert (await y.expect("notice"))["text"] == "just for you"
 
 
@@ -402,7 +406,8 @@ async def test_retention_is_bounded_and_every_key_expires(
             assert await client.xlen(f"{prefix}hist:lobby") == 5
             keys = [key async for key in client.scan_iter(match=prefix + "*")]
             kinds = {key.decode()[len(prefix) :].split(":")[0] for key in keys}
-            assert {"seq", "hist", "nodes", "m", "nr", "name", "sess", "secret", "flags"} <= kinds
+            assert {"seq", "hist", "nodes", "m", "nr", "name", "sess", "keycheck", "flags"} <= kinds
+            assert "secret" not in kinds  # derived from the operator's secret, never stored
             assert "queue" in kinds
             for key in keys:
                 assert await client.pttl(key) > 0, key
@@ -589,6 +594,73 @@ async def test_peers_of_a_killed_node_resume_on_another(
         assert left["count"] == 3
         who = await q.request({"type": "who", "room": "lobby"}, "who")
         assert sorted(m["uid"] for m in who["members"]) == sorted([p1.uid, p2.uid, q.uid])
+    finally:
+        one.stop()
+        two.stop()
+
+
+# ---- a node that stalls past its lease -----------------------------------------------------
+async def frames_until(
+    client: WsClient, test: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """Every frame up to and including the first passing `test`, in order (bounded)."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(1000):
+        frame = await client.recv(30)
+        seen.append(frame)
+        if test(frame):
+            return seen
+    raise AssertionError("never came")
+
+
+def presence_of(frames: list[dict[str, Any]], uid: str) -> list[str]:
+    return [f["event"] for f in frames if f["type"] == "presence" and f["uid"] == uid]
+
+
+async def test_a_node_stalled_past_its_lease_shows_its_people_back_before_they_speak(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    url = redis_server.url(prefix, lease="2")  # the lease, short: the stall outlasts it
+    one, two = serve(url), serve(url)
+    try:
+        p = await WsClient.open(one.port("http"))  # speaks after the stall
+        r = await WsClient.open(one.port("http"))  # beside p, on the stalled node
+        q = await WsClient.open(two.port("http"))  # watches from the other node
+        await say(p, "before")
+        await q.expect("message", text="before")
+        await r.expect("message", text="before")
+        assert one.proc is not None
+        one.proc.send_signal(signal.SIGSTOP)
+        try:
+            # Past the lease, node two reaps node one: its people are shown as gone, and
+            # `who` agrees.
+            for uid in (p.uid, r.uid):
+                await q.expect("presence", timeout=30, event="leave", uid=uid)
+            who = await q.request({"type": "who", "room": "lobby"}, "who")
+            assert [m["uid"] for m in who["members"]] == [q.uid]
+            await p.send({"type": "say", "room": "lobby", "text": "said while stalled", "ref": "s"})
+        finally:
+            one.proc.send_signal(signal.SIGCONT)
+
+        # What p said during the stall is refused (`unavailable`) or comes after p is back.
+        reply = await reply_to(p, "s")
+        assert reply["type"] == "message" or reply["code"] == "unavailable", reply
+        await say_until_accepted(p, "I am still here")
+        seen = await frames_until(q, lambda f: f.get("text") == "I am still here")
+        from_p = [i for i, f in enumerate(seen) if f["type"] == "message" and f["uid"] == p.uid]
+        back = [i for i, f in enumerate(seen) if f["type"] == "presence" and f["uid"] == p.uid]
+        assert back and seen[back[0]]["event"] == "join" and back[0] < from_p[0], seen
+        assert presence_of(seen, r.uid)[-1:] == ["join"]  # shown back too, silent or not
+
+        # Announced presence and `who` agree, on both nodes.
+        everyone = sorted([p.uid, r.uid, q.uid])
+        for client in (q, r):
+            who = await client.request({"type": "who", "room": "lobby"}, "who")
+            assert sorted(m["uid"] for m in who["members"]) == everyone
+        assert seen[back[0]]["count"] == 3
+        heard_by_r = await frames_until(r, lambda f: f.get("text") == "I am still here")
+        said = presence_of(heard_by_r, p.uid)
+        assert not said or said[-1] == "join", heard_by_r  # a `leave` r heard is undone
     finally:
         one.stop()
         two.stop()

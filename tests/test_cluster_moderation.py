@@ -66,7 +66,7 @@ async def test_a_ban_on_node_one_holds_on_node_two(url: str, tmp_path: Path) -> 
         mod = await staff_ws(a.http_port)
         target = await TextClient.open(a.tcp_port, local_addr="127.0.0.41")
         observer = await WsClient.open(b.http_port)
-        frame = {"type": "ban", "name": target.name, "minutes": 30, "address": True}
+        frame = {"type": "ban", "name": target.name, "minutes": 30, "scope": "address"}
         reply = await mod.request(frame, "notice")
         assert (
             reply["text"] == f"{target.name} is banned for 30 minutes, their network for 30 minutes"
@@ -192,14 +192,20 @@ async def test_a_shadow_mute_holds_on_the_other_node(url: str, tmp_path: Path) -
         assert replayed and "spam spam" not in replayed
 
 
+async def reported(node: ChatServer) -> tuple[WsClient, WsClient, dict[str, Any]]:
+    """Someone on `node` says something nasty and someone else there reports it."""
+    troll, reporter = await WsClient.open(node.http_port), await WsClient.open(node.http_port)
+    bad = await say(troll, "go away loser")
+    await reporter.request(
+        {"type": "report", "id": bad["id"], "room": "lobby", "reason": "insults"}, "notice"
+    )
+    return troll, reporter, bad
+
+
 async def test_a_report_on_node_one_is_listed_on_node_two(url: str, tmp_path: Path) -> None:
     async with two_nodes(url, tmp_path) as (a, b):
         mod = await staff_ws(b.http_port)
-        troll, reporter = await WsClient.open(a.http_port), await WsClient.open(a.http_port)
-        bad = await say(troll, "go away loser")
-        await reporter.request(
-            {"type": "report", "id": bad["id"], "room": "lobby", "reason": "insults"}, "notice"
-        )
+        troll, reporter, bad = await reported(a)
         live = await mod.expect("report")
         assert live["uid"] == troll.uid and live["evidence"][-1]["text"] == "go away loser"
         await mod.send({"type": "reports", "ref": "list"})
@@ -212,3 +218,19 @@ async def test_a_report_on_node_one_is_listed_on_node_two(url: str, tmp_path: Pa
             {"type": "report", "id": bad["id"], "room": "lobby", "reason": "x"}, "error"
         )
         assert "already" in again["message"]
+
+
+async def test_a_moderator_who_resumes_on_node_two_gets_reports_there(
+    url: str, tmp_path: Path
+) -> None:
+    """Node b rebuilds the moderator from node a's record: the staff channel comes too."""
+    async with two_nodes(url, tmp_path) as (a, b):
+        mod = await staff_ws(a.http_port)
+        await mod.close()
+        back = await WsClient.open(b.http_port)
+        await back.send({"type": "resume", "session": mod.welcome["session"], "last": {}})
+        await back.expect("resumed")
+        assert b.chat is not None and b.chat.sessions[mod.uid].role == "mod"
+        troll, _, _ = await reported(a)
+        live = await back.expect("report")
+        assert live["uid"] == troll.uid and live["evidence"][-1]["text"] == "go away loser"

@@ -185,7 +185,8 @@ async def test_a_broken_resources_file_stops_the_start(tmp_path: Path) -> None:
 
 def _serve(*flags: str) -> subprocess.CompletedProcess[str]:
     """`chatsupport serve` with a file that must stop it before it listens."""
-    command = ["chatsupport", "serve", "--tcp-port", "0", "--http-port", "0", *flags]
+    command = ["chatsupport", "serve", "--tcp-port", "0", "--http-port", "0", "--irc-port", "0"]
+    command += flags
     return subprocess.run(
         [sys.executable, "-m", *command],
         capture_output=True,

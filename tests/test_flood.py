@@ -122,9 +122,7 @@ async def test_new_arrivals_on_probation_get_a_smaller_budget() -> None:
 
 
 async def test_30_connections_from_one_address_are_capped_at_16() -> None:
-    # The public default is far higher (a school's or a carrier's NAT: test_shared_network.py);
-    # the cap itself works the same at any number.
-    server = await start_server(**{**PUBLIC, "max_conns_per_address": 16})
+    server = await start_server(**PUBLIC)
     try:
         clients = [
             await TextClient.open(server.tcp_port, local_addr="127.0.0.8", greet=False)
@@ -188,5 +186,51 @@ async def test_welcome_tells_newcomers_their_own_budget() -> None:
         share = DEFAULTS.probation_share
         assert limits["msg_rate"] == DEFAULTS.msg_rate * share
         assert limits["msg_burst"] == DEFAULTS.msg_burst * share
+    finally:
+        await server.stop()
+
+
+async def refused_requests(client: WsClient, count: int) -> list[str]:
+    """Send `count` requests that are mistakes at once (not in the room, too long, a command
+    that does not parse); the error code each got, in order."""
+    mistakes = [
+        {"type": "say", "room": "nowhere", "text": "hello?"},
+        {"type": "say", "room": "lobby", "text": "x" * (DEFAULTS.max_text + 1)},
+        {"type": "say", "room": "lobby", "text": "/mute"},
+    ]
+    for n in range(count):
+        await client.send({**mistakes[n % len(mistakes)], "ref": f"e{n}"})
+    return [(await client.expect("error", ref=f"e{n}"))["code"] for n in range(count)]
+
+
+async def test_refusals_cost_no_budget_and_are_no_flood() -> None:
+    server = await start_server(**PUBLIC, probation_seconds=0)
+    try:
+        person = await WsClient.open(server.http_port)
+        codes = await refused_requests(person, 3 * int(DEFAULTS.msg_burst))
+        assert "rate_limited" not in codes and "muted" not in codes
+        # The whole budget is still there: a burst of corrected messages all go out.
+        for n in range(int(DEFAULTS.msg_burst)):
+            await person.send({"type": "say", "room": "lobby", "text": f"ok {n}", "ref": f"k{n}"})
+        for n in range(int(DEFAULTS.msg_burst)):
+            assert (await person.expect("message", ref=f"k{n}"))["text"] == f"ok {n}"
+        frames = await ws_sync(person)
+        assert not [f for f in frames if f["type"] in ("error", "notice")], frames
+    finally:
+        await server.stop()
+
+
+async def test_probation_is_in_welcome_limits() -> None:
+    server = await start_server(**PUBLIC, probation_seconds=DEFAULTS.probation_seconds)
+    try:
+        limits = (await WsClient.open(server.http_port)).welcome["limits"]
+        assert 0 < limits["probation_seconds"] <= DEFAULTS.probation_seconds
+    finally:
+        await server.stop()
+    server = await start_server(**PUBLIC, probation_seconds=0)
+    try:
+        limits = (await WsClient.open(server.http_port)).welcome["limits"]
+        assert limits["probation_seconds"] == 0
+        assert (limits["msg_rate"], limits["msg_burst"]) == (DEFAULTS.msg_rate, DEFAULTS.msg_burst)
     finally:
         await server.stop()

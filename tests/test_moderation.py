@@ -3,11 +3,13 @@ interfaces (CONTRACT §6, §7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chatsupport import ChatServer
 
-from .helpers import TextClient, WsClient
+from .helpers import TextClient, WsClient, start_server
 from .mod_helpers import (
     LISTENER_TOKEN,
     expect_kind,
@@ -15,6 +17,7 @@ from .mod_helpers import (
     staff_ws,
     tcp_sync,
     texts,
+    write_tokens,
     ws_from,
     ws_sync,
 )
@@ -121,7 +124,7 @@ async def test_an_address_ban_refuses_reconnects_from_the_network_on_both_interf
 ) -> None:
     mod = await staff_ws(server.http_port)
     target = await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
-    frame = {"type": "ban", "name": target.name, "minutes": 30, "address": True}
+    frame = {"type": "ban", "name": target.name, "minutes": 30, "scope": "address"}
     reply = await mod.request(frame, "notice")
     assert reply["kind"] == "ban"
     assert reply["text"] == f"{target.name} is banned for 30 minutes, their network for 30 minutes"
@@ -150,17 +153,22 @@ async def test_an_address_ban_refuses_reconnects_from_the_network_on_both_interf
     await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
 
 
-async def test_an_address_ban_is_bounded_and_needs_the_moderators_choice(
-    staff_server: ChatServer,
+async def test_a_person_ban_spares_the_network_and_an_address_ban_may_be_capped(
+    tmp_path: Path,
 ) -> None:
-    mod = await staff_tcp(staff_server.tcp_port)
-    first = await TextClient.open(staff_server.tcp_port, local_addr="127.0.0.8")
-    await mod.send(f"/ban {first.name} 600")  # a person ban: the network stays open
-    assert await mod.expect(lambda s: "banned" in s) == f"-- {first.name} is banned for 10 hours"
-    neighbour = await TextClient.open(staff_server.tcp_port, local_addr="127.0.0.8")
-    await mod.send(f"/ban {neighbour.name} 600 address")
-    line = await mod.expect(lambda s: "banned" in s)
-    assert line == f"-- {neighbour.name} is banned for 10 hours, their network for 60 minutes"
+    server = await start_server(tokens_file=write_tokens(tmp_path), address_ban_max=3600.0)
+    try:
+        mod = await staff_tcp(server.tcp_port)
+        first = await TextClient.open(server.tcp_port, local_addr="127.0.0.8")
+        await mod.send(f"/ban {first.name} 600 person")  # the network stays open
+        line = await mod.expect(lambda s: "banned" in s)
+        assert line == f"-- {first.name} is banned for 10 hours"
+        neighbour = await TextClient.open(server.tcp_port, local_addr="127.0.0.8")
+        await mod.send(f"/ban {neighbour.name} 600")  # the default: the address too
+        line = await mod.expect(lambda s: "banned" in s)
+        assert line == f"-- {neighbour.name} is banned for 10 hours, their network for 60 minutes"
+    finally:
+        await server.stop()
 
 
 async def test_ban_over_websocket_by_uid_refuses_the_client_not_its_network(
@@ -170,7 +178,8 @@ async def test_ban_over_websocket_by_uid_refuses_the_client_not_its_network(
     tab = "/ws?client=tab-4f0c2a9e7d1b5c3a"
     target = await WsClient.open(server.http_port, path=tab, local_addr="127.0.0.7")
     mod_ws = await staff_ws(server.http_port)
-    await mod_ws.request({"type": "ban", "uid": target.uid, "minutes": 1}, "notice")
+    ban = {"type": "ban", "uid": target.uid, "minutes": 1, "scope": "person"}
+    await mod_ws.request(ban, "notice")
     told = await expect_kind(target, "banned")
     assert "banned you from the chat for 1 minute" in told["text"] and told["resources"]
     assert (await target.expect("bye"))["reason"] == "banned"

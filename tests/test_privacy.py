@@ -11,6 +11,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from .helpers import WAIT, ServerProcess, TextClient, WsClient
+from .ircraw import IrcClient
 from .mod_helpers import (
     LISTENER_TOKEN,
     MOD_TOKEN,
@@ -32,6 +33,10 @@ TEXTS = {
     "bad_json": "secret-in-bad-json-31",
     "probe": "/secret-path-88",
     "wrong_token": "wrong-token-quokka-5",
+    "irc": "words over irc capybara-8",
+    "irc_bad": "secret-in-bad-utf8-12",
+    "irc_quit": "quit-reason-tapir-4",
+    "irc_real_name": "Real Name Axolotl-6",
 }
 
 
@@ -47,7 +52,24 @@ async def http_get(port: int, path: str, address: str) -> str:
     return data.decode(errors="replace")
 
 
-async def scenario(http: int, tcp: int, secrets: list[str]) -> str:
+async def irc_scenario(irc: int, tcp: TextClient, secrets: list[str]) -> None:
+    """An IRC client: a real name, a wrong server password, words, bad bytes, a quit reason."""
+    client = await IrcClient.connect(irc, register=False, local_addr=ADDRESSES[1])
+    await client.send_lines(
+        f"PASS {TEXTS['wrong_token']}", "NICK Birder", f"USER u 0 * :{TEXTS['irc_real_name']}"
+    )
+    while (line := await client.read()).command != "366":
+        if "resume:" in line.params[-1]:
+            secrets.append(line.params[-1].split("resume:")[1].split()[0])
+    await client.send_lines(f"PRIVMSG #lobby :{TEXTS['irc']}")
+    await tcp.expect(lambda s: TEXTS["irc"] in s)
+    await client.send_lines(f"PRIVMSG #lobby :{TEXTS['irc_bad']}".encode() + b"\xff")
+    await client.expect("FAIL")
+    await client.send_lines(f"QUIT :{TEXTS['irc_quit']}")
+    assert await client.closed()
+
+
+async def scenario(http: int, tcp: int, irc: int, secrets: list[str]) -> str:
     """Chat, auth, crisis, report, ban, refused reconnects, forget, odd input; /metrics."""
     mod = await staff_ws(http, address=ADDRESSES[0])
     person = await ws_from(http, ADDRESSES[1])
@@ -63,6 +85,7 @@ async def scenario(http: int, tcp: int, secrets: list[str]) -> str:
     troll_message = await person.expect("message", text=TEXTS["troll"])
     await listener.send(TEXTS["tcp"])
     await person.expect("message", text=TEXTS["tcp"])
+    await irc_scenario(irc, listener, secrets)
     await person.request({"type": "say", "room": "lobby", "text": TEXTS["crisis"]}, "message")
     await expect_kind(person, "resources")
     await expect_kind(mod, "crisis", "alert")
@@ -72,7 +95,7 @@ async def scenario(http: int, tcp: int, secrets: list[str]) -> str:
     await mod.expect("report")
     await mod.request({"type": "reports"}, "notice")
 
-    ban = {"type": "ban", "uid": troll_message["uid"], "minutes": 5, "address": True}
+    ban = {"type": "ban", "uid": troll_message["uid"], "minutes": 5, "scope": "address"}
     await mod.request(ban, "notice")
     assert await troll.closed()
     again = await TextClient.open(tcp, local_addr=ADDRESSES[2], greet=False)
@@ -131,7 +154,8 @@ async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
     ).start()
     secrets = [MOD_TOKEN, LISTENER_TOKEN]
     try:
-        metrics = await scenario(server.port("http"), server.port("tcp"), secrets)
+        ports = (server.port("http"), server.port("tcp"), server.port("irc"))
+        metrics = await scenario(*ports, secrets)
     finally:
         out, err = server.stop()
     written = {

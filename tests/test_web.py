@@ -603,9 +603,12 @@ async def test_usable_by_keyboard_alone(browser: Browser, web: ChatServer) -> No
     await page.keyboard.press("Enter")
     await expect(shown(page).filter(has_text="typed with keys")).to_have_count(1)
 
-    # One tab stop for the whole log, on the newest message; arrows move between messages.
-    newest = page.get_by_role("button", name=f"Options for the message from {nc.name}").last
+    # One tab stop for the whole log, on the newest message (ours: its options can delete
+    # it); arrows move between messages.
+    newest = page.get_by_role("button", name="Options for your message").last
     await tab_to(page, newest, "Shift+Tab")
+    await page.keyboard.press("ArrowUp")
+    await expect(page.locator(".msg", has_text="line 2").locator(".msg-act")).to_be_focused()
     await page.keyboard.press("ArrowUp")
     middle = page.locator(".msg", has_text="line 1").locator(".msg-act")
     await expect(middle).to_be_focused()
@@ -652,7 +655,11 @@ async def conversation(server: ChatServer, tokens_listener: str) -> list[TextCli
     )
     await river.send("/me sighs")
     await river.send("work mostly. and feeling like I can't talk to anyone about it")
-    return [river, listener]
+    robin = await WsClient.open(server.http_port)  # whose phone then loses its network
+    await robin.request({"type": "nick", "name": "Robin"}, "notice")
+    await robin.request({"type": "say", "room": "lobby", "text": "hugs, River"}, "message")
+    robin.ws.transport.abort()
+    return [river, listener, robin]
 
 
 async def test_accessibility_and_screenshots(browser: Browser, staff_server: ChatServer) -> None:
@@ -677,6 +684,7 @@ async def test_accessibility_and_screenshots(browser: Browser, staff_server: Cha
     await say(pages["mobile"], "same here honestly. glad this place exists")
     for label, page in pages.items():
         await expect(shown(page).filter(has_text="glad this place exists")).to_have_count(1)
+        await expect(page.locator(".sys", has_text="Robin is away")).to_have_count(1)
         await expect(page.locator(".pending")).to_have_count(0)
         await check(page, label, "chat")
         if await page.locator("#menu-btn").is_visible():

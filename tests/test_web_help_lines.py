@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from chatsupport import ChatServer
-from chatsupport.core.resources import INTERNATIONAL, Resource, Resources
+from chatsupport import ChatServer, loading
+from chatsupport.core.resources import INTERNATIONAL, Resource
 
 from .helpers import start_server
 from .test_web import MOBILE, browser, no_page_errors, open_page, say
@@ -25,7 +25,7 @@ __all__ = ["browser"]  # the fixture, shared with test_web
 
 pytestmark = pytest.mark.browser
 
-PACKAGED = Resources.load()
+PACKAGED = loading.resources()
 CRISIS = "some days I want to end my life"
 NUMBER_LINK = re.compile(r"^(tel|sms):(\+?[0-9*#]+)(?:\?body=([^&]*))?$")
 

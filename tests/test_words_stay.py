@@ -116,7 +116,7 @@ async def test_terminal_resume_keeps_lines_in_their_private_chat(staff_server: C
         assert first["room"] == second["room"] == room and first["id"] < second["id"]
         term.type("/leave")
         await lis.expect("ended", room=room)
-        await term.expect("#lobby> ")
+        await term.expect(f"-- you left #{room}")  # so what is typed next is for #lobby
         await lobby_hears_only(term, bystander, "back in the lobby")
         assert "Not sent" not in term.screen
     finally:

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import config as settings
 from .core.ports import BrokerUnavailable
+from .core.roles import hash_line
+from .core.vocabulary import ROLES
 from .server import ChatServer
 
 
@@ -28,6 +32,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "serve",
         help="run the server",
         formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # `--address-key SECRET` must not be read as --address-key-file
         description="Run the server. Each setting is a flag, a CHATSUPPORT_<FLAG> environment "
         "variable and a key of the --config file (docs/configuration.md); flags win over "
         "variables, variables over the file.",
@@ -42,6 +47,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for item in settings.SETTINGS:
         if item.about.heading:
             group = serve.add_argument_group(item.about.heading.lower())
+        if not item.flag:
+            continue
         shown = f"{item.about.help} (default: {item.shown_default()})"
         group.add_argument(
             item.flag,
@@ -61,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage listener/moderator tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     add = token_sub.add_parser("add", help="create a token; prints it once, stores its hash")
-    add.add_argument("--role", choices=["listener", "mod"], required=True)
+    add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--tokens-file", required=True)
     return parser
 
@@ -100,7 +107,7 @@ async def _serve(config: settings.Config) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS}
+    flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS if s.flag}
     try:
         config = settings.load(flags, args.config)
     except (OSError, ValueError) as error:
@@ -133,6 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .client.terminal import run as run_client
 
         return run_client(args.url)
-    from .core.roles import add_token_command
+    return add_token(args.role, args.tokens_file)
 
-    return add_token_command(args.role, args.tokens_file)
+
+def add_token(role: str, tokens_file: str) -> int:
+    """`chatsupport token add`: append a new token's hash; print the token once."""
+    token = secrets.token_urlsafe(32)
+    path = Path(tokens_file)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(hash_line(role, token) + "\n")
+    path.chmod(0o600)
+    print(f"New {role} token (shown once; keep it secret):\n{token}")
+    return 0

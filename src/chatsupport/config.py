@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .core.vocabulary import BAN_SCOPES
 from .units import size
 
 T = TypeVar("T")
@@ -34,16 +35,24 @@ class About:
     metavar: str = ""  # the flag's placeholder; by type when empty
     unset: str = ""  # what no value (None or an empty list) means
     heading: str = ""  # the first setting of a group names the group
+    secret: bool = False  # never a flag (other users see a command line) and never printed
 
 
 def setting(
-    default: T, help: str, *, unit: str = "", metavar: str = "", unset: str = "", heading: str = ""
+    default: T,
+    help: str,
+    *,
+    unit: str = "",
+    metavar: str = "",
+    unset: str = "",
+    heading: str = "",
+    secret: bool = False,
 ) -> T:
     """A `Config` field with its documentation: the one place a setting is described."""
-    about = {"about": About(help, unit, metavar, unset, heading)}
+    about = {"about": About(help, unit, metavar, unset, heading, secret)}
     if isinstance(default, list):  # a fresh list for every Config
         return field(default_factory=lambda: copy.copy(default), metadata=about)
-    return field(default=default, metadata=about)
+    return field(default=default, metadata=about, repr=not secret)
 
 
 @dataclass(slots=True)
@@ -59,6 +68,15 @@ class Config:
     )
     tcp_port: int = setting(
         7777, "plain-text TCP port for nc and telnet; 0 = any free port", metavar="PORT"
+    )
+    irc_port: int = setting(
+        6667, "IRC port for any IRC client (docs/irc.md); 0 = any free port", metavar="PORT"
+    )
+    irc_tls_port: int | None = setting(
+        None,
+        "IRC over TLS (6697 is usual) with the --tls-cert files; 0 = any free port",
+        metavar="PORT",
+        unset="no IRC over TLS",
     )
     broker: str = setting(
         "memory",
@@ -79,6 +97,25 @@ class Config:
         "listener and moderator token hashes (see `chatsupport token add`)",
         metavar="FILE",
         unset="no staff",
+    )
+    address_key_file: str | None = setting(
+        None,
+        "file holding the secret that keys the hashes of network addresses; the same on "
+        "every node (docs/privacy.md)",
+        metavar="FILE",
+        unset="$CHATSUPPORT_ADDRESS_KEY; with the memory broker a random one",
+    )
+    address_key: str | None = setting(
+        None,
+        "the secret of --address-key-file itself, at least 32 characters; an environment "
+        "variable or the TOML file only",
+        unset="a random one with the memory broker; required with Redis",
+        secret=True,
+    )
+    address_key_rotation: float = setting(
+        86400.0,
+        "how often the address hashes kept in shared state change (bans are carried over)",
+        unit="seconds",
     )
     allowed_origins: list[str] = setting(
         [],
@@ -110,14 +147,14 @@ class Config:
         100, "text-interface lines waiting to be read; further ones are refused", unit="lines"
     )
     max_conns_per_address: int = setting(
-        1000,
-        "concurrent connections per network (an IPv4 address, an IPv6 /64): high, as a "
-        "school, an office or a carrier's NAT puts hundreds behind one",
+        16,
+        "concurrent connections per network (an IPv4 address, an IPv6 /64); a school, an "
+        "office or a carrier's NAT can put hundreds behind one: raise it for such audiences",
         unit="connections",
     )
     new_conns_per_address: int = setting(
-        1500,
-        "new connections per network within --new-conns-window",
+        32,
+        "new connections per network within --new-conns-window; raise it with the one above",
         unit="connections",
     )
     new_conns_window: float = setting(
@@ -130,6 +167,11 @@ class Config:
         unit="bytes",
         heading="Delivery",
     )
+    ws_deflate: bool = setting(
+        True,
+        "compress WebSocket messages for clients that offer permessage-deflate (each message "
+        "is compressed once for all of them)",
+    )
     retention_seconds: float = setting(
         600.0,
         "how long room history, and a dropped WebSocket session, are kept for resuming",
@@ -137,7 +179,7 @@ class Config:
     )
     retention_messages: int = setting(500, "history kept per room for resuming", unit="messages")
     resume_grace: float = setting(
-        60.0, "how long a dropped WebSocket person still shows as present", unit="seconds"
+        60.0, "how long a dropped WebSocket person stays in their rooms, shown away", unit="seconds"
     )
     page_size: int = setting(
         100,
@@ -145,7 +187,9 @@ class Config:
         unit="entries",
     )
     presence_limit: int = setting(
-        100, "rooms with more people than this do not announce joins and leaves", unit="people"
+        100,
+        "rooms with more people than this do not announce joins, leaves, away and back",
+        unit="people",
     )
     handshake_timeout: float = setting(
         10.0,
@@ -193,14 +237,22 @@ class Config:
     probation_share: float = setting(
         0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
     )
-    address_ban_max: float = setting(
-        3600.0,
-        "the longest a moderator's ban may also cover the person's whole network (`/ban NAME "
-        "MIN address`): everyone else behind that address is shut out too",
+    ban_scope: str = setting(
+        "address",
+        "what a moderator's ban covers unless they choose: 'address' (the person and the keyed "
+        "hash of their network, as the contract says) or 'person' (their session and client "
+        "id only: for audiences behind shared networks, docs/moderation.md)",
+        metavar="SCOPE",
+    )
+    address_ban_max: float | None = setting(
+        None,
+        "the longest a ban may also cover the person's whole network (everyone else behind "
+        "that address is shut out too)",
         unit="seconds",
+        unset="as long as the ban",
     )
     flood_strikes: int = setting(
-        5, "rate_limited errors within --flood-window that mute a person automatically"
+        5, "times over the message budget within --flood-window that mute a person automatically"
     )
     flood_window: float = setting(60.0, "the window of --flood-strikes", unit="seconds")
     flood_mute_seconds: float = setting(
@@ -224,6 +276,11 @@ class Config:
         heading="Logging",
     )
 
+    def __post_init__(self) -> None:
+        if self.ban_scope not in BAN_SCOPES:
+            scopes = " or ".join(repr(s) for s in BAN_SCOPES)
+            raise ValueError(f"ban_scope must be {scopes}, not {self.ban_scope!r}")
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
@@ -233,13 +290,14 @@ class Setting:
     """One `Config` field as the outside world names and reads it."""
 
     name: str
-    kind: str  # "int", "float", "str" or "list"
+    kind: str  # "int", "float", "bool", "str" or "list"
     default: Any
     about: About
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        """The `serve` flag; none for a secret."""
+        return "" if self.about.secret else "--" + self.name.replace("_", "-")
 
     @property
     def env(self) -> str:
@@ -251,11 +309,13 @@ class Setting:
             return self.about.metavar
         if self.about.unit in ("seconds", "bytes"):
             return self.about.unit.upper()
-        return {"str": "TEXT", "list": "LIST"}.get(self.kind, "N")
+        return {"str": "TEXT", "list": "LIST", "bool": "on/off"}.get(self.kind, "N")
 
     def shown_default(self) -> str:
         """The default as --help and the doc print it: `65536 bytes = 64 KiB`, `600 seconds`."""
         value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
         if value is None or value == []:
             return self.about.unset or "none"
         whole = isinstance(value, float) and value.is_integer()
@@ -274,6 +334,8 @@ class Setting:
         kind = self.kind
         if kind == "list" and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
+        if kind == "bool" and isinstance(value, bool):
+            return value
         if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
@@ -283,6 +345,11 @@ class Setting:
     def _from_text(self, text: str) -> Any:
         if self.kind == "list":
             return [v.strip() for v in text.split(",") if v.strip()]
+        if self.kind == "bool":
+            answer = _SWITCH.get(text.strip().lower())
+            if answer is None:
+                raise ValueError(f"{self.name} must be {_EXPECTED['bool']}, not {text!r}")
+            return answer
         number = {"int": int, "float": float}.get(self.kind)
         try:
             return number(text) if number else text
@@ -290,7 +357,10 @@ class Setting:
             raise ValueError(f"{self.name} must be {_EXPECTED[self.kind]}, not {text!r}") from None
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True}
+_SWITCH |= {"off": False, "false": False, "no": False, "0": False}
 _EXPECTED = {
+    "bool": "on or off",
     "int": "a whole number",
     "float": "a number",
     "str": "text",
@@ -371,7 +441,8 @@ def markdown() -> str:
         if item.about.heading:
             lines += ["", f"## {item.about.heading}", ""]
             lines += ["| Setting | Flag | Variable | Default | Meaning |", "|---|---|---|---|---|"]
-        cells = [f"`{item.name}`", f"`{item.flag}`", f"`{item.env}`"]
+        flag = f"`{item.flag}`" if item.flag else "(none: a secret)"
+        cells = [f"`{item.name}`", flag, f"`{item.env}`"]
         cells += [item.shown_default().replace("|", "\\|"), item.about.help.replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -14,34 +14,52 @@ import logging
 import ssl
 from collections.abc import Mapping
 
+from . import loading
 from .broker import make_broker
 from .config import Config
 from .core.chat import Chat
+from .core.conversation import Conversation
 from .core.feature import Feature
 from .core.flood import Flood
 from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
+from .core.ports import AddressPeriods
 from .core.reports import Reports
-from .core.roles import Roles, load_tokens
+from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
+from .keys import AddressSchedule, operator_secret
 from .transport.context import AddressKeys, Edge
+from .transport.irc import start_irc
 from .transport.outbox import Flusher
-from .transport.tcp import TextPeer
+from .transport.tcp import text_port
 
 log = logging.getLogger("chatsupport.server")
 LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
 
 
-def features(config: Config) -> list[Feature]:
+def features(config: Config, periods: AddressPeriods | None = None) -> list[Feature]:
     """What the chat does, in the order the Chat calls each hook. The order matters where
     one feature reads what another wrote: moderation records a message before safety reads
     it, and safety sets the crisis flag before matching moves that seeker ahead. Files
-    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start."""
-    roles, safety = Roles(load_tokens(config.tokens_file)), Safety.load(config)
-    everyday = Everyday(help_lines=safety.line_names())
-    return [everyday, roles, Moderation(), Flood(), Reports(), safety, Matching()]
+    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start.
+    `periods` turns address keys into those bans are shared under (keys.py)."""
+    roles = Roles(loading.tokens(config.tokens_file))
+    safety = Safety(
+        loading.crisis_matcher(config.crisis_phrases_file),
+        loading.resources(config.resources_file),
+    )
+    return [
+        Everyday(help_lines=safety.line_names()),  # nobody may pose as a help line
+        Conversation(),
+        roles,
+        Moderation(periods),
+        Flood(),
+        Reports(),
+        safety,
+        Matching(),
+    ]
 
 
 class ChatServer:
@@ -50,7 +68,7 @@ class ChatServer:
         self.chat: Chat | None = None
         self.edge: Edge | None = None
         self.listeners: list[asyncio.Server] = []
-        self.urls: dict[str, str] = {}  # "tcp" / "http" -> where it listens
+        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" -> where it listens
         self._ticker: asyncio.Task[None] | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
@@ -67,6 +85,14 @@ class ChatServer:
     def http_port(self) -> int:
         return self._port(1)
 
+    @property
+    def irc_port(self) -> int:
+        return self._port(2)
+
+    @property
+    def irc_tls_port(self) -> int | None:
+        return self._port(3) if len(self.listeners) > 3 else None
+
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
         return int(sockets[0].getsockname()[1])
@@ -82,24 +108,28 @@ class ChatServer:
         import time
 
         config = self.config
+        if config.irc_tls_port is not None and not config.tls_cert:
+            raise ValueError("--irc-tls-port needs --tls-cert (and --tls-key)")
         loop = asyncio.get_running_loop()
+        secret = operator_secret(config)  # never stored in the broker: every node has it
+        schedule = AddressSchedule(secret, config.address_key_rotation, time.time)
         broker = make_broker(
             config.broker,
             retention_seconds=config.retention_seconds,
             retention_messages=config.retention_messages,
             wallclock=time.time,
+            secret=secret,
         )
-        self.chat = Chat(config, broker, features(config))
+        self.chat = Chat(config, broker, features(config, schedule))
         await self.chat.start()
-        address_key = await broker.shared_secret("address")  # one key for every node
-        self.edge = Edge(self.chat, config, Flusher(loop), AddressKeys(address_key))
+        addresses = AddressKeys(schedule.root_key)
+        self.edge = Edge(self.chat, config, Flusher(loop), addresses)
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(
-            lambda: TextPeer(edge),
+            text_port(edge, tls),  # with TLS, a plain client is told so (not left in silence)
             config.host,
             config.tcp_port,
-            ssl=tls,
             reuse_address=True,
             backlog=LISTEN_BACKLOG,
         )
@@ -111,6 +141,7 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        await self._start_irc(edge, tls)
         self._ticker = loop.create_task(self._tick())
         self._heartbeat()
 
@@ -127,6 +158,17 @@ class ChatServer:
                 log.warning("the event loop was held up for %.1f s", stalled)
         loop = asyncio.get_running_loop()
         loop.call_later(self.chat.stalls.interval, self._heartbeat)
+
+    async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
+        """IRC beside the others: plain on --irc-port, TLS on --irc-tls-port if asked for."""
+        config = self.config
+        irc, shared = await start_irc(edge, config.host, config.irc_port, None)
+        self.listeners.append(irc)
+        self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
+        if config.irc_tls_port is not None and tls is not None:
+            ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self.listeners.append(ircs)
+            self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"
 
     async def _tick(self) -> None:
         assert self.chat is not None

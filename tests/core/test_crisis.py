@@ -1,18 +1,17 @@
-"""Crisis phrase matching: true positives, false positives, misspellings, files."""
+"""Crisis phrase matching: true positives, false positives, misspellings, lists."""
 
 from __future__ import annotations
 
-import re
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatsupport import loading
 from chatsupport.core.crisis import CrisisMatcher, PhraseListError, tokens
 
-DEFAULT = CrisisMatcher.default()
+DEFAULT = loading.crisis_matcher()  # the packaged list
 
 
 # ---------------------------------------------------------------------------
@@ -260,50 +259,6 @@ def test_custom_phrases_and_negatives() -> None:
 def test_phrase_with_inline_comment() -> None:
     matcher = CrisisMatcher(["hopeless  # added 2026-11"])
     assert matcher.matches("so hopeless")
-
-
-def test_from_file(tmp_path: Path) -> None:
-    path = tmp_path / "phrases.txt"
-    path.write_text("# mine\nich will nicht mehr leben\n!nicht mehr leben in berlin\n", "utf-8")
-    matcher = CrisisMatcher.from_file(path)
-    assert matcher.matches("Ich will NICHT mehr leben.")
-    assert not matcher.matches("I want to die")  # replaced, not added to
-    assert CrisisMatcher.from_file(str(path)).matches("ich will nicht mehr leben")
-
-
-def test_from_file_keeps_accents_out_of_the_way(tmp_path: Path) -> None:
-    path = tmp_path / "fr.txt"
-    path.write_text("me suicider\nenvie de mourir\n", "utf-8")
-    matcher = CrisisMatcher.from_file(path)
-    assert matcher.matches("J'ai envie de mourir")
-    assert matcher.matches("je veux me suicider")
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("", "no (positive) phrases"),
-        ("# only comments\n\n", "no (positive) phrases"),
-        ("!only negatives\n", "no (positive) phrases"),
-        ("fine\n!\n", "has no words"),
-        ("fine\n...\n", "has no words"),
-    ],
-)
-def test_bad_phrase_files(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "bad.txt"
-    path.write_text(content, "utf-8")
-    with pytest.raises(PhraseListError, match=re.escape(message)) as info:
-        CrisisMatcher.from_file(path)
-    assert str(path) in str(info.value)
-
-
-def test_missing_or_undecodable_file(tmp_path: Path) -> None:
-    with pytest.raises(PhraseListError, match="cannot read"):
-        CrisisMatcher.from_file(tmp_path / "missing.txt")
-    path = tmp_path / "latin1.txt"
-    path.write_bytes(b"caf\xe9\n")
-    with pytest.raises(PhraseListError, match="cannot read"):
-        CrisisMatcher.from_file(path)
 
 
 def test_phrase_list_error_is_a_value_error() -> None:

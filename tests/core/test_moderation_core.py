@@ -96,7 +96,7 @@ async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     await chat.tick()
     assert not chat.visibility.silenced(target.session.uid)
 
-    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1))
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1, scope="person"))
     assert sink.closed == "banned"
     refusal = chat.admit("address-t", "client-t")
     assert refusal is not None and refusal.code == "banned" and refusal.resources
@@ -108,11 +108,36 @@ async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     assert chat.feature(Moderation).state.bans == {}
 
 
-async def test_an_address_ban_is_the_moderators_choice_and_ends_first() -> None:
-    chat, clock = await make_chat(probation_seconds=0, address_ban_max=600.0)
+async def test_a_ban_covers_the_address_by_default_as_the_contract_says() -> None:
+    chat, clock = await make_chat(probation_seconds=0)
     mod, _ = await moderator(chat)
     target, sink = await person(chat, "address-t", "client-t")
-    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=60, address=True))
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=5))
+    told = [e for e in sink.take() if isinstance(e, ev.Notice) and e.kind == "banned"]
+    assert "everyone on your network for 5 minutes" in told[0].text and told[0].resources
+    refusal = chat.admit("address-t", "client-other")  # someone else on that network
+    assert refusal is not None and refusal.code == "banned" and refusal.resources
+    assert "your network" in refusal.message
+    assert chat.admit("address-b") is None
+    clock.now += 301
+    await chat.tick()
+    assert chat.admit("address-t", "client-other") is None
+
+
+async def test_a_person_only_server_bans_the_address_only_when_asked() -> None:
+    chat, _ = await make_chat(probation_seconds=0, ban_scope="person")
+    mod, _ = await moderator(chat)
+    target, _ = await person(chat, "address-t", "client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=5))
+    assert chat.admit("address-t", "client-other") is None
+    assert chat.admit("address-t", "client-t") is not None
+
+
+async def test_an_address_ban_can_be_capped_and_ends_first() -> None:
+    chat, clock = await make_chat(probation_seconds=0, address_ban_max=600.0, ban_scope="person")
+    mod, _ = await moderator(chat)
+    target, sink = await person(chat, "address-t", "client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=60, scope="address"))
     assert sink.closed == "banned"
     told = [e for e in sink.take() if isinstance(e, ev.Notice) and e.kind == "banned"]
     assert "everyone on your network for 10 minutes" in told[0].text and told[0].resources

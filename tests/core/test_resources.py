@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chatsupport import loading
 from chatsupport.core.resources import (
     INTERNATIONAL,
     Contact,
@@ -18,7 +19,7 @@ from chatsupport.core.resources import (
     ResourcesError,
 )
 
-PACKAGED = Resources.load()
+PACKAGED = loading.resources()  # the packaged file
 
 MINIMAL = """
 version = 2
@@ -404,39 +405,8 @@ def test_contact_validation(
 
 
 # ---------------------------------------------------------------------------
-# Operator files and bad files
+# Bad files (reading them: tests/test_loading.py)
 # ---------------------------------------------------------------------------
-
-
-def test_operator_file_replaces_the_packaged_one(tmp_path: Path) -> None:
-    path = tmp_path / "mine.toml"
-    path.write_text(MINIMAL, "utf-8")
-    res = Resources.load(path)
-    assert res.regions() == ["GB"]
-    assert res.source == str(path)
-    assert Resources.load(str(path)).regions() == ["GB"]
-
-
-def test_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "nope.toml"
-    with pytest.raises(ResourcesError, match="cannot read resources file") as info:
-        Resources.load(path)
-    assert str(path) in str(info.value)
-
-
-def test_not_utf8(tmp_path: Path) -> None:
-    path = tmp_path / "latin1.toml"
-    path.write_bytes(MINIMAL.replace("Line A", "Ligne \u00e9").encode("latin-1"))
-    with pytest.raises(ResourcesError, match="not UTF-8"):
-        Resources.load(path)
-
-
-def test_bad_toml_file(tmp_path: Path) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text('version = 2\n[[resource]\nname = "x"\n', "utf-8")
-    with pytest.raises(ResourcesError, match="not valid TOML") as info:
-        Resources.load(path)
-    assert str(path) in str(info.value)
 
 
 def _without(text: str, line: str) -> str:

@@ -1,7 +1,8 @@
 """The embedded broker: one process, everything in memory, delivery synchronous and ordered.
 
-It is also the reference for what every broker does (broker/redis.py does the same across
+It is also the reference for what every broker does (broker/redis/ does the same across
 nodes); the shared-state part (flags, queues) expires on the wall clock it is given.
+Nothing here is ever away, so no method raises BrokerUnavailable or degrades.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..core.events import Event, Member, Message, RoomInfo
-from ..core.ports import DirectHandler, ReleaseHandler, RoomHandler, SessionRecord
+from ..core.events import Deleted, Event, Member, Message, RoomInfo
+from ..core.ports import (
+    DirectHandler,
+    HealthHandler,
+    ReleaseHandler,
+    RoomHandler,
+    SessionRecord,
+)
+from ..keys import derive
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
+GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
 
 
 def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
@@ -31,7 +40,11 @@ class MemoryBroker:
     healthy = True  # nothing to lose touch with
 
     def __init__(
-        self, retention_seconds: float, retention_messages: int, wallclock: Callable[[], float]
+        self,
+        retention_seconds: float,
+        retention_messages: int,
+        wallclock: Callable[[], float],
+        secret: bytes | None = None,
     ) -> None:
         self.retention_seconds = retention_seconds
         self.retention_messages = retention_messages
@@ -44,17 +57,20 @@ class MemoryBroker:
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
         self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
-        self._secrets: dict[str, bytes] = {}
+        self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
+        self._tombstones: dict[str, dict[int, Deleted]] = {}  # room -> id -> its `deleted`
 
     async def start(
         self,
         on_room: RoomHandler,
         on_direct: DirectHandler,
         on_release: ReleaseHandler | None = None,
+        on_health: HealthHandler | None = None,
     ) -> None:
-        # One node holds everyone, so nobody is ever adopted elsewhere: on_release is unused.
+        # One node holds everyone, so nobody is ever adopted elsewhere (on_release is
+        # unused), and nothing is ever away (nor is on_health).
         self._on_room, self._on_direct = on_room, on_direct
 
     async def stop(self) -> None:
@@ -87,13 +103,37 @@ class MemoryBroker:
     async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
         history = self._history.get(room, deque())
         self._prune(history)
-        missed = [m for m in history if m.id > after]
+        kept = [m for m in history if m.id > after]
         last = self._next_id.get(room, 0)
-        first_kept = missed[0].id if missed else last + 1
+        first_kept = kept[0].id if kept else last + 1  # a deleted message's place counts
+        missed = [m for m in kept if m.kind != GONE]
         return missed, first_kept <= after + 1 or after >= last
 
     async def last_id(self, room: str) -> int:
         return self._next_id.get(room, 0)
+
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        history = self._history.get(room, deque())
+        self._prune(history)
+        for index, kept in enumerate(history):
+            if kept.id == tombstone.id and kept.kind != GONE:
+                # Its place stays (retention and `complete` count it), its words do not.
+                history[index] = msgspec.structs.replace(kept, kind=GONE, text="")
+                self._tombstones.setdefault(room, {})[kept.id] = tombstone
+                self._on_room(room, tombstone, sender, None)
+                return True
+        return False
+
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        history = self._history.get(room, deque())
+        self._prune(history)
+        places = {m.id for m in history if m.kind == GONE}
+        tombstones = self._tombstones.get(room, {})
+        for expired in [i for i in tombstones if i not in places]:  # left the window
+            del tombstones[expired]
+        if not tombstones:
+            self._tombstones.pop(room, None)
+        return [tombstones[i] for i in sorted(tombstones) if i > after]
 
     async def join_room(self, room: str, member: Member) -> int:
         members = self._members.setdefault(room, {})
@@ -145,7 +185,7 @@ class MemoryBroker:
         self._dropped[token_hash] = now + TOMBSTONE
 
     async def shared_secret(self, name: str) -> bytes:
-        return self._secrets.setdefault(name, secrets.token_bytes(32))
+        return derive(self._secret, f"shared {name}")
 
     # ---- flags -----------------------------------------------------------------------------
     async def set_flag(self, kind: str, key: str, ttl: float, value: str = "1") -> None:

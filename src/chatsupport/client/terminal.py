@@ -1,16 +1,17 @@
 """The terminal client: `chatsupport connect [URL]`.
 
-In a terminal it is interactive: messages print above an input line that stays put
-(prompt_toolkit's `patch_stdout`). A line without `/` is said to the current room; a line
-with `/` goes to the server as text too, where commands run, except `/quit`, which this
-client handles. With stdin not a terminal it sends each line it reads, prints what arrives,
-and exits once stdin ends and the replies have settled, so scripts can use it.
+In a terminal it is interactive (`client/app.py`): messages print above an input line that
+stays put, time-stamped, wrapped and with your name highlighted (`client/render.py`). A line
+without `/` is said to the current room; a line with `/` goes to the server as text too, where
+commands run, except `/quit`, which this client handles (as Ctrl-C and Ctrl-D: a goodbye to the
+server, then exit 0). With stdin not a terminal it sends each line it reads, prints what
+arrives, and exits once stdin ends and the replies have settled, so scripts can use it.
 
 It prints what arrives as the text interface does (`<name> text`, `* name waves`, `-- `,
 `!! `, `*** `). When the connection drops it reconnects with backoff and resumes: the
 server replays what was missed (each message once: ids below what was seen are dropped),
 and a line that was sent but never confirmed is sent again unless the replay shows it
-arrived.
+arrived. After a resume one line sums up: messages missed, rooms kept, rooms lost.
 
 Words stay where they were typed: each line is bound to the room that was current when it was
 typed (and to who typed it). If that room is gone by the time the line can be sent (the server
@@ -23,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import secrets
+import signal
 import sys
 import threading
 import unicodedata
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -47,7 +51,31 @@ GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) give
 # Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
 RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
 SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
+GOODBYE = 3.0  # seconds to wait for the server's goodbye before closing anyway
 _decoder = msgspec.json.Decoder(ev.EventUnion)
+
+
+class _Words(msgspec.Struct):
+    type: str = ""
+    text: str = ""
+    message: str = ""
+
+
+_words = msgspec.json.Decoder(_Words)
+
+
+def unknown_words(raw: str | bytes) -> str | None:
+    """The lines to show for a notice or error whose kind or code this client does not know
+    (a newer server's word: the vocabulary refuses it when decoding); None for others."""
+    try:
+        words = _words.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if words.type == "notice" and words.text:
+        return "".join(f"-- {line}\n" for line in words.text.split("\n"))
+    if words.type == "error" and words.message:
+        return "".join(f"!! {line}\n" for line in words.message.split("\n"))
+    return None
 
 
 def printable(text: str) -> str:
@@ -106,6 +134,34 @@ def place(room: str) -> str:
     return "the private chat" if is_private(room) else f"#{room}"
 
 
+class View(Protocol):
+    """Where the client shows things: a terminal (`app.TerminalView`) or a script's stdout."""
+
+    def line(self, text: str) -> None:
+        """One line of the text interface (`-- ...`, `!! ...`), already printable."""
+
+    def message(self, event: ev.Message, tag: str, mention: str) -> None:
+        """A message (printable); `tag` marks another room, `mention` is our name (or "")."""
+
+    def refresh(self) -> None:
+        """The connection's state changed (`Client.status_text`)."""
+
+
+class PlainView:
+    """A script's output: the text interface's lines, exactly; no status line."""
+
+    def line(self, text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def message(self, event: ev.Message, tag: str, mention: str) -> None:
+        for text in (render(event, tag) or "").rstrip("\n").split("\n"):
+            self.line(text)
+
+    def refresh(self) -> None:
+        pass
+
+
 @dataclass
 class State:
     """Who we are and where we got to: everything a reconnect needs."""
@@ -132,9 +188,9 @@ class State:
 
 
 class Client:
-    def __init__(self, url: str, out: Callable[[str], None], interactive: bool) -> None:
+    def __init__(self, url: str, view: View, interactive: bool) -> None:
         self.url = url
-        self.out = out
+        self.view = view
         self.interactive = interactive
         self.state = State()
         self.lines: deque[Line] = deque()  # typed, not yet sent
@@ -152,10 +208,29 @@ class Client:
         self.resuming = False
         self.renewed = False  # a resume that ended up as a new person
         self.client_id = secrets.token_urlsafe(18)  # while this process runs: bans aim at it
+        self.away: list[str] | None = None  # our rooms when the connection dropped
+        self.missed: Counter[str] = Counter()  # messages shown while resuming, by room
+        self.retry_at: float | None = None  # loop time of the next attempt, while waiting
+        self.quitting = asyncio.Event()  # Ctrl-C, Ctrl-D, /quit typed, a signal
 
     def show(self, text: str) -> None:
         for line in printable(text).rstrip("\n").split("\n"):
-            self.out(line)
+            self.view.line(line)
+
+    def status_text(self) -> str:
+        """The one line shown above the input while not connected (empty when connected)."""
+        if self.ready.is_set() or self.done:
+            return ""
+        n = len(self.lines)
+        waiting = f" · {n} line{'s' if n > 1 else ''} waiting to be sent" if n else ""
+        if self.retry_at is not None:
+            left = max(1, math.ceil(self.retry_at - asyncio.get_running_loop().time()))
+            state = f"reconnecting in {left}s (attempt {self.failures})"
+        elif self.ws is None:
+            state = f"connecting to {urlsplit(self.url).netloc}…"
+        else:
+            state = "resuming…" if self.resuming else "connected, waiting for the welcome…"
+        return f"-- {state}{waiting} · Ctrl-C quits"
 
     # ---- connection lifecycle --------------------------------------------------------------
     async def run(self) -> int:
@@ -172,9 +247,28 @@ class Client:
                 break
             delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)] * random.uniform(0.8, 1.2)
             self.failures += 1
+            await self._pause(delay)
+        return self.status
+
+    async def _pause(self, delay: float) -> None:
+        """Wait before the next attempt: a script says so once per attempt; a terminal counts
+        down on its one status line."""
+        if not self.interactive:
             self.show(f"-- reconnecting in {delay:.1f}s...")
             await asyncio.sleep(delay)
-        return self.status
+            return
+        loop = asyncio.get_running_loop()
+        self.retry_at = loop.time() + delay
+        try:
+            for _ in range(math.ceil(delay) + 1):  # a tick per whole second left
+                left = self.retry_at - loop.time()
+                if left <= 0:
+                    break
+                self.view.refresh()
+                await asyncio.sleep(left - math.floor(left - 1e-3) if left > 1 else left)
+        finally:
+            self.retry_at = None
+            self.view.refresh()
 
     async def _connection(self) -> None:
         resume = self.state.token is not None
@@ -186,6 +280,7 @@ class Client:
         ) as ws:
             self.ws = ws
             self.ready.clear()
+            self.view.refresh()
             if resume:
                 self.resuming = True
                 frame = {"type": "resume", "session": self.state.token, "last": self.state.seen}
@@ -196,10 +291,21 @@ class Client:
                     self._receive(raw)
             finally:
                 writer.cancel()
-                self.ws = None
-                self.ready.clear()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+                self._dropped()
         if not self.done and self.reconnect:
             raise ConnectionError("the server closed the connection")
+
+    def _dropped(self) -> None:
+        """The connection is gone: note where we were, for the summary after the resume."""
+        self.ws = None
+        if self.state.uid and self.away is None:
+            self.away = list(self.state.rooms)
+        if self.ready.is_set() and self.interactive and not self.done:
+            self.show("-- connection lost")
+        self.ready.clear()
+        self.view.refresh()
 
     async def _write(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):  # the reader sees it too, and reconnects
@@ -257,18 +363,47 @@ class Client:
             self.held.append(line.text)
             self.offer()
 
+    async def stop(self, connection: asyncio.Task[int]) -> None:
+        """Quit: when connected, say goodbye (the server then forgets us at once rather than
+        keeping us visible for a minute) and wait for its answer, bounded; then stop."""
+        self.reconnect = False
+        ws, ready = self.ws, self.ready.is_set()
+        if ws is not None and not self.done:
+            if ready:  # after what was typed before (the writer sends in order)
+                self.lines.append(Line("/quit", None, self.state.uid))
+                self.wake.set()
+            else:  # resuming: what waits stays unsent (told below)
+                self.done = True
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(json.dumps({"type": "quit"}))
+            await asyncio.wait({connection}, timeout=GOODBYE)
+        self.done = True
+        if not connection.done():
+            connection.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
+            await connection
+        for line in self.lines:  # typed while disconnected: shown, so they can be copied
+            if line.text.strip().lower() != "/quit":
+                self.show(f"-- not sent: {shown_line(line.text)}")
+        self.view.refresh()
+
     def submit(self, line: str) -> None:
         """A line typed (or read): sent now, or as soon as we are connected again, to the
         room current now (never to whichever room is current then)."""
         if line.strip():
             self.lines.append(Line(line, self.state.current, self.state.uid))
             self.wake.set()
+            self.view.refresh()  # "N lines waiting" while not connected
 
     # ---- frames ----------------------------------------------------------------------------
     def _receive(self, raw: str | bytes) -> None:
         self.heard.set()
         try:
             event = _decoder.decode(raw)
+        except msgspec.ValidationError:
+            if (words := unknown_words(raw)) is not None:
+                self.show(words)
+            return
         except (msgspec.DecodeError, UnicodeDecodeError):
             return  # a frame this client does not know: newer server, nothing to show
         if event.ref is not None:
@@ -276,8 +411,8 @@ class Client:
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
-        else:
-            self.show(render(event) or "")
+        elif (text := render(event)) is not None:  # none for `typing`: not for a terminal
+            self.show(text)
 
     def _welcome(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Welcome)
@@ -294,6 +429,7 @@ class Client:
             self.show(render(event) or "")
         if not self.resuming:
             self.ready.set()
+        self.view.refresh()
 
     def _joined(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Joined)
@@ -317,10 +453,16 @@ class Client:
         if event.id <= state.seen.get(event.room, 0):
             return  # already shown (a replay overlapping what arrived live)
         state.seen[event.room] = event.id
-        if self.resuming and event.uid == state.uid:
-            self._confirm(event.text)
+        if self.resuming:
+            self.missed[event.room] += 1
+            if event.uid == state.uid:
+                self._confirm(event.text)
         tag = f"[#{event.room}] " if event.room != state.current else ""
-        self.show(render(event, tag) or "")
+        mention = state.name if event.uid != state.uid else ""
+        shown = msgspec.structs.replace(
+            event, name=printable(event.name), text=printable(event.text).rstrip("\n")
+        )
+        self.view.message(shown, tag, mention)
 
     def _confirm(self, text: str) -> None:
         """A replayed message of ours: the line that became it did arrive; don't resend it."""
@@ -332,10 +474,9 @@ class Client:
     def _resumed(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Resumed)
         self.resuming = False
-        if not self.renewed:
-            note = "" if event.complete else "; some older messages are no longer kept"
-            self.show(f"-- resumed ({event.missed} missed{note})")
-        self.renewed = False
+        self.show(self._summary(event.complete))
+        self.renewed, self.away = False, None
+        self.missed.clear()
         unsent = list(self.state.pending.values())
         self.state.pending.clear()
         for line in reversed(unsent):  # back to the front of the queue, in order
@@ -346,6 +487,23 @@ class Client:
         self.ready.set()
         self.wake.set()
 
+    def _summary(self, complete: bool) -> str:
+        """After a resume, one line: what was missed, which rooms are still ours, which not."""
+        before, now = self.away or [], self.state.rooms
+        kept = ", ".join(place(r) for r in before if r in now) or "none of your rooms"
+        lost = ", ".join(place(r) for r in before if r not in now)
+        gone = f"; no longer in {lost}" if lost else ""
+        if self.renewed:
+            return (
+                f"-- not resumed: you are in {place(self.state.current or 'lobby')}{gone}; "
+                "what was said while you were away is not shown"
+            )
+        total = sum(self.missed.values())
+        where = ", ".join(f"{n} in {place(r)}" for r, n in self.missed.items())
+        missed = f"{total} missed: {where}, shown above" if total else "0 missed"
+        older = "" if complete else "; some older messages are no longer kept"
+        return f"-- resumed ({missed}); still in {kept}{gone}{older}"
+
     def _notice(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Notice)
         if event.kind == "nick" and event.name:
@@ -355,6 +513,7 @@ class Client:
     def _bye(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Bye)
         self.show(render(event) or "")
+        self.ready.clear()  # nothing more goes out; the goodbye says why the connection ends
         if event.reason not in RECONNECT_AFTER or self.done:
             self.done, self.reconnect = True, False
 
@@ -390,55 +549,27 @@ HANDLERS: dict[type[ev.Event], Callable[[Client, ev.Event], None]] = {
 
 
 # ---- the two ways to run ---------------------------------------------------------------------
-async def _interactive(url: str) -> int:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.patch_stdout import patch_stdout
-
-    client = Client(url, lambda line: print(line, flush=True), interactive=True)
-    prompt: PromptSession[str] = PromptSession()
-
-    def offer() -> None:
-        """Words not sent (their room is gone) come back on the input line, one at a time,
-        never over what the person is typing."""
-        buffer = prompt.default_buffer
-        if client.held and prompt.app.is_running and not buffer.text:
-            buffer.text = client.held.popleft()
-            buffer.cursor_position = len(buffer.text)
-            prompt.app.invalidate()
-
-    client.offer = offer
-    with patch_stdout(raw=True):
-        connection = asyncio.create_task(client.run())
-        while not connection.done():
-            kept = client.held.popleft() if client.held else ""
-            reading = asyncio.create_task(
-                prompt.prompt_async(lambda: f"#{client.state.current or '-'}> ", default=kept)
-            )
-            await asyncio.wait({reading, connection}, return_when=asyncio.FIRST_COMPLETED)
-            if connection.done():
-                reading.cancel()  # the prompt goes away; what was printed stays above it
-                with contextlib.suppress(asyncio.CancelledError, EOFError, KeyboardInterrupt):
-                    await reading
-                break
-            try:
-                line = reading.result()
-            except (EOFError, KeyboardInterrupt):
-                line = "/quit"
-            if line.strip().lower() == "/quit" and client.ws is None:
-                connection.cancel()  # not connected: nobody to say goodbye to
-                return 0
-            client.submit(line)
-        with contextlib.suppress(asyncio.CancelledError):
-            return await connection
-    return 0
+async def until_done(client: Client, *others: asyncio.Task[Any]) -> int:
+    """Run `client` until it ends by itself (a final goodbye), one of `others` ends, or the
+    person asks to quit (Ctrl-C, /quit, SIGINT, SIGTERM, SIGHUP): then it says goodbye."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, client.quitting.set)
+    connection = asyncio.create_task(client.run())
+    quitting = asyncio.create_task(client.quitting.wait())
+    try:
+        await asyncio.wait({connection, quitting, *others}, return_when=asyncio.FIRST_COMPLETED)
+        if not connection.done():
+            await client.stop(connection)
+        return 0 if connection.cancelled() else connection.result()
+    finally:
+        quitting.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
 
 
 async def _script(url: str) -> int:
-    def out(line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    client = Client(url, out, interactive=False)
+    client = Client(url, PlainView(), interactive=False)
     loop = asyncio.get_running_loop()
     stdin_done = asyncio.Event()
 
@@ -447,21 +578,16 @@ async def _script(url: str) -> int:
             loop.call_soon_threadsafe(client.submit, line.rstrip("\r\n"))
         loop.call_soon_threadsafe(stdin_done.set)
 
+    async def to_the_end() -> None:
+        await stdin_done.wait()
+        await client.settle()  # every line answered; then goodbye, so others see us leave
+
     threading.Thread(target=read_stdin, daemon=True).start()
-    connection = asyncio.create_task(client.run())
-    ending = asyncio.create_task(stdin_done.wait())
-    await asyncio.wait({connection, ending}, return_when=asyncio.FIRST_COMPLETED)
-    if not connection.done():
-        await client.settle()
-        client.submit("/quit")  # so that others see us leave at once
-        await asyncio.wait({connection}, timeout=5)
-    if not connection.done():
-        client.done = True
-        connection.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await connection
-        return client.status
-    return connection.result()
+    ending = asyncio.create_task(to_the_end())
+    try:
+        return await until_done(client, ending)
+    finally:
+        ending.cancel()
 
 
 def run(url: str) -> int:
@@ -472,7 +598,11 @@ def run(url: str) -> int:
         print(f"chatsupport: {error}", file=sys.stderr)
         return 2
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive:
+        from .app import interactive as main
+    else:
+        main = _script
     try:
-        return asyncio.run(_interactive(url) if interactive else _script(url))
-    except KeyboardInterrupt:
+        return asyncio.run(main(url))
+    except KeyboardInterrupt:  # only before the loop could take signals over
         return 130

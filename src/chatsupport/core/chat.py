@@ -7,14 +7,12 @@ It awaits only the Broker (shared state), which for the embedded default answers
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import random
 import secrets
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -36,23 +34,33 @@ from .feature import (
     implementing,
     outranks,
 )
+from .lifecycle import take_over
 from .limits import Clock, Stalls, TokenBucket, WindowCounter
 from .names import name_key, random_name
 from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
+from .vocabulary import ErrorCode, Role
 
 log = logging.getLogger("chatsupport.core")
 
-ROLE_NAMES = {"mod": "moderators", "listener": "signed-in listeners"}
-AWAY_KEPT = 50  # direct events kept for a person who is away, to follow their resume
+ROLE_NAMES: dict[Role, str] = {"mod": "moderators", "listener": "signed-in listeners"}
 
 
 class Refused(Exception):
-    """A handler's way to answer with `error {code, message}`."""
+    """A handler's way to answer with `error {code, message}`. `flood` marks the one refusal
+    that counts towards an automatic mute: being over the message budget (a mistake, such as
+    a message too long or a room one is not in, never does)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, flood: bool = False) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.flood = code, message, flood
+
+
+def health_notice(up: bool) -> ev.Notice:
+    if up:
+        return ev.Notice(kind="available", text="delivery is back")
+    text = "delivery is interrupted: messages cannot be sent until it is back"
+    return ev.Notice(kind="unavailable", text=text)
 
 
 def hash_token(token: str) -> str:
@@ -85,6 +93,7 @@ class Chat:
         self.stalls = Stalls()  # when this node could not read (`beat` by the server)
         # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
         self.subscribers: dict[str, dict[str, Session]] = {}
+        self.stopping = False
         self.features = tuple(features)
         for feature in self.features:
             feature.bind(self)
@@ -112,11 +121,12 @@ class Chat:
             features, "on_leave"
         )
         self._ended: list[Callable[[Session], Awaitable[None]]] = implementing(features, "on_end")
+        self._restored: list[Callable[[Session], None]] = implementing(features, "on_restore")
         self._ticks: list[Callable[[], Awaitable[None]]] = implementing(features, "on_tick")
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
         )
-        self._refused: list[Callable[[Link, str], Awaitable[None]]] = implementing(
+        self._refused: list[Callable[[Link, Refused], Awaitable[None]]] = implementing(
             features, "on_refused"
         )
         self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
@@ -141,16 +151,25 @@ class Chat:
     def can_handle(self, kind: type[rq.Request]) -> bool:
         return kind in self._routes
 
-    def may(self, role: str | None, kind: type[rq.Request]) -> bool:
+    def may(self, role: Role | None, kind: type[rq.Request]) -> bool:
         """Whether someone with `role` may send a request of type `kind` (for /help)."""
         route = self._routes.get(kind)
         return outranks(role, route.role if route else None)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.broker.start(self.deliver_room, self.deliver_direct, self.disown)
+        await self.broker.start(
+            self.deliver_room, self.deliver_direct, self.disown, on_health=self.broker_health
+        )
+
+    def broker_health(self, up: bool) -> None:
+        """From the broker: shared state went away (refusing `say`, `resume`, ...) or is back
+        and caught up. Everyone on this node is told once, in their own words."""
+        for session in list(self.sessions.values()):
+            self.direct(session, health_notice(up))
 
     async def stop(self, reason: str = "server_shutdown") -> None:
+        self.stopping = True
         for link in list(self.links):
             self.send(link, ev.Bye(reason=reason))
             link.sink.close(reason)
@@ -206,7 +225,7 @@ class Chat:
                 f"{config.max_conns_per_address}); try again when someone there has left",
             )
         if not self.new_per_address.hit(address_key, now):
-            wait = self.new_per_address.retry_after(address_key, now)
+            wait = self.new_per_address.retry_in(address_key, now)
             return ev.Error(
                 code="too_many_connections",
                 message=f"too many new connections from your network (at most "
@@ -235,9 +254,9 @@ class Chat:
             return await self._reopen(sink, address_key, old, resume, client_key)
         session, token = await self._new_session(address_key, client_key)
         link = self._register(sink, session, address_key, client_key)
-        session.link = link
+        session.life.connect(link)
         room = self.config.default_room
-        with self.holding(session):  # `welcome` is the first frame, whatever the room says
+        with session.life.hold():  # `welcome` is the first frame, whatever the room says
             count = await self.enter(session, room, announce=False)
             self.send(
                 link,
@@ -253,6 +272,8 @@ class Chat:
             self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         await self.broker.save_session(record_of(session))
+        if not self.broker.healthy:  # came after the others were told (after `welcome`)
+            self.direct(session, health_notice(False))
         log.debug("peer connected uid=%s", session.uid)
         return link
 
@@ -275,7 +296,8 @@ class Chat:
         self, sink: Sink, address_key: str, old: Session, token: str, client_key: str = ""
     ) -> Link:
         """Resume on connect: `welcome` names the returning person; live events are held
-        (`replay`) until the `resume` handler has replayed history, so order is kept."""
+        (lifecycle RESUMING) until the `resume` handler has replayed history, so order
+        is kept."""
         link = self._register(sink, old, address_key, client_key)
         self.send(
             link,
@@ -288,7 +310,7 @@ class Chat:
                 limits=self.limits(old),
             ),
         )
-        await self._take_over(link, old)
+        await take_over(self, link, old)
         for room in old.rooms:
             self.send(link, await self.joined(room))
         return link
@@ -299,17 +321,23 @@ class Chat:
         members, last = await self.broker.members(room), await self.broker.last_id(room)
         limit = self.config.presence_limit
         count = len(members) if count is None else count
-        return ev.Joined(room=room, count=count, members=members[:limit], last=last)
+        away = min(count, sum(1 for m in members if m.away))
+        return ev.Joined(room=room, count=count, members=members[:limit], last=last, away=away)
 
     def limits(self, session: Session | None = None) -> dict[str, int | float]:
-        """The limits a client should pace itself by (its own budget: new arrivals' is less)."""
+        """The limits a client should pace itself by: its own budget, and how long it stays
+        so small when it is a newcomer's (`probation_seconds` left; 0 for everyone else)."""
         c = self.config
         bucket = session.bucket if session else TokenBucket(c.msg_rate, c.msg_burst)
+        probation = 0.0
+        if session is not None and bucket.rate < c.msg_rate:
+            probation = max(0.0, c.probation_seconds - (self.clock() - session.created))
         return {
             "max_text": c.max_text,
             "max_name": c.max_name,
             "msg_rate": bucket.rate,
             "msg_burst": bucket.burst,
+            "probation_seconds": round(probation),
             "retention_seconds": c.retention_seconds,
             "retention_messages": c.retention_messages,
         }
@@ -355,20 +383,19 @@ class Chat:
         session = link.session
         if session.link is not link:
             return  # this connection had been handed over (resume elsewhere)
-        session.link = None
-        held, session.replay = session.replay or [], None  # a resume cut short
         log.debug("peer disconnected uid=%s reason=%s", session.uid, reason)
         if resumable and link.resumable and link.sink.can_resume:
-            session.detached_at = self.clock()
-            for room, event in held:  # history has the room events; direct ones are kept
-                if not room:
-                    self.direct(session, event)
+            session.life.detach(self.clock())
             await self.broker.save_session(record_of(session))
+            if not self.stopping:  # a stopping node's people are shown gone, not away
+                await self.show_presence(session, "away")
         else:
             await self.end_session(session)
 
     async def end_session(self, session: Session) -> None:
         """Forget a person: leave every room (announced), free the name and the token."""
+        if not session.life.end():
+            return  # ended already
         # Not resumable from the first moment, here or on another node: ending awaits.
         self.by_token.pop(session.token_hash, None)
         await self.broker.drop_session(session.token_hash)
@@ -384,25 +411,7 @@ class Chat:
         """Resume: this connection becomes `old`'s; the fresh identity it had is retired."""
         fresh = link.session
         await self.end_session(fresh)
-        await self._take_over(link, old)
-
-    async def _take_over(self, link: Link, old: Session) -> None:
-        """`old` continues on `link`; a connection it still had is told why and closed."""
-        previous = old.link
-        if previous is not None and previous is not link:
-            old.link = None
-            self.send(previous, ev.Bye(reason="resumed_elsewhere"))
-            previous.sink.close("resumed_elsewhere")
-            await self.close(previous, "resumed_elsewhere")
-        link.session, old.link, old.detached_at = old, link, None
-        if old.replay is None:  # the resume that follows replays first; live events wait
-            old.replay = []
-        if not old.present:
-            rooms, old.rooms = list(old.rooms), []
-            for room in rooms:
-                await self.enter(old, room)
-            old.present = True
-        log.debug("peer resumed uid=%s", old.uid)
+        await take_over(self, link, old)
 
     async def find_session(self, token_hash: str) -> Session | None:
         """The person a resume token belongs to: held here, or adopted from another node."""
@@ -430,11 +439,12 @@ class Chat:
             ignored=frozenset(record.ignored),
             crisis=record.crisis,
             since=dict(record.since),  # entering below keeps these: no replay before them
-            departed=dict(record.departed),
-            detached_at=self.clock(),
         )
+        session.life.restore(self.clock(), record.departed)
         self.sessions[session.uid] = session
         self.by_token[session.token_hash] = session
+        for hook in self._restored:
+            hook(session)
         for room in record.rooms:
             await self.enter(session, room, announce=room not in shown_in)
         session.current = record.current if record.current in session.rooms else session.current
@@ -453,7 +463,8 @@ class Chat:
             members.pop(uid, None)
             if not members:
                 self.local.pop(room, None)
-        link, session.link = session.link, None
+        link = session.link
+        session.life.end()  # here: the other node carries on (no hooks, no name freed)
         if link is not None:
             self.send(link, ev.Bye(reason="resumed_elsewhere"))
             link.sink.close("resumed_elsewhere")
@@ -464,9 +475,9 @@ class Chat:
         now = self.clock()
         self.new_per_address.prune(now)
         for session in list(self.sessions.values()):
-            if session.link is not None or session.detached_at is None:
-                continue
-            idle = now - session.detached_at
+            idle = session.life.idle(now)
+            if idle is None:
+                continue  # connected, or ended
             if idle > self.config.retention_seconds:
                 await self.end_session(session)
             elif idle > self.config.resume_grace and session.present:
@@ -509,7 +520,7 @@ class Chat:
 
     def _cost(self, request: rq.Request | Refused) -> float:
         """What the handler declared; a request nobody handles (or a command that does not
-        parse) costs one token, so that sending many of them is slowed down too."""
+        parse) is charged one token like any other, and refunded when refused."""
         route = None if isinstance(request, Refused) else self._routes.get(type(request))
         if route is None:
             return 1.0
@@ -517,22 +528,32 @@ class Chat:
         return float(cost) if isinstance(cost, int | float) else cost(request)
 
     async def handle(self, link: Link, request: rq.Request) -> None:
-        """Run one request; every refusal becomes an `error` to the sender with its `ref`."""
+        """Run one request; every refusal becomes an `error` to the sender with its `ref`.
+
+        Only what is accepted spends budget: the cost is taken first (so the text interface's
+        pacing, `delay`, sees it) and given back when the request is refused, so that a
+        corrected resend is not refused for the mistake before it.
+        """
         self.count("requests")
+        bucket, spent = link.session.bucket, 0.0
         try:
             parsed = self._parse(link, request)
             cost, now = self._cost(parsed), self.clock()
             if cost and not self._budget(link.session, now).take(now, cost):
                 self.count("rate_limited")
-                raise Refused("rate_limited", "slow down: you are sending faster than allowed")
+                text = "slow down: you are sending faster than allowed"
+                raise Refused("rate_limited", text, flood=True)
+            spent = cost
             if isinstance(parsed, Refused):
                 raise parsed
             await self._run(link, parsed, command=parsed is not request)
         except Refused as refusal:
+            bucket.refund(spent)
             self.fail(link, refusal.code, refusal.message, request.ref)
             for hook in self._refused:
-                await hook(link, refusal.code)
+                await hook(link, refusal)
         except BrokerUnavailable:
+            bucket.refund(spent)
             self.fail(
                 link,
                 "unavailable",
@@ -551,7 +572,7 @@ class Chat:
             check(link, request)
         await route.handler(link, request)
 
-    def fail(self, link: Link, code: str, message: str, ref: str | None = None) -> None:
+    def fail(self, link: Link, code: ErrorCode, message: str, ref: str | None = None) -> None:
         self.count(f"error_{code}")
         self.send(link, ev.Error(code=code, message=message, ref=ref))
 
@@ -587,9 +608,9 @@ class Chat:
         for hook in self._reported:
             hook(reporter, reported)
 
-    def visible_to(self, message: ev.Message, uid: str) -> bool:
-        """Whether a stored message may be replayed or reported to `uid` (the visibility
-        policy hides a shadow-muted person's messages from all but them)."""
+    def visible_to(self, message: ev.Message | ev.Deleted, uid: str) -> bool:
+        """Whether a stored message (or its deletion) may be replayed or reported to `uid`
+        (the visibility policy hides a shadow-muted person's messages from all but them)."""
         return message.uid == uid or not self.visibility.hidden(message.room, message.id)
 
     def subscribe(self, channel: str, session: Session) -> None:
@@ -618,8 +639,11 @@ class Chat:
             return
         is_message = type(event) is ev.Message
         hidden = is_message and self.visibility.silenced(sender)
+        if isinstance(event, ev.Deleted):  # a shadow-muted message's: nobody else had it
+            hidden = self.visibility.hidden(room, event.id)
         for session in members.values():
-            link = session.link
+            life = session.life
+            link = life.link
             if link is None:
                 continue
             out = event
@@ -629,27 +653,12 @@ class Chat:
                 out = msgspec.structs.replace(event, ref=ref) if ref else event
             elif hidden or (session.ignored and sender in session.ignored):
                 continue
-            if session.replay is None:
+            if life.held is None:
                 link.sink.send(out)
             else:
-                session.replay.append((room, out))  # held behind a resume's replay
+                life.hold_back(room, out)  # behind a reply, or a resume's replay
         if is_message:
             self.count("messages_delivered", len(members))
-
-    @contextlib.contextmanager
-    def holding(self, session: Session) -> Iterator[None]:
-        """Live room events for `session` wait until the block has sent its replies: with a
-        shared broker they can arrive while a join is under way, before `welcome`/`joined`."""
-        if session.replay is not None:  # already held (a resume replays, then releases)
-            yield
-            return
-        session.replay = []
-        try:
-            yield
-        finally:
-            held, session.replay = session.replay or [], None
-            for _, event in held:
-                self.send(session.link, event)
 
     def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
         """From the broker. A feature's `on_direct` may take the event over (matching enters
@@ -667,17 +676,8 @@ class Chat:
     def direct(self, session: Session, event: ev.Event) -> None:
         """An event for one person, not a room's (matched, ended, alert, ...): held behind a
         resume's replay like room events, or, while they are away within their resume
-        window, kept (the newest AWAY_KEPT) to follow the replay when they come back."""
-        link = session.link
-        if link is not None:
-            if session.replay is None:
-                self.send(link, event)
-            else:
-                session.replay.append(("", event))  # "": no room; resume never drops these
-        elif session.detached_at is not None:
-            if session.away is None:
-                session.away = deque(maxlen=AWAY_KEPT)
-            session.away.append(event)
+        window, kept to follow the replay when they come back (`Life.direct`)."""
+        session.life.direct(event)
 
     def broadcast(self, text: str) -> None:
         """A server announcement to every connected peer on this node."""
@@ -712,30 +712,70 @@ class Chat:
         members.pop(session.uid, None)
         if not members:
             self.local.pop(room, None)
-        if room in session.rooms:
-            session.rooms.remove(room)
-        session.since.pop(room, None)
-        if session.current == room:
-            session.current = session.rooms[-1] if session.rooms else None
+        _forget_room(session, room)
         await self.announce(session, room, "leave", count)
         return count
+
+    async def take_out(self, session: Session, room: str) -> None:
+        """Out of `room` not by their choice (a one-to-one chat ended). Their resume still
+        to come replays it to its end; withdrawn, it is dropped from the rooms resume
+        would enter again, so a finished private chat never comes back."""
+        if room not in session.rooms:
+            return
+        if session.life.replay_to_come:
+            first = session.since.get(room, 0)
+            session.life.departing(room, first, await self.broker.last_id(room))
+        if session.present:
+            await self.exit(session, room)
+        else:
+            _forget_room(session, room)
 
     async def _withdraw(self, session: Session) -> None:
         """Resume grace over: show the person as gone, but keep what resume needs."""
         rooms, since = list(session.rooms), dict(session.since)
         for room in rooms:
             await self.exit(session, room)
-        session.rooms, session.since, session.present = rooms, since, False
+        session.rooms, session.since = rooms, since
+        session.life.withdraw()
+
+    async def reenter(self, session: Session) -> None:
+        """A withdrawn person resumed: into their rooms again, shown to the others."""
+        rooms, session.rooms = list(session.rooms), []
+        for room in rooms:
+            await self.enter(session, room)
+
+    async def show_presence(self, session: Session, what: str) -> None:
+        """`session` lost its connection (`away`, within the resume grace) or has it again
+        (`back`): their entry in each of their rooms says so, and the room is told."""
+        for room in list(session.rooms):
+            count = await self.broker.join_room(room, session.member())
+            await self.announce(session, room, what, count)
 
     async def announce(
         self, session: Session, room: str, what: str, count: int, old: str | None = None
     ) -> None:
         if count > self.config.presence_limit and what != "nick":
             return  # in a crowd, comings and goings are noise; counts stay in who/joined
+        away = sum(1 for m in await self.broker.members(room) if m.away)
         presence = ev.Presence(
-            room=room, event=what, uid=session.uid, name=session.name, count=count, old=old
+            room=room,
+            event=what,
+            uid=session.uid,
+            name=session.name,
+            count=count,
+            old=old,
+            away=min(away, count),
         )
         await self.broker.signal(room, presence, session.uid)
+
+
+def _forget_room(session: Session, room: str) -> None:
+    """`room` is no longer one of theirs (the chat's membership is the caller's)."""
+    if room in session.rooms:
+        session.rooms.remove(room)
+    session.since.pop(room, None)
+    if session.current == room:
+        session.current = session.rooms[-1] if session.rooms else None
 
 
 def record_of(session: Session) -> SessionRecord:
@@ -750,7 +790,7 @@ def record_of(session: Session) -> SessionRecord:
         ignored=tuple(sorted(session.ignored)),
         crisis=session.crisis,
         since=dict(session.since),
-        departed=dict(session.departed),
+        departed=dict(session.life.departed),
     )
 
 
@@ -759,7 +799,7 @@ class Route:
     """How the dispatcher runs one request type: its handler and what it declared."""
 
     handler: Handler
-    role: str | None
+    role: Role | None
     cost: Cost
 
 
@@ -775,8 +815,8 @@ def _routes(features: Sequence[Feature]) -> dict[type[rq.Request], Route]:
     return routes
 
 
-def forbidden(kind: type[rq.Request], role: str | None, *, command: bool) -> str:
+def forbidden(kind: type[rq.Request], role: Role | None, *, command: bool) -> str:
     """Why a request is refused to someone without `role`, in the words of its interface."""
     if command:
         return f"/{type_name(kind)} is for {role}s"
-    return f"only {ROLE_NAMES.get(role or '', 'staff')} can do that"
+    return f"only {ROLE_NAMES[role] if role else 'staff'} can do that"

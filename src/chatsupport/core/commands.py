@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import requests as rq
+from .vocabulary import BAN_SCOPES
 
 MAX_MINUTES = 60 * 24 * 30  # the longest mute, ban or shadow-mute: 30 days
 
@@ -100,17 +101,23 @@ def _who(arg: str, room: str | None) -> rq.Who:
     return rq.Who(room=arg or room)
 
 
+def _delete(arg: str, room: str | None) -> rq.Delete:
+    if arg:
+        raise UsageError("/delete takes nothing after it: it deletes your last message here")
+    return rq.Delete(room=room)
+
+
 def _mute(arg: str) -> rq.Mute:
     name, minutes = _minutes(arg)
     return rq.Mute(name=name, minutes=minutes)
 
 
 def _ban(arg: str) -> rq.Ban:
-    """`/ban NAME MINUTES [address]`: `address` bans the person's whole network too."""
+    """`/ban NAME MINUTES [person|address]`: what it covers, if not the server's default."""
     head, _, last = arg.rpartition(" ")
-    address = last.lower() == "address" and bool(head)
-    name, minutes = _minutes(head if address else arg)
-    return rq.Ban(name=name, minutes=minutes, address=address)
+    scope = next((s for s in BAN_SCOPES if s == last.lower()), None) if head else None
+    name, minutes = _minutes(head if scope else arg)
+    return rq.Ban(name=name, minutes=minutes, scope=scope)
 
 
 def _shadow(arg: str) -> rq.Shadow:
@@ -139,6 +146,7 @@ COMMANDS: dict[str, Command] = {
             "say something as an action: * Quiet Otter waves",
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
+        Command(rq.Delete, "/delete", "delete your last message in this room", _delete),
         Command(
             rq.Join,
             "/join ROOM",

@@ -1,10 +1,11 @@
 """Crisis phrase matching: does a message suggest its author may be in danger?
 
-Pure and I/O-free except for the two constructors that read a phrase file. The
-core calls ``matcher.matches(text)`` on each accepted message; on a match it sends
-the author a private resources notice and alerts moderators and listeners. The
-message is delivered as usual either way, so a false positive costs a kind notice,
-and a false negative costs a missed chance: the list leans towards matching.
+Pure and I/O-free: the phrase list (a file, or the packaged one) is read by
+chatsupport/loading.py. The core calls ``matcher.matches(text)`` on each accepted
+message; on a match it sends the author a private resources notice and alerts
+moderators and listeners. The message is delivered as usual either way, so a false
+positive costs a kind notice, and a false negative costs a missed chance: the list
+leans towards matching.
 
 How a message is matched (docs/crisis-resources.md says the same for operators):
 
@@ -31,18 +32,14 @@ process" or "dying to see the film" do not match because the list holds no bare
 from __future__ import annotations
 
 import functools
-import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from .text import within_one_edit
 
 __all__ = ["CrisisMatcher", "PhraseListError", "tokens"]
-
-DEFAULT_PHRASES_RESOURCE = "crisis_phrases.txt"
 
 _MIN_FUZZY_LEN = 6  # phrase words at least this long (after folding) allow one typo
 
@@ -209,28 +206,6 @@ class CrisisMatcher:
                 self._fuzzy_vocab.setdefault(word[0], ())
                 self._fuzzy_vocab[word[0]] += (word,)
         self._match_word = functools.lru_cache(maxsize=16384)(self._match_word_uncached)
-
-    # -- constructors -------------------------------------------------------
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> CrisisMatcher:
-        """Read a phrase list (UTF-8, one phrase per line, ``#`` comments)."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PhraseListError(f"cannot read phrase list {os.fspath(path)!r}: {exc}") from exc
-        try:
-            return cls(lines)
-        except PhraseListError as exc:
-            raise PhraseListError(f"{os.fspath(path)}: {exc}") from exc
-
-    @classmethod
-    def default(cls) -> CrisisMatcher:
-        """The English list shipped with the package (data/crisis_phrases.txt)."""
-        ref = resources.files("chatsupport") / "data" / DEFAULT_PHRASES_RESOURCE
-        text = ref.read_text(encoding="utf-8")
-        return cls(text.splitlines())
 
     # -- queries ------------------------------------------------------------
 

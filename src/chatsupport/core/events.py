@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from .vocabulary import ErrorCode, NoticeKind, Role
+
 
 class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
     ref: str | None = None
@@ -20,7 +22,8 @@ class Event(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
 class Member(msgspec.Struct, omit_defaults=True):
     uid: str
     name: str
-    role: str | None = None
+    role: Role | None = None
+    away: bool = False  # their connection dropped; they may resume (shown, not counted here)
 
 
 class RoomInfo(msgspec.Struct):
@@ -42,7 +45,7 @@ class Message(Event, tag="message"):
     room: str
     uid: str
     name: str
-    role: str | None
+    role: Role | None
     kind: str  # say | me | announce
     text: str
     ts: float
@@ -50,11 +53,12 @@ class Message(Event, tag="message"):
 
 class Presence(Event, tag="presence"):
     room: str
-    event: str  # join | leave | nick
+    event: str  # join | leave | nick | away | back
     uid: str
     name: str
-    count: int
+    count: int  # everyone in the room, away or not
     old: str | None = None  # the previous name, for `nick`
+    away: int = 0  # how many of `count` are away
 
 
 class Joined(Event, tag="joined"):
@@ -62,6 +66,26 @@ class Joined(Event, tag="joined"):
     count: int
     members: list[Member]
     last: int | None = None  # the room's last message id: where a later resume starts
+    away: int = 0  # how many of `count` are away
+
+
+class Deleted(Event, tag="deleted"):
+    """Message `id` of `room` was deleted (by its author, or by a moderator: `moderated`);
+    who wrote it, never what it said. Also the tombstone kept in the room's history."""
+
+    room: str
+    id: int
+    uid: str
+    name: str
+    moderated: bool = False
+
+
+class Typing(Event, tag="typing"):
+    """`uid` is typing in the one-to-one chat `room` (shown for a few seconds)."""
+
+    room: str
+    uid: str
+    name: str
 
 
 class Left(Event, tag="left"):
@@ -93,7 +117,7 @@ class Resumed(Event, tag="resumed"):
 
 
 class Notice(Event, tag="notice"):
-    kind: str
+    kind: NoticeKind
     text: str
     resources: list[dict[str, Any]] | None = None
     region: str | None = None
@@ -135,7 +159,7 @@ class Alert(Event, tag="alert"):
 
 
 class Error(Event, tag="error"):
-    code: str
+    code: ErrorCode
     message: str
     # A refused connection (banned, too many connections): where to find help meanwhile.
     resources: list[dict[str, Any]] | None = None
@@ -157,6 +181,8 @@ class Control(Event, tag="control"):
 EventUnion = (
     Welcome
     | Message
+    | Deleted
+    | Typing
     | Presence
     | Joined
     | Left

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import events as ev
 from . import requests as rq
 from .session import Link, Session
+from .vocabulary import Role
 
 if TYPE_CHECKING:
-    from .chat import Chat
+    from .chat import Chat, Refused
 
 Handler = Callable[[Link, Any], Awaitable[None]]  # a bound handler: (link, its request)
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
@@ -30,10 +31,10 @@ Channel = Callable[[ev.Event], None]  # what a node-internal channel's signal do
 
 
 Cost = float | Callable[[Any], float]  # tokens from the sender's budget, or how to count them
-ROLE_RANK: dict[str | None, int] = {None: 0, "listener": 1, "mod": 2}  # a mod may do a listener's
+ROLE_RANK: dict[Role | None, int] = {None: 0, "listener": 1, "mod": 2}  # a mod may do a listener's
 
 
-def outranks(role: str | None, needed: str | None) -> bool:
+def outranks(role: Role | None, needed: Role | None) -> bool:
     """Whether someone with `role` may do what needs `needed` (None: anyone)."""
     return ROLE_RANK.get(role, 0) >= ROLE_RANK[needed]
 
@@ -45,12 +46,12 @@ class Declared:
     a slash command alike (a command is parsed into its request first)."""
 
     kinds: tuple[type[rq.Request], ...]
-    role: str | None
+    role: Role | None
     cost: Cost
 
 
 def handles(
-    *kinds: type[rq.Request], role: str | None = None, cost: Cost = 1.0
+    *kinds: type[rq.Request], role: Role | None = None, cost: Cost = 1.0
 ) -> Callable[[H], H]:
     """Mark a feature's method as the handler of `kinds` (collected when the Chat is made).
 
@@ -116,6 +117,10 @@ class Feature:
     def on_new(self, session: Session) -> None:
         """A new person, before their `welcome`."""
 
+    def on_restore(self, session: Session) -> None:
+        """A person another node held is rebuilt here for their resume (role and ignore
+        list as they were), before they enter their rooms again."""
+
     def check(self, link: Link, request: rq.Request) -> None:
         """Before every handler; raise `Refused` to refuse the request."""
 
@@ -142,8 +147,9 @@ class Feature:
         delivered as usual, or an awaitable that acts first and delivers it itself."""
         return None
 
-    async def on_refused(self, link: Link, code: str) -> None:
-        """A request of `link`'s was refused with `code`."""
+    async def on_refused(self, link: Link, refusal: Refused) -> None:
+        """A request of `link`'s was refused (`refusal.code`; `refusal.flood`: for being over
+        the message budget)."""
 
     def on_report(self, reporter: str, reported: str) -> None:
         """`reporter` reported `reported` (uids)."""

@@ -3,9 +3,11 @@
 New arrivals are on probation for their first `probation_seconds`: their message budget
 is `probation_share` of the normal one (the text interface reads them more slowly, the
 WebSocket answers `rate_limited`); it never keeps them from a listener (`/talk`).
-Staff are never on probation. Someone `rate_limited` `flood_strikes`
-times within `flood_window` is muted for `flood_mute_seconds` (through moderation), told
-why, and moderators get `alert {kind: "flood"}`.
+Staff are never on probation. Someone over their budget `flood_strikes` times within
+`flood_window` is muted for `flood_mute_seconds` (through moderation), told why, and
+moderators get `alert {kind: "flood"}`. Only floods count: a refused request costs no
+budget (the Chat refunds it), and mistakes (too long, not in the room, a slow-mode room, a
+wrong token) are never strikes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from . import events as ev
 from . import requests as rq
 from . import staff
-from .chat import Chat
+from .chat import Chat, Refused
 from .feature import Feature
 from .limits import TokenBucket, WindowCounter
 from .moderation import Moderation, duration
@@ -27,7 +29,7 @@ log = logging.getLogger("chatsupport.flood")
 
 
 class Flood(Feature):
-    """Probation budgets, strikes for being `rate_limited`, and the automatic mute."""
+    """Probation budgets, strikes for being over the budget, and the automatic mute."""
 
     def __init__(self) -> None:
         self.told_probation: set[str] = set()  # uids told why they are slowed down
@@ -55,8 +57,8 @@ class Flood(Feature):
         if not self.on_probation(session, self.chat.clock()):
             session.bucket = TokenBucket(config.msg_rate, config.msg_burst)
 
-    async def on_refused(self, link: Link, code: str) -> None:
-        if code != "rate_limited":
+    async def on_refused(self, link: Link, refusal: Refused) -> None:
+        if not refusal.flood:
             return
         chat = self.chat
         session, now = link.session, chat.clock()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from . import events as ev
-from . import names
+from . import lifecycle, names
 from . import requests as rq
 from .chat import Chat, Refused, hash_token
 from .commands import help_text
@@ -22,11 +22,13 @@ from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .staff import find_person
 from .text import clean
+from .vocabulary import NoticeKind
 
 T = TypeVar("T")
 
 
-def _room_of(link: Link, room: str | None) -> str:
+def room_of(link: Link, room: str | None) -> str:
+    """The room named (default: the current one), which must be one of theirs."""
     session = link.session
     name = normalise_room(room) if room else session.current
     if not name or name not in session.rooms:
@@ -96,7 +98,7 @@ class Everyday(Feature):
         if isinstance(request, rq.Say) and raw.startswith("//"):
             raw = raw[1:]
         text = _text(chat, raw)
-        room = _room_of(link, request.room)
+        room = room_of(link, request.room)
         session = link.session
         chat.check_say(session, room, text)
         kind = "me" if isinstance(request, rq.Me) else "say"
@@ -117,7 +119,7 @@ class Everyday(Feature):
         if room not in session.rooms and len(session.rooms) >= most:
             raise Refused("bad_request", f"you can be in at most {most} rooms; /leave one first")
         chat.check_join(session, room)
-        with chat.holding(session):  # `joined` first, then what the room says meanwhile
+        with session.life.hold():  # `joined` first, then what the room says meanwhile
             if room in session.rooms:
                 session.current = room
                 count = None
@@ -128,7 +130,7 @@ class Everyday(Feature):
     @handles(rq.Leave)
     async def leave(self, link: Link, request: rq.Leave) -> None:
         chat = self.chat
-        room = _room_of(link, request.room)
+        room = room_of(link, request.room)
         await chat.exit(link.session, room)
         chat.reply(link, ev.Left(room=room), request)
         await chat.left(link.session, room)
@@ -214,7 +216,7 @@ class Everyday(Feature):
         else:
             session.ignored = session.ignored - {target.uid}
             text = f"you will see messages from {target.name} again"
-        kind = type(request).__name__.lower()
+        kind: NoticeKind = "ignore" if isinstance(request, rq.Ignore) else "unignore"
         self.chat.reply(link, ev.Notice(kind=kind, text=text, name=target.name), request)
 
     @handles(rq.Resume, cost=READ)
@@ -226,61 +228,7 @@ class Everyday(Feature):
             chat.reply(link, ev.Resumed(missed=0, complete=False), request)
             chat.count("resumes_unknown")
             return
-        try:
-            if old is not link.session:
-                await chat.adopt(link, old)  # from here live events for them wait (`replay`)
-            elif old.replay is None:  # their own token again, or held since connecting with it
-                old.replay = []
-            missed, complete = await _replay(chat, link, request.last)
-        finally:
-            _release(chat, old, link)
+        missed, complete = await lifecycle.resume(chat, link, old, request.last)
         chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
         chat.charge(link, missed / REPLAY_PER_TOKEN)
         chat.count("resumes")
-
-
-async def _replay(chat: Chat, link: Link, last: dict[str, int]) -> tuple[int, bool]:
-    """Each listed room's retained messages after `last[room]`, in order; (how many, whether
-    none was missing). Never older than when the person came into the room: no backlog for
-    a newcomer. A private room they were taken out of while away replays up to its end."""
-    session = link.session
-    missed, complete = 0, True
-    for room, after in last.items():
-        if room in session.rooms:
-            first, end = session.since.get(room, 0), None
-        elif room in session.departed:
-            first, end = session.departed[room]
-        else:
-            complete = False
-            continue
-        messages, whole = await chat.broker.history(room, max(after, first))
-        if end is not None:
-            messages = [m for m in messages if m.id <= end]
-        for message in messages:
-            if chat.visible_to(message, session.uid):  # shadow-muted: only its author sees it
-                chat.send(link, message)
-        missed += len(messages)
-        complete = complete and whole
-        if messages and session.replay:  # held live copies of what was just replayed
-            newest = messages[-1].id
-            session.replay = [
-                (r, e)
-                for r, e in session.replay
-                if not (r == room and isinstance(e, ev.Message) and e.id <= newest)
-            ]
-    if link.open:  # given back; a resume cut short gives them again next time
-        session.departed = {}
-    return missed, complete
-
-
-def _release(chat: Chat, session: Session, link: Link) -> None:
-    """After the replay: what was kept while they were away, then the live events held
-    meanwhile (room events and direct ones, in the order they came)."""
-    if session.link is not link:
-        return  # closed meanwhile (`Chat.close` kept them), or resumed elsewhere: theirs now
-    held, session.replay = session.replay or [], None
-    kept, session.away = session.away or (), None
-    for event in kept:
-        chat.send(link, event)
-    for _, event in held:
-        chat.send(link, event)

@@ -70,6 +70,10 @@ class TokenBucket:
         self.tokens -= taken
         self.debt = min(self.burst, self.debt + cost - taken)
 
+    def refund(self, cost: float) -> None:
+        """Give back what `take(cost)` took (the request it paid for was refused)."""
+        self.tokens = min(self.burst, self.tokens + min(cost, self.burst))
+
 
 @dataclass(slots=True)
 class WindowCounter:
@@ -93,12 +97,12 @@ class WindowCounter:
         self._events[key].append(now)
         return True
 
-    def retry_after(self, key: str, now: float) -> float:
-        """Seconds until `key` may have one more event (0 if it may now)."""
-        events = self._events.get(key)
-        if not events or len(events) < self.limit:
+    def retry_in(self, key: str, now: float) -> float:
+        """Seconds until `key` may have an event again (0 when it may now)."""
+        if not self.full(key, now):
             return 0.0
-        return max(0.0, events[0] + self.window - now)
+        events = self._events[key]
+        return events[len(events) - self.limit] + self.window - now
 
     def clear(self, key: str) -> None:
         self._events.pop(key, None)

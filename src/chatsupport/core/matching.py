@@ -495,21 +495,7 @@ async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, rea
 
 
 async def _drop_room(chat: Chat, session: Session, room: str) -> None:
-    if room not in session.rooms:
-        return
-    if session.link is None or session.replay is not None:
-        # Away or resuming: their resume still replays what was said here until the end.
-        first = session.since.get(room, 0)
-        session.departed[room] = (first, await chat.broker.last_id(room))
-    if session.present:
-        await chat.exit(session, room)
-        return
-    # Withdrawn after the grace period: no longer a member, but the room is still in the
-    # list resume would re-enter. A finished private chat must not come back.
-    session.rooms.remove(room)
-    session.since.pop(room, None)
-    if session.current == room:
-        session.current = session.rooms[-1] if session.rooms else None
+    await chat.take_out(session, room)  # their resume still replays it up to the end
 
 
 async def _gone(chat: Chat, state: MatchState, uid: str) -> None:

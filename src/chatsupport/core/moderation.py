@@ -10,7 +10,8 @@ The state is shared by every node through the broker's flags, each with its expi
 a TTL, and read from a local cache kept fresh by signals (modstate.py). A moderator on
 one node can act on a person held by another: people are found by name in the rooms'
 member lists, and the node holding them carries out a kick or ban. Nothing here is
-written to disk.
+written to disk. An address ban is shared under the period keys of the person's address
+key (`AddressPeriods`, keys.py), never under the key this node holds in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from ..config import Config
 from . import events as ev
 from . import requests as rq
 from . import staff
@@ -32,10 +34,11 @@ from .feature import Channel, Feature, Visibility, handles
 from .handlers import draft
 from .modstate import CONTROL, RESYNC, ROOM_TTL, BanEntry, ModState, Shared, decode
 from .names import name_key
-from .ports import BrokerUnavailable
+from .ports import AddressPeriods, BrokerUnavailable, Unrotated
 from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
+from .vocabulary import BanScope, Ending, NoticeKind, Role, as_ending
 
 log = logging.getLogger("chatsupport.moderation")
 
@@ -61,7 +64,7 @@ class Person:
 
     uid: str
     name: str
-    role: str | None
+    role: Role | None
     session: Session | None
 
 
@@ -111,7 +114,7 @@ def _room(raw: str) -> str:
     return room
 
 
-async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> None:
+async def disconnect(chat: Chat, target: Session, reason: Ending, text: str) -> None:
     """Tell them why, say goodbye, and end the session for good (no resume)."""
     link = target.link
     if link is None:  # between connections, waiting to resume: just end it
@@ -123,13 +126,15 @@ async def disconnect(chat: Chat, target: Session, reason: str, text: str) -> Non
     await chat.close(link, reason, resumable=False)
 
 
-def _farewell(chat: Chat, reason: str, text: str) -> ev.Notice:
+def _farewell(chat: Chat, reason: Ending, text: str) -> ev.Notice:
     """Why they are removed; a banned person also gets the help lines, open to them still."""
     lines = chat.helplines() if reason == "banned" else None
     return ev.Notice(kind=reason, text=text, resources=lines)
 
 
-def _done(chat: Chat, link: Link, request: rq.Request, kind: str, text: str, name: str) -> None:
+def _done(
+    chat: Chat, link: Link, request: rq.Request, kind: NoticeKind, text: str, name: str
+) -> None:
     chat.reply(link, ev.Notice(kind=kind, text=text, name=name), request)
 
 
@@ -140,7 +145,7 @@ async def _tell(chat: Chat, target: Person, notice: ev.Notice) -> None:
         await chat.broker.direct(target.uid, notice)
 
 
-async def _tell_room(chat: Chat, link: Link, room: str, kind: str, text: str) -> None:
+async def _tell_room(chat: Chat, link: Link, room: str, kind: NoticeKind, text: str) -> None:
     # The moderator is the sender: they get the reply, not a second copy.
     await chat.broker.signal(room, ev.Notice(kind=kind, text=text), link.session.uid)
 
@@ -161,6 +166,14 @@ def _clients_of(session: Session) -> list[str]:
     return sorted(k for k in keys if k)
 
 
+def _network_seconds(config: Config, scope: BanScope | None, seconds: float) -> float:
+    """How long a ban of `seconds` also holds the person's network (0: not at all)."""
+    if (scope or config.ban_scope) != "address":
+        return 0.0
+    longest = config.address_ban_max
+    return seconds if longest is None else min(seconds, longest)
+
+
 def ban_notice(seconds: float, network: float) -> str:
     """What a banned person is told: why, for how long, and that help lines stay open."""
     text = f"a moderator banned you from the chat for {duration(seconds)}"
@@ -175,8 +188,9 @@ def ban_notice(seconds: float, network: float) -> str:
 class Moderation(Feature):
     """Moderators' actions, and what a mute, slow mode, lock, ban or shadow-mute means."""
 
-    def __init__(self) -> None:
+    def __init__(self, periods: AddressPeriods | None = None) -> None:
         self.state = ModState()
+        self.periods = periods or Unrotated()
 
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
@@ -244,13 +258,14 @@ class Moderation(Feature):
 
     @handles(rq.Ban, role="mod")
     async def ban(self, link: Link, request: rq.Ban) -> None:
-        """A ban aims at the person: their session and the id their client holds. Their
-        whole network only when the moderator asks (`address`), and for at most
-        `address_ban_max`: everyone else behind that address is shut out too."""
+        """A ban covers the person (their session and the id their client holds) and, with
+        scope "address" (the contract's default, `--ban-scope`), the keyed hash of their
+        network, for at most `address_ban_max` if set: everyone else behind it is shut out
+        too. Scope "person" spares a shared network (a school, an office, a carrier's NAT)."""
         chat = self.chat
         target = await _target(chat, link, request.uid, request.name)
         seconds = _seconds(request.minutes)
-        network = min(seconds, chat.config.address_ban_max) if request.address else 0.0
+        network = _network_seconds(chat.config, request.scope, seconds)
         text = ban_notice(seconds, network)
         if target.session is not None:
             await self.ban_here(target.session, seconds, network)
@@ -272,22 +287,32 @@ class Moderation(Feature):
         session: Session,
         seconds: float,
         network: float = 0.0,
-        keys: list[str] | None = None,
+        roots: list[str] | None = None,
         clients: list[str] | None = None,
     ) -> None:
         """Ban a person this node holds, everywhere: their uid and their clients' ids for
-        `seconds`, and their networks for `network` seconds (0: not their network)."""
-        keys = (_keys_of(session) if keys is None else keys) if network > 0 else []
+        `seconds`, and their networks for `network` seconds (0: not their network). Each
+        root key is shared under every period key the ban spans, never as it is."""
+        roots = (_keys_of(session) if roots is None else roots) if network > 0 else []
         clients = _clients_of(session) if clients is None else clients
-        data = _ban_data(session.name, keys, clients)
+        nets, blocks = self._spans(roots, network), self._spans(clients, seconds)
+        shared_nets, shared_blocks = sorted({k for k, _ in nets}), sorted({k for k, _ in blocks})
+        data = _ban_data(session.name, shared_nets, shared_blocks)
         await self.shared.share("ban", session.uid, data, seconds)
-        now = self.chat.clock()
-        for key in clients:
-            left = max(seconds, self.state.block_left(key, now))  # a longer one stays
-            await self.shared.share("blocked", key, None, left)
-        for key in keys:
-            left = max(network, self.state.ban_left(key, now))
-            await self.shared.share("banned", key, None, left)
+        now, state = self.chat.clock(), self.state
+        for kind, spans, left_of in (
+            ("blocked", blocks, state.block_left),
+            ("banned", nets, state.ban_left),
+        ):
+            for key, needed in spans:
+                left = max(needed, left_of(key, now))  # a longer one stays
+                await self.shared.share(kind, key, None, left)
+
+    def _spans(self, roots: list[str], seconds: float) -> list[tuple[str, float]]:
+        """The period keys `roots` are shared under for a ban of `seconds` (keys.py)."""
+        if seconds <= 0:
+            return []
+        return [span for root in roots for span in self.periods.spanning(root, seconds)]
 
     @handles(rq.Unban, role="mod")
     async def unban(self, link: Link, request: rq.Unban) -> None:
@@ -382,19 +407,17 @@ class Moderation(Feature):
                 raise Refused("bad_request", f"#{room} is not locked")
             await self.shared.unshare("lock", room)
             text = f"#{room} is open again"
-        kind = type(request).__name__.lower()
+        kind: NoticeKind = "lock" if isinstance(request, rq.Lock) else "unlock"
         await _tell_room(chat, link, room, kind, text)
         _done(chat, link, request, kind, text, room)
 
     # ---- hooks: what a mute, slow mode, lock, ban or shadow-mute means -----------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """Refuse a banned client (its id) or network, saying why and for how long; the
-        Chat adds the help lines."""
-        now = self.chat.clock()
-        person, network = (
-            self.state.block_left(address_key, now),
-            self.state.ban_left(address_key, now),
-        )
+        """Refuse a banned client (its id) or network, saying why and for how long (the
+        key's period keys are what bans are shared under); the Chat adds the help lines."""
+        now, state, keys = self.chat.clock(), self.state, self.periods.current(address_key)
+        person = max(state.block_left(key, now) for key in keys)
+        network = max(state.ban_left(key, now) for key in keys)
         if person <= 0 and network <= 0:
             return None
         self.chat.count("connections_banned")
@@ -485,18 +508,18 @@ class Moderation(Feature):
         """Another node's moderator kicked or banned this person, held here: end them now
         (their close is not resumable); the address ban reaches the broker on the next tick."""
         chat, state = self.chat, self.state
-        reason, text = str(order.get("reason", "kicked")), str(order.get("text", ""))
+        reason, text = as_ending(str(order.get("reason"))), str(order.get("text", ""))
         seconds = float(order.get("seconds") or 0.0)
         network = float(order.get("address") or 0.0)
         if reason == "banned" and seconds > 0:
             now = chat.clock()
             keys, clients = _keys_of(session) if network > 0 else [], _clients_of(session)
-            for table, banned, until in (
+            for table, roots, until in (
                 (state.banned, keys, network),
                 (state.blocked, clients, seconds),
             ):
-                for key in banned:  # refused here at once, elsewhere after the tick
-                    table[key] = max(table.get(key, 0.0), now + until)
+                for key in (k for root in roots for k in self.periods.current(root)):
+                    table[key] = max(table.get(key, 0.0), now + until)  # here at once
 
             async def write_ban() -> None:
                 await self.ban_here(session, seconds, network, keys, clients)

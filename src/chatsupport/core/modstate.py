@@ -30,6 +30,7 @@ from . import events as ev
 from .chat import Chat
 from .feature import Visibility
 from .ports import BrokerUnavailable
+from .vocabulary import Ending
 
 CONTROL = "!moderation"  # node-to-node: `!` cannot be typed in a room name
 KINDS = ("mute", "shadow", "ban", "banned", "blocked", "slow", "lock")
@@ -154,7 +155,7 @@ class Shared:
         await self.chat.broker.signal(CONTROL, ev.Control(kind=kind, key=key), None)
 
     async def act(
-        self, uid: str, reason: str, text: str, seconds: float = 0.0, address: float = 0.0
+        self, uid: str, reason: Ending, text: str, seconds: float = 0.0, address: float = 0.0
     ) -> None:
         """Ask the node holding `uid` to end them (`kicked`, `banned` for `seconds`, and
         their network for `address` seconds if a moderator chose that)."""

@@ -5,6 +5,13 @@ awaits), `close` ends the connection after what is queued. The Broker owns every
 shared between nodes (ids and order, history, names, membership, what resume needs, and
 small shared state for features) and delivers published events back to every node, this
 one included, through the callbacks given to `start`.
+
+The Broker plays a few roles, each a Protocol below, composed into `Broker`. Shared state
+can be away for a while (Redis restarting); every method says what it does then: either
+"raises BrokerUnavailable while shared state is away" (the request is refused with
+`unavailable`), or "degrades: answers from this node's view" (and the broker writes what
+this node did back when shared state returns). The broker reports the change through
+`on_health`; the core decides what people are told.
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ from typing import Protocol
 
 import msgspec
 
-from .events import Event, Member, Message, RoomInfo
+from .events import Deleted, Event, Member, Message, RoomInfo
+from .vocabulary import Role
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
 # uid, event; what it returns (if anything) is awaited before the next delivery
 DirectHandler = Callable[[str, Event], Awaitable[None] | None]
 ReleaseHandler = Callable[[str], Awaitable[None]]  # uid: another node adopted this person
+HealthHandler = Callable[[bool], None]  # shared state is reachable again (True) or away (False)
 
 
 class SessionRecord(msgspec.Struct, frozen=True):
@@ -28,7 +37,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     token_hash: str
     uid: str
     name: str
-    role: str | None = None
+    role: Role | None = None
     rooms: tuple[str, ...] = ()
     current: str | None = None
     ignored: tuple[str, ...] = ()
@@ -62,69 +71,171 @@ class Sink(Protocol):
     def close(self, reason: str) -> None: ...
 
 
+class AddressPeriods(Protocol):
+    """Address keys as shared state holds them. The core gets a connection's *root* key (a
+    keyed hash of its address, kept in this node's memory only); bans are shared under
+    *period* keys derived from it, which change on a schedule (keys.py). Without one
+    (tests of the core alone) the root key is shared as it is (`Unrotated`)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        """The keys a connection from `root` is checked against now (the overlap: more
+        than one)."""
+        ...
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        """The keys a ban of `seconds` must be shared under, each with how long it is
+        needed (never longer than the ban)."""
+        ...
+
+
+class Unrotated:
+    """AddressPeriods where the root key is the only key (one process, tests)."""
+
+    def current(self, root: str) -> tuple[str, ...]:
+        return (root,)
+
+    def spanning(self, root: str, seconds: float) -> list[tuple[str, float]]:
+        return [(root, seconds)]
+
+
 class BrokerUnavailable(Exception):
     """The broker cannot take this now (e.g. Redis is down); the request gets `unavailable`."""
 
 
-class Broker(Protocol):
-    healthy: bool  # false while shared state cannot be reached (/healthz says "degraded")
+class Lifecycle(Protocol):
+    @property
+    def healthy(self) -> bool:
+        """False while shared state cannot be reached (/healthz then says "degraded")."""
+        ...
 
     async def start(
         self,
         on_room: RoomHandler,
         on_direct: DirectHandler,
         on_release: ReleaseHandler | None = None,
-    ) -> None: ...
+        on_health: HealthHandler | None = None,
+    ) -> None:
+        """Deliver through these from now on. Raises BrokerUnavailable if shared state
+        cannot be reached at all. `on_health(False)` is called once when it goes away
+        after that, `on_health(True)` once when it is back and caught up."""
+        ...
 
     async def stop(self) -> None: ...
 
+
+class RoomLog(Protocol):
+    """Each room's messages: ids, order and the retained history."""
+
     async def publish(self, message: Message, ref: str | None) -> Message:
-        """Give `message` the room's next id, keep it in history and deliver it everywhere."""
-        ...
-
-    async def signal(self, room: str, event: Event, sender: str | None) -> None:
-        """Deliver a transient room event (presence, …) everywhere, without an id."""
-        ...
-
-    async def direct(self, uid: str, event: Event) -> None:
-        """Deliver `event` to the person `uid` on whichever node holds them."""
+        """Give `message` the room's next id, keep it in history and deliver it everywhere.
+        Raises BrokerUnavailable while shared state is away (nothing is queued for later)."""
         ...
 
     async def history(self, room: str, after: int) -> tuple[list[Message], bool]:
-        """Messages with id > `after` still retained, and whether nothing in between is gone."""
+        """Messages with id > `after` still retained, and whether nothing in between is gone.
+        Raises BrokerUnavailable while shared state is away."""
         ...
 
-    async def last_id(self, room: str) -> int: ...
+    async def last_id(self, room: str) -> int:
+        """The room's newest id. Degrades: answers from this node's view (the newest id it
+        has seen)."""
+        ...
 
-    async def join_room(self, room: str, member: Member) -> int: ...
+    async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:
+        """Take message `tombstone.id` out of `room`'s retained history for good (its text
+        is not kept), keep `tombstone` in its place for the retention window, and deliver
+        it to the room everywhere (after the message itself). False, and nothing delivered,
+        when that message is no longer retained or was deleted already. `history` never
+        returns it again, and a deleted message still counts as retained for `complete`.
+        Raises BrokerUnavailable while shared state is away."""
+        ...
 
-    async def leave_room(self, room: str, uid: str) -> int: ...
+    async def deletions(self, room: str, after: int) -> list[Deleted]:
+        """The tombstones of `room` with id > `after`, in id order (a resume tells a client
+        which of the messages it has were deleted meanwhile). Raises BrokerUnavailable
+        while shared state is away."""
+        ...
 
-    async def members(self, room: str) -> list[Member]: ...
 
-    async def room_counts(self) -> list[RoomInfo]: ...
+class Fanout(Protocol):
+    """Events without an id, delivered to every node (rooms) or to one person."""
 
-    async def claim_name(self, key: str, uid: str) -> bool: ...
+    async def signal(self, room: str, event: Event, sender: str | None) -> None:
+        """Deliver a transient room event (presence, staff channels) everywhere. Degrades:
+        only this node's people get it."""
+        ...
 
-    async def release_name(self, key: str, uid: str) -> None: ...
+    async def direct(self, uid: str, event: Event) -> None:
+        """Deliver `event` to the person `uid` on whichever node holds them. Raises
+        BrokerUnavailable while shared state is away."""
+        ...
 
-    # ---- resume on any node ----------------------------------------------------------------
+
+class Membership(Protocol):
+    """Who is in which room, over every node."""
+
+    async def join_room(self, room: str, member: Member) -> int:
+        """Count `member` in `room`; the room's count. Degrades: answers from this node's
+        view (its own people), and counts them everywhere once shared state is back."""
+        ...
+
+    async def leave_room(self, room: str, uid: str) -> int:
+        """The room's count after `uid` left. Degrades: answers from this node's view."""
+        ...
+
+    async def members(self, room: str) -> list[Member]:
+        """Degrades: answers from this node's view (its own people in `room`)."""
+        ...
+
+    async def room_counts(self) -> list[RoomInfo]:
+        """Rooms with people, by name. Degrades: answers from this node's view."""
+        ...
+
+
+class Names(Protocol):
+    """Display names, each held by one person at a time."""
+
+    async def claim_name(self, key: str, uid: str) -> bool:
+        """Whether `uid` holds the name `key` now. Degrades: answers from this node's view
+        (only its own people are checked; a clash found when shared state is back is logged
+        and both keep the name until one changes it)."""
+        ...
+
+    async def release_name(self, key: str, uid: str) -> None:
+        """Degrades: released on this node at once, everywhere once shared state is back."""
+        ...
+
+
+class Sessions(Protocol):
+    """What resume needs, on any node."""
+
     async def save_session(self, record: SessionRecord) -> None:
-        """Keep `record` for the retention window (cheap when it has not changed)."""
+        """Keep `record` for the retention window (cheap when it has not changed).
+        Degrades: kept on this node, written when shared state is back."""
         ...
 
     async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
         """Adopt a person kept by any node: their record, and the rooms they are still shown
-        in. The node that held them is told (`on_release`) and lets go without a word."""
+        in. The node that held them is told (`on_release`) and lets go without a word.
+        Raises BrokerUnavailable while shared state is away."""
         ...
 
-    async def drop_session(self, token_hash: str) -> None: ...
+    async def drop_session(self, token_hash: str) -> None:
+        """The session ended: it cannot be taken or saved again. Degrades: at once on this
+        node, everywhere once shared state is back."""
+        ...
+
+
+class SharedState(Protocol):
+    """Small shared state for features (moderation, matching). Every method raises
+    BrokerUnavailable while shared state is away."""
 
     async def shared_secret(self, name: str) -> bytes:
-        """A random 32-byte secret that every node sharing this broker gets the same of."""
+        """A 32-byte secret that every node sharing this broker gets the same of, derived
+        from the operator's secret (keys.py); never stored in shared state, so it is there
+        while shared state is away."""
         ...
 
-    # ---- small shared state for features (moderation, matching) ---------------------------
     # Flags: `kind` is a namespace ("ban", "mute", ...), `key` an id in it; each expires.
     async def set_flag(self, kind: str, key: str, ttl: float, value: str = "1") -> None: ...
 
@@ -152,3 +263,8 @@ class Broker(Protocol):
         ...
 
     async def queued(self, queue: str) -> list[str]: ...
+
+
+class Broker(Lifecycle, RoomLog, Fanout, Membership, Names, Sessions, SharedState, Protocol):
+    """Everything shared between nodes (broker/memory.py for one process, broker/redis/ for
+    many)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .vocabulary import BanScope
+
 
 class Request(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=False):
     ref: str | None = None
@@ -21,6 +23,20 @@ class Say(Request, tag="say"):
 
 class Me(Request, tag="me"):
     text: str
+    room: str | None = None
+
+
+class Delete(Request, tag="delete"):
+    """Delete message `id` of `room` (your own; a moderator: anyone's). Without `id`, your
+    newest message in the room (`/delete`)."""
+
+    room: str | None = None
+    id: int | None = None
+
+
+class Typing(Request, tag="typing"):
+    """You are typing in a one-to-one chat (never sent to group rooms)."""
+
     room: str | None = None
 
 
@@ -125,13 +141,14 @@ class Mute(Request, tag="mute"):
 
 
 class Ban(Request, tag="ban"):
-    """Ban a person (their session and the id their client holds); `address: true` bans
-    their whole network too, for at most `address_ban_max`: a moderator's explicit choice."""
+    """Ban a person: their session and the id their client holds, and with `scope`
+    "address" (`--ban-scope`'s default) the keyed hash of their network too; "person"
+    spares everyone else behind a shared address."""
 
     uid: str | None = None
     name: str | None = None
     minutes: float = 60
-    address: bool = False
+    scope: BanScope | None = None  # None: the server's --ban-scope
 
 
 class Shadow(Request, tag="shadow"):
@@ -171,6 +188,8 @@ class Reports(Request, tag="reports"):
 AnyRequest = (
     Say
     | Me
+    | Delete
+    | Typing
     | Join
     | Leave
     | Nick

@@ -1,7 +1,7 @@
 """Crisis help lines: a TOML file shipped with the package, replaceable by the operator.
 
-``Resources.load()`` reads the packaged ``data/resources.toml``;
-``Resources.load(path)`` reads the operator's file. Either is validated whole when
+``Resources.loads(text)`` parses and checks one; chatsupport/loading.py reads the
+packaged ``data/resources.toml`` or the operator's file. Either is validated whole when
 loaded, so a broken file stops the server at start with a ``ResourcesError`` that
 names the file and the entry, instead of failing when someone needs help.
 
@@ -14,13 +14,11 @@ and in docs/crisis-resources.md.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources as importlib_resources
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +30,6 @@ INTERNATIONAL = "INT"
 #: How a person can reach a line: call or text a number, open a web page or a web chat.
 CONTACT_KINDS = ("call", "text", "web", "chat")
 
-DEFAULT_RESOURCES_RESOURCE = "resources.toml"
 
 _FORMAT_VERSION = 2
 _MAX_FIELD_LEN = 200
@@ -251,26 +248,6 @@ class Resources:
         self.source = source
 
     # -- loading ------------------------------------------------------------
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> Resources:
-        """Read and validate a resources file; ``None`` reads the packaged one."""
-        if path is None:
-            ref = importlib_resources.files("chatsupport") / "data" / DEFAULT_RESOURCES_RESOURCE
-            return cls.loads(
-                ref.read_text(encoding="utf-8"), source="chatsupport/data/resources.toml"
-            )
-        source = os.fspath(path)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as exc:
-            raise ResourcesError(f"cannot read resources file {source!r}: {exc}") from exc
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ResourcesError(f"{source}: not UTF-8: {exc}") from exc
-        return cls.loads(text, source=source)
 
     @classmethod
     def loads(cls, text: str, *, source: str = "<string>") -> Resources:

@@ -2,7 +2,8 @@
 
 The file holds one role and a salted hash of its token per line (`mod sha256$SALT$HASH`);
 tokens are random and long, so a salted SHA-256 is enough, and the token itself is never
-stored: `chatsupport token add` prints it once.
+stored: `chatsupport token add` (cli.py) prints it once. The file is read at the edge
+(chatsupport/loading.py); this module parses its text and checks tokens against it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import events as ev
 from . import requests as rq
@@ -19,16 +19,21 @@ from . import staff
 from .chat import Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
-from .session import Link
+from .moderation import duration
+from .session import Link, Session
+from .vocabulary import Role, as_role
 
-ROLES = ("listener", "mod")
-FAILURES_ALLOWED = 5  # wrong tokens per address per window before auth is refused for a while
+# Wrong tokens one person (their session, whatever connection it is on) may try per window
+# before `auth` waits. Per person, not per address: others on the same network (a school,
+# a shelter) sign in as usual. A guesser's fresh sessions are bounded by the per-address
+# new-connection limit, and a token is 256 random bits.
+FAILURES_ALLOWED = 5
 FAILURE_WINDOW = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class TokenEntry:
-    role: str
+    role: Role
     salt: str
     digest: str
 
@@ -51,30 +56,14 @@ def parse_tokens(text: str, source: str = "tokens file") -> list[TokenEntry]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        role, _, hashed = line.partition(" ")
+        word, _, hashed = line.partition(" ")
         scheme, _, rest = hashed.strip().partition("$")
         salt, _, digest = rest.partition("$")
-        if role not in ROLES or scheme != "sha256" or not salt or len(digest) != 64:
+        role = as_role(word)
+        if role is None or scheme != "sha256" or not salt or len(digest) != 64:
             raise ValueError(f"{source}:{number}: expected 'listener|mod sha256$SALT$HASH'")
         entries.append(TokenEntry(role, salt, digest))
     return entries
-
-
-def load_tokens(path: str | None) -> list[TokenEntry]:
-    if not path:
-        return []
-    return parse_tokens(Path(path).read_text(encoding="utf-8"), path)
-
-
-def add_token_command(role: str, tokens_file: str) -> int:
-    """`chatsupport token add`: append a new token's hash; print the token once."""
-    token = secrets.token_urlsafe(32)
-    path = Path(tokens_file)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(hash_line(role, token) + "\n")
-    path.chmod(0o600)
-    print(f"New {role} token (shown once; keep it secret):\n{token}")
-    return 0
 
 
 class Roles(Feature):
@@ -84,24 +73,28 @@ class Roles(Feature):
         self.entries = entries
         self.failures = WindowCounter(FAILURES_ALLOWED, FAILURE_WINDOW)
 
-    def role_for(self, token: str) -> str | None:
+    def role_for(self, token: str) -> Role | None:
         found = None
         for entry in self.entries:  # check all: time does not tell which line matched
             if entry.matches(token):
                 found = entry.role
         return found
 
+    def on_restore(self, session: Session) -> None:
+        """Staff who resumed here from another node receive reports and alerts here."""
+        staff.enlist(self.chat, session)
+
     @handles(rq.Auth)
     async def auth(self, link: Link, request: rq.Auth) -> None:
-        chat = self.chat
-        key = link.address_key or link.session.uid
-        if self.failures.full(key, chat.clock()):  # locked out: not even a right guess is told
-            raise Refused("rate_limited", "too many wrong tokens; try again later")
+        chat, session = self.chat, link.session
+        wait = self.failures.retry_in(session.uid, chat.clock())
+        if wait > 0:  # locked out: not even a right guess is told
+            text = f"too many wrong tokens; try again in {duration(wait)}"
+            raise Refused("rate_limited", text)
         role = self.role_for(request.token.strip())
         if role is None:
-            self.failures.hit(key, chat.clock())
+            self.failures.hit(session.uid, chat.clock())
             raise Refused("forbidden", "that token is not valid")
-        session = link.session
         session.role = role
         staff.enlist(chat, session)  # from now on they receive reports / alerts
         for room in session.rooms:
@@ -109,3 +102,9 @@ class Roles(Feature):
         label = "a moderator" if role == "mod" else "a listener"
         text = f"you are signed in as {label}"
         chat.reply(link, ev.Notice(kind="auth", text=text, name=role), request)
+
+    async def on_tick(self) -> None:
+        self.failures.prune(self.chat.clock())
+
+    async def on_end(self, session: Session) -> None:
+        self.failures.clear(session.uid)

@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 
-from ..config import Config
 from . import events as ev
 from . import requests as rq
 from . import staff
@@ -50,13 +49,6 @@ class Safety(Feature):
         self.resources = resources
         self.regions: dict[str, str] = {}  # uid -> region code they chose
         self.offered: dict[str, float] = {}  # uid -> when help was last offered
-
-    @classmethod
-    def load(cls, config: Config) -> Safety:
-        """Both files are read and checked whole here, so a broken one stops the start."""
-        path = config.crisis_phrases_file
-        matcher = CrisisMatcher.from_file(path) if path else CrisisMatcher.default()
-        return cls(matcher, Resources.load(config.resources_file))
 
     def line_names(self) -> set[str]:
         """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
-from .events import Event, Member
+from .events import Member
+from .lifecycle import Life, State
 from .limits import TokenBucket
 from .ports import Sink
+from .vocabulary import Role
 
 
 @dataclass(slots=True, eq=False)
@@ -22,23 +23,28 @@ class Session:
     created: float
     address_key: str = ""
     client_key: str = ""  # keyed hash of the random id their client holds (bans aim at it)
-    role: str | None = None
+    role: Role | None = None
     rooms: list[str] = field(default_factory=list)
     since: dict[str, int] = field(default_factory=dict)  # room -> newest id when they came in
     current: str | None = None  # where a plain line goes (text interface)
-    present: bool = True  # registered as a member of `rooms` (false after the resume grace)
     ignored: frozenset[str] = frozenset()  # replaced, not mutated: most people ignore nobody
     crisis: bool = False  # their words matched the crisis list (priority for a listener)
-    link: Link | None = None
-    detached_at: float | None = None
-    replay: list[tuple[str, Event]] | None = None  # live events held back while resuming
-    # Events for them alone (`Chat.direct`) while away, the newest kept; and private rooms
-    # they were taken out of meanwhile, room -> (first, last) ids: resume gives both back.
-    away: deque[Event] | None = None
-    departed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Connected, resuming, away, withdrawn or ended, and what waits for them (lifecycle.py).
+    life: Life = field(default_factory=Life)
+
+    @property
+    def link(self) -> Link | None:
+        """Their open connection, if they have one now."""
+        return self.life.link
+
+    @property
+    def present(self) -> bool:
+        """Shown as a member of `rooms` (false once the resume grace is over)."""
+        return self.life.present
 
     def member(self) -> Member:
-        return Member(self.uid, self.name, self.role)
+        """How the room lists them: away while their connection is gone within the grace."""
+        return Member(self.uid, self.name, self.role, away=self.life.state is State.AWAY)
 
 
 @dataclass(slots=True, eq=False)

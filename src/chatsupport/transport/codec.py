@@ -7,7 +7,7 @@ import msgspec
 
 from ..core import events as ev
 from .render_text import render
-from .wsframe import text_frame
+from .wsframe import Deflater, text_frame
 
 
 class TextCodec:
@@ -32,17 +32,28 @@ class TextCodec:
 
 
 class JsonCodec:
-    """Events as complete WebSocket text frames (server frames are unmasked: shareable)."""
+    """Events as complete WebSocket text frames (server frames are unmasked: shareable), and
+    the compressed variant for connections that agreed to permessage-deflate, made the first
+    time one of them asks, once per event however many of them there are."""
 
-    __slots__ = ("_encoder", "_event", "_frame")
+    __slots__ = ("_deflated", "_deflater", "_encoder", "_event", "_frame", "_payload")
 
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
+        self._deflater = Deflater()
         self._event: ev.Event | None = None
+        self._payload = b""
         self._frame = b""
+        self._deflated: bytes | None = None
 
-    def encode(self, event: ev.Event) -> bytes:
+    def encode(self, event: ev.Event, deflate: bool = False) -> bytes:
         if event is not self._event:
-            self._frame = text_frame(self._encoder.encode(event))
+            self._payload = self._encoder.encode(event)
+            self._frame = text_frame(self._payload)
+            self._deflated = None
             self._event = event
-        return self._frame
+        if not deflate:
+            return self._frame
+        if self._deflated is None:
+            self._deflated = self._deflater.frame(self._payload, self._frame)
+        return self._deflated

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import ipaddress
 import re
-import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +12,7 @@ from typing import cast
 
 from ..config import Config
 from ..core.chat import Chat
+from ..keys import keyed_hash
 from .codec import JsonCodec, TextCodec
 from .outbox import Flusher, Outbox
 
@@ -23,12 +21,15 @@ from .outbox import Flusher, Outbox
 class AddressKeys:
     """Keyed hashes of networks and clients: limits and bans work without keeping either.
 
-    The key is random and lives only in memory (a cluster shares it through the broker).
-    An IPv6 address counts as its /64: one household or phone gets a whole /64 and can
-    change the rest at will, so per-address limits and bans would be no limit at all.
+    The key is derived from the operator's secret (keys.py: the same on every node, never
+    in Redis). This root hash stays in this node's memory; bans are shared under period
+    hashes of it (keys.AddressSchedule). What is hashed is the network, not the address:
+    an IPv6 address counts as its /64 (one household or phone gets a whole /64 and can
+    change the rest at will, so per-address limits and bans would be no limit at all),
+    and an IPv4 address mapped into IPv6 as that IPv4 address.
     """
 
-    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    key: bytes = field(repr=False)
 
     def of(self, address: str) -> str:
         return self._hash("net:" + network_of(address))
@@ -38,7 +39,7 @@ class AddressKeys:
         return self._hash("client:" + client_id)
 
     def _hash(self, text: str) -> str:
-        return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()[:32]
+        return keyed_hash(self.key, text)
 
 
 def network_of(address: str) -> str:

@@ -11,9 +11,11 @@ capabilities (`echoes_own`, `can_resume`, read by the core). Everything else is 
   `paced` transport (the text interface) reads a peer over its flood budget later: the
   request waits, and from `pause_at` queued requests on the socket is not read; an
   unpaced one (WebSocket) hands every request to the core at once, which answers
-  `rate_limited`;
-- **close**: `Chat.close` (the core keeps the session when the sink `can_resume`), or the
-  slot is released when the person never got in;
+  `rate_limited`. A transport may queue a step of its own between requests (`Work`: IRC
+  reads history for CHATHISTORY), run in turn and free of the budget;
+- **close**: `finishing` (the transport's last step), then `Chat.close` (the core keeps
+  the session when the sink `can_resume`), or the slot is released when the person never
+  got in;
 - **errors**: one policy. The broker being away when opening is `fail("unavailable")`; any
   other failure is logged with its traceback and is `fail("not_opened")` or, once serving,
   `fail("internal")` (the session is then not resumable). Each transport words these.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, Literal
 
 from ..core import events as ev
@@ -38,6 +40,8 @@ from .outbox import Outbox
 
 # Why a connection could not be served: the broker is away, opening failed, handling failed.
 Failure = Literal["unavailable", "not_opened", "internal"]
+# A step of the transport's own, run in turn between requests (IRC reads history with it).
+Work = Callable[[], Awaitable[None]]
 
 
 class Peer(asyncio.Protocol):
@@ -72,7 +76,7 @@ class Peer(asyncio.Protocol):
         self.client_key = ""  # the keyed hash of the id the client holds, if it sent one
         # Decoded requests, or the error a refused one gets (answered in order); short, and a
         # deque costs 600 B idle.
-        self.inbox: list[rq.Request | ev.Error] = []
+        self.inbox: list[rq.Request | ev.Error | Work] = []
         self.task: asyncio.Task[None] | None = None  # only while there is work: none idle
         self.timer: asyncio.TimerHandle | None = None  # the transport's one pending timer
         self.ended = False
@@ -101,6 +105,9 @@ class Peer(asyncio.Protocol):
     async def resume_token(self) -> str | None:
         """The token this connection resumes with, known before opening (or None)."""
         return None
+
+    async def finishing(self) -> None:
+        """The connection is over, the session not closed yet: the transport's last step."""
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def attach(self, transport: asyncio.BaseTransport) -> str:
@@ -139,8 +146,9 @@ class Peer(asyncio.Protocol):
         """Bring the person in (in a task: the broker is awaited)."""
         self._spawn(self._open())
 
-    def take(self, item: rq.Request | ev.Error) -> None:
-        """Queue one decoded request (or the error a bad one gets); `kick` handles them."""
+    def take(self, item: rq.Request | ev.Error | Work) -> None:
+        """Queue one decoded request (or the error a bad one gets, or a step of the
+        transport's own); `kick` handles them in order."""
         self.inbox.append(item)
         if self.paced and len(self.inbox) >= self.pause_at:
             transport = self.transport
@@ -186,6 +194,10 @@ class Peer(asyncio.Protocol):
                     del inbox[0]
                     chat.fail(link, item.code, item.message, item.ref)
                     continue
+                if not isinstance(item, rq.Request):  # the transport's own step: free
+                    del inbox[0]
+                    await item()
+                    continue
                 if self.paced and (wait := chat.delay(link, item)) > 0:
                     await asyncio.sleep(wait)  # over budget: read later, as IRC servers do
                     continue
@@ -205,6 +217,7 @@ class Peer(asyncio.Protocol):
         """The connection is over: the person leaves, or stays resumable (`can_resume`)."""
         self.task = None
         if self.link is not None:
+            await self.finishing()
             await self.edge.chat.close(self.link, "disconnected")
         elif self.address_key:  # admitted, never opened (a probe, an early close)
             self.edge.chat.release(self.address_key)

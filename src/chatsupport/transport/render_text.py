@@ -43,15 +43,32 @@ def _message(event: ev.Message, room_tag: str) -> str:
     return _lines(f"{room_tag}<{event.name}{badge}> ", text)
 
 
+def _here(count: int, away: int) -> str:
+    """`3 here`, or `2 here, 1 away` when some of them lost their connection."""
+    return f"{count - away} here, {away} away" if away else f"{count} here"
+
+
 def _presence(event: ev.Presence) -> str:
     if event.event == "nick":
         return f"-- {event.old} is now known as {event.name} in #{event.room}\n"
+    if event.event in ("away", "back"):
+        return f"-- {event.name} is {event.event}\n"
     verb = "joined" if event.event == "join" else "left"
-    return f"-- {event.name} {verb} #{event.room} ({event.count} here)\n"
+    return f"-- {event.name} {verb} #{event.room} ({_here(event.count, event.away)})\n"
 
 
 def _members(members: list[ev.Member]) -> str:
-    return ", ".join(m.name + (f" ({m.role})" if m.role else "") for m in members)
+    return ", ".join(_member(m) for m in members)
+
+
+def _member(member: ev.Member) -> str:
+    marks = [m for m in (member.role, "away" if member.away else None) if m]
+    return member.name + (f" ({', '.join(marks)})" if marks else "")
+
+
+def _deleted(event: ev.Deleted) -> str:
+    by = " by a moderator" if event.moderated else ""
+    return f"-- a message from {event.name} was deleted{by}\n"
 
 
 def _help_lines(resources: list[dict[str, object]] | None) -> str:
@@ -82,6 +99,10 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
             return _message(event, room_tag)
         case ev.Presence():
             return _presence(event)
+        case ev.Deleted():
+            return _deleted(event)
+        case ev.Typing():
+            return None  # a one-to-one chat's typing indicator is for pages, not lines
         case ev.Welcome():
             return (
                 f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
@@ -90,7 +111,8 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Joined():
             more = " ..." if event.count > len(event.members) else ""
             names = _members(event.members)
-            return f"-- you are in #{event.room} ({event.count} here): {names}{more}\n"
+            here = _here(event.count, event.away)
+            return f"-- you are in #{event.room} ({here}): {names}{more}\n"
         case ev.Left():
             return f"-- you left #{event.room}\n"
         case ev.Who():

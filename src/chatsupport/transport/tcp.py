@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
+from collections.abc import Callable
 
 from ..core import events as ev
 from ..core import requests as rq
@@ -18,6 +20,8 @@ from ..units import size
 from .context import Edge
 from .driver import Failure, Peer
 from .lines import Refusal, split_lines
+from .telnet import IAC, Signal, Telnet
+from .tls_door import TlsDoor
 
 log = logging.getLogger("chatsupport.tcp")
 
@@ -31,6 +35,20 @@ NOT_HERE = {
 }
 
 
+def tls_please(where: str) -> bytes:
+    """What a plain-text client of the TLS-enabled text port is told, before the close."""
+    return (
+        f"!! This port speaks TLS, not plain text; use openssl s_client -quiet -connect {where} "
+        "(or another TLS client), or the web page.\n"
+    ).encode()
+
+
+TOLD = {  # what a telnet command does, in a word to the person (EL and EC go unsaid)
+    Signal.INTERRUPT: "-- line cleared; to leave, type /quit\n",
+    Signal.ARE_YOU_THERE: "-- yes, still here\n",
+}
+
+
 class TextPeer(Peer):
     """One netcat/telnet connection: lines in, marked lines out; no echo, no resume."""
 
@@ -39,12 +57,13 @@ class TextPeer(Peer):
     can_resume = False  # nc has no way to come back: a dropped connection is a departure
     paced = True  # over budget: read later (paused from `pause_at` queued lines on)
     log = log
-    __slots__ = ("buffer", "first")
+    __slots__ = ("buffer", "first", "telnet")
 
     def __init__(self, edge: Edge) -> None:
         super().__init__(edge)
         self.buffer = bytearray()
         self.first = True
+        self.telnet: Telnet | None = None  # made at the first 0xFF byte: nc never needs it
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,7 +83,10 @@ class TextPeer(Peer):
                 self._end(NOT_HERE[kind], "wrong_protocol")
                 return
             self._open_now()
-        self.buffer += data
+        if self.telnet is None and IAC not in data:
+            self.buffer += data
+        else:
+            self._telnet(data)
         self._split()
         if len(self.buffer) > self.edge.config.max_partial_line:
             limit = size(self.edge.config.max_partial_line)
@@ -77,6 +99,17 @@ class TextPeer(Peer):
             self.timer.cancel()
             self.timer = None
             self.open()
+
+    def _telnet(self, data: bytes) -> None:
+        """Take telnet's commands out of the input: answer them, and do what they ask."""
+        if self.telnet is None:
+            self.telnet = Telnet()
+        replies, signals = self.telnet.feed(data, self.buffer)
+        if replies and self.outbox:
+            self.outbox.push(replies)
+        for signal in signals:
+            if signal in TOLD:
+                self._say(TOLD[signal])
 
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
@@ -136,3 +169,11 @@ class TextPeer(Peer):
         self.inbox.clear()
         if self.outbox:
             self.outbox.finish(line.encode())
+
+
+def text_port(edge: Edge, tls: ssl.SSLContext | None) -> Callable[[], asyncio.Protocol]:
+    """The text port's protocol factory: `TextPeer`, behind a `TlsDoor` when TLS is on."""
+    if tls is None:
+        return lambda: TextPeer(edge)
+    timeout = edge.config.handshake_timeout
+    return lambda: TlsDoor(lambda: TextPeer(edge), tls, tls_please, timeout)

@@ -13,6 +13,7 @@ session for a resume.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 from collections.abc import Callable
@@ -20,7 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from websockets.exceptions import InvalidMessage
-from websockets.frames import Frame, Opcode
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -40,6 +45,15 @@ protocol_log.setLevel(logging.WARNING)
 
 HARD_FRAME_LIMIT = 1 << 20  # beyond this the protocol closes (1009); below, we answer too_long
 _decoder = msgspec.json.Decoder(rq.AnyRequest)
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+# permessage-deflate (RFC 7692), offered when `ws_deflate` is on. `server_no_context_takeover`:
+# each outgoing message is compressed on its own, so one compressed frame serves every
+# recipient (transport/codec.py). `client_no_context_takeover` is asked of every client
+# (RFC 7692 §7.1.1.2 lets the server): no connection keeps a 32 KiB inflate window between
+# messages, so an idle peer costs what it did without compression.
+DEFLATE = ServerPerMessageDeflateFactory(
+    server_no_context_takeover=True, client_no_context_takeover=True
+)
 
 
 class _RefOnly(msgspec.Struct):
@@ -107,13 +121,21 @@ def _client_id(params: dict[str, list[str]]) -> str:
 
 
 class _ServerProtocol(ServerProtocol):
-    """websockets' own handshake refusals (400, 426, 431, ...) carry our security headers too."""
+    """websockets' sans-I/O server, two points closer to RFC 6455: its handshake refusals
+    (400, 426, 431, ...) carry our security headers, and a close frame in the middle of a
+    fragmented message closes normally (a control frame may come between fragments, §5.4;
+    the unfinished message is dropped) instead of failing with 1002."""
 
     def reject(self, status: int, text: str) -> Response:
         response = super().reject(status, text)
         for name, value in SECURITY_HEADERS:
             response.headers[name] = value
         return response
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # the unfinished message is abandoned, not an error
+        super().recv_frame(frame)
 
 
 class HttpConnection(Peer):
@@ -125,10 +147,12 @@ class HttpConnection(Peer):
     log = log
     __slots__ = (
         "address",
+        "deflate",
         "first_frame",
         "last_heard",
         "partial",
         "partial_opcode",
+        "partial_text",
         "pinged",
         "protocol",
         "respond",
@@ -139,11 +163,17 @@ class HttpConnection(Peer):
         super().__init__(edge)
         self.respond = respond  # plain HTTP requests (not `/ws`)
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
-        self.protocol = _ServerProtocol(max_size=limit, logger=protocol_log)
+        offer = [DEFLATE] if edge.config.ws_deflate else None
+        # max_size bounds a message after decompression too: no zip bombs (1009).
+        self.protocol = _ServerProtocol(max_size=limit, extensions=offer, logger=protocol_log)
+        self.deflate = False  # permessage-deflate agreed: send the compressed frames
         self.address = ""
         self.first_frame: asyncio.Future[None] | None = None  # `/ws?resume` waits for it
         self.partial: bytearray | None = None  # a fragmented message being reassembled
         self.partial_opcode = Opcode.TEXT
+        # A fragmented text message is checked as UTF-8 fragment by fragment (RFC 6455 §8.1:
+        # fail fast); one decoder while such a message is under way, none otherwise.
+        self.partial_text: codecs.IncrementalDecoder | None = None
         self.responded = False
         self.last_heard = 0.0
         self.pinged = False
@@ -163,7 +193,7 @@ class HttpConnection(Peer):
             if isinstance(event, Request):
                 self.responded = True
                 self._http(event)
-            elif isinstance(event, Frame):
+            elif isinstance(event, Frame) and not self.ended:  # nothing after a failure
                 self._frame(event)
         if isinstance(self.protocol.handshake_exc, InvalidMessage) and not self.responded:
             # Not an HTTP request we can parse: websockets closes silently; we say why.
@@ -206,6 +236,7 @@ class HttpConnection(Peer):
         if response.status_code != 101:
             return
         self._write_protocol()  # the 101 goes out before any frame we queue
+        self.deflate = any(isinstance(e, PerMessageDeflate) for e in self.protocol.extensions)
         self._forget_handshake()
         params = parse_qs(query, keep_blank_values=True)
         if not self.admit(self.address, _client_id(params)):  # only real upgrades take a slot
@@ -255,16 +286,45 @@ class HttpConnection(Peer):
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
-                self._message(opcode, bytes(frame.data))
+                data = bytes(frame.data)
+                if opcode is Opcode.TEXT and not is_utf8(data):
+                    self._not_utf8()
+                    return
+                self._message(opcode, data)
             else:  # the protocol bounds the whole message (max_size), so this buffer too
                 self.partial, self.partial_opcode = bytearray(frame.data), opcode
+                if opcode is Opcode.TEXT:
+                    self.partial_text = _UTF8()
+                    self._text_fragment(frame)
         elif opcode is Opcode.CONT and self.partial is not None:
             self.partial += frame.data
+            if not self._text_fragment(frame):
+                return
             if frame.fin:
-                data, self.partial = bytes(self.partial), None
+                data, self.partial, self.partial_text = bytes(self.partial), None, None
                 self._message(self.partial_opcode, data)
         elif opcode is Opcode.CLOSE:
+            self.partial = self.partial_text = None
             self.ended = True
+
+    def _text_fragment(self, frame: Frame) -> bool:
+        """Whether a text message's fragments are UTF-8 so far (else the connection fails)."""
+        decoder = self.partial_text
+        if decoder is None:
+            return True
+        try:
+            decoder.decode(frame.data, final=frame.fin)
+        except UnicodeDecodeError:
+            self._not_utf8()
+            return False
+        return True
+
+    def _not_utf8(self) -> None:
+        """RFC 6455 §8.1: a text message that is not UTF-8 fails the connection (1007)."""
+        self.partial = self.partial_text = None
+        self.edge.chat.count("ws_invalid_utf8")
+        self.protocol.fail(CloseCode.INVALID_DATA, "text messages must be UTF-8")
+        self.ended = True
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         if opcode is Opcode.BINARY:
@@ -306,7 +366,7 @@ class HttpConnection(Peer):
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
         if self.outbox is not None and not self.outbox.closed:
-            self.outbox.push(self.edge.json.encode(event))
+            self.outbox.push(self.edge.json.encode(event, self.deflate))
 
     def close(self, reason: str) -> None:
         """Close after what is queued: a close frame, then the TCP connection."""
@@ -335,7 +395,7 @@ class HttpConnection(Peer):
     def too_slow(self) -> None:
         """A last `bye` and a close frame, written past the outbox (it overflowed)."""
         assert self.transport is not None
-        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow")))
+        self.transport.write(self.edge.json.encode(ev.Bye(reason="too_slow"), self.deflate))
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(1013, "too_slow")  # 1013: try again later
             for data in self.protocol.data_to_send():

@@ -2,6 +2,7 @@
 // the message box. Rendering lives in view.js, the dialogs in panels.js.
 
 import { Connection } from "./connection.js";
+import { installConversation, onDeleted, onTyping, renamePartner, stopTyping } from "./conversation.js";
 import { $, charCount, el, normalise } from "./dom.js";
 import { configureExit, installExitShortcut } from "./exit.js";
 import { Budget, cost } from "./pace.js";
@@ -25,6 +26,7 @@ import {
   block,
   endRoom,
   ensureRoom,
+  hereText,
   pendingNode,
   removeRoom,
   seeActive,
@@ -260,7 +262,7 @@ const HANDLERS = {
   },
   joined(frame) {
     const room = ensureRoom(frame.room, { floor: frame.last || 0 });
-    setCount(room, frame.count);
+    setCount(room, frame.count, frame.away || 0);
     setMembers(room, frame.members || []);
     if (!state.active || (frame.ref && frame.ref.startsWith("c"))) activate(room.name);
     flush();
@@ -270,27 +272,39 @@ const HANDLERS = {
   },
   message(frame) {
     settleOwn(frame);
+    if (frame.uid !== state.uid) stopTyping(state.rooms.get(frame.room));
     addMessage(frame);
   },
+  deleted: onDeleted,
+  typing: onTyping,
   presence(frame) {
     const room = state.rooms.get(frame.room);
     if (!room) return;
-    setCount(room, frame.count);
+    setCount(room, frame.count, frame.away || 0);
+    const known = room.members.get(frame.uid);
     if (frame.event === "leave") room.members.delete(frame.uid);
-    else room.members.set(frame.uid, { uid: frame.uid, name: frame.name, role: room.members.get(frame.uid)?.role });
+    else {
+      const away = frame.event === "away" || (frame.event === "nick" && Boolean(known?.away));
+      room.members.set(frame.uid, { uid: frame.uid, name: frame.name, role: known?.role, away });
+    }
     setMembers(room, [...room.members.values()]);
+    if (frame.event === "away" || frame.event === "leave") stopTyping(room);
+    renamePartner(room, frame);
     const text = {
-      join: `${frame.name} joined`,
-      leave: `${frame.name} left`,
+      join: `${frame.name} joined (${hereText(frame.count, frame.away)})`,
+      leave: `${frame.name} left (${hereText(frame.count, frame.away)})`,
       nick: `${frame.old || "Someone"} is now known as ${frame.name}`,
+      away: `${frame.name} is away: their connection dropped`,
+      back: `${frame.name} is back`,
     }[frame.event];
-    if (text) system(room, `${text} (${frame.count} here)`);
+    if (text) system(room, text);
   },
   who(frame) {
     const room = state.rooms.get(frame.room);
     if (room) {
-      setMembers(room, frame.members || []);
-      setCount(room, (frame.members || []).length);
+      const members = frame.members || [];
+      setMembers(room, members);
+      setCount(room, members.length, members.filter((m) => m.away).length);
     }
     if (isCommand(frame)) here(`In #${frame.room}: ${(frame.members || []).map((m) => m.name).join(", ")}`);
   },
@@ -325,6 +339,7 @@ const HANDLERS = {
       partner_disconnected: "The other person's connection was lost. This conversation has ended.",
       handed_over: "You handed this conversation over to another listener.",
     }[frame.reason];
+    stopTyping(room);
     if (room) endRoom(room, why || "This conversation has ended.");
     announce("The private conversation has ended.");
   },
@@ -372,6 +387,7 @@ function onNotice(frame) {
       state.name = frame.name;
       showName();
       save();
+      renameMe();
       break;
     case "auth":
       signedIn(frame.name);
@@ -391,6 +407,14 @@ function onNotice(frame) {
       break;
   }
   if (isCommand(frame) || !frame.ref) here(frame.text, frame.kind === "announce" ? "announce" : "sys");
+}
+
+// The room tells the others of our new name; our own lists learn it here ("Here now").
+function renameMe() {
+  for (const room of state.rooms.values()) {
+    const me = room.members.get(state.uid);
+    if (me) setMembers(room, [...room.members.values()].map((m) => (m === me ? { ...m, name: state.name } : m)));
+  }
 }
 
 // Resources the server sent on its own (a crisis phrase matched): gently, in the conversation.
@@ -626,6 +650,7 @@ function boot() {
   installComposer();
   installTalk();
   installTabs();
+  installConversation();
   $("conn-retry").onclick = () => conn.retryNow();
   document.addEventListener("visibilitychange", seeActive);
   updateCounter();

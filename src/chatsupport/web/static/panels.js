@@ -3,6 +3,7 @@
 // room tools, alerts, reports), "are you sure?", and the menu that holds the chat controls
 // on a phone.
 
+import { offerDelete } from "./conversation.js";
 import { $, clear, clock, el } from "./dom.js";
 import { quickExit } from "./exit.js";
 import { request, save, state } from "./state.js";
@@ -341,13 +342,17 @@ let current = null; // {frame, button}
 function installMessage() {
   onMessageAction((frame, button) => {
     current = { frame, button };
-    $("message-title").textContent = `Message from ${frame.name}`;
+    const mine = frame.uid === state.uid;
+    $("message-title").textContent = mine ? "Your message" : `Message from ${frame.name}`;
     const quote = $("message-quote");
     clear(quote);
     quote.append(el("p", { dir: "auto", text: frame.kind === "me" ? `* ${frame.name} ${frame.text}` : frame.text }));
     quote.append(el("footer", { class: "hint", text: `${frame.name}, ${clock(frame.ts).text}` }));
     $("ignore-btn").textContent = `Ignore ${frame.name}`;
-    $("mod-actions").hidden = state.role !== "mod";
+    $("ignore-btn").hidden = mine;
+    $("report-form").hidden = mine;
+    $("mod-actions").hidden = state.role !== "mod" || mine;
+    offerDelete(frame);
     openDialog("dlg-message");
   });
   $("dlg-message").addEventListener("close", () => {

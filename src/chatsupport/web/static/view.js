@@ -207,9 +207,15 @@ export function updateTitle() {
   $("icon").href = state.discreet ? DISCREET_ICON : "data:,";
 }
 
-export function setCount(room, count) {
+// "3 here", or "2 here, 1 away": someone whose connection dropped may come back any moment.
+export function hereText(count, away = 0) {
+  return away > 0 ? `${count - away} here, ${away} away` : `${count} here`;
+}
+
+export function setCount(room, count, away = 0) {
   room.count = count;
-  room.countText.textContent = `${count} here`;
+  room.away = Math.min(away, count);
+  room.countText.textContent = hereText(count, room.away);
   room.countNode.hidden = false;
 }
 
@@ -222,14 +228,17 @@ export function showPeople(room) {
   const list = $("people");
   clear(list);
   if (!room) return;
-  const members = [...room.members.values()].sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
+  const members = [...room.members.values()].sort(
+    (a, b) => Number(Boolean(a.away)) - Number(Boolean(b.away)) || rank(a) - rank(b) || a.name.localeCompare(b.name),
+  );
   for (const member of members) {
     list.append(
       el(
         "li",
-        {},
+        { class: member.away ? "away" : null },
         el("span", { dir: "auto", text: member.name }),
         member.uid === state.uid ? el("span", { class: "hint", text: " (you)" }) : null,
+        member.away ? el("span", { class: "hint", text: " (away)" }) : null,
         badge(member.role),
       ),
     );
@@ -320,7 +329,8 @@ export function addMessage(frame) {
   const where = state.active === frame.room ? "" : ` in ${room.label}`;
   const said = frame.kind === "me" ? `${frame.name} ${frame.text}` : `${frame.name}${where}: ${frame.text}`;
   const mention = node.classList.contains("mention") ? " (mentions you)" : "";
-  announce(frame.kind === "announce" ? `Announcement: ${frame.text}` : `${said}${mention}`);
+  const spoken = announce(frame.kind === "announce" ? `Announcement: ${frame.text}` : `${said}${mention}`);
+  spoken.dataset.message = `${frame.room} ${frame.id}`; // a deletion takes it back (conversation.js)
   return true;
 }
 
@@ -357,7 +367,7 @@ function messageNode(frame, mine, prev) {
     }
     li.append(head, el("p", { class: "msg-text", dir: "auto" }, ...words));
   }
-  if (!mine) li.append(actionButton(frame));
+  li.append(actionButton(frame, mine)); // our own: to delete it (conversation.js)
   return li;
 }
 
@@ -383,13 +393,13 @@ function withMentions(text) {
   return parts;
 }
 
-function actionButton(frame) {
+function actionButton(frame, mine) {
   const button = el("button", {
     type: "button",
     class: "msg-act",
     tabindex: "-1",
     "aria-haspopup": "dialog",
-    "aria-label": `Options for the message from ${frame.name}`,
+    "aria-label": mine ? "Options for your message" : `Options for the message from ${frame.name}`,
     onclick: () => openMessage(frame, button),
     text: "⋯",
   });
@@ -448,6 +458,8 @@ export function pendingNode(room, text) {
 // ---- screen reader announcements -----------------------------------------------------------
 export function announce(text) {
   const region = $("announcer");
-  region.append(el("p", { text: text.length > 300 ? `${text.slice(0, 300)}…` : text }));
+  const spoken = el("p", { text: text.length > 300 ? `${text.slice(0, 300)}…` : text });
+  region.append(spoken);
   while (region.childElementCount > 3) region.firstElementChild.remove();
+  return spoken;
 }

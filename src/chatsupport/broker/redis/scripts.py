@@ -4,21 +4,29 @@ every node all at once or not at all (docs/architecture.md, "Redis broker").
 Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
   P seq:ROOM          string   last message id of ROOM                    (expires, see below)
   P hist:ROOM         stream   ROOM's retained messages: fields i, t, b   (MAXLEN + MINID)
+  P del:ROOM          hash     id -> `deleted` JSON: ROOM's deleted messages (retention)
   P nodes             zset     node id -> lease end (ms, Redis clock)
+  P reaped:NODE       string   NODE's people were announced as gone (REAP): when NODE comes
+                               back it announces them as back (a day at most)
   P m:NODE:ROOM       hash     uid -> member JSON, people of ROOM on NODE (lease)
   P nr:NODE           set      rooms NODE has people in                   (lease)
   P name:KEY          string   uid holding the name KEY
   P sess:TOKENHASH    hash     node, uid, rooms, rec (SessionRecord JSON)
-  P secret:NAME       string   shared random secret
+  P keycheck          string   8 hex digits of a keyed hash of a constant: nodes with
+                               different address keys notice (never the key itself)
   P flags:KIND        hash     key -> "UNTIL_MS|value"
   P queue:NAME        zset     item -> priority * 2^40 + arrival; P queue:NAME:n its counter
-The channel P events carries every delivery (`M`, `S`, `D`, `R` lines, see redis.py).
+The channel P events carries every delivery: a JSON array whose first item says what it is
+(`M`, `S`, `D`, `R`; wire.py decodes them into typed records). Two scripts build one.
 
 Scripts read other nodes' keys (`m:NODE:*`) that they cannot declare in KEYS: the broker
 targets one Redis (or a Sentinel-managed primary), not Redis Cluster.
 """
 
 from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 # The time in ms on Redis' own clock: one clock for every node (their clocks may differ).
 _NOW = """
@@ -42,41 +50,69 @@ local function room_count(p, room, nodes)
 end
 """
 
-# KEYS seq, hist | ARGV channel, room, body, maxlen, retention_ms, seq_ttl_ms, ref_json,
-#                    deadline_ms
+# KEYS seq, hist, nodes | ARGV channel, room_json, body, maxlen, retention_ms, seq_ttl_ms,
+#                           ref_json, deadline_ms, node
 # The next id, the message kept in history (bounded by count and by age) and published, in
 # one step: pub/sub order is id order on every node. A script that reaches Redis after its
 # deadline (a stalled Redis; the node has told the sender `unavailable` by then) does
-# nothing, so a refused message never shows up later.
+# nothing, so a refused message never shows up later. Nor does one from a node that was
+# reaped (its people were announced as gone): 'forgotten', and the node resynchronises,
+# announcing them as back, before anyone of it speaks again.
 PUBLISH = (
     _NOW
     + """
 local now = now_ms()
 if now > tonumber(ARGV[8]) then return false end
+if not redis.call('ZSCORE', KEYS[3], ARGV[9]) then return 'forgotten' end
 local id = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'i', id, 't', now, 'b', ARGV[3])
 redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[5]))
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[1],
-  'M ' .. id .. ' ' .. now .. ' ' .. ARGV[2] .. '\\n' .. ARGV[7] .. '\\n' .. ARGV[3])
+  '["M",' .. id .. ',' .. now .. ',' .. ARGV[2] .. ',' .. ARGV[7] .. ',' .. ARGV[3] .. ']')
 return {id, now}
 """
 )
 
-# KEYS seq, hist | ARGV after, maxlen, retention_ms
-# Messages with id > after, newest first, and the room's last id. Trims by age first, so a
-# message older than the window is never replayed.
+# KEYS seq, hist, del | ARGV after, maxlen, retention_ms
+# Messages with id > after, newest first, the room's last id, and the ids of its deleted
+# messages (their places count as kept). Trims by age first, so a message older than the
+# window is never replayed.
 HISTORY = (
     _NOW
     + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local wanted = math.min(last - tonumber(ARGV[1]), tonumber(ARGV[2]))
-if wanted <= 0 then return {last, {}} end
+if wanted <= 0 then return {last, {}, {}} end
 redis.call('XTRIM', KEYS[2], 'MINID', now_ms() - tonumber(ARGV[3]))
-return {last, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', wanted)}
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', wanted)
+return {last, entries, redis.call('HKEYS', KEYS[3])}
 """
 )
+
+# KEYS hist, del | ARGV id, maxlen, tombstone_json, channel, signal_json, retention_ms
+# -> 1 deleted, 0 not retained (or deleted already). The entry goes from the stream (XDEL:
+# no reader gets its text again), the tombstone takes its place for the retention window,
+# and the `deleted` signal goes out after the message itself (scripts run one at a time).
+DELETE = """
+local wanted = tonumber(ARGV[1])
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])) do
+  local fields, id = entry[2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'i' then id = tonumber(fields[i + 1]) end
+  end
+  if id == wanted then
+    redis.call('XDEL', KEYS[1], entry[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('PEXPIRE', KEYS[2], ARGV[6])
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+    return 1
+  end
+  if id ~= nil and id < wanted then return 0 end
+end
+return 0
+"""
 
 # KEYS members(me, room), rooms(me), seq | ARGV prefix, room, uid, member_json, lease_ms
 JOIN = (
@@ -204,18 +240,20 @@ for room in string.gmatch(redis.call('HGET', KEYS[1], 'rooms') or '', '%S+') do
   end
   if shown then present[#present + 1] = room end
 end
-redis.call('PUBLISH', ARGV[3], 'R ' .. uid .. ' ' .. me)
+redis.call('PUBLISH', ARGV[3], cjson.encode({'R', uid, me}))
 return present
 """
 )
 
-# KEYS nodes | ARGV node, lease_ms -> {1 if this node was still known (else: resynchronise),
-# Redis' time in ms}
+# KEYS nodes | ARGV node, lease_ms, rejoin -> {1 if this node was still known (else:
+# resynchronise), Redis' time in ms}. A forgotten node's lease is renewed only with rejoin
+# (by its resynchronisation): a heartbeat alone must not let it publish again.
 HEARTBEAT = (
     _NOW
     + """
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local now = now_ms()
+if not known and ARGV[3] ~= '1' then return {0, now} end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 3 * tonumber(ARGV[2]))
 if known then return {1, now} end
@@ -223,8 +261,9 @@ return {0, now}
 """
 )
 
-# KEYS nodes | ARGV prefix -> flat [room, count, member_json, ...] of people on nodes whose
-# lease ran out; their keys go. Only one node gets each dead node (ZREM says who).
+# KEYS nodes | ARGV prefix, reaped_ttl_ms, reaper -> flat [room, count, member_json, ...] of
+# people on nodes whose lease ran out; their keys go, and a node that was only stalled
+# finds `reaped:NODE` when it comes back. Only one node gets each dead node (ZREM says who).
 REAP = (
     _NOW
     + _NODES
@@ -234,6 +273,9 @@ local now = now_ms()
 local gone = {}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if redis.call('ZREM', KEYS[1], node) == 1 then
+    if node ~= ARGV[3] and redis.call('EXISTS', p .. 'nr:' .. node) == 1 then
+      redis.call('SET', p .. 'reaped:' .. node, '1', 'PX', ARGV[2])
+    end
     for _, room in ipairs(redis.call('SMEMBERS', p .. 'nr:' .. node)) do
       local key = p .. 'm:' .. node .. ':' .. room
       local members = redis.call('HVALS', key)
@@ -265,8 +307,8 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 """
 
-# KEYS secret | ARGV candidate, ttl_ms -> the secret every node uses
-SECRET = """
+# KEYS keycheck | ARGV candidate, ttl_ms -> the check every node's key must give
+KEYCHECK = """
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('GET', KEYS[1])
@@ -348,3 +390,12 @@ end
 if redis.call('ZREM', KEYS[1], item) == 1 then return item end
 return false
 """
+
+
+def register(client: Redis) -> dict[str, AsyncScript]:
+    """Every script above by name, run with EVALSHA (and loaded again if Redis forgot it)."""
+    return {
+        name: client.register_script(text)
+        for name, text in globals().items()
+        if name.isupper() and not name.startswith("_") and isinstance(text, str)
+    }

@@ -1,0 +1,265 @@
+"""The IRC interface (docs/irc.md): any IRC client in the same rooms.
+
+Only glue: `ircproto.IrcConnection` is the protocol (no I/O), `driver.Peer` the connection's
+life (admit, open, one request at a time, flood pacing, close). This class feeds the first
+with bytes and events and carries out what it asks, in order: lines go to the outbox,
+requests to the driver's inbox, history reads and a resume's replay are queued between
+them, so replies keep the order the client asked in.
+
+Like the text interface it is paced (a client over its budget is read later, never cut
+off; a backlog past `tcp_backlog_lines` is refused with the command's numeric). Unlike it,
+own messages come back (shown to clients that asked for `echo-message`, and counted as
+seen) and a session outlives its connection: a client that reconnects with its
+`resume:` key within the retention window comes back as before. The last message id
+written to it per room is kept for that (a broker flag under the token's hash, for the
+retention window: ids only, never text), so the replay starts where the client was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from ..core import events as ev
+from ..core import requests as rq
+from ..core.chat import hash_token
+from ..core.ports import BrokerUnavailable
+from .context import Edge
+from .driver import Failure, Peer, Work
+from .ircproto.actions import RESUME, Close, Fetch, IrcSettings, Open, Resume, ToCore, ref
+from .ircproto.connection import IrcConnection
+from .ircproto.history import HistoryQuery
+from .ircproto.render import IrcCodec
+
+log = logging.getLogger("chatsupport.irc")
+
+REGISTRATION_TIMEOUT = 30.0  # seconds to send NICK and USER (and end CAP) before ERROR
+SEEN = "irc-seen"  # broker flag kind: token hash -> {room: last id written}
+BACKLOG_REFUSAL = "too much input at once; slow down"
+
+
+@dataclass(slots=True)
+class IrcShared:
+    """What every IRC connection of a server shares: settings and the message encoder."""
+
+    settings: IrcSettings
+    codec: IrcCodec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.codec = IrcCodec(self.settings.server)
+
+
+def irc_settings(edge: Edge) -> IrcSettings:
+    config = edge.config
+    return IrcSettings(
+        version=f"chatsupport-{_version()}",
+        created=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        max_name=config.max_name,
+        max_rooms=config.max_rooms_per_session,
+        retention_minutes=max(1, round(config.retention_seconds / 60)),
+        max_partial=config.max_partial_line,
+    )
+
+
+class IrcPeer(Peer):
+    """One IRC client; the core sees it as a Sink that echoes and can resume."""
+
+    interface = "irc"
+    echoes_own = True  # shown with echo-message; always counted as seen
+    can_resume = True  # with its `resume:` key
+    paced = True
+    log = log
+    __slots__ = ("conn", "seen", "seen_key", "shared")
+
+    def __init__(self, edge: Edge, shared: IrcShared) -> None:
+        super().__init__(edge)
+        self.shared = shared
+        self.conn = IrcConnection(shared.settings, shared.codec, edge.chat.wallclock)
+        self.seen: dict[str, int] = {}  # where a resume's replay starts (from the last connection)
+        self.seen_key = ""  # hash of the session's token: where `seen` is kept for a resume
+
+    # ---- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.admit(self.attach(transport)):
+            return
+        self.timer = asyncio.get_running_loop().call_later(REGISTRATION_TIMEOUT, self._late)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.conn.receive_data(data)
+        self._pump(ordered=True)
+        self.kick()
+
+    # ---- Sink ------------------------------------------------------------------------------
+    def send(self, event: ev.Event) -> None:
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
+            return
+        if type(event) is ev.Welcome:
+            self.seen_key = hash_token(event.session)
+        self.conn.event(event)
+        self._pump()
+        if self.timer is not None and self.conn.registered:
+            self.timer.cancel()  # registered: the timeout has nothing left to wait for
+            self.timer = None
+
+    def close(self, reason: str) -> None:
+        self.ended = True
+        if self.outbox:
+            self.outbox.finish()
+
+    # ---- what the protocol asks for --------------------------------------------------------
+    def _pump(self, *, ordered: bool = False) -> None:
+        """Carry out what the protocol asks. `ordered`: these answer the client's input, so
+        while requests before them wait (paced, or the session opening), so do they."""
+        conn = self.conn
+        while outputs := conn.take():
+            for out in outputs:
+                if type(out) is bytes:
+                    if ordered and (self.inbox or self.task is not None):
+                        self.take(self._later(out))
+                    elif self.outbox is not None:
+                        self.outbox.push(out)
+                elif isinstance(out, ToCore):
+                    self._request(out.request)
+                elif isinstance(out, Fetch):
+                    self.take(self._fetcher(out.query))
+                elif isinstance(out, Resume):
+                    self._resume(out)
+                elif isinstance(out, Open):
+                    self.open()
+                elif isinstance(out, Close):
+                    self.close(out.reason)
+
+    def _later(self, data: bytes) -> Work:
+        async def write() -> None:
+            if self.outbox is not None:
+                self.outbox.push(data)
+
+        return write
+
+    def _request(self, request: rq.Request) -> None:
+        if len(self.inbox) >= self.edge.config.tcp_backlog_lines:
+            self.conn.event(ev.Error(code="rate_limited", message=BACKLOG_REFUSAL, ref=request.ref))
+        else:
+            self.take(request)
+
+    def _resume(self, out: Resume) -> None:
+        """Replay from where the last connection was (or let the client ask, with
+        draft/chathistory); without a record, everything since they came into each room."""
+        last = {} if out.client_fetches else (self.seen or dict.fromkeys(out.rooms, 0))
+        self.take(rq.Resume(session=out.token, last=last, ref=ref(RESUME)))
+
+    def _fetcher(self, query: HistoryQuery) -> Work:
+        async def fetch() -> None:
+            by_room = {room: await self._visible(room) for room in query.rooms}
+            self.conn.history(query, by_room)
+            self._pump()
+
+        return fetch
+
+    async def _visible(self, room: str) -> list[ev.Message]:
+        """The room's retained messages this person may read: none from before they came
+        in, none shadow-muted from others (as a resume's replay)."""
+        link = self.link
+        if link is None or room not in link.session.rooms:
+            return []
+        chat, session = self.edge.chat, link.session
+        try:
+            messages, _ = await chat.broker.history(room, session.since.get(room, 0))
+        except BrokerUnavailable:
+            return []
+        return [m for m in messages if chat.visible_to(m, session.uid)]
+
+    async def resume_token(self) -> str | None:
+        """`PASS resume:KEY`; where its last connection was is read before opening."""
+        token = self.conn.resume_token
+        if token:
+            try:
+                raw = await self.edge.chat.broker.get_flag(SEEN, hash_token(token))
+            except BrokerUnavailable:
+                raw = None
+            self.seen = _rooms_and_ids(raw)
+        return token
+
+    async def finishing(self) -> None:
+        """Keep where this client was, for the resume that may follow."""
+        link = self.link
+        if not self.seen_key or not self.conn.seen or link is None or not link.resumable:
+            return
+        seen = json.dumps(self.conn.seen, separators=(",", ":"))
+        try:
+            ttl = self.edge.config.retention_seconds
+            await self.edge.chat.broker.set_flag(SEEN, self.seen_key, ttl, seen)
+        except BrokerUnavailable:
+            log.info("could not keep the resume point uid=%s", self.uid)
+
+    # ---- endings ---------------------------------------------------------------------------
+    def _late(self) -> None:
+        self.timer = None
+        if not self.conn.registered and not self.ended:
+            self._end("registration timed out")
+
+    def refused(self, refusal: ev.Error) -> None:
+        assert self.outbox is not None
+        self.outbox.finish(_error_line(refusal.message))
+
+    def fail(self, why: Failure) -> None:
+        if why == "internal":
+            self._end("internal error; sorry")
+        else:
+            self._end("the server could not take you in right now; try again")
+
+    def too_slow(self) -> None:
+        self._end("too slow: you were not reading fast enough")
+
+    def _end(self, reason: str) -> None:
+        log.info("closing uid=%s reason=%s", self.uid, reason.partition(":")[0])
+        self.ended = True
+        self.inbox.clear()
+        if self.outbox:
+            self.outbox.finish(_error_line(reason))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chatsupport")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "dev"
+
+
+def _error_line(reason: str) -> bytes:
+    return f"ERROR :Closing link: {reason}\r\n".encode()
+
+
+def _rooms_and_ids(raw: str | None) -> dict[str, int]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, int)}
+
+
+async def start_irc(
+    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, shared: IrcShared | None = None
+) -> tuple[asyncio.Server, IrcShared]:
+    """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one."""
+    shared = shared or IrcShared(irc_settings(edge))
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: IrcPeer(edge, shared),
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        backlog=1024,
+    )
+    return server, shared

@@ -86,7 +86,7 @@ async def test_a_ban_of_a_person_on_the_other_node(url: str, tmp_path: Path) -> 
         mod = await staff_tcp(b.tcp_port)
         tab = "/ws?client=tab-1b6e0d4c9a2f7e35"
         target = await WsClient.open(a.http_port, path=tab, local_addr="127.0.0.43")
-        await mod.send(f"/ban {target.name} 5")
+        await mod.send(f"/ban {target.name} 5 person")
         assert (
             await mod.expect(lambda s: "banned" in s) == f"-- {target.name} is banned for 5 minutes"
         )

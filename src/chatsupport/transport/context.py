@@ -32,7 +32,7 @@ class AddressKeys:
     key: bytes = field(repr=False)
 
     def of(self, address: str) -> str:
-        return self._hash("net:" + network_of(address))
+        return self._hash(network_of(address))  # never a client's: `client:` is not an address
 
     def client(self, client_id: str) -> str:
         """The key of the random id a client holds for its session (`/ws?client=`)."""

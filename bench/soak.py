@@ -96,6 +96,7 @@ class Cluster:
     def start_node(self, slot: int) -> None:
         argv = [self.env.python, "-m", "chatsupport", "serve", *CHATSUPPORT_FLAGS]
         argv += ["--broker", self.url, "--log-level", "warning"]
+        argv += ["--irc-port", "0"]  # two nodes on one machine: never both on 6667
         extra = {"PYTHONPATH": str(self.env.src), "CHATSUPPORT_ADDRESS_KEY": SOAK_KEY}
         process = Process(argv, self.env, f"soak-node{slot}-{self.starts}", extra)
         self.starts += 1

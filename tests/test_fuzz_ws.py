@@ -164,5 +164,9 @@ def test_random_frames_never_break_the_connection_or_the_server(
             if frame["type"] == "message":
                 break
         assert (frame["text"], frame["uid"]) == ("after the storm", welcome_a["uid"])
-    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The server's own loggers only: the test's client library may log its own surprise when
+    # a connection is failed (1007) and closed at once while it still reads.
+    failures = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("chatsupport")
+    ]
     assert not failures, [r.getMessage() for r in failures]

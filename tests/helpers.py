@@ -236,18 +236,20 @@ class ServerProcess:
             cwd=self.cwd,
         )
         assert self.proc.stdout is not None
-        listeners = 3 + any(a.startswith("--irc-tls-port") for a in self.args)
+        optional = ("--irc-tls-port", "--metrics-port")
+        listeners = 3 + sum(any(a.startswith(o) for a in self.args) for o in optional)
         for _ in range(listeners):
             line = self.proc.stdout.readline()
             if not line.startswith("listening on "):
                 self.stop()
                 raise RuntimeError(f"server did not start: {line!r}")
             url = line.split()[-1]
-            self.urls[url.split(":")[0]] = url
+            self.urls["metrics" if url.endswith("/metrics") else url.split(":")[0]] = url
         return self
 
     def port(self, scheme: str) -> int:
-        return int(self.urls[scheme].rsplit(":", 1)[1])
+        """The port of the listener for `scheme` ("tcp", "http", "irc", "metrics"...)."""
+        return int(self.urls[scheme].rsplit(":", 1)[1].partition("/")[0])
 
     def signal(self, signum: int = signal.SIGTERM) -> int:
         assert self.proc is not None

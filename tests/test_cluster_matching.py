@@ -202,3 +202,30 @@ async def test_a_seeker_who_resumes_on_the_other_node_keeps_the_chat(
         await lis.expect("ended", room=room, reason="partner_left")
         nxt = await seeker(one)  # the listener is free again
         assert (await matched(nxt))["partner"]["uid"] == lis.uid
+
+
+async def test_the_queue_holds_across_nodes_and_a_resume_crisis_first(
+    tmp_path: Path, url: str
+) -> None:
+    """A seeker in crisis drops off node one and resumes on node two: still first, told
+    where they stand at once, matched with a listener on node one who reads their note;
+    the seeker behind them, on node two, hears of that listener (on node one)."""
+    async with two_nodes(tmp_path, url) as (one, two):
+        calm = await seeker(two, position=1)
+        urgent = await WsClient.open(one.http_port)
+        await urgent.request(
+            {"type": "say", "room": "lobby", "text": "i just want to die"}, "message"
+        )
+        queued = await urgent.request({"type": "talk", "note": "i cannot sleep"}, "queue")
+        assert (queued["position"], queued["listeners"]) == (1, 0)
+        assert await calm.expect("queue", position=2)
+        await cut(urgent)
+        back, _ = await resume(two.http_port, urgent.welcome["session"], {"lobby": 0})
+        assert (await back.expect("queue"))["position"] == 1  # told afresh, on node two
+
+        lis = await listener(one)
+        heard = await lis.expect("matched")
+        assert heard["partner"]["uid"] == urgent.uid and heard["note"] == "i cannot sleep"
+        assert (await back.expect("matched"))["partner"]["uid"] == lis.uid
+        told = await calm.expect("queue", position=1, listeners=1)
+        assert "wait" in told  # one wait is known now: an estimate from it

@@ -45,7 +45,10 @@ async def test_crisis_message_gets_help_privately_and_alerts_staff(server: ChatS
     assert notice["resources"] and notice.get("region") is None
     assert any(r["region"] == "INT" for r in notice["resources"])
     assert all(r["line"] for r in notice["resources"])
-    assert "/resources" in notice["text"]  # how to get their own country's lines
+    # Asked which country they are in (the page offers a choice; netcat says /region CODE),
+    # with no terminal instructions in the words themselves.
+    assert {r["code"] for r in notice["regions"]} >= {"GB", "US"}
+    assert "/" not in notice["text"]
     alert = await expect_kind(mod, "crisis", "alert")
     assert alert == {
         "type": "alert",

@@ -1,4 +1,5 @@
-"""HTTP on the WebSocket port: security headers, /healthz, /metrics, origins (CONTRACT §9)."""
+"""HTTP on the WebSocket port: security headers, /healthz, origins (CONTRACT §9); /metrics on
+its own listener."""
 
 from __future__ import annotations
 
@@ -92,10 +93,24 @@ async def test_healthz_is_json_status(server: ChatServer) -> None:
     }
 
 
+async def test_metrics_on_the_public_port_are_for_this_machine_only(server: ChatServer) -> None:
+    """CONTRACT §9's GET /metrics: a scraper on the machine itself, straight, gets it; a
+    request a proxy forwarded (the public, through nginx) gets 404."""
+    status, headers, body = await http(server.http_port, "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert b"chatsupport_events_total" in body
+    assert_strict(headers)
+    for forwarded in ("X-Forwarded-For: 203.0.113.9\r\n", "Forwarded: for=203.0.113.9\r\n"):
+        assert (await http(server.http_port, "/metrics", extra=forwarded))[0] == 404
+    assert "metrics" not in server.urls  # no listener of its own unless asked for
+
+
 async def test_metrics_count_connections_messages_errors_and_limits() -> None:
-    server = await start_server(msg_rate=0.001, msg_burst=1.0)
+    server = await start_server(msg_rate=0.001, msg_burst=1.0, metrics_port=0)
     try:
-        status, headers, body = await http(server.http_port, "/metrics")
+        assert (await http(server.http_port, "/metrics"))[0] == 404
+        assert (await http(server.metrics_port, "/elsewhere"))[0] == 404
+        status, headers, body = await http(server.metrics_port, "/metrics")
         assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
         before = body.decode()
         for kind in ("messages_in", "rate_limited", "slow_disconnects", "resumes"):
@@ -106,7 +121,7 @@ async def test_metrics_count_connections_messages_errors_and_limits() -> None:
         assert (await ws.request({"type": "say", "text": "two"}, "error"))["code"] == "rate_limited"
         await ws.send("{oops")
         await ws.expect("error")
-        text = (await http(server.http_port, "/metrics"))[2].decode()
+        text = (await http(server.metrics_port, "/metrics"))[2].decode()
         for line in (
             'chatsupport_connections{interface="json"} 1.0',
             'chatsupport_connections{interface="text"} 1.0',

@@ -69,7 +69,7 @@ async def irc_scenario(irc: int, tcp: TextClient, secrets: list[str]) -> None:
     assert await client.closed()
 
 
-async def scenario(http: int, tcp: int, irc: int, secrets: list[str]) -> str:
+async def scenario(http: int, tcp: int, irc: int, metrics: int, secrets: list[str]) -> str:
     """Chat, auth, crisis, report, ban, refused reconnects, forget, odd input; /metrics."""
     mod = await staff_ws(http, address=ADDRESSES[0])
     person = await ws_from(http, ADDRESSES[1])
@@ -127,7 +127,8 @@ async def scenario(http: int, tcp: int, irc: int, secrets: list[str]) -> str:
     await probe.send(f"GET {TEXTS['probe']} HTTP/1.1\r\n\r\n".encode())
     assert await probe.closed()
     await http_get(http, TEXTS["probe"], ADDRESSES[0])
-    return await http_get(http, "/metrics", ADDRESSES[0])
+    assert " 404 " in await http_get(http, "/metrics", ADDRESSES[0])  # never on the public port
+    return await http_get(metrics, "/metrics", ADDRESSES[0])
 
 
 async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
@@ -149,13 +150,15 @@ async def test_a_full_scenario_leaves_no_trace(tmp_path: Path) -> None:
         "50",
         "--msg-burst",
         "50",
+        "--metrics-port",
+        "0",
         env={"TMPDIR": str(tmpdir)},
         cwd=str(workdir),
     ).start()
     secrets = [MOD_TOKEN, LISTENER_TOKEN]
     try:
-        ports = (server.port("http"), server.port("tcp"), server.port("irc"))
-        metrics = await scenario(*ports, secrets)
+        http, tcp, irc, metrics_port = (server.port(s) for s in ("http", "tcp", "irc", "metrics"))
+        metrics = await scenario(http, tcp, irc, metrics_port, secrets)
     finally:
         out, err = server.stop()
     written = {

@@ -146,7 +146,11 @@ async def test_resuming_a_live_session_moves_it(server: ChatServer) -> None:
 
 async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
     server = await start_server(
-        outbox_limit=64 * 1024, msg_rate=1e6, msg_burst=1e6, retention_messages=100000
+        outbox_limit=64 * 1024,
+        msg_rate=1e6,
+        msg_burst=1e6,
+        retention_messages=100000,
+        metrics_port=0,
     )
     try:
         sock = socket.socket()
@@ -187,7 +191,7 @@ async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
         assert [m["id"] for m in replayed] == list(range(ids[-1] + 1, sent + 6))
         assert texts(replayed)[-5:] == [f"later {n}" for n in range(5)]
         assert frames[-1]["missed"] == len(replayed) and frames[-1]["complete"] is True
-        metrics = (await http(server.http_port, "/metrics"))[2].decode()
+        metrics = (await http(server.metrics_port, "/metrics"))[2].decode()
         assert 'chatsupport_events_total{kind="slow_disconnects"} 1.0' in metrics
         assert 'chatsupport_events_total{kind="resumes"} 1.0' in metrics
     finally:

@@ -76,6 +76,8 @@ async def open_page(
     size: dict[str, int] = DESKTOP,
     scheme: str = "light",
     bypass_csp: bool = False,
+    locale: str | None = None,
+    timezone: str | None = None,
     welcome: bool = False,
 ) -> Page:
     """A new person's page, online; past the welcome (into the group) unless `welcome`."""
@@ -86,6 +88,8 @@ async def open_page(
         color_scheme=cast(Any, scheme),
         reduced_motion="reduce",
         bypass_csp=bypass_csp,
+        locale=locale,  # with the time zone: what the page guesses the region from
+        timezone_id=timezone,
     )
     page = await context.new_page()
     errors = PAGE_ERRORS.setdefault(page, [])
@@ -530,9 +534,13 @@ async def test_staff_view_and_one_to_one(browser: Browser, staff_server: ChatSer
     await expect(shown(mod).filter(has_text="thank you for being here")).to_have_count(1)
     await say(mod, "I'm listening")
     await expect(shown(seeker).filter(has_text="I'm listening")).to_have_count(1)
+    # Ending asks once; the tab then stays, saying so, with help lines and "did it help?".
     await seeker.get_by_role("button", name="End conversation").click()
-    await seeker.locator("#confirm-ok").click()
-    await expect(private).to_have_count(0)
+    await seeker.get_by_role("button", name="End it").click()
+    await expect(seeker.locator(".pane:not([hidden]) .info").last).to_contain_text(
+        "You ended this conversation"
+    )
+    await expect(seeker.get_by_role("button", name="Helpful")).to_be_visible()
     await expect(mod.locator(".pane:not([hidden]) .info").last).to_contain_text("has left")
     await mod.locator("#composer-input").fill("anyone?")
     await mod.locator("#composer-input").press("Enter")

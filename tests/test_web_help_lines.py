@@ -99,7 +99,7 @@ async def no_sideways_scroll(page: Page, selector: str) -> None:
 async def test_every_help_link_of_every_region_is_a_listed_number(
     browser: Browser, web: ChatServer
 ) -> None:
-    page = await open_page(browser, web, MOBILE)
+    page = await open_page(browser, web, MOBILE, locale="en", timezone="Africa/Nairobi")
     options = await page.locator("#region option").evaluate_all("os => os.map(o => o.value)")
     assert sorted(options) == sorted([INTERNATIONAL, *PACKAGED.regions()])
 

@@ -83,6 +83,13 @@ class Config:
         "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",
         metavar="URL",
     )
+    metrics_port: int | None = setting(
+        None,
+        "serve /metrics (Prometheus) on this port, on --metrics-host; 0 = any free port",
+        metavar="PORT",
+        unset="no /metrics (it is never on the public HTTP port)",
+    )
+    metrics_host: str = setting("127.0.0.1", "address of the /metrics listener", metavar="ADDRESS")
     tls_cert: str | None = setting(
         None,
         "certificate chain (PEM): serve https://, wss:// and TLS on the text port",
@@ -161,6 +168,14 @@ class Config:
         600.0, "the window of --new-conns-per-address", unit="seconds"
     )
     max_rooms_per_session: int = setting(10, "rooms one person may be in at once", unit="rooms")
+    new_rooms_per_person: int = setting(
+        20,
+        "rooms one person may open (be the first in) within --retention-seconds",
+        unit="rooms",
+    )
+    max_rooms_per_node: int = setting(
+        2000, "rooms with people on this node; joining one more is refused", unit="rooms"
+    )
     outbox_limit: int = setting(
         512 * 1024,
         "output waiting for a peer before it is disconnected as too slow",
@@ -205,6 +220,13 @@ class Config:
     )
     default_room: str = setting(
         "lobby", "the room everyone starts in", metavar="ROOM", heading="Product"
+    )
+    public_url: str | None = setting(
+        None,
+        "the web page's address as people reach it (https://chat.example.org), for links in "
+        "text such as the help page's in the netcat greeting",
+        metavar="URL",
+        unset="made from --host and --http-port (none when listening on every interface)",
     )
     exit_url: str = setting(
         "https://www.wikipedia.org/",
@@ -264,11 +286,41 @@ class Config:
     report_evidence: int = setting(
         5, "messages before the reported one kept as evidence", unit="messages"
     )
-    max_reports: int = setting(1000, "reports kept at once; the oldest go first", unit="reports")
-    reports_per_hour: int = setting(20, "reports one person may file per hour", unit="reports")
+    max_reports: int = setting(
+        1000,
+        "reports kept at once; the oldest handled go first, then the oldest open",
+        unit="reports",
+    )
+    reports_per_hour: int = setting(
+        20, "report attempts one person may make per hour (refused ones count)", unit="reports"
+    )
+    open_reports_per_reporter: int = setting(
+        5,
+        "open reports one reporter may have at once (reports of one person merge)",
+        unit="reports",
+    )
+    reports_alert_after: int = setting(
+        3,
+        "open reports about one person that alert the moderators; again at every multiple "
+        "(0: never)",
+        unit="reports",
+    )
     listener_capacity: int = setting(
         1, "one-to-one chats a listener holds at once", unit="chats", heading="One-to-one chats"
     )
+    crisis_cooldown: float = setting(
+        120.0,
+        "after a chat with someone flagged for crisis, how long its listener is not offered "
+        "a new one (0: at once)",
+        unit="seconds",
+    )
+    talk_requests: int = setting(
+        6,
+        "times one person may join the queue for a listener within --talk-window "
+        "(never limited for someone flagged for crisis)",
+        unit="requests",
+    )
+    talk_window: float = setting(600.0, "the window of --talk-requests", unit="seconds")
     log_level: str = setting(
         "INFO",
         "DEBUG, INFO, WARNING or ERROR, on standard error",

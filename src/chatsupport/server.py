@@ -24,13 +24,14 @@ from .core.flood import Flood
 from .core.handlers import Everyday
 from .core.matching import Matching
 from .core.moderation import Moderation
-from .core.ports import AddressPeriods
+from .core.ports import AddressPeriods, BrokerUnavailable
 from .core.reports import Reports
 from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
 from .keys import AddressSchedule, operator_secret
 from .transport.context import AddressKeys, Edge
+from .transport.descriptors import Descriptors
 from .transport.irc import start_irc
 from .transport.outbox import Flusher
 from .transport.tcp import text_port
@@ -42,9 +43,11 @@ LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) mus
 def features(config: Config, periods: AddressPeriods | None = None) -> list[Feature]:
     """What the chat does, in the order the Chat calls each hook. The order matters where
     one feature reads what another wrote: moderation records a message before safety reads
-    it, and safety sets the crisis flag before matching moves that seeker ahead. Files
-    (tokens, crisis phrases, help lines) are read here, so a broken one stops the start.
-    `periods` turns address keys into those bans are shared under (keys.py)."""
+    it, and safety sets the crisis flag before matching moves that seeker ahead. Crisis
+    words come before any sanction: safety reads a refused message (muted, slowed, over
+    budget) before flood control counts the refusal as a strike. Files (tokens, crisis
+    phrases, help lines) are read here, so a broken one stops the start. `periods` turns
+    address keys into those bans are shared under (keys.py)."""
     roles = Roles(loading.tokens(config.tokens_file))
     safety = Safety(
         loading.crisis_matcher(config.crisis_phrases_file),
@@ -55,11 +58,23 @@ def features(config: Config, periods: AddressPeriods | None = None) -> list[Feat
         Conversation(),
         roles,
         Moderation(periods),
-        Flood(),
         Reports(),
         safety,
+        Flood(),
         Matching(),
     ]
+
+
+def help_page(config: Config, http_url: str) -> str | None:
+    """The static help page's address as people reach it, for the netcat greeting: from
+    `public_url`, else where HTTP listens (unless that is every interface: no one address)."""
+    if config.public_url:
+        return config.public_url.rstrip("/") + "/help"
+    if config.host in ("", "0.0.0.0", "::"):
+        return None
+    if ":" in config.host and not config.host.startswith("["):  # an IPv6 address
+        http_url = http_url.replace(f"//{config.host}:", f"//[{config.host}]:")
+    return f"{http_url}/help"
 
 
 class ChatServer:
@@ -68,8 +83,11 @@ class ChatServer:
         self.chat: Chat | None = None
         self.edge: Edge | None = None
         self.listeners: list[asyncio.Server] = []
-        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" -> where it listens
+        self.urls: dict[str, str] = {}  # "tcp" / "http" / "irc" / "ircs" / "metrics" -> where
+        self._ircs: asyncio.Server | None = None  # the IRC-over-TLS listener, if any
+        self._metrics: asyncio.Server | None = None  # the /metrics listener, if any
         self._ticker: asyncio.Task[None] | None = None
+        self.descriptors: Descriptors | None = None
         self._stopping = False  # the ticker's own way out: redis-py can swallow a cancel
 
     @property
@@ -91,7 +109,13 @@ class ChatServer:
 
     @property
     def irc_tls_port(self) -> int | None:
-        return self._port(3) if len(self.listeners) > 3 else None
+        return self._port(self.listeners.index(self._ircs)) if self._ircs else None
+
+    @property
+    def metrics_port(self) -> int:
+        """The /metrics listener's port (only with `metrics_port` set)."""
+        assert self._metrics is not None, "no /metrics listener: metrics_port is not set"
+        return self._port(self.listeners.index(self._metrics))
 
     def _port(self, index: int) -> int:
         sockets = self.listeners[index].sockets
@@ -141,7 +165,15 @@ class ChatServer:
         http = await start_http(edge, config.host, config.http_port, tls)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
+        edge.text.help_url = help_page(config, self.urls["http"])
         await self._start_irc(edge, tls)
+        if config.metrics_port is not None:
+            from .transport.metrics import start_metrics
+
+            self._metrics = await start_metrics(self.chat, config.metrics_host, config.metrics_port)
+            self.listeners.append(self._metrics)
+            self.urls["metrics"] = f"http://{config.metrics_host}:{self.metrics_port}/metrics"
+        self.descriptors = Descriptors(loop)
         self._ticker = loop.create_task(self._tick())
         self._heartbeat()
 
@@ -166,18 +198,34 @@ class ChatServer:
         self.listeners.append(irc)
         self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
         if config.irc_tls_port is not None and tls is not None:
-            ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
-            self.listeners.append(ircs)
-            self.urls["ircs"] = f"ircs://{config.host}:{self._port(3)}"
+            self._ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self.listeners.append(self._ircs)
+            self.urls["ircs"] = f"ircs://{config.host}:{self.irc_tls_port}"
 
     async def _tick(self) -> None:
+        """Housekeeping once a second. A failure is logged once, when it starts (Redis away
+        is said by the broker already: one line, no traceback), and once when it ends;
+        not every second in between."""
         assert self.chat is not None
+        failing = False
         while not self._stopping:
             await asyncio.sleep(1.0)
             try:
                 await self.chat.tick()
+            except BrokerUnavailable:
+                if not failing:
+                    log.warning("housekeeping waits for the broker")
+                failing = True
             except Exception:
-                log.exception("housekeeping failed")
+                if not failing:
+                    log.exception("housekeeping failed (said once until it works again)")
+                failing = True
+            else:
+                if failing:
+                    log.info("housekeeping works again")
+                failing = False
+            if self.descriptors is not None:
+                self.descriptors.check(len(self.chat.links))
 
     def broadcast(self, text: str) -> None:
         """Send a server announcement to every connected peer."""
@@ -189,6 +237,8 @@ class ChatServer:
         for listener in self.listeners:
             listener.close()
         self._stopping = True
+        if self.descriptors is not None:
+            self.descriptors.close(asyncio.get_running_loop())
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,4 +249,5 @@ class ChatServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(listener.wait_closed(), 5.0)
         self.listeners.clear()
+        self._ircs = self._metrics = None
         log.info("stopped")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from chatsupport.broker.memory import MemoryBroker
 from chatsupport.config import Config
 from chatsupport.core import events as ev
@@ -15,7 +17,6 @@ from chatsupport.core.chat import Chat
 from chatsupport.core.flood import Flood
 from chatsupport.core.matching import Matching
 from chatsupport.core.moderation import Moderation, duration
-from chatsupport.core.reports import Reports
 from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.core.session import Link
 from chatsupport.server import features
@@ -166,24 +167,25 @@ async def test_reports_are_forgotten_after_the_retention() -> None:
     assert [type(e) for e in mod_sink.take()] == [ev.Report, ev.Notice]
     clock.now += 2
     await chat.tick()
-    assert await chat.broker.flags("report") == {}
+    assert await chat.broker.list_reports("open", None, None, 10) == ([], False)
     await chat.handle(mod, rq.Reports())
     listed = mod_sink.take()
     assert [type(e) for e in listed] == [ev.Notice]
-    assert isinstance(listed[0], ev.Notice) and listed[0].text == "no reports"
+    assert isinstance(listed[0], ev.Notice) and listed[0].text == "no open reports"
 
 
 async def test_reports_keep_at_most_max_reports_and_limit_each_reporter() -> None:
     chat, _ = await make_chat(probation_seconds=0, max_reports=3, reports_per_hour=4)
-    troll, _ = await person(chat)
+    trolls = [await person(chat) for _ in range(6)]
+    for n, (troll, _) in enumerate(trolls):
+        await chat.handle(troll, rq.Say(text=f"nasty {n}"))  # message id n + 1
     reporter, sink = await person(chat)
-    for n in range(6):
-        await chat.handle(troll, rq.Say(text=f"nasty {n}"))
     for n in range(1, 7):
         await chat.handle(reporter, rq.Report(id=n, reason="nasty"))
     assert errors(sink) == ["rate_limited", "rate_limited"]
-    kept = await chat.feature(Reports).current()
-    assert [r.evidence[-1].text for r in kept] == ["nasty 1", "nasty 2", "nasty 3"]
+    kept, more = await chat.broker.list_reports("open", None, None, 10)
+    texts = [msgspec.json.decode(k.event)["evidence"][-1]["text"] for k in kept]
+    assert texts == ["nasty 3", "nasty 2", "nasty 1"] and not more  # newest first
 
 
 async def test_probation_means_a_smaller_budget_then_the_normal_one() -> None:

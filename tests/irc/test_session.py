@@ -369,6 +369,41 @@ def test_one_to_one() -> None:
     assert lines[1].command == "PART"
 
 
+def test_the_waiting_room_and_the_note_as_notices() -> None:
+    """The queue says who is on and what recent waits suggest; the listener gets the note."""
+    client = registered()
+    client.event(ev.Queue(position=1, listeners=0), ev.Queue(position=1, listeners=2, wait=240))
+    texts = [line.params[1] for line in client.take_lines()]
+    assert "number 1" in texts[0] and texts[1].startswith("No listener is on right now")
+    assert texts[3] == "2 listeners on now; recent waits suggest about 4 minutes."
+    partner = ev.Member("u9", "Quiet Otter")
+    client.event(ev.Matched(room="dm-abc", partner=partner, note="a rough week"))
+    assert client.take_lines()[-1].params[1] == "While waiting they wrote: a rough week"
+    client.event(ev.Alert(kind="waiting", room="", uid="", name="", text="1 waiting"))
+    assert [line.params[1] for line in client.take_lines()] == ["[alert] 1 waiting"]
+
+
+def test_seekers_first_commands() -> None:
+    client = registered()
+    client.send("TALK :a rough week", "END #dm-1 report :was cruel", "FEEDBACK not-really")
+    client.send("REGION gb", "OFFER Gentle_Heron", "PRIVMSG ChatSupport :debrief that was hard")
+    requests = client.requests()
+    for request in requests:
+        request.ref = None
+    assert requests == [
+        rq.Talk(note="a rough week"),
+        rq.End(room="dm-1", report="was cruel"),
+        rq.Feedback(answer="not_really"),
+        rq.Region(code="gb"),
+        rq.Offer(name="Gentle Heron"),
+        rq.Debrief(note="that was hard"),
+    ]
+    client.send("FEEDBACK maybe")  # the text interface's words for what is wrong
+    assert [line.params[1] for line in client.take_lines()] == [
+        "say /feedback helpful, /feedback not-really or /feedback skip"
+    ]
+
+
 def test_staff_see_reports_and_alerts() -> None:
     client = registered()
     evidence = [message(1, "before"), message(2, "the bad one")]

@@ -3,10 +3,18 @@
 It is also the reference for what every broker does (broker/redis/ does the same across
 nodes); the shared-state part (flags, queues) expires on the wall clock it is given.
 Nothing here is ever away, so no method raises BrokerUnavailable or degrades.
+
+It forgets as Redis does (its keys expire): a room's messages once they are older than the
+retention window, and the room itself (its id counter) once nobody has been in it and
+nothing was said there for ROOM_TTL_FACTOR windows. `sweep` does it, once a second while
+the broker runs; what nobody reads again must not stay in memory (the privacy promise is
+"kept 10 minutes", and one-message rooms must not add up).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import secrets
 from collections import deque
@@ -17,7 +25,10 @@ import msgspec
 from ..core.events import Deleted, Event, Member, Message, RoomInfo
 from ..core.ports import (
     DirectHandler,
+    FiledReport,
+    Filing,
     HealthHandler,
+    KeptReport,
     ReleaseHandler,
     RoomHandler,
     SessionRecord,
@@ -25,6 +36,8 @@ from ..core.ports import (
 from ..keys import derive
 
 TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racing its end)
+ROOM_TTL_FACTOR = 2  # an empty room's counter outlives its last use by 2 retention windows
+SWEEP_EVERY = 1.0  # seconds between sweeps (on the event loop's clock)
 GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
 
 
@@ -53,6 +66,7 @@ class MemoryBroker:
         self._on_direct: DirectHandler = _ignore_direct
         self._history: dict[str, deque[Message]] = {}
         self._next_id: dict[str, int] = {}
+        self._used: dict[str, float] = {}  # room -> when it last had a message or people
         self._members: dict[str, dict[str, Member]] = {}
         self._names: dict[str, str] = {}
         self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
@@ -60,6 +74,8 @@ class MemoryBroker:
         self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
         self._queues: dict[str, _Queue] = {}
+        self._reports = _Reports()
+        self._sweeper: asyncio.Task[None] | None = None
         self._tombstones: dict[str, dict[int, Deleted]] = {}  # room -> id -> its `deleted`
 
     async def start(
@@ -72,14 +88,53 @@ class MemoryBroker:
         # One node holds everyone, so nobody is ever adopted elsewhere (on_release is
         # unused), and nothing is ever away (nor is on_health).
         self._on_room, self._on_direct = on_room, on_direct
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_often())
 
     async def stop(self) -> None:
         self._on_room, self._on_direct = _ignore_room, _ignore_direct
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_often(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Forget what has expired: old messages, rooms nobody uses, sessions, flags, queues.
+        O(rooms + records) once a second: cheap next to what each of them cost to make."""
+        now = self.wallclock()
+        for room, history in list(self._history.items()):
+            self._prune(history)
+            if not history:
+                del self._history[room]
+        for room in list(self._tombstones):
+            self._forget_tombstones(room)
+        for room in self._members:
+            self._used[room] = now
+        horizon = now - ROOM_TTL_FACTOR * self.retention_seconds
+        for room in [r for r, used in self._used.items() if used < horizon]:
+            if room not in self._history:  # (always so: messages go after one window)
+                self._next_id.pop(room, None)
+                del self._used[room]
+        for token_hash in [h for h, (_, until) in self._sessions.items() if until < now]:
+            del self._sessions[token_hash]
+        for token_hash in [h for h, until in self._dropped.items() if until <= now]:
+            del self._dropped[token_hash]
+        for kind in list(self._flags):
+            self._live_flags(kind, now)
+        for name in [n for n, queue in self._queues.items() if queue.until <= now]:
+            del self._queues[name]
+        self._reports.expire(now)
 
     async def publish(self, message: Message, ref: str | None) -> Message:
         room = message.room
         next_id = self._next_id.get(room, 0) + 1
         self._next_id[room] = next_id
+        self._used[room] = self.wallclock()
         stored = msgspec.structs.replace(message, id=next_id, ts=round(self.wallclock(), 3))
         history = self._history.setdefault(room, deque(maxlen=self.retention_messages))
         history.append(stored)
@@ -125,15 +180,19 @@ class MemoryBroker:
         return False
 
     async def deletions(self, room: str, after: int) -> list[Deleted]:
-        history = self._history.get(room, deque())
-        self._prune(history)
-        places = {m.id for m in history if m.kind == GONE}
+        self._prune(self._history.get(room, deque()))
+        tombstones = self._forget_tombstones(room)
+        return [tombstones[i] for i in sorted(tombstones) if i > after]
+
+    def _forget_tombstones(self, room: str) -> dict[int, Deleted]:
+        """Drop the tombstones whose places have left the room's history; the rest."""
+        places = {m.id for m in self._history.get(room, ()) if m.kind == GONE}
         tombstones = self._tombstones.get(room, {})
         for expired in [i for i in tombstones if i not in places]:  # left the window
             del tombstones[expired]
         if not tombstones:
             self._tombstones.pop(room, None)
-        return [tombstones[i] for i in sorted(tombstones) if i > after]
+        return tombstones
 
     async def join_room(self, room: str, member: Member) -> int:
         members = self._members.setdefault(room, {})
@@ -143,8 +202,8 @@ class MemoryBroker:
     async def leave_room(self, room: str, uid: str) -> int:
         members = self._members.get(room, {})
         members.pop(uid, None)
-        if not members:
-            self._members.pop(room, None)
+        if not members and self._members.pop(room, None) is not None:
+            self._used[room] = self.wallclock()
         return len(members)
 
     async def members(self, room: str) -> list[Member]:
@@ -200,13 +259,16 @@ class MemoryBroker:
         return found
 
     async def flags(self, kind: str) -> dict[str, str]:
-        now = self.wallclock()
+        kept = self._live_flags(kind, self.wallclock())
+        return {key: value for key, (value, _) in kept.items()}
+
+    def _live_flags(self, kind: str, now: float) -> dict[str, tuple[str, float]]:
         kept = self._flags.get(kind, {})
         for key in [k for k, (_, until) in kept.items() if until <= now]:
             del kept[key]
         if not kept:
             self._flags.pop(kind, None)
-        return {key: value for key, (value, _) in kept.items()}
+        return kept
 
     # ---- queues ----------------------------------------------------------------------------
     def _queue(self, name: str) -> _Queue:
@@ -242,6 +304,102 @@ class MemoryBroker:
 
     async def queued(self, queue: str) -> list[str]:
         return self._queue(queue).items()
+
+    # ---- reports ---------------------------------------------------------------------------
+    async def file_report(
+        self, report: FiledReport, ttl: float, most: int, per_reporter: int
+    ) -> Filing:
+        now = self.wallclock()
+        self._reports.expire(now)
+        return self._reports.file(report, now + ttl, most, per_reporter)
+
+    async def list_reports(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        self._reports.expire(self.wallclock())
+        return self._reports.page(state, room, before, count)
+
+    async def mark_report(self, report_id: str, state: str) -> KeptReport | None:
+        self._reports.expire(self.wallclock())
+        return self._reports.mark(report_id, state)
+
+
+class _Report:
+    __slots__ = ("filed", "reporters", "state", "until")
+
+    def __init__(self, filed: FiledReport, until: float) -> None:
+        self.filed, self.until = filed, until
+        self.state = "open"
+        self.reporters = [filed.reporter]
+
+    def kept(self) -> KeptReport:
+        return KeptReport(self.filed.event, self.state, len(self.reporters))
+
+
+class _Reports:
+    """What the Redis broker's report scripts do, in memory: reports in filing order (a dict
+    keeps it), the open one about each (room, person), and each reporter's open ones."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, _Report] = {}  # id -> report, oldest first
+        self.about: dict[tuple[str, str], str] = {}  # (room, uid) -> open report id
+
+    def expire(self, now: float) -> None:
+        for report_id in [i for i, r in self.kept.items() if r.until <= now]:
+            self._drop(report_id)
+
+    def _drop(self, report_id: str) -> None:
+        report = self.kept.pop(report_id)
+        key = (report.filed.room, report.filed.about)
+        if self.about.get(key) == report_id:
+            del self.about[key]
+
+    def _open_by(self, reporter: str) -> int:
+        return sum(1 for r in self.kept.values() if r.state == "open" and reporter in r.reporters)
+
+    def file(self, filed: FiledReport, until: float, most: int, per_reporter: int) -> Filing:
+        existing = self.kept.get(self.about.get((filed.room, filed.about), ""))
+        if existing is not None and filed.reporter in existing.reporters:
+            return Filing("again", existing.filed.id, len(existing.reporters))
+        if self._open_by(filed.reporter) >= per_reporter:
+            return Filing("capped")
+        if existing is not None:
+            existing.reporters.append(filed.reporter)
+            return Filing("merged", existing.filed.id, len(existing.reporters))
+        self.kept[filed.id] = _Report(filed, until)
+        self.about[(filed.room, filed.about)] = filed.id
+        while len(self.kept) > most:
+            handled = (i for i, r in self.kept.items() if r.state == "handled")
+            self._drop(next(handled, next(iter(self.kept))))
+        return Filing("new", filed.id, 1)
+
+    def page(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        found: list[KeptReport] = []
+        newest_first = reversed(self.kept.items())
+        if before is not None:  # skip up to and including `before` (none if it is gone)
+            for report_id, _ in newest_first:
+                if report_id == before:
+                    break
+        for _, report in newest_first:
+            if report.state == state and room in (None, report.filed.room):
+                if len(found) == count:
+                    return found, True
+                found.append(report.kept())
+        return found, False
+
+    def mark(self, report_id: str, state: str) -> KeptReport | None:
+        report = self.kept.get(report_id)
+        if report is None:
+            return None
+        report.state = state
+        key = (report.filed.room, report.filed.about)
+        if state != "open" and self.about.get(key) == report_id:
+            del self.about[key]  # reported again later: a new report
+        elif state == "open":
+            self.about[key] = report_id
+        return report.kept()
 
 
 class _Queue:

@@ -121,12 +121,15 @@ class Chat:
             features, "on_leave"
         )
         self._ended: list[Callable[[Session], Awaitable[None]]] = implementing(features, "on_end")
+        self._resumed: list[Callable[[Session], Awaitable[None]]] = implementing(
+            features, "on_resume"
+        )
         self._restored: list[Callable[[Session], None]] = implementing(features, "on_restore")
         self._ticks: list[Callable[[], Awaitable[None]]] = implementing(features, "on_tick")
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
             features, "on_direct"
         )
-        self._refused: list[Callable[[Link, Refused], Awaitable[None]]] = implementing(
+        self._refused: list[Callable[[Link, rq.Request, Refused], Awaitable[None]]] = implementing(
             features, "on_refused"
         )
         self._reported: list[Callable[[str, str], None]] = implementing(features, "on_report")
@@ -438,6 +441,7 @@ class Chat:
             role=record.role,
             ignored=frozenset(record.ignored),
             crisis=record.crisis,
+            region=record.region,
             since=dict(record.since),  # entering below keeps these: no replay before them
         )
         session.life.restore(self.clock(), record.departed)
@@ -547,19 +551,16 @@ class Chat:
             if isinstance(parsed, Refused):
                 raise parsed
             await self._run(link, parsed, command=parsed is not request)
-        except Refused as refusal:
-            bucket.refund(spent)
-            self.fail(link, refusal.code, refusal.message, request.ref)
-            for hook in self._refused:
-                await hook(link, refusal)
+        except Refused as refused:
+            refusal = refused  # `refused` is unbound after the except block
         except BrokerUnavailable:
-            bucket.refund(spent)
-            self.fail(
-                link,
-                "unavailable",
-                "delivery is interrupted; please try again shortly",
-                request.ref,
-            )
+            refusal = Refused("unavailable", "delivery is interrupted; please try again shortly")
+        else:
+            return
+        bucket.refund(spent)
+        self.fail(link, refusal.code, refusal.message, request.ref)
+        for hook in self._refused:  # e.g. crisis words in a refused message still get help
+            await hook(link, request, refusal)
 
     async def _run(self, link: Link, request: rq.Request, *, command: bool) -> None:
         """Who may send it, the features' checks, then the handler; Refused goes to `handle`."""
@@ -603,6 +604,11 @@ class Chat:
         """`session` left `room` by choice."""
         for hook in self._left:
             await hook(session, room)
+
+    async def resumed(self, session: Session) -> None:
+        """`session` came back here and has had its replay."""
+        for hook in self._resumed:
+            await hook(session)
 
     def reported(self, reporter: str, reported: str) -> None:
         for hook in self._reported:
@@ -789,6 +795,7 @@ def record_of(session: Session) -> SessionRecord:
         current=session.current,
         ignored=tuple(sorted(session.ignored)),
         crisis=session.crisis,
+        region=session.region,
         since=dict(session.since),
         departed=dict(session.life.departed),
     )

@@ -77,6 +77,20 @@ def _slow(arg: str) -> rq.Slow:
         raise UsageError("SECONDS must be a number") from None
 
 
+def _reports(arg: str) -> rq.Reports:
+    words = arg.split()
+    request = rq.Reports()
+    if words and words[0] in ("open", "handled"):
+        request.state = words.pop(0)
+    if len(words) >= 2 and words[-2] == "before":
+        request.before = words.pop()
+        words.pop()
+    if len(words) > 1:
+        raise UsageError("one ROOM at most")
+    request.room = words[0].lstrip("#") if words else None
+    return request
+
+
 def _report(arg: str, room: str | None) -> rq.Report:
     name, _, reason = arg.partition(" ")
     # Names have spaces: "/report Quiet Otter spam" - try the two-word form first.
@@ -99,6 +113,26 @@ def _who(arg: str, room: str | None) -> rq.Who:
     if words and words[-1].isdigit():
         return rq.Who(room=" ".join(words[:-1]) or room, page=_page(words[-1]))
     return rq.Who(room=arg or room)
+
+
+def end_request(arg: str, room: str | None) -> rq.End:
+    """`/end` or `/end report REASON` (also IRC's `END #room report REASON`)."""
+    word, _, reason = arg.partition(" ")
+    if not word:
+        return rq.End(room=room)
+    if word.lower() != "report":
+        raise UsageError("say /end, or /end report REASON")
+    return rq.End(room=room, report=reason.strip() or "(no reason given)")
+
+
+FEEDBACK = {"helpful": "helpful", "not-really": "not_really", "no": "not_really", "skip": "skip"}
+
+
+def feedback_request(arg: str) -> rq.Feedback:
+    answer = FEEDBACK.get(arg.lower())
+    if answer is None:
+        raise UsageError("say /feedback helpful, /feedback not-really or /feedback skip")
+    return rq.Feedback(answer=answer)
 
 
 def _delete(arg: str, room: str | None) -> rq.Delete:
@@ -186,10 +220,28 @@ COMMANDS: dict[str, Command] = {
             lambda a, r: rq.Resources(region=a or None),
         ),
         Command(
+            rq.Region,
+            "/region [CODE]",
+            "your country, for help lines (e.g. /region GB); kept for this session only",
+            lambda a, r: rq.Region(code=a or None),
+        ),
+        Command(
             rq.Talk,
-            "/talk",
-            "talk one-to-one with a volunteer listener (again: cancel)",
-            lambda a, r: rq.Talk(),
+            "/talk [WHAT'S ON YOUR MIND]",
+            "talk one-to-one with a volunteer listener (again, alone: cancel)",
+            lambda a, r: rq.Talk(note=a or None),
+        ),
+        Command(
+            rq.End,
+            "/end [report REASON]",
+            "end this one-to-one chat (and report the other person)",
+            end_request,
+        ),
+        Command(
+            rq.Feedback,
+            "/feedback helpful|not-really|skip",
+            "after a one-to-one chat: did it help? (counted anonymously)",
+            lambda a, r: feedback_request(a),
         ),
         Command(
             rq.Listen,
@@ -202,6 +254,18 @@ COMMANDS: dict[str, Command] = {
             "/handoff [NAME]",
             "listeners: hand this one-to-one chat to another listener",
             lambda a, r: rq.Handoff(room=r, name=a or None),
+        ),
+        Command(
+            rq.Offer,
+            "/offer NAME",
+            "listeners: offer someone a private chat (they choose)",
+            lambda a, r: rq.Offer(name=_one(a, "NAME")),
+        ),
+        Command(
+            rq.Debrief,
+            "/debrief [NOTE]",
+            "listeners: ask the moderators for a debrief",
+            lambda a, r: rq.Debrief(note=a),
         ),
         Command(
             rq.Auth,
@@ -270,7 +334,18 @@ COMMANDS: dict[str, Command] = {
             "undo /lock",
             lambda a, r: rq.Unlock(room=_one(a, "ROOM")),
         ),
-        Command(rq.Reports, "/reports", "recent reports", lambda a, r: rq.Reports()),
+        Command(
+            rq.Reports,
+            "/reports [handled] [ROOM] [before ID]",
+            "reports, newest first, a page at a time",
+            lambda a, r: _reports(a),
+        ),
+        Command(
+            rq.Handled,
+            "/handled ID",
+            "mark a report as seen to",
+            lambda a, r: rq.Handled(id=_one(a, "ID")),
+        ),
         Command(
             rq.QueueStatus,
             "/queue",

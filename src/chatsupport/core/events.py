@@ -122,15 +122,21 @@ class Notice(Event, tag="notice"):
     resources: list[dict[str, Any]] | None = None
     region: str | None = None
     name: str | None = None
+    # Regions with their own lines, [{code, name}], when the person is asked to choose one.
+    regions: list[dict[str, str]] | None = None
+    before: str | None = None  # a paged list's next page: send it back as `before`
 
 
 class Matched(Event, tag="matched"):
     room: str
     partner: Member
+    note: str | None = None  # to a listener: what the seeker wrote while waiting
 
 
 class Queue(Event, tag="queue"):
     position: int
+    listeners: int | None = None  # listeners on now (0: nobody is, right now)
+    wait: float | None = None  # a likely wait in seconds, from recent waits (None: unknown)
 
 
 class Ended(Event, tag="ended"):
@@ -147,6 +153,8 @@ class Report(Event, tag="report"):
     reason: str
     evidence: list[Message]
     ts: float
+    state: str = "open"  # or "handled" (a moderator saw to it)
+    count: int = 1  # reports about the same person in the same room, merged into this one
 
 
 class Alert(Event, tag="alert"):

@@ -136,6 +136,9 @@ class Feature:
     async def on_leave(self, session: Session, room: str) -> None:
         """Someone left a room by choice (`leave`)."""
 
+    async def on_resume(self, session: Session) -> None:
+        """`session` came back on this node (a `resume`): what it missed has been replayed."""
+
     async def on_end(self, session: Session) -> None:
         """A session ended for good (no resume); it is no longer in `chat.sessions`."""
 
@@ -147,9 +150,9 @@ class Feature:
         delivered as usual, or an awaitable that acts first and delivers it itself."""
         return None
 
-    async def on_refused(self, link: Link, refusal: Refused) -> None:
-        """A request of `link`'s was refused (`refusal.code`; `refusal.flood`: for being over
-        the message budget)."""
+    async def on_refused(self, link: Link, request: rq.Request, refusal: Refused) -> None:
+        """`request` (as sent: a slash command not yet parsed) of `link`'s was refused
+        (`refusal.code`; `refusal.flood`: for being over the message budget)."""
 
     def on_report(self, reporter: str, reported: str) -> None:
         """`reporter` reported `reported` (uids)."""

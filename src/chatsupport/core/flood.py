@@ -57,7 +57,7 @@ class Flood(Feature):
         if not self.on_probation(session, self.chat.clock()):
             session.bucket = TokenBucket(config.msg_rate, config.msg_burst)
 
-    async def on_refused(self, link: Link, refusal: Refused) -> None:
+    async def on_refused(self, link: Link, request: rq.Request, refusal: Refused) -> None:
         if not refusal.flood:
             return
         chat = self.chat

@@ -16,7 +16,7 @@ from .chat import Chat, Refused, hash_token
 from .commands import help_text
 from .confusables import HelpLines
 from .feature import Feature, handles
-from .limits import message_cost
+from .limits import WindowCounter, message_cost
 from .names import check_name, claim_keys, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
@@ -91,6 +91,14 @@ class Everyday(Feature):
     def __init__(self, help_lines: Iterable[str] = ()) -> None:
         self.help_lines = HelpLines(help_lines)
 
+    def bind(self, chat: Chat) -> None:
+        super().bind(chat)
+        config = chat.config
+        self.opened = WindowCounter(config.new_rooms_per_person, config.retention_seconds)
+
+    async def on_tick(self) -> None:
+        self.opened.prune(self.chat.clock())
+
     @handles(rq.Say, rq.Me, cost=text_cost)
     async def say(self, link: Link, request: rq.Say | rq.Me) -> None:
         chat = self.chat
@@ -119,13 +127,30 @@ class Everyday(Feature):
         if room not in session.rooms and len(session.rooms) >= most:
             raise Refused("bad_request", f"you can be in at most {most} rooms; /leave one first")
         chat.check_join(session, room)
+        if room not in session.rooms:
+            await self._may_open(session, room)
         with session.life.hold():  # `joined` first, then what the room says meanwhile
             if room in session.rooms:
                 session.current = room
                 count = None
             else:
                 count = await chat.enter(session, room)
+                if count == 1:  # nobody was there: they opened it
+                    self.opened.hit(session.uid, chat.clock())
             chat.reply(link, await chat.joined(room, count), request)
+
+    async def _may_open(self, session: Session, room: str) -> None:
+        """Rooms cost memory (and, on the broker, their history for a retention window):
+        a node holds at most `max_rooms_per_node` with people, and one person opens at most
+        `new_rooms_per_person` within a window; joining a room with people is always fine."""
+        chat = self.chat
+        most = chat.config.max_rooms_per_node
+        if room not in chat.local and chat.rooms_in_use() >= most:
+            text = f"this server has {most} rooms open; join one of them (/rooms)"
+            raise Refused("too_many_rooms", text)
+        if self.opened.full(session.uid, chat.clock()) and not await chat.broker.members(room):
+            text = "you have opened many new rooms lately; join one with people in it, or wait"
+            raise Refused("too_many_rooms", text)
 
     @handles(rq.Leave)
     async def leave(self, link: Link, request: rq.Leave) -> None:
@@ -232,3 +257,5 @@ class Everyday(Feature):
         chat.reply(link, ev.Resumed(missed=missed, complete=complete), request)
         chat.charge(link, missed / REPLAY_PER_TOKEN)
         chat.count("resumes")
+        if old.link is link:
+            await chat.resumed(old)

@@ -1,21 +1,26 @@
 """One-to-one support: seekers wait in a queue, listeners say they are available, and a
 match puts the two in a private `dm-` room (docs/one-to-one.md).
 
-The rules this module keeps (all of one-to-one matching lives here):
+The rule that picks a pair is pure (match_rule.py: `choose`); the shared records it reads
+are read and written by match_state.py. What this module keeps:
 - First come, first served; a seeker flagged for crisis (`session.crisis`) goes ahead of
-  everyone not flagged, behind those flagged earlier.
-- A seeker is never matched with a listener who ignored or reported them (nor with one they
-  ignored), nor with themselves; a seeker or listener without a live connection is passed
-  over (they keep their place) until they resume.
-- Among the listeners who may take a seeker, the least busy one goes first, then the one
-  who has been free the longest. A listener takes at most `config.listener_capacity` chats.
-- A chat ends when either side leaves its room, quits, forgets, or is gone past the resume
-  grace; the other side gets `ended` and leaves the room, and the listener is free again.
+  everyone not flagged, behind those flagged earlier, and stays there across resumes.
+- Anyone may ask from their first second; one open request per person, and at most
+  `talk_requests` joins per `talk_window` (never limited for someone flagged for crisis).
+- Waiting is honest: `queue {position, listeners, wait}` says where they are, how many
+  listeners are on now and what recent waits suggest; a note written while waiting is
+  shown to the listener in their `matched`.
+- A chat ends when either side leaves its room (`leave`, or `end`, which can report the
+  other side in the same step), quits, forgets, or is gone past the resume grace; the
+  other side gets `ended`, the seeker is asked (anonymously) whether it helped.
+- Listeners are looked after too: at most `listener_capacity` chats at once, a rest of
+  `crisis_cooldown` after a chat with someone flagged for crisis, and `debrief` asks the
+  moderators for one.
 
 Matching is cluster-wide: the queue, listeners' free places, chats and what a node needs
-to know of a person held elsewhere are in the broker (match_state.py); any node may decide
-a match, taking the seeker and the listener's place with an atomic `dequeue`, and each side
-enters the private room on the node that holds them (a `matched` through `broker.direct`).
+to know of a person held elsewhere are in the broker; any node may decide a match,
+taking the seeker and the listener's place with an atomic `dequeue`, and each side enters
+the private room on the node that holds them (a `matched` through `broker.direct`).
 """
 
 from __future__ import annotations
@@ -23,41 +28,60 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 from . import events as ev
 from . import requests as rq
+from . import staff
 from .chat import Chat, Refused
 from .feature import Feature, handles
+from .limits import WindowCounter
+from .match_rule import Pair, PrivateChat, Profile, Slot, choose, estimate, place_for
 from .match_state import (
     CHATS,
     FLAG_TTL,
     LISTENING,
     MAX_MATCHES,
+    MAX_NOTE,
     QUEUE_TTL,
     RENEW_EVERY,
+    RESTING,
     SEEKERS,
     SLOTS,
     WHO,
     MatchState,
-    PrivateChat,
-    Profile,
     capacity,
-    loads_of,
+    free_slots,
     offer_slots,
+    outlook,
     person,
-    profile_of,
     profiles_of,
+    read_board,
+    record_chat,
+    remember_wait,
+    shared_chat,
     shared_chats,
-    slot_of,
+    slot_item,
     withdraw_slots,
     write_profile,
 )
+from .moderation import duration, find_anywhere
 from .names import name_key
+from .reports import Reports
 from .rooms import PRIVATE_PREFIX, is_private, normalise_room
 from .session import Link, Session
+from .text import clean
 
 log = logging.getLogger("chatsupport.matching")
+
+FEEDBACK = ("helpful", "not_really", "skip")
+TOO_OFTEN = (
+    "you have asked for a listener many times in a few minutes; please wait a little. "
+    "Help lines are there for you at any time."
+)
+
+
+def _note(raw: str | None) -> str:
+    return clean(raw or "", keep_newlines=False)[:MAX_NOTE]
 
 
 class Matching(Feature):
@@ -66,6 +90,11 @@ class Matching(Feature):
 
     def __init__(self) -> None:
         self.state = MatchState()
+
+    def bind(self, chat: Chat) -> None:
+        super().bind(chat)
+        config = chat.config
+        self.talks = WindowCounter(max(1, config.talk_requests), config.talk_window)
 
     # ---- for other features ------------------------------------------------------------------
     def on_report(self, reporter: str, reported: str) -> None:
@@ -85,49 +114,59 @@ class Matching(Feature):
     @handles(rq.Talk)
     async def talk(self, link: Link, request: rq.Talk) -> None:
         chat, state, session = self.chat, self.state, link.session
-        if await chat.broker.dequeue(SEEKERS, session.uid) is not None:
-            _unqueued(state, session.uid)
-            text = "you left the queue; /talk to join it again"
-            chat.reply(link, ev.Notice(kind="talk", text=text), request)
-            await _tell_positions(chat, state)
-            return
-        current = state.seeker_chat(session.uid)
+        uid, note = session.uid, _note(request.note)
+        if uid in await chat.broker.queued(SEEKERS):
+            if note:  # what is on their mind, while they wait: their place is kept
+                state.notes[uid] = note
+                await write_profile(chat, state, session)
+                text = "your listener will see what you wrote as soon as you are matched"
+                chat.reply(link, ev.Notice(kind="talk", text=text), request)
+                return
+            if await chat.broker.dequeue(SEEKERS, uid) is not None:
+                state.unqueued(uid)
+                text = "you left the queue; /talk to join it again"
+                chat.reply(link, ev.Notice(kind="talk", text=text), request)
+                await _tell_positions(chat, state)
+                return
+        current = state.seeker_chat(uid)
         if current is not None:
             raise Refused(
                 "bad_request", f"you are already talking with a listener in #{current.room}"
             )
         # No probation here: a newcomer may need a listener from their first second
-        # (CONTRACT §8). Probation only shrinks their budget in group rooms (flood.py).
+        # (CONTRACT §8). Only how often one person joins is limited, never for a crisis.
+        if not session.crisis and not self.talks.hit(uid, chat.clock()):
+            raise Refused("rate_limited", TOO_OFTEN)
+        state.since[uid], state.notes[uid] = chat.wallclock(), note
         await write_profile(chat, state, session)  # before the queue: others match from it
         priority = 0 if session.crisis else 1
-        position = await chat.broker.enqueue(SEEKERS, session.uid, QUEUE_TTL, priority)
-        state.waiting.add(session.uid)
+        position = await chat.broker.enqueue(SEEKERS, uid, QUEUE_TTL, priority)
+        state.waiting.add(uid)
         if session.crisis:
-            state.flagged.add(session.uid)
-        state.told[session.uid] = position
-        chat.reply(link, ev.Queue(position=position), request)
+            state.flagged.add(uid)
+        state.outlook = await outlook(chat)
+        chat.reply(link, _queue_event(state, position), request)
+        state.told[uid] = _told(state, position)
         chat.count("talk_requests")
         await pump(chat, state)
+        if uid in await chat.broker.queued(SEEKERS):  # nobody free took them: listeners hear
+            await _tell_listeners_someone_waits(chat)
 
     @handles(rq.Listen, role="listener")
     async def listen(self, link: Link, request: rq.Listen) -> None:
         chat, state, session = self.chat, self.state, link.session
         if request.on:
-            await write_profile(chat, state, session)
-            await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
-            state.listening.add(session.uid)
-            await offer_slots(chat, session.uid)
+            await _start_listening(chat, state, session)
             waiting = len(await chat.broker.queued(SEEKERS))
             text = f"you are available for one-to-one chats (up to {capacity(chat)} at once); "
             text += f"{waiting} waiting"
         else:
             await _stop_listening(chat, state, session.uid)
-            active = loads_of(await shared_chats(chat)).get(session.uid, 0)
+            active = sum(c.listener == session.uid for c in (await shared_chats(chat)).values())
             text = "you will not be offered new chats"
             text += f"; your {active} current chat(s) go on" if active else ""
         chat.reply(link, ev.Notice(kind="listen", text=text), request)
-        if request.on:
-            await pump(chat, state)
+        await pump(chat, state)  # a match, or waiting seekers told how many are on
 
     @handles(rq.Handoff, role="listener")
     async def handoff(self, link: Link, request: rq.Handoff) -> None:
@@ -135,11 +174,11 @@ class Matching(Feature):
         room = normalise_room(request.room) if request.room else session.current or ""
         private = state.chats.get(room)
         profiles = await profiles_of(chat)
-        seeker = person(chat, profiles, private.seeker) if private else None
+        seeker = person(chat, state, profiles, private.seeker) if private else None
         if private is None or seeker is None or private.listener != session.uid:
             raise Refused("bad_request", "/handoff works in a one-to-one chat you are listening in")
-        target = await _handoff_target(chat, state, profiles, seeker, session, request)
-        await _hand_over(chat, private, seeker, session, target)
+        target = await _handoff_target(chat, state, seeker, session, request)
+        await _hand_over(chat, private, seeker, session, target, _note(request.note))
         if private.seeker not in chat.sessions and private.listener not in chat.sessions:
             state.chats.pop(room, None)  # nobody in it is here any more
         await chat.exit(session, room)
@@ -148,14 +187,76 @@ class Matching(Feature):
         chat.count("handoffs")
         await pump(chat, state)
 
+    @handles(rq.End)
+    async def end(self, link: Link, request: rq.End) -> None:
+        """End a one-to-one chat, and (with `report`) report the other side, in one step."""
+        chat, session = self.chat, link.session
+        room = normalise_room(request.room) if request.room else session.current or ""
+        private = self.state.chats.get(room)
+        if private is None and is_private(room):
+            private = await shared_chat(chat, room)
+        sides = (private.seeker, private.listener) if private else ()
+        if private is None or session.uid not in sides or room not in session.rooms:
+            raise Refused("bad_request", "/end works in a one-to-one chat you are in")
+        if request.report is not None:
+            other = private.listener if session.uid == private.seeker else private.seeker
+            members = {m.uid: m for m in await chat.broker.members(room)}
+            who = members.get(other) or ev.Member(other, "the other person")
+            await chat.feature(Reports).about(link, request, room, who)
+        await chat.exit(session, room)
+        chat.reply(link, ev.Left(room=room), request)
+        await chat.left(session, room)  # ends the chat for the other side (`on_leave`)
+
+    @handles(rq.Feedback, cost=0)
+    async def feedback(self, link: Link, request: rq.Feedback) -> None:
+        """ "Did this help?" after a chat: a count in the metrics, never kept with anyone."""
+        if request.answer not in FEEDBACK:
+            raise Refused("bad_request", "feedback is helpful, not_really or skip")
+        if link.session.uid not in self.state.may_rate:
+            raise Refused("bad_request", "there is no ended one-to-one chat to say that about")
+        self.state.may_rate.discard(link.session.uid)
+        self.chat.count(f"feedback_{request.answer}")
+        self.chat.reply(link, ev.Notice(kind="thanks", text="thank you for saying"), request)
+
+    @handles(rq.Offer, role="listener")
+    async def offer(self, link: Link, request: rq.Offer) -> None:
+        """Tell someone a listener is there for them: the person chooses (`talk`); the
+        listener becomes available, so that a crisis-flagged seeker is theirs at once."""
+        chat, session = self.chat, link.session
+        target = await find_anywhere(chat, request.uid, request.name)
+        if target.uid == session.uid:
+            raise Refused("bad_request", "you cannot offer a chat to yourself")
+        text = f"{session.name}, a listener, is here if you would like to talk privately."
+        await _send(chat, target.uid, ev.Notice(kind="offer", text=text, name=session.name))
+        if session.uid not in self.state.listening:
+            await _start_listening(chat, self.state, session)
+        chat.count("offers")
+        text = "they have been told you are there for them; it is their choice to talk"
+        text += " (you are available for one-to-one chats now)"
+        chat.reply(link, ev.Notice(kind="offered", text=text), request)
+        await pump(chat, self.state)
+
+    @handles(rq.Debrief, role="listener")
+    async def debrief(self, link: Link, request: rq.Debrief) -> None:
+        """A listener asks for a debrief: the moderators get an alert, on every node."""
+        session = link.session
+        text = _note(request.note) or "asks for a debrief after a hard conversation"
+        alert = ev.Alert(kind="debrief", room="", uid=session.uid, name=session.name, text=text)
+        await staff.tell_mods(self.chat, alert)
+        self.chat.count("debriefs")
+        text = "the moderators have been asked and will reach out; take the time you need"
+        self.chat.reply(link, ev.Notice(kind="debrief", text=text), request)
+
     @handles(rq.QueueStatus, role="mod")
     async def queue_status(self, link: Link, request: rq.QueueStatus) -> None:
         """Moderators see numbers only: never who waits, who talks with whom, or what is said."""
-        chat = self.chat
+        chat, state = self.chat, self.state
         waiting = await chat.broker.queued(SEEKERS)
         profiles = await profiles_of(chat)
-        flagged = sum(1 for uid in waiting if (p := person(chat, profiles, uid)) and p.crisis)
-        free = {slot_of(item)[0] for item in await chat.broker.queued(SLOTS)}
+        flagged = sum(
+            1 for uid in waiting if (p := person(chat, state, profiles, uid)) and p.crisis
+        )
+        free = {slot.uid for slot in await free_slots(chat)}
         text = (
             f"{len(waiting)} waiting for a listener ({flagged} flagged for crisis); "
             f"{len(await shared_chats(chat))} one-to-one chats active; {len(free)} listeners free"
@@ -166,17 +267,35 @@ class Matching(Feature):
     async def after_say(self, session: Session, message: ev.Message) -> None:
         await prioritise(self.chat, self.state, session)  # safety set the flag just before
 
+    async def on_refused(self, link: Link, request: rq.Request, refusal: Refused) -> None:
+        await prioritise(self.chat, self.state, link.session)  # crisis words in a refused one
+
     async def on_leave(self, session: Session, room: str) -> None:
         chat, state = self.chat, self.state
         private = state.chats.get(room)
         if private is None and is_private(room):  # resumed here from another node just now
-            private = (await shared_chats(chat)).get(room)
+            private = await shared_chat(chat, room)
         if private is not None and session.uid in (private.seeker, private.listener):
             await _end(chat, state, private, session.uid, "partner_left")
             await pump(chat, state)
 
+    async def on_resume(self, session: Session) -> None:
+        """Back (here, or from another node): their place, their listening, their chats
+        carry on at once, and a waiting seeker is told where they stand afresh."""
+        chat, state = self.chat, self.state
+        queued = await chat.broker.queued(SEEKERS)
+        await _take_on(chat, state, session, set(queued), await chat.broker.flags(LISTENING))
+        if session.uid in queued:
+            state.told.pop(session.uid, None)  # their page may have been reloaded
+            state.outlook = await outlook(chat)
+            _tell(chat, state, session, queued.index(session.uid) + 1)
+        if session.uid in state.people(chat.sessions):
+            await write_profile(chat, state, session)  # no longer away
+            await pump(chat, state)
+
     async def on_end(self, session: Session) -> None:
         state = self.state  # they are no longer in chat.sessions
+        state.may_rate.discard(session.uid)
         if state.chats_of(session.uid) or session.uid in state.people(self.chat.sessions):
             await _gone(self.chat, state, session.uid)
 
@@ -194,6 +313,7 @@ class Matching(Feature):
             await _renew(chat, state)
         else:
             await _refresh_profiles(chat, state)
+        self.talks.prune(chat.clock())
         await pump(chat, state)
 
     def on_direct(self, session: Session, event: ev.Event) -> Awaitable[None] | None:
@@ -206,16 +326,16 @@ class Matching(Feature):
             return self._queued_elsewhere(session, event)
         if isinstance(event, ev.Notice) and event.kind == "handoff":
             return self._handed_over_elsewhere(session, event)
+        if isinstance(event, ev.Notice) and event.kind == "feedback":
+            self.state.may_rate.add(session.uid)  # their chat ended on another node
         return None
 
     async def _matched_elsewhere(self, session: Session, event: ev.Matched) -> None:
-        chat = self.chat
-        pair = await chat.broker.get_flag(CHATS, event.room)
-        seeker, _, listener = (pair or "").partition(" ")
-        if session.uid not in (seeker, listener):
+        private = await shared_chat(self.chat, event.room)
+        if private is None or session.uid not in (private.seeker, private.listener):
             return  # ended meanwhile (its `ended` follows) or not theirs: nothing to enter
-        await _enter(chat, self.state, session, PrivateChat(event.room, seeker, listener))
-        chat.direct(session, event)
+        await _enter(self.chat, self.state, session, private)
+        self.chat.direct(session, event)
 
     async def _ended_elsewhere(self, session: Session, event: ev.Ended) -> None:
         self.state.chats.pop(event.room, None)
@@ -226,10 +346,9 @@ class Matching(Feature):
         """A seeker whose chat another node handed over: crisis alerts go to the new listener."""
         private = self.state.seeker_chat(session.uid)
         if private is not None:
-            pair = await self.chat.broker.get_flag(CHATS, private.room)
-            seeker, _, listener = (pair or "").partition(" ")
-            if seeker == session.uid and listener:
-                private.listener = listener
+            shared = await shared_chat(self.chat, private.room)
+            if shared is not None and shared.seeker == session.uid:
+                private.listener = shared.listener
         self.chat.direct(session, event)
 
     async def _queued_elsewhere(self, session: Session, event: ev.Queue) -> None:
@@ -257,10 +376,11 @@ async def prioritise(chat: Chat, state: MatchState, session: Session) -> None:
         await _tell_positions(chat, state)
 
 
-def _unqueued(state: MatchState, uid: str) -> None:
-    state.waiting.discard(uid)
-    state.flagged.discard(uid)
-    state.told.pop(uid, None)
+async def _start_listening(chat: Chat, state: MatchState, session: Session) -> None:
+    await write_profile(chat, state, session)
+    await chat.broker.set_flag(LISTENING, session.uid, FLAG_TTL)
+    state.listening.add(session.uid)
+    await offer_slots(chat, session.uid)
 
 
 async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:
@@ -270,20 +390,17 @@ async def _stop_listening(chat: Chat, state: MatchState, uid: str) -> None:
 
 
 # ---- matching ------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Pair:
-    seeker: Profile
-    listener: Profile
-    slot: str  # the listener's place taken from SLOTS
-
-
 async def pump(chat: Chat, state: MatchState) -> None:
     """Match while a waiting seeker and a free listener fit together; then tell positions.
 
-    Any node may decide a match: it takes the listener's place, then the seeker, each with
-    an atomic `dequeue`, so two nodes never take the same seeker or the same place."""
+    Any node may decide a match (`choose`, on one read of the shared state): it takes the
+    listener's place, then the seeker, each with an atomic `dequeue`, so two nodes never
+    take the same seeker or the same place."""
     for _ in range(MAX_MATCHES):
-        pair = await _next_pair(chat, state)
+        seekers = await chat.broker.queued(SEEKERS)
+        if not seekers or not await chat.broker.queued(SLOTS):
+            break
+        pair = choose(await read_board(chat, state, seekers))
         if pair is None:
             break
         if await _take(chat, pair):
@@ -291,86 +408,36 @@ async def pump(chat: Chat, state: MatchState) -> None:
     await _tell_positions(chat, state)
 
 
-async def _take(chat: Chat, pair: _Pair) -> bool:
-    broker = chat.broker
-    if await broker.dequeue(SLOTS, pair.slot) is None:
+async def _take(chat: Chat, pair: Pair) -> bool:
+    broker, slot = chat.broker, pair.slot
+    if await broker.dequeue(SLOTS, slot_item(slot.uid, slot.k)) is None:
         return False  # another node took this place meanwhile
     if await broker.dequeue(SEEKERS, pair.seeker.member.uid) is None:
-        _, k = slot_of(pair.slot)  # the seeker went (or was matched elsewhere): give it back
-        await broker.enqueue(SLOTS, pair.slot, QUEUE_TTL, priority=k)
+        # The seeker went (or was matched elsewhere): give the place back.
+        await broker.enqueue(SLOTS, slot_item(slot.uid, slot.k), QUEUE_TTL, priority=slot.k)
         return False
     return True
 
 
-async def _next_pair(chat: Chat, state: MatchState) -> _Pair | None:
-    seekers = await chat.broker.queued(SEEKERS)
-    slots = await chat.broker.queued(SLOTS) if seekers else []
-    if not slots:
-        return None
-    profiles = await profiles_of(chat)
-    loads = loads_of(await shared_chats(chat))
-    for uid in seekers:
-        seeker = person(chat, profiles, uid)
-        if seeker is None:  # their node is gone and never said so: drop the stale entry
-            await chat.broker.dequeue(SEEKERS, uid)
-            continue
-        if seeker.away:
-            continue  # away for now: keeps their place until they resume or are gone
-        found = await _best_slot(chat, state, profiles, loads, slots, seeker)
-        if found is not None:
-            return _Pair(seeker, found[1], found[0])
-    return None
-
-
-async def _best_slot(
-    chat: Chat,
-    state: MatchState,
-    profiles: dict[str, Profile],
-    loads: dict[str, int],
-    slots: list[str],
-    seeker: Profile,
-    exclude: str | None = None,
-) -> tuple[str, Profile] | None:
-    """The first place (least busy, then free longest) of a listener who may take `seeker`."""
-    for item in slots:
-        uid, _ = slot_of(item)
-        listener = person(chat, profiles, uid)
-        if listener is None:
-            await chat.broker.dequeue(SLOTS, item)  # stale: their node is gone
-            continue
-        if uid != exclude and _may_take(chat, state, loads, listener, seeker):
-            return item, listener
-    return None
-
-
-def _may_take(
-    chat: Chat, state: MatchState, loads: dict[str, int], listener: Profile, seeker: Profile
-) -> bool:
-    listener_uid, seeker_uid = listener.member.uid, seeker.member.uid
-    return (
-        not listener.away
-        and listener_uid != seeker_uid
-        and loads.get(listener_uid, 0) < capacity(chat)
-        and seeker_uid not in listener.ignored
-        and listener_uid not in seeker.ignored
-        and (listener_uid, seeker_uid) not in state.reported
-    )
-
-
-async def _match(chat: Chat, state: MatchState, pair: _Pair) -> None:
+async def _match(chat: Chat, state: MatchState, pair: Pair) -> None:
     """Record the chat, then each side enters the room on the node that holds them."""
     room = PRIVATE_PREFIX + secrets.token_hex(8)
-    private = PrivateChat(room, pair.seeker.member.uid, pair.listener.member.uid)
-    await chat.broker.set_flag(CHATS, room, FLAG_TTL, f"{private.seeker} {private.listener}")
-    sides = ((private.listener, pair.seeker.member), (private.seeker, pair.listener.member))
-    local = [(s, partner) for uid, partner in sides if (s := chat.sessions.get(uid))]
+    seeker, listener = pair.seeker, pair.listener
+    private = PrivateChat(room, seeker.member.uid, listener.member.uid)
+    await record_chat(chat, private)
+    if seeker.since:
+        await remember_wait(chat, chat.wallclock() - seeker.since)
+    to_seeker = ev.Matched(room=room, partner=listener.member)
+    to_listener = ev.Matched(room=room, partner=seeker.member, note=seeker.note or None)
+    sides = ((private.listener, to_listener), (private.seeker, to_seeker))
+    local = [(s, event) for uid, event in sides if (s := chat.sessions.get(uid))]
     for session, _ in local:
         await _enter(chat, state, session, private)
-    for session, partner in reversed(local):  # the seeker hears first, as on one node
-        chat.direct(session, ev.Matched(room=room, partner=partner))
-    for uid, partner in sides:
+    for session, event in reversed(local):  # the seeker hears first, as on one node
+        chat.direct(session, event)
+    for uid, event in sides:
         if uid not in chat.sessions:
-            await chat.broker.direct(uid, ev.Matched(room=room, partner=partner))
+            await chat.broker.direct(uid, event)
     chat.count("matches")
     log.info("one-to-one chat started room=%s", room)
 
@@ -378,92 +445,108 @@ async def _match(chat: Chat, state: MatchState, pair: _Pair) -> None:
 async def _enter(chat: Chat, state: MatchState, session: Session, private: PrivateChat) -> None:
     state.chats[private.room] = private
     if session.uid == private.seeker:
-        _unqueued(state, session.uid)
+        state.unqueued(session.uid)
     await chat.enter(session, private.room, announce=False)  # a text peer's lines go there
 
 
+async def _tell_listeners_someone_waits(chat: Chat) -> None:
+    """Every signed-in listener, on every node, hears that someone waits (never who)."""
+    waiting = len(await chat.broker.queued(SEEKERS))
+    text = f"someone is waiting for a listener ({waiting} waiting)"
+    alert = ev.Alert(kind="waiting", room="", uid="", name="", text=text)
+    await chat.broker.signal(staff.LISTENERS, alert, None)
+
+
+# ---- telling seekers where they stand -------------------------------------------------------
+def _told(state: MatchState, position: int) -> tuple[int, int, float | None]:
+    listeners, waits = state.outlook
+    return position, listeners, estimate(waits, position, listeners)
+
+
+def _queue_event(state: MatchState, position: int) -> ev.Queue:
+    _, listeners, wait = _told(state, position)
+    return ev.Queue(position=position, listeners=listeners, wait=wait)
+
+
 async def _tell_positions(chat: Chat, state: MatchState) -> None:
-    """Send `queue {position}` to each waiting seeker whose position changed: directly to
-    those here, through the broker to the others (their node drops a repeat)."""
+    """Tell each waiting seeker where they stand when it changed (their place, listeners
+    on, the estimate): directly to those here; through the broker to the others whose
+    place changed (their node adds its own reading of the rest, and drops a repeat)."""
     order = await chat.broker.queued(SEEKERS)
-    if order == state.order:
+    look = await outlook(chat) if order else state.outlook
+    if order == state.order and look == state.outlook:
         return
     before = {uid: position for position, uid in enumerate(state.order, 1)}
-    state.order = order
+    state.order, state.outlook = order, look
     for position, uid in enumerate(order, 1):
         session = chat.sessions.get(uid)
         if session is not None:
             _tell(chat, state, session, position)
         elif before.get(uid) != position:
-            await chat.broker.direct(uid, ev.Queue(position=position))
+            await chat.broker.direct(uid, _queue_event(state, position))
 
 
 def _tell(chat: Chat, state: MatchState, session: Session, position: int) -> None:
-    if state.told.get(session.uid) != position:
-        state.told[session.uid] = position
-        chat.direct(session, ev.Queue(position=position))
+    told = _told(state, position)
+    if state.told.get(session.uid) != told:
+        state.told[session.uid] = told
+        chat.direct(session, _queue_event(state, position))
 
 
 # ---- handoff -------------------------------------------------------------------------------
 async def _handoff_target(
-    chat: Chat,
-    state: MatchState,
-    profiles: dict[str, Profile],
-    seeker: Profile,
-    old: Session,
-    request: rq.Handoff,
+    chat: Chat, state: MatchState, seeker: Profile, old: Session, request: rq.Handoff
 ) -> Profile:
     """A listener who may take the chat, their place taken (so nobody else gets it)."""
-    loads = loads_of(await shared_chats(chat))
-    slots = await chat.broker.queued(SLOTS)
+    board = await read_board(chat, state, [])
+    slots: list[Slot] = list(board.slots)
     if request.uid or request.name:
         key = name_key(request.name or "")
-        slots = [s for s in slots if _named(chat, profiles, s, request.uid, key)]
+        slots = [
+            s
+            for s in slots
+            if s.uid == request.uid or name_key(board.people[s.uid].member.name) == key
+        ]
     for _ in range(MAX_MATCHES):
-        found = await _best_slot(chat, state, profiles, loads, slots, seeker, exclude=old.uid)
+        found = place_for(board, seeker, slots, exclude=old.uid)
         if found is None:
             break
-        if await chat.broker.dequeue(SLOTS, found[0]) is not None:
-            return found[1]
-        slots.remove(found[0])
+        if await chat.broker.dequeue(SLOTS, slot_item(found.uid, found.k)) is not None:
+            return board.people[found.uid]
+        slots.remove(found)
     if request.uid or request.name:
         who = request.name or request.uid
         raise Refused("unavailable", f"{who} is not free to take this chat")
     raise Refused("unavailable", "no other listener is free to take this chat now")
 
 
-def _named(chat: Chat, profiles: dict[str, Profile], item: str, uid: str | None, key: str) -> bool:
-    listener = person(chat, profiles, slot_of(item)[0])
-    if listener is None:
-        return False
-    return listener.member.uid == uid or name_key(listener.member.name) == key
-
-
 async def _hand_over(
-    chat: Chat, private: PrivateChat, seeker: Profile, old: Session, new: Profile
+    chat: Chat, private: PrivateChat, seeker: Profile, old: Session, new: Profile, note: str
 ) -> None:
-    """The new listener joins and reads the conversation so far; the seeker is told.
+    """The new listener joins and reads the conversation so far; the seeker is told, with
+    the old listener's note (if any) to both.
 
     Entering before reading history means a message can arrive twice (live and in the
     history) on a distributed broker, but never be missed; clients drop repeated ids.
     """
     room, private.listener = private.room, new.member.uid
-    await chat.broker.set_flag(CHATS, room, FLAG_TTL, f"{private.seeker} {private.listener}")
+    await record_chat(chat, private)
     here = chat.sessions.get(new.member.uid)
     if here is not None:
         await chat.enter(here, room)
     else:  # their node enters them when the `matched` arrives, before what follows
         await chat.broker.direct(new.member.uid, ev.Matched(room=room, partner=seeker.member))
     history, _ = await chat.broker.history(room, 0)
-    text = f"handed over by {old.name}; the conversation so far:"
+    said = f' {old.name} says: "{note}"' if note else ""
+    text = f"handed over by {old.name}; the conversation so far follows.{said}"
     events: list[ev.Event] = [ev.Notice(kind="handoff", text=text, name=seeker.member.name)]
-    events += history  # `new` is connected (`_may_take`): never kept while away
+    events += history  # `new` is connected (`may_take`): never kept while away
     if here is not None:
         events.insert(0, ev.Matched(room=room, partner=seeker.member))
     for event in events:
         await _send(chat, new.member.uid, event)
     text = f"{new.member.name} is taking over this chat and can read it so far; "
-    text += "no need to start again"
+    text += f"no need to start again.{said}"
     await _send(chat, private.seeker, ev.Notice(kind="handoff", text=text, name=new.member.name))
     log.info("one-to-one chat handed over room=%s", room)
 
@@ -479,7 +562,8 @@ async def _send(chat: Chat, uid: str, event: ev.Event) -> None:
 
 # ---- endings -------------------------------------------------------------------------------
 async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, reason: str) -> None:
-    """End a chat because `by` left or is gone: the other side is told and leaves too."""
+    """End a chat because `by` left or is gone: the other side is told and leaves too; the
+    seeker is asked whether it helped; after a crisis-flagged chat the listener rests."""
     state.chats.pop(private.room, None)
     await chat.broker.clear_flag(CHATS, private.room)
     sides = (private.seeker, private.listener)
@@ -489,9 +573,32 @@ async def _end(chat: Chat, state: MatchState, private: PrivateChat, by: str, rea
     for uid in sides:
         if uid != by:  # its node takes them out of the room before telling them
             await _send(chat, uid, ev.Ended(room=private.room, reason=reason))
+    await _ask_feedback(chat, state, private.seeker)
+    await _rest_after(chat, state, private)
     await offer_slots(chat, private.listener)
     chat.count("chats_ended")
     log.info("one-to-one chat ended room=%s reason=%s", private.room, reason)
+
+
+async def _ask_feedback(chat: Chat, state: MatchState, seeker: str) -> None:
+    if seeker in chat.sessions:
+        state.may_rate.add(seeker)
+    text = "Did this conversation help? Your answer is counted anonymously, never kept with you."
+    await _send(chat, seeker, ev.Notice(kind="feedback", text=text))
+
+
+async def _rest_after(chat: Chat, state: MatchState, private: PrivateChat) -> None:
+    """A listener whose seeker was flagged for crisis is not offered a chat for a while."""
+    rest = chat.config.crisis_cooldown
+    seeker = person(chat, state, await profiles_of(chat), private.seeker)
+    if rest <= 0 or seeker is None or not seeker.crisis:
+        return
+    await chat.broker.set_flag(RESTING, private.listener, rest)
+    text = (
+        f"That was a heavy conversation. Take a breath: no new chat will be offered to you "
+        f"for {duration(rest)}. If you would like to talk it through, ask for a debrief."
+    )
+    await _send(chat, private.listener, ev.Notice(kind="rest", text=text))
 
 
 async def _drop_room(chat: Chat, session: Session, room: str) -> None:
@@ -501,7 +608,7 @@ async def _drop_room(chat: Chat, session: Session, room: str) -> None:
 async def _gone(chat: Chat, state: MatchState, uid: str) -> None:
     """Quit, forgot, or away past the resume grace: out of the queue, chats ended."""
     await _stop_listening(chat, state, uid)
-    _unqueued(state, uid)
+    state.unqueued(uid)
     await chat.broker.dequeue(SEEKERS, uid)
     await chat.broker.clear_flag(WHO, uid)
     state.written.pop(uid, None)
@@ -513,8 +620,9 @@ async def _gone(chat: Chat, state: MatchState, uid: str) -> None:
 def _forget(state: MatchState, uid: str) -> None:
     """They resumed on another node (which carries on from the shared state): let go here."""
     state.listening.discard(uid)
-    _unqueued(state, uid)
+    state.unqueued(uid)
     state.written.pop(uid, None)
+    state.may_rate.discard(uid)
     for private in state.chats_of(uid):
         state.chats.pop(private.room, None)
 
@@ -523,8 +631,35 @@ async def _refresh_profiles(chat: Chat, state: MatchState) -> None:
     """Others match from these: a person who went away, came back or ignored someone."""
     for uid in state.people(chat.sessions):
         session = chat.sessions.get(uid)
-        if session is not None and state.written.get(uid) != profile_of(session):
+        if session is not None and state.written.get(uid) != person(chat, state, {}, uid):
             await write_profile(chat, state, session)
+
+
+async def _take_on(
+    chat: Chat,
+    state: MatchState,
+    session: Session,
+    queued: set[str],
+    listening: dict[str, str],
+    chats: dict[str, PrivateChat] | None = None,
+) -> None:
+    """What the shared state says of a person held here (perhaps resumed from another
+    node): waiting (with their note and since when), listening, in which chats."""
+    uid = session.uid
+    if uid in queued and uid not in state.waiting:
+        shared = (await profiles_of(chat)).get(uid)
+        if shared is not None:
+            state.since.setdefault(uid, shared.since)
+            state.notes.setdefault(uid, shared.note)
+        state.waiting.add(uid)
+        if session.crisis:
+            state.flagged.add(uid)
+    if uid in listening:
+        state.listening.add(uid)
+    for room in session.rooms:
+        private = chats.get(room) if chats is not None else await shared_chat(chat, room)
+        if private is not None and uid in (private.seeker, private.listener):
+            state.chats[room] = private  # also: a handoff elsewhere changed it
 
 
 async def _renew(chat: Chat, state: MatchState) -> None:
@@ -534,14 +669,8 @@ async def _renew(chat: Chat, state: MatchState) -> None:
     queued = set(await broker.queued(SEEKERS))
     listening = await broker.flags(LISTENING)
     chats = await shared_chats(chat)
-    for uid, session in chat.sessions.items():
-        if uid in queued:
-            state.waiting.add(uid)
-        if uid in listening:
-            state.listening.add(uid)
-        for room in session.rooms:
-            if room in chats and uid in (chats[room].seeker, chats[room].listener):
-                state.chats[room] = chats[room]  # also: a handoff elsewhere changed it
+    for session in list(chat.sessions.values()):
+        await _take_on(chat, state, session, queued, listening, chats)
     for private in list(state.chats.values()):
         if private.seeker not in chat.sessions and private.listener not in chat.sessions:
             state.chats.pop(private.room, None)  # both sides resumed elsewhere
@@ -550,11 +679,11 @@ async def _renew(chat: Chat, state: MatchState) -> None:
     for uid in state.listening:
         await broker.set_flag(LISTENING, uid, FLAG_TTL)
         await offer_slots(chat, uid)  # a place lost to a race between two nodes comes back
-    for uid in state.waiting:
-        await broker.enqueue(SEEKERS, uid, QUEUE_TTL)  # a no-op that keeps the queue alive
+    for uid in state.waiting:  # a no-op that keeps the queue alive, or puts them back
+        await broker.enqueue(SEEKERS, uid, QUEUE_TTL, 0 if uid in state.flagged else 1)
     for uid in state.people(chat.sessions):
-        if (person := chat.sessions.get(uid)) is not None:
-            await write_profile(chat, state, person)
+        if (here := chat.sessions.get(uid)) is not None:
+            await write_profile(chat, state, here)
 
 
 async def _renew_chat(
@@ -567,5 +696,4 @@ async def _renew_chat(
         # Their node died and nobody resumed them: the chat cannot go on.
         await _end(chat, state, private, partner, "partner_disconnected")
         return
-    pair = f"{private.seeker} {private.listener}"
-    await chat.broker.set_flag(CHATS, private.room, FLAG_TTL, pair)
+    await record_chat(chat, private)

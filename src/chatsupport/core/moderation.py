@@ -35,7 +35,7 @@ from .handlers import draft
 from .modstate import CONTROL, RESYNC, ROOM_TTL, BanEntry, ModState, Shared, decode
 from .names import name_key
 from .ports import AddressPeriods, BrokerUnavailable, Unrotated
-from .rooms import normalise_room, valid_room
+from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
 from .vocabulary import BanScope, Ending, NoticeKind, Role, as_ending
@@ -371,7 +371,10 @@ class Moderation(Feature):
         if len(text) > chat.config.max_text:
             raise Refused("too_long", f"messages are at most {chat.config.max_text} characters")
         session = link.session
-        rooms = [info.name for info in await chat.broker.room_counts()]
+        if request.room:  # addressed: that room, a private one-to-one room included
+            rooms = [_room(request.room)]
+        else:  # everyone's rooms, not the private one-to-one talks
+            rooms = [r.name for r in await chat.broker.room_counts() if not is_private(r.name)]
         for room in rooms:
             await chat.broker.publish(draft(session, room, "announce", text), None)
         chat.count("mod_announcements")

@@ -42,6 +42,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     current: str | None = None
     ignored: tuple[str, ...] = ()
     crisis: bool = False
+    region: str | None = None  # the help lines they chose (or their page guessed) to see first
     since: dict[str, int] = msgspec.field(default_factory=dict)  # room -> id when they came in
     # private rooms ended while they were away -> (first, last) id to replay
     departed: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -265,6 +266,59 @@ class SharedState(Protocol):
     async def queued(self, queue: str) -> list[str]: ...
 
 
-class Broker(Lifecycle, RoomLog, Fanout, Membership, Names, Sessions, SharedState, Protocol):
+class FiledReport(msgspec.Struct, frozen=True):
+    """A new report as the broker files it: the event (JSON) and what it is indexed by."""
+
+    id: str
+    room: str
+    reporter: str  # the reporter's alias
+    about: str  # the reported person's uid
+    event: str  # the `report` event, JSON
+
+
+class Filing(msgspec.Struct, frozen=True):
+    """What became of a report: `new`; `merged` into the open report `id` about the same
+    person in the same room (now `count` reports); `again` (this reporter already has
+    that one); `capped` (this reporter has as many open reports as they may)."""
+
+    outcome: str
+    id: str = ""
+    count: int = 0
+
+
+class KeptReport(msgspec.Struct, frozen=True):
+    event: str  # JSON, as filed
+    state: str  # "open" or "handled"
+    count: int  # reports merged into it
+
+
+class ReportLog(Protocol):
+    """Reports, bounded in number and listed a page at a time, newest first, by state
+    ("open", "handled") and room. Every method raises BrokerUnavailable while shared state
+    is away."""
+
+    async def file_report(
+        self, report: FiledReport, ttl: float, most: int, per_reporter: int
+    ) -> Filing:
+        """Keep `report` for `ttl` seconds, or merge it into the open one about the same
+        person in the same room. A reporter holds at most `per_reporter` open reports;
+        past `most` reports in all, the oldest handled go first, then the oldest open."""
+        ...
+
+    async def list_reports(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        """Up to `count` reports in `state` (of `room`), newest first, older than the report
+        `before`; and whether there are more."""
+        ...
+
+    async def mark_report(self, report_id: str, state: str) -> KeptReport | None:
+        """Move a report to `state`; what it is now, None if it is not kept (any more)."""
+        ...
+
+
+class Broker(
+    Lifecycle, RoomLog, Fanout, Membership, Names, Sessions, SharedState, ReportLog, Protocol
+):
     """Everything shared between nodes (broker/memory.py for one process, broker/redis/ for
     many)."""

@@ -4,19 +4,24 @@
 `/report NAME REASON` (text: that person's latest message in your rooms; `report {uid}`
 and `report {name}` do the same on WebSocket). A report carries its evidence: the
 reported message and the few before it in that room, taken from the broker's history.
-It goes live to online moderators, is listed by `/reports` on any node (reports are
-broker flags of kind `report`, so every node shares them), and is forgotten after
-`report_retention` (24 hours by default; the flag's TTL). The reporter appears only as
-an opaque alias (a keyed hash of their uid under a secret every node shares, so
-moderators can tell one reporter's reports apart without knowing who it is); the
-reported person is never told anything.
+It goes live to online moderators and is kept by the broker (`ReportLog`, shared by every
+node) for `report_retention` (24 hours by default). The reporter appears only as an opaque
+alias (a keyed hash of their uid under a secret every node shares, so moderators can tell
+one reporter's reports apart without knowing who it is); the reported person is never told
+anything.
+
+Reports must not be a lever against everyone else: an attempt is counted against the
+reporter's hourly budget before anything else is done (a refused one costs the limiter
+only); reports about the same person in the same room merge into one (with a count); a
+reporter holds at most `open_reports_per_reporter` open reports, so junk cannot push
+real reports out; `/reports` lists one page, newest first, by state and room, never more
+than a connection can take (PAGE reports and a quarter of `outbox_limit` at most).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import logging
 import secrets
 
@@ -29,7 +34,8 @@ from .chat import Chat, Refused
 from .feature import Feature, handles
 from .limits import WindowCounter
 from .names import name_key
-from .rooms import normalise_room
+from .ports import FiledReport, KeptReport
+from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
 
@@ -37,21 +43,11 @@ REPORTS_PER_TOKEN = 20  # `reports` costs a token more per this many reports lis
 log = logging.getLogger("chatsupport.reports")
 
 MAX_REASON = 300
-
-
-KIND = "report"  # the broker flags reports are kept in
-
-
-class Kept(msgspec.Struct, frozen=True):
-    """A report as the broker keeps it: when, and an order among reports of that moment."""
-
-    at: float
-    n: int
-    report: ev.Report
-
+PAGE = 20  # reports per page of `/reports`, at most
+STATES = ("open", "handled")
 
 _encode = msgspec.json.Encoder()
-_decode = msgspec.json.Decoder(Kept)
+_decode = msgspec.json.Decoder(ev.Report)
 
 
 async def alias(chat: Chat, uid: str) -> str:
@@ -60,48 +56,23 @@ async def alias(chat: Chat, uid: str) -> str:
     return "reporter-" + digest[:8]
 
 
-def _already(kept: list[ev.Report], alias: str, room: str, message_id: int) -> bool:
-    return any(
-        r.reporter == alias and r.room == room and r.evidence[-1].id == message_id for r in kept
-    )
+def _shown(kept: KeptReport, ref: str | None) -> ev.Report:
+    event = _decode.decode(kept.event)
+    return msgspec.structs.replace(event, state=kept.state, count=kept.count, ref=ref)
 
 
 class Reports(Feature):
     """This node's part of reporting: each reporter's hourly budget; the reports
     themselves are shared through the broker."""
 
-    def __init__(self) -> None:
-        self.sequence = itertools.count()
-
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
         self.limit = WindowCounter(chat.config.reports_per_hour, 3600.0)
 
-    async def keep(self, report: ev.Report) -> None:
-        """Shared for `report_retention`; past `max_reports`, the oldest are forgotten."""
-        chat = self.chat
-        value = _encode.encode(Kept(chat.wallclock(), next(self.sequence), report)).decode()
-        await chat.broker.set_flag(KIND, report.id, chat.config.report_retention, value)
-        await self.current()
-
-    async def current(self) -> list[ev.Report]:
-        """Every report still kept, oldest first (at most `max_reports`)."""
-        broker = self.chat.broker
-        kept: list[Kept] = []
-        for value in (await broker.flags(KIND)).values():
-            try:
-                kept.append(_decode.decode(value))
-            except msgspec.DecodeError:
-                continue  # not one of ours: skip it rather than fail the list
-        kept.sort(key=lambda k: (k.at, k.n))
-        excess = max(0, len(kept) - self.chat.config.max_reports)
-        for old in kept[:excess]:
-            await broker.clear_flag(KIND, old.report.id)
-        return [k.report for k in kept[excess:]]
-
     @handles(rq.Report)
     async def report(self, link: Link, request: rq.Report) -> None:
         chat, session = self.chat, link.session
+        self._budget(session)
         if request.id is not None:
             room = _my_room(session, request.room or session.current)
             message = await _by_id(chat, session, room, request.id)
@@ -110,39 +81,136 @@ class Reports(Feature):
             room, message, reason = await _latest(chat, session, request)
         if message.uid == session.uid:
             raise Refused("bad_request", "you cannot report yourself")
-        reporter = await alias(chat, session.uid)
-        if _already(await self.current(), reporter, room, message.id):
-            raise Refused("bad_request", "you have already reported that message")
-        if not self.limit.hit(session.uid, chat.clock()):
+        evidence = await _evidence(chat, room, message)
+        who = ev.Member(message.uid, message.name, message.role)
+        await self.file(link, request, room, who, reason, evidence)
+
+    async def about(self, link: Link, request: rq.Request, room: str, who: ev.Member) -> None:
+        """Report `who` from a one-to-one chat being ended (`end {report}`): their latest
+        words there as evidence, or the chat's last words if they said nothing."""
+        chat, session = self.chat, link.session
+        self._budget(session)
+        reason = getattr(request, "report", None) or ""
+        latest = (await _latest_by_speaker(chat, session, room)).get(who.uid)
+        if latest is not None:
+            evidence = await _evidence(chat, room, latest)
+        else:
+            messages, _ = await chat.broker.history(room, 0)
+            evidence = messages[-(chat.config.report_evidence + 1) :]
+        await self.file(link, request, room, who, reason, evidence)
+
+    def _budget(self, session: Session) -> None:
+        """First, before any other work: refusing costs nothing but the limiter."""
+        if not self.limit.hit(session.uid, self.chat.clock()):
             text = "you have sent many reports; the moderators will see them"
             raise Refused("rate_limited", text)
+
+    async def file(
+        self,
+        link: Link,
+        request: rq.Request,
+        room: str,
+        who: ev.Member,
+        reason: str,
+        evidence: list[ev.Message],
+    ) -> None:
+        """Keep a report about `who`, tell the moderators (and the reporter, thanks)."""
+        chat, session = self.chat, link.session
         event = ev.Report(
             id="r" + secrets.token_hex(4),
-            reporter=reporter,
-            uid=message.uid,
-            name=message.name,
+            reporter=await alias(chat, session.uid),
+            uid=who.uid,
+            name=who.name,
             room=room,
             reason=clean(reason, keep_newlines=False)[:MAX_REASON] or "(no reason given)",
-            evidence=await _evidence(chat, room, message),
+            evidence=evidence,
             ts=round(chat.wallclock(), 3),
         )
-        await self.keep(event)
-        chat.reported(session.uid, message.uid)  # e.g. never paired one-to-one
+        event = await self._file(event)
+        chat.reported(session.uid, who.uid)  # e.g. never paired one-to-one
         chat.count("reports")
-        log.info("report id=%s", event.id)
+        log.info("report id=%s count=%d", event.id, event.count)
         await staff.tell_mods(chat, event)
+        await self._escalate(event)
         text = "thank you: the moderators will look at it (they will not tell anyone who reported)"
-        chat.reply(link, ev.Notice(kind="report", text=text, name=message.name), request)
+        chat.reply(link, ev.Notice(kind="report", text=text, name=who.name), request)
+
+    async def _escalate(self, report: ev.Report) -> None:
+        """Repeated reports about one person bring a moderator in: every
+        `reports_alert_after` open reports about them (merged ones counted, among the newest
+        page of open reports: one bounded read), an alert to moderators."""
+        every = self.chat.config.reports_alert_after
+        if every <= 0:
+            return
+        kept, _ = await self.chat.broker.list_reports("open", None, None, PAGE)
+        count = sum(k.count for k in kept if _decode.decode(k.event).uid == report.uid)
+        if not count or count % every:
+            return
+        text = f"reported {count} times, reports not yet handled: please step in"
+        alert = ev.Alert(
+            kind="reports", room=report.room, uid=report.uid, name=report.name, text=text
+        )
+        await staff.tell_mods(self.chat, alert)
+        self.chat.count("report_escalations")
+
+    async def _file(self, event: ev.Report) -> ev.Report:
+        """Kept by the broker; what moderators are shown live (a merged report: the new
+        reason and evidence, under the open report's id, with how many there are now)."""
+        config = self.chat.config
+        filed = FiledReport(
+            event.id, event.room, event.reporter, event.uid, _encode.encode(event).decode()
+        )
+        filing = await self.chat.broker.file_report(
+            filed, config.report_retention, config.max_reports, config.open_reports_per_reporter
+        )
+        if filing.outcome == "again":
+            text = f"you have already reported {event.name} here; the moderators have it"
+            raise Refused("bad_request", text)
+        if filing.outcome == "capped":
+            most = config.open_reports_per_reporter
+            text = f"you have {most} reports the moderators have not seen to yet; thank you"
+            raise Refused("rate_limited", text)
+        return msgspec.structs.replace(event, id=filing.id, count=filing.count)
 
     @handles(rq.Reports, role="mod")
     async def reports(self, link: Link, request: rq.Reports) -> None:
-        kept = await self.current()
-        for event in kept:
-            self.chat.send(link, msgspec.structs.replace(event, ref=request.ref))
-        hours = self.chat.config.report_retention / 3600
-        text = f"{len(kept)} report(s) from the last {hours:g} hours" if kept else "no reports"
-        self.chat.reply(link, ev.Notice(kind="reports", text=text), request)
-        self.chat.charge(link, len(kept) / REPORTS_PER_TOKEN)  # by the size of the answer
+        chat = self.chat
+        if request.state not in STATES:
+            raise Refused("bad_request", "state is open or handled")
+        room = normalise_room(request.room) if request.room else None
+        if room is not None and not valid_room(room):
+            raise Refused("bad_request", "room names are 1-32 of a-z, 0-9 and -")
+        kept, more = await chat.broker.list_reports(request.state, room, request.before, PAGE)
+        budget, shown = chat.config.outbox_limit // 4, 0
+        for item in kept:
+            event = _shown(item, request.ref)
+            budget -= len(_encode.encode(event))
+            if shown and budget < 0:  # the rest next time: never more than the link can take
+                more = True
+                break
+            chat.send(link, event)
+            shown += 1
+            last = event.id
+        where = f" in #{room}" if room else ""
+        text = f"{shown} report(s), {request.state}{where}, newest first" if shown else ""
+        text = text or f"no {request.state} reports{where}"
+        before = last if shown and more else None
+        if before:
+            text += f"; more: /reports {request.state} {room or ''} before {before}".replace(
+                "  ", " "
+            )
+        chat.reply(link, ev.Notice(kind="reports", text=text, before=before), request)
+        chat.charge(link, shown / REPORTS_PER_TOKEN)  # by the size of the answer
+
+    @handles(rq.Handled, role="mod")
+    async def handled(self, link: Link, request: rq.Handled) -> None:
+        kept = await self.chat.broker.mark_report(request.id, "handled")
+        if kept is None:
+            hours = self.chat.config.report_retention / 3600
+            text = f"no report {request.id} (reports are forgotten after {hours:g} hours)"
+            raise Refused("bad_request", text)
+        text = f"report {request.id} is marked handled"
+        self.chat.reply(link, ev.Notice(kind="handled", text=text), request)
 
     async def on_tick(self) -> None:
         self.limit.prune(self.chat.clock())

@@ -100,12 +100,50 @@ class Resources(Request, tag="resources"):
     region: str | None = None
 
 
+class Region(Request, tag="region"):
+    """The region whose help lines come first, for this session (None: say which it is)."""
+
+    code: str | None = None
+
+
 class Auth(Request, tag="auth"):
     token: str
 
 
 class Talk(Request, tag="talk"):
-    pass
+    """Join the queue for a listener (again, without a note: leave it). `note`: what is on
+    their mind, shown to the listener when they are matched; sent while queued, it replaces
+    the one given before."""
+
+    note: str | None = None
+
+
+class End(Request, tag="end"):
+    """End a one-to-one chat (like `leave`), and with `report` (a reason) report the other
+    side in the same step."""
+
+    room: str | None = None
+    report: str | None = None
+
+
+class Offer(Request, tag="offer"):
+    """A listener offers a private chat to someone (e.g. after a crisis alert about them)."""
+
+    uid: str | None = None
+    name: str | None = None
+
+
+class Debrief(Request, tag="debrief"):
+    """A listener asks the moderators for a debrief after a hard conversation."""
+
+    note: str = ""
+
+
+class Feedback(Request, tag="feedback"):
+    """After a one-to-one chat: did it help? (`helpful`, `not_really` or `skip`); counted
+    in metrics only, never kept with anyone."""
+
+    answer: str
 
 
 class Listen(Request, tag="listen"):
@@ -122,6 +160,7 @@ class Handoff(Request, tag="handoff"):
     room: str | None = None
     uid: str | None = None
     name: str | None = None
+    note: str | None = None  # to the next listener; the seeker sees it too
 
 
 class QueueStatus(Request, tag="queue"):
@@ -166,6 +205,7 @@ class Unban(Request, tag="unban"):
 
 class Announce(Request, tag="announce"):
     text: str
+    room: str | None = None  # one room only (a private one-to-one room must be named)
 
 
 class Slow(Request, tag="slow"):
@@ -182,7 +222,13 @@ class Unlock(Request, tag="unlock"):
 
 
 class Reports(Request, tag="reports"):
-    pass
+    state: str = "open"  # or "handled"
+    room: str | None = None  # every room when None
+    before: str | None = None  # a report id: the page after it (the notice's `before`)
+
+
+class Handled(Request, tag="handled"):
+    id: str  # a report id
 
 
 AnyRequest = (
@@ -203,8 +249,13 @@ AnyRequest = (
     | Unignore
     | Report
     | Resources
+    | Region
     | Auth
     | Talk
+    | End
+    | Offer
+    | Debrief
+    | Feedback
     | Listen
     | Forget
     | Handoff
@@ -219,6 +270,7 @@ AnyRequest = (
     | Lock
     | Unlock
     | Reports
+    | Handled
 )
 
 # Type names a client may send (used to tell `unknown_type` from `bad_request`).

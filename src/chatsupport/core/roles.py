@@ -104,7 +104,7 @@ class Roles(Feature):
         chat.reply(link, ev.Notice(kind="auth", text=text, name=role), request)
 
     async def on_tick(self) -> None:
-        self.failures.prune(self.chat.clock())
+        self.failures.prune(self.chat.clock())  # records of failures past their window go
 
     async def on_end(self, session: Session) -> None:
         self.failures.clear(session.uid)

@@ -2,11 +2,17 @@
 
 After a message is published (it is delivered as usual: nobody is silenced for saying
 they are struggling), the CrisisMatcher reads it. On a match the author alone gets
-`notice {kind: "resources", text, resources, region}` with the help lines of the region
-they chose (`/resources GB`; never guessed from a network address), online moderators
-and listeners get `alert {kind: "crisis", room, uid, name, text, message_id}`, and the
-session is marked (`session.crisis`) so a listener can reach them first. One notice and
-one alert per person per `crisis_repeat_seconds`, so nobody is nagged or flooded.
+`notice {kind: "resources", text, resources, region}` with the help lines of their region
+first (the one they chose with `/region GB` or their page guessed; never from a network
+address), online moderators and listeners get `alert {kind: "crisis", room, uid, name,
+text, message_id}`, and the session is marked (`session.crisis`) so a listener can reach
+them first. One notice and one alert per person per `crisis_repeat_seconds`, so nobody is
+nagged or flooded.
+
+Crisis words come before any sanction: a message refused because its author is muted,
+slowed, over their budget or in a locked room is still read (`on_refused`), and its author
+still gets the help lines and staff the alert; a shadow-muted person's message is published
+(only they see it) and read as any other.
 """
 
 from __future__ import annotations
@@ -19,15 +25,17 @@ import msgspec
 from . import events as ev
 from . import requests as rq
 from . import staff
-from .chat import Chat
+from .chat import Chat, Refused
+from .commands import is_command
 from .crisis import CrisisMatcher
 from .feature import Feature, handles
 from .matching import Matching
 from .ports import BrokerUnavailable
-from .resources import Resources
-from .rooms import is_private
+from .resources import INTERNATIONAL, Resources
+from .rooms import is_private, normalise_room
 from .session import Link, Session
 from .text import clean
+from .vocabulary import NoticeKind
 
 log = logging.getLogger("chatsupport.safety")
 
@@ -39,16 +47,17 @@ CARE = (
 
 
 class Safety(Feature):
-    """The phrase list, the help lines, and what each person chose.
+    """The phrase list and the help lines.
 
     It comes before matching in the feature list: the crisis flag it sets on a message
-    is what matching's `after_say` reads to move a waiting seeker ahead."""
+    is what matching's `after_say` reads to move a waiting seeker ahead; and before flood
+    control, so a refused message's help lines come before any automatic mute."""
 
     def __init__(self, matcher: CrisisMatcher, resources: Resources) -> None:
         self.matcher = matcher
         self.resources = resources
-        self.regions: dict[str, str] = {}  # uid -> region code they chose
         self.offered: dict[str, float] = {}  # uid -> when help was last offered
+        self.asked: set[str] = set()  # uids asked once which region they are in
 
     def line_names(self) -> set[str]:
         """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""
@@ -63,29 +72,86 @@ class Safety(Feature):
     def card(self, region: str | None) -> list[dict[str, Any]]:
         return [{**r.to_dict(), "line": r.to_line()} for r in self.resources.for_region(region)]
 
-    def hint(self) -> str:
-        return f"For lines in your country: /resources CODE ({', '.join(self.resources.regions())})"
+    def regions(self) -> list[dict[str, str]]:
+        """Every region with its own lines, for a person asked to choose."""
+        codes = self.resources.regions()
+        return [{"code": c, "name": self.resources.region_name(c) or c} for c in codes]
+
+    def lines(self, kind: NoticeKind, text: str, region: str | None, ask: bool) -> ev.Notice:
+        """A `resources` notice: the region's lines first, and the choice if `ask`."""
+        regions = self.regions() if ask else None
+        return ev.Notice(
+            kind=kind, text=text, resources=self.card(region), region=region, regions=regions
+        )
+
+    def _code(self, raw: str | None) -> tuple[str, str | None]:
+        """What the person typed (cleaned) and the region code it names, if any."""
+        asked = clean(raw or "", keep_newlines=False)[:16]
+        return asked, self.resources.normalise_region(asked) if asked else None
 
     @handles(rq.Resources, cost=0)
     async def help_lines(self, link: Link, request: rq.Resources) -> None:
-        """Help lines any time; a region given is remembered for this session."""
-        uid = link.session.uid
-        asked = clean(request.region or "", keep_newlines=False)[:16]
-        code = self.resources.normalise_region(asked) if asked else self.regions.get(uid)
+        """Help lines any time: the region given (remembered), else the person's own; a
+        person whose region is unknown is asked once which it is."""
+        session = link.session
+        asked, code = self._code(request.region)
         if asked and code is None:
-            text = f"No help lines for {asked!r} yet; here are international ones. {self.hint()}"
-        elif code is None or code == "INT":
-            text = f"International help lines. {self.hint()}"
+            text = f"No help lines for {asked!r} yet; here are international ones."
         else:
-            self.regions[uid] = code
-            text = f"Help lines for {self.resources.region_name(code) or code}:"
-        notice = ev.Notice(kind="resources", text=text, resources=self.card(code), region=code)
+            if code is not None and code != INTERNATIONAL:
+                session.region = code  # "anywhere" keeps the region chosen before
+            code = code or session.region
+            if code is None or code == INTERNATIONAL:
+                text = "International help lines."
+            else:
+                text = f"Help lines for {self.resources.region_name(code) or code}:"
+        ask = session.region is None and session.uid not in self.asked
+        if ask:
+            self.asked.add(session.uid)
+            text += " Which country are you in? Its lines will come first."
+        self.chat.reply(link, self.lines("resources", text, code, ask), request)
+
+    @handles(rq.Region, cost=0)
+    async def region(self, link: Link, request: rq.Region) -> None:
+        """Set (or, without a code, tell) the region whose lines come first."""
+        session = link.session
+        asked, code = self._code(request.code)
+        if asked and code is None:
+            raise Refused("bad_request", f"no help lines for {asked!r} yet; /region lists them")
+        if code == INTERNATIONAL:
+            session.region = None
+            text = "You will see international help lines."
+        elif code is not None:
+            session.region = code
+            text = f"Help lines for {self.resources.region_name(code) or code} will come first."
+        elif session.region:
+            text = f"Your region is {self.resources.region_name(session.region) or session.region}."
+        else:
+            text = "No region chosen: you see international help lines."
+        notice = self.lines("region", text, session.region, ask=not asked)
         self.chat.reply(link, notice, request)
 
     async def after_say(self, session: Session, message: ev.Message) -> None:
-        chat = self.chat
-        if message.kind not in ("say", "me") or not self.matcher.matches(message.text):
+        if message.kind in ("say", "me") and self.matcher.matches(message.text):
+            await self._offer(session, message.room, message.text, message.id)
+
+    async def on_refused(self, link: Link, request: rq.Request, refusal: Refused) -> None:
+        """Crisis words before any sanction: a refused message is still read."""
+        if not isinstance(request, rq.Say | rq.Me):
             return
+        if isinstance(request, rq.Say) and is_command(request.text):
+            return
+        if not self.matcher.matches(request.text):
+            return
+        session = link.session
+        room = normalise_room(request.room) if request.room else session.current
+        text = clean(request.text)[: self.chat.config.max_text]
+        await self._offer(session, room or "", text, None)
+
+    async def _offer(self, session: Session, room: str, text: str, message_id: int | None) -> None:
+        """Flag the person, then (at most once per `crisis_repeat_seconds`) give them the
+        help lines privately and alert staff."""
+        chat = self.chat
         session.crisis = True  # matching, later in the feature list, moves them ahead
         chat.count("crisis_matches")
         now = chat.clock()
@@ -93,28 +159,26 @@ class Safety(Feature):
         if last is not None and now - last < chat.config.crisis_repeat_seconds:
             return
         self.offered[session.uid] = now
-        region = self.regions.get(session.uid)
-        text = CARE if region else f"{CARE} {self.hint()}"
-        notice = ev.Notice(kind="resources", text=text, resources=self.card(region), region=region)
-        chat.send(session.link, notice)
-        await _alert(chat, session, message)
+        region = session.region
+        chat.send(session.link, self.lines("resources", CARE, region, ask=region is None))
+        alert = ev.Alert(
+            kind="crisis",
+            room=room,
+            uid=session.uid,
+            name=session.name,
+            text=text,
+            message_id=message_id,
+        )
+        await _alert(chat, alert)
 
     async def on_end(self, session: Session) -> None:
-        self.regions.pop(session.uid, None)
         self.offered.pop(session.uid, None)
+        self.asked.discard(session.uid)
 
 
-async def _alert(chat: Chat, session: Session, message: ev.Message) -> None:
-    alert = ev.Alert(
-        kind="crisis",
-        room=message.room,
-        uid=session.uid,
-        name=session.name,
-        text=message.text,
-        message_id=message.id,
-    )
+async def _alert(chat: Chat, alert: ev.Alert) -> None:
     try:
-        if is_private(message.room):
+        if is_private(alert.room):
             await _alert_private(chat, alert)
         else:
             await staff.tell_staff(chat, alert)

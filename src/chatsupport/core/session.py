@@ -29,6 +29,7 @@ class Session:
     current: str | None = None  # where a plain line goes (text interface)
     ignored: frozenset[str] = frozenset()  # replaced, not mutated: most people ignore nobody
     crisis: bool = False  # their words matched the crisis list (priority for a listener)
+    region: str | None = None  # help lines shown first (`/region GB`); for this session only
     # Connected, resuming, away, withdrawn or ended, and what waits for them (lifecycle.py).
     life: Life = field(default_factory=Life)
 

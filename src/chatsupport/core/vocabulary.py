@@ -23,6 +23,7 @@ ErrorCode = Literal[
     "invalid_name",
     "name_taken",
     "too_many_connections",
+    "too_many_rooms",  # `join` would open one room too many (per person, per node)
     "unavailable",
 ]
 
@@ -40,6 +41,13 @@ NoticeKind = Literal[
     "listen",
     "queue",
     "handoff",
+    "region",  # you chose a region: its help lines first
+    "offer",  # a listener is there for you, if you would like to talk
+    "offered",  # the listener who offered: it was passed on
+    "feedback",  # after a one-to-one chat: "did this help?"
+    "thanks",  # your answer was counted
+    "rest",  # a listener after a crisis chat: no new chat for a while
+    "debrief",  # a listener asked for a debrief
     # to the person moderated, or a room
     "kicked",
     "banned",
@@ -58,6 +66,7 @@ NoticeKind = Literal[
     "deleted",  # to moderators: a moderator deleted someone's message (never its text)
     "report",
     "reports",
+    "handled",  # a moderator: the report is marked handled
     # the shared broker went away, came back
     "unavailable",
     "available",

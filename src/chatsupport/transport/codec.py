@@ -11,10 +11,11 @@ from .wsframe import Deflater, text_frame
 
 
 class TextCodec:
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "help_url")
 
-    def __init__(self) -> None:
+    def __init__(self, help_url: str | None = None) -> None:
         self._cache: dict[str, tuple[ev.Event, bytes | None]] = {}
+        self.help_url = help_url  # the web help page, named in the greeting
 
     def encode(self, event: ev.Event, room_tag: str = "") -> bytes | None:
         hit = self._cache.get(room_tag)
@@ -23,7 +24,7 @@ class TextCodec:
         return self._encode(event, room_tag)
 
     def _encode(self, event: ev.Event, room_tag: str) -> bytes | None:
-        text = render(event, room_tag)
+        text = render(event, room_tag, self.help_url)
         data = text.encode() if text is not None else None
         if len(self._cache) > 64:
             self._cache.clear()

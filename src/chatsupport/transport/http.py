@@ -1,4 +1,9 @@
-"""HTTP on the same port as /ws: the web page, /healthz and /metrics, with strict headers.
+"""HTTP on the same port as /ws: the web page and /healthz, with strict headers.
+
+/metrics (CONTRACT §9) tells how many crisis alerts, talks and matches a node saw: nothing
+for the public. This port serves it only to a scraper on the machine itself (a loopback peer
+that came through no proxy) and only while no `--metrics-port` listener of its own
+(transport/metrics.py) is configured; anyone else gets 404.
 
 Only GET is served (the page is static; everything else is WebSocket frames). Every
 response forbids framing, sends no referrer, is not cached, and the page may load
@@ -9,17 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import http
+import ipaddress
 from importlib import resources
 
 import msgspec
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from ..core.chat import Chat
+from ..core.safety import Safety
+from . import help_page
 from .context import Edge
+from .metrics import CONTENT_TYPE, registry_of, scrape
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,84 +76,53 @@ def _static(name: str) -> Response:
     return response(200, path.read_bytes(), kind)
 
 
-# Counters shown from the start (at 0), so dashboards and alerts see them before they happen.
-KNOWN_COUNTERS = (
-    "connections_opened",
-    "connections_refused",
-    "requests",
-    "messages_in",
-    "messages_delivered",
-    "rate_limited",
-    "slow_disconnects",
-    "keepalive_timeouts",
-    "resumes",
-)
-
-
-class ChatCollector(Collector):
-    """Reads the core's counters at scrape time: nothing is counted twice, nothing identifies."""
-
-    def __init__(self, chat: Chat) -> None:
-        self.chat = chat
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        counters = CounterMetricFamily("chatsupport_events", "Events by kind", labels=["kind"])
-        errors = CounterMetricFamily("chatsupport_errors", "Errors sent, by code", labels=["code"])
-        values = dict.fromkeys(KNOWN_COUNTERS, 0) | self.chat.counters
-        for name, value in sorted(values.items()):
-            if name.startswith("error_"):
-                errors.add_metric([name[6:]], value)
-            else:
-                counters.add_metric([name], value)
-        yield counters
-        yield errors
-        connections = GaugeMetricFamily(
-            "chatsupport_connections", "Open connections", labels=["interface"]
-        )
-        by_interface: dict[str, int] = {"text": 0, "json": 0}
-        for link in self.chat.links:
-            by_interface[link.sink.interface] = by_interface.get(link.sink.interface, 0) + 1
-        for interface, count in by_interface.items():
-            connections.add_metric([interface], count)
-        yield connections
-        yield GaugeMetricFamily(
-            "chatsupport_sessions", "People known (incl. resumable)", value=len(self.chat.sessions)
-        )
-        yield GaugeMetricFamily(
-            "chatsupport_rooms",
-            "Rooms with people on this node",
-            value=self.chat.rooms_in_use(),
-        )
-
-
 class Routes:
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ChatCollector(edge.chat))
+        self.registry = registry_of(edge.chat)
 
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request, peer: str = "") -> Response:
         if request.method not in ("GET", "HEAD"):
             refusal = text_response(405, "only GET is served here\n")
             refusal.headers["Allow"] = "GET, HEAD"
             return refusal
-        found = self.route(request.path.partition("?")[0])
+        path, _, query = request.path.partition("?")
+        if path == "/metrics" and self.local_scraper(request, peer):
+            found = response(200, scrape(self.registry), CONTENT_TYPE)
+        else:
+            found = self.route(path, query)
         return dataclasses.replace(found, body=b"") if request.method == "HEAD" else found
 
-    def route(self, path: str) -> Response:
+    def route(self, path: str, query: str = "") -> Response:
         if path in ("/", "/index.html"):
             return _static("index.html")
+        if path == "/help":
+            return self.help_page(query)
         if path.startswith("/static/"):
             return _static(path[len("/static/") :])
         if path == "/config.json":
             return self.page_config()
         if path == "/healthz":
             return self.health()
-        if path == "/metrics":
-            return response(
-                200, generate_latest(self.registry), "text/plain; version=0.0.4; charset=utf-8"
-            )
         return text_response(404, "not found\n")
+
+    def help_page(self, query: str) -> Response:
+        """The help lines without JavaScript (transport/help_page.py): for anyone, always."""
+        resources = self.edge.chat.feature(Safety).resources
+        html = help_page.render(resources, help_page.region_of(resources, query))
+        return response(200, html.encode(), TYPES["html"])
+
+    def local_scraper(self, request: Request, peer: str) -> bool:
+        """A scraper on this machine, straight (no proxy forwarded it), and no listener of
+        its own for /metrics configured: only then does the public port answer it."""
+        if self.edge.config.metrics_port is not None or not peer:
+            return False
+        if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+            return False
+        try:
+            return ipaddress.ip_address(peer).is_loopback
+        except ValueError:
+            return False
 
     def page_config(self) -> Response:
         """What the web page needs from the operator's settings (nothing secret)."""

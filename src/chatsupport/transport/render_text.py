@@ -16,6 +16,14 @@ from __future__ import annotations
 import re
 
 from ..core import events as ev
+from ..core.moderation import duration
+
+# What a notice asks of the person, said the way this interface does it.
+_HINTS = {
+    "feedback": "-- /feedback helpful, /feedback not-really or /feedback skip\n",
+    "rest": "-- /debrief asks the moderators for one\n",
+    "offer": "-- /talk to talk privately with a listener\n",
+}
 
 # Whitespace but newlines, and the characters that print blank (braille blank, Hangul fillers).
 _BLANKS = re.compile(r"(?:[^\S\n]|[\u2800\u3164\u115f\u1160\uffa0])+")
@@ -80,20 +88,62 @@ def _help_lines(resources: list[dict[str, object]] | None) -> str:
 def _notice(event: ev.Notice) -> str:
     if event.kind in ("announce", "unavailable", "available"):  # from the server itself
         return _lines("*** ", event.text)
-    return _lines("-- ", event.text) + _help_lines(event.resources)
+    text = _lines("-- ", event.text) + _help_lines(event.resources)
+    if event.regions:  # asked which region they are in: how to answer, on this interface
+        codes = ", ".join(r["code"] for r in event.regions)
+        text += f"-- for the lines of your country: /region CODE ({codes})\n"
+    return text + _HINTS.get(event.kind, "")
+
+
+def _welcome(event: ev.Welcome, help_url: str | None) -> str:
+    where = f"/resources, or {help_url} in a browser" if help_url else "/resources"
+    return (
+        f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
+        f"in #{event.room}. Type /help for commands. Help lines any time: {where}\n"
+    )
+
+
+def queue_outlook(event: ev.Queue) -> str | None:
+    """Who is on and what recent waits suggest, when known (the text and IRC interfaces)."""
+    if event.listeners == 0:
+        return "no listener is on right now; you keep your place. Help lines: /resources"
+    if not event.listeners:
+        return None
+    some = f"{event.listeners} listener{'s' if event.listeners != 1 else ''} on now"
+    return some + (f"; recent waits suggest about {duration(event.wait)}" if event.wait else "")
+
+
+def _queue(event: ev.Queue) -> str:
+    """Where they stand, then (when known) who is on and what recent waits suggest."""
+    text = f"-- you are number {event.position} in the queue for a listener\n"
+    outlook = queue_outlook(event)
+    return text + (f"-- {outlook}\n" if outlook else "")
+
+
+def _matched(event: ev.Matched) -> str:
+    text = (
+        f"-- you are now talking privately with {event.partner.name} in "
+        f"#{event.room}; what you type goes there. /leave ends it.\n"
+    )
+    if event.note:
+        text += _lines("-- while waiting they wrote: ", event.note)
+    return text
 
 
 def _report(event: ev.Report) -> str:
     """A report for a moderator, with its evidence (the reported message marked `>`)."""
-    text = f"*** [report {event.id}] {event.name} in #{event.room}: {event.reason}\n"
+    extra = f", {event.count} reports" if event.count > 1 else ""
+    extra += ", handled" if event.state != "open" else ""
+    text = f"*** [report {event.id}{extra}] {event.name} in #{event.room}: {event.reason}\n"
     for message in event.evidence:
         mark = ">" if message is event.evidence[-1] else " "
         text += _lines(f"***  {mark} <{message.name}> ", _tame(message.text))
     return text
 
 
-def render(event: ev.Event, room_tag: str = "") -> str | None:
-    """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current."""
+def render(event: ev.Event, room_tag: str = "", help_url: str | None = None) -> str | None:
+    """The text for `event`; `room_tag` (e.g. "[#help] ") marks a room other than the current;
+    `help_url`, the web help page, is named in the greeting."""
     match event:
         case ev.Message():
             return _message(event, room_tag)
@@ -104,10 +154,7 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Typing():
             return None  # a one-to-one chat's typing indicator is for pages, not lines
         case ev.Welcome():
-            return (
-                f"*** Welcome to ChatSupport, a quiet place to talk. You are {event.name}, "
-                f"in #{event.room}. Type /help for commands.\n"
-            )
+            return _welcome(event, help_url)
         case ev.Joined():
             more = " ..." if event.count > len(event.members) else ""
             names = _members(event.members)
@@ -132,12 +179,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Bye():
             return f"*** goodbye ({event.reason.replace('_', ' ')})\n"
         case ev.Matched():
-            return (
-                f"-- you are now talking privately with {event.partner.name} in "
-                f"#{event.room}; what you type goes there. /leave ends it.\n"
-            )
+            return _matched(event)
         case ev.Queue():
-            return f"-- you are number {event.position} in the queue for a listener\n"
+            return _queue(event)
         case ev.Ended():
             return f"-- the private chat #{event.room} ended ({event.reason.replace('_', ' ')})\n"
         case ev.Report():
@@ -145,6 +189,9 @@ def render(event: ev.Event, room_tag: str = "") -> str | None:
         case ev.Alert() if event.kind == "crisis":
             text = _tame(event.text)
             return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", text)
+        case ev.Alert() if event.kind == "waiting":
+            return _lines("*** [alert] ", event.text)
         case ev.Alert():
-            return _lines(f"*** [alert {event.kind}] {event.name} in #{event.room}: ", event.text)
+            where = f" in #{event.room}" if event.room else ""
+            return _lines(f"*** [alert {event.kind}] {event.name}{where}: ", event.text)
     return None

@@ -159,7 +159,7 @@ class HttpConnection(Peer):
         "responded",
     )
 
-    def __init__(self, edge: Edge, respond: Callable[[Request], Response]) -> None:
+    def __init__(self, edge: Edge, respond: Callable[[Request, str], Response]) -> None:
         super().__init__(edge)
         self.respond = respond  # plain HTTP requests (not `/ws`)
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
@@ -224,7 +224,7 @@ class HttpConnection(Peer):
     def _http(self, request: Request) -> None:
         path, _, query = request.path.partition("?")
         if path != "/ws" or request.method != "GET":
-            self.protocol.send_response(self.respond(request))
+            self.protocol.send_response(self.respond(request, self.address))
             return
         self.address = self._client_address(request)
         if not self._origin_allowed(request):

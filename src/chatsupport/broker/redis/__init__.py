@@ -26,6 +26,7 @@ The parts, one job each:
     history.py     a room's stream read back, its newest id, counters after data loss
     presence.py    the node's lease, its people's memberships, counts over live nodes
     state.py       names, resume records, the key check, flags and queues
+    reports.py     reports: expiring hashes, paged indexes, per-reporter caps (own scripts)
     scripts.py     the Lua scripts and the list of keys
 This module composes them into the `Broker` port and runs the node's background work.
 """
@@ -45,7 +46,10 @@ from ...core.events import Event, Member, Message, RoomInfo
 from ...core.ports import (
     BrokerUnavailable,
     DirectHandler,
+    FiledReport,
+    Filing,
     HealthHandler,
+    KeptReport,
     ReleaseHandler,
     RoomHandler,
     SessionRecord,
@@ -57,6 +61,7 @@ from .history import SEQ_TTL_FACTOR, History
 from .ordering import Seen
 from .presence import Lease, Presence
 from .publish import Fanout
+from .reports import Reports
 from .state import Names, Sessions, SharedState
 
 __all__ = ["RedisBroker", "parse_url"]
@@ -90,6 +95,7 @@ class RedisBroker:
         self.names = Names(link, retention_seconds)
         self.sessions = Sessions(link, retention_seconds, self._release)
         self.shared = SharedState(link, secret or secrets.token_bytes(32))
+        self.reports = Reports(link)
         self._seen = seen
         self._on_release: ReleaseHandler | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -311,3 +317,16 @@ class RedisBroker:
 
     async def queued(self, queue: str) -> list[str]:
         return await self.shared.queued(queue)
+
+    async def file_report(
+        self, report: FiledReport, ttl: float, most: int, per_reporter: int
+    ) -> Filing:
+        return await self.reports.file_report(report, ttl, most, per_reporter)
+
+    async def list_reports(
+        self, state: str, room: str | None, before: str | None, count: int
+    ) -> tuple[list[KeptReport], bool]:
+        return await self.reports.list_reports(state, room, before, count)
+
+    async def mark_report(self, report_id: str, state: str) -> KeptReport | None:
+        return await self.reports.mark_report(report_id, state)

@@ -16,6 +16,7 @@ Key names (P = the key prefix, `chatsupport:` unless the URL says otherwise):
                                different address keys notice (never the key itself)
   P flags:KIND        hash     key -> "UNTIL_MS|value"
   P queue:NAME        zset     item -> priority * 2^40 + arrival; P queue:NAME:n its counter
+  P rep:ID, P reps:*  reports and their indexes (reports.py, which has their scripts)
 The channel P events carries every delivery: a JSON array whose first item says what it is
 (`M`, `S`, `D`, `R`; wire.py decodes them into typed records). Two scripts build one.
 

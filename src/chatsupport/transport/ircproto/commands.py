@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...core import requests as rq
+from ...core.commands import UsageError, end_request, feedback_request
 from ...core.rooms import normalise_room, valid_room
 from . import numerics as n
 from .actions import CAPS, Fetch, Spec, ref
@@ -385,7 +386,12 @@ def _handoff(words: list[str], rest: str) -> rq.Request:
 
 PRODUCT: dict[str, Product] = {
     "HELP": Product(lambda w, t: rq.Help(topic=t or None), text=True),
-    "TALK": Product(lambda w, t: rq.Talk()),
+    "TALK": Product(lambda w, t: rq.Talk(note=t or None), text=True),
+    "END": Product(lambda w, t: end_request(t, w[0]), 1, text=True),
+    "FEEDBACK": Product(lambda w, t: feedback_request(t), text=True),
+    "REGION": Product(lambda w, t: rq.Region(code=t or None), text=True),
+    "OFFER": Product(lambda w, t: rq.Offer(name=w[0]), 1, nick=True),
+    "DEBRIEF": Product(lambda w, t: rq.Debrief(note=t), text=True),
     "LISTEN": Product(lambda w, t: rq.Listen(on=t.lower() != "off"), text=True),
     "AUTH": Product(lambda w, t: rq.Auth(token=t), text=True),
     "FORGET": Product(lambda w, t: rq.Forget()),
@@ -419,7 +425,11 @@ def run_product(conn: IrcConnection, name: str, args: list[str]) -> None:
         words[0] = to_name(words[0])
     words = [normalise_room(w) if w.startswith("#") else w for w in words]
     rest = " ".join(args[spec.words :]).strip()
-    request = spec.build(words, rest)
+    try:
+        request = spec.build(words, rest)
+    except UsageError as error:  # e.g. `FEEDBACK maybe`: told as on the text interface
+        conn.notice(str(error))
+        return
     request.ref = ref("SVC", name)
     conn.core(request)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ...core import events as ev
 from ...core.rooms import is_private
+from ..render_text import queue_outlook
 from . import actions as a
 from . import numerics as n
 from .history import HistoryQuery, select, targets
@@ -264,11 +265,16 @@ def _matched(conn: IrcConnection, event: ev.Event) -> None:
         f"You are now talking privately with {partner} in #{event.room}; only the two of "
         f"you are there. /part #{event.room} ends it."
     )
+    if event.note:
+        conn.notice(f"While waiting they wrote: {event.note}")
 
 
 def _queue(conn: IrcConnection, event: ev.Event) -> None:
     assert isinstance(event, ev.Queue)
     conn.notice(f"You are number {event.position} in the queue for a listener.")
+    outlook = queue_outlook(event)
+    if outlook:
+        conn.notice(outlook[0].upper() + outlook[1:] + ".")
 
 
 def _ended(conn: IrcConnection, event: ev.Event) -> None:
@@ -288,9 +294,11 @@ def _report(conn: IrcConnection, event: ev.Event) -> None:
 
 def _alert(conn: IrcConnection, event: ev.Event) -> None:
     assert isinstance(event, ev.Alert)
-    who = f"{to_nick(event.name)} in #{event.room}"
+    who = to_nick(event.name) + (f" in #{event.room}" if event.room else "")
     if event.kind == "crisis":
         conn.notice(f"[alert] {who} may need help: {event.text}")
+    elif event.kind == "waiting":  # someone is waiting for a listener: nobody named
+        conn.notice(f"[alert] {event.text}")
     else:
         conn.notice(f"[alert {event.kind}] {who}: {event.text}")
 

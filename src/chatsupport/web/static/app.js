@@ -4,7 +4,10 @@
 import { Connection } from "./connection.js";
 import { installConversation, onDeleted, onTyping, renamePartner, stopTyping } from "./conversation.js";
 import { $, charCount, el, normalise } from "./dom.js";
+import { installDrafts } from "./drafts.js";
 import { configureExit, installExitShortcut } from "./exit.js";
+import { installStaffAlerts, staffEvent, staffSignedIn } from "./listener.js";
+import { afterEnd, askFeedback, confirmEnd, handedOver, offerHandoff, offered } from "./oneone.js";
 import { Budget, cost } from "./pace.js";
 import {
   addAlert,
@@ -16,6 +19,7 @@ import {
   showResources,
   showRoomList,
   signedIn,
+  tellRegion,
 } from "./panels.js";
 import { clientId, forgetStored, nextRef, request, restore, save, send, setSender, state } from "./state.js";
 import {
@@ -35,6 +39,7 @@ import {
   system,
   updateTitle,
 } from "./view.js";
+import { hideWaiting, installWaiting, showWaiting } from "./waiting.js";
 import { leaveWelcome, renderWelcome, showWelcome } from "./welcome.js";
 
 const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked", "banned"]);
@@ -259,16 +264,20 @@ const HANDLERS = {
     adopt(frame);
     reconnects = 0;
     conn.settled();
+    tellRegion(); // a new session: their region's help lines come first from now on
   },
   joined(frame) {
     const room = ensureRoom(frame.room, { floor: frame.last || 0 });
     setCount(room, frame.count, frame.away || 0);
     setMembers(room, frame.members || []);
-    if (!state.active || (frame.ref && frame.ref.startsWith("c"))) activate(room.name);
+    if (!state.active) activate(room.name);
+    else if (frame.ref && frame.ref.startsWith("c")) activate(room.name, false, true); // their /join
     flush();
   },
   left(frame) {
-    removeRoom(frame.room);
+    const room = state.rooms.get(frame.room);
+    if (room && room.private) afterEnd(room, "You ended this conversation.");
+    else removeRoom(frame.room);
   },
   message(frame) {
     settleOwn(frame);
@@ -320,18 +329,18 @@ const HANDLERS = {
   matched(frame) {
     state.talk = "idle";
     showQueue(null);
+    hideWaiting();
     leaveWelcome();
     const room = ensureRoom(frame.room, { floor: 0, partner: frame.partner });
+    offerHandoff(room);
+    if (frame.note) system(room, `While waiting, they wrote: ${frame.note}`, "info");
     setCount(room, 2);
     setMembers(room, [{ uid: state.uid, name: state.name, role: state.role }, frame.partner]);
     activate(room.name); // focus stays where the person is typing; the announcement tells
 
     announce(`You are now talking privately with ${frame.partner.name}.`);
   },
-  queue(frame) {
-    state.talk = "queued";
-    showQueue(frame.position > 0 ? `Waiting for a listener: you are number ${frame.position} in line.` : "Waiting for a listener…");
-  },
+  queue: showWaiting,
   ended(frame) {
     const room = state.rooms.get(frame.room);
     const why = {
@@ -340,11 +349,17 @@ const HANDLERS = {
       handed_over: "You handed this conversation over to another listener.",
     }[frame.reason];
     stopTyping(room);
-    if (room) endRoom(room, why || "This conversation has ended.");
+    if (room) afterEnd(room, why || "This conversation has ended.");
     announce("The private conversation has ended.");
   },
-  alert: addAlert,
-  report: addReport,
+  alert(frame) {
+    addAlert(frame);
+    staffEvent(frame);
+  },
+  report(frame) {
+    addReport(frame);
+    staffEvent(frame);
+  },
   error(frame) {
     if (frame.ref === "resume") {
       finishResume({ complete: false }); // e.g. delivery interrupted: what came, came once
@@ -391,7 +406,15 @@ function onNotice(frame) {
       break;
     case "auth":
       signedIn(frame.name);
+      staffSignedIn();
       break;
+    case "handoff":
+      if (!state.role) return handedOver(frame);
+      break;
+    case "feedback":
+      return askFeedback();
+    case "offer":
+      return offered(frame);
     case "kicked":
     case "banned":
       farewell = frame.text; // the bye follows: it says this, where it stays on screen
@@ -430,6 +453,8 @@ function offerHelp(frame) {
     el("button", { type: "button", class: "btn help-now small", text: "More help lines", onclick: () => openDialog("dlg-help") }),
   );
   if (room) block(room, card);
+  // The kind words first: on a small screen the card's top stays in view, not its end.
+  if (room && state.active === room.name) card.scrollIntoView({ block: "nearest" });
   announce(frame.text || "Help lines are available: open Get help now.");
 }
 
@@ -559,6 +584,7 @@ function installTalk() {
       {
         error: (f) => {
           state.talk = "idle";
+          hideWaiting();
           showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
         },
       },
@@ -567,6 +593,7 @@ function installTalk() {
   $("queue-cancel").addEventListener("click", () => {
     if (state.talk === "queued") request({ type: "talk" }, { error: () => {} }); // again = cancel
     state.talk = "idle";
+    hideWaiting();
     showQueue(null);
   });
 }
@@ -590,27 +617,18 @@ function installTabs() {
   });
 }
 
-// Leaving (or ending a private conversation) is one click too far from the message box to
-// happen by accident: it asks first.
+// Leaving a room (or ending a private conversation, oneone.js) is one click too far from
+// the message box to happen by accident: it asks first.
 function askToLeave(room) {
+  if (room.private) return confirmEnd(room, showError);
   const leave = () =>
     request({ type: "leave", room: room.name }, { error: (f) => (f.code === "not_in_room" ? removeRoom(room.name) : showError(f.message)) });
-  if (room.private) {
-    const who = room.partner ? room.partner.name : "the other person";
-    confirmAction({
-      title: "End this conversation?",
-      text: `The private conversation with ${who} ends for both of you, and cannot be opened again.`,
-      ok: "End conversation",
-      run: leave,
-    });
-  } else {
-    confirmAction({
-      title: `Leave ${room.label}?`,
-      text: "Its messages will stop coming to you. You can join again from Rooms.",
-      ok: "Leave room",
-      run: leave,
-    });
-  }
+  confirmAction({
+    title: `Leave ${room.label}?`,
+    text: "Its messages will stop coming to you. You can join again from Rooms.",
+    ok: "Leave room",
+    run: leave,
+  });
 }
 
 function installWelcome() {
@@ -648,6 +666,9 @@ function boot() {
   if (!saved) installWelcome(); // a person coming back (a resume) has seen it
   installPanels();
   installComposer();
+  installDrafts(updateCounter);
+  installWaiting();
+  installStaffAlerts();
   installTalk();
   installTabs();
   installConversation();

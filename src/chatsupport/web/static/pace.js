@@ -3,11 +3,12 @@
 // refused often enough, the person muted for flooding). A copy of the server's token
 // bucket (core/limits.py) and of what each frame costs (core/chat.py `_cost`).
 
-// Leaving, help lines and liveness are free; reading costs a quarter token up front (the
-// server charges a full page or a long replay after answering: core/handlers.py `READ`).
-const FREE = new Set(["ping", "quit", "forget", "resources"]);
+// Leaving, help lines, one's region, feedback and liveness are free; reading costs a quarter
+// token up front (the server charges a full page or a long replay after answering:
+// core/handlers.py `READ`).
+const FREE = new Set(["ping", "quit", "forget", "resources", "region", "feedback"]);
 const READS = new Set(["who", "rooms", "help", "resume"]);
-const FREE_COMMANDS = new Set(["resources", "quit", "forget"]);
+const FREE_COMMANDS = new Set(["resources", "region", "feedback", "quit", "forget"]);
 const READ_COMMANDS = new Set(["help", "who", "rooms"]);
 const READ = 0.25;
 const MESSAGE_CHARS = 500; // each further 500 characters or part of them cost 1 more

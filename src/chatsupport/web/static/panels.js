@@ -6,6 +6,7 @@
 import { offerDelete } from "./conversation.js";
 import { $, clear, clock, el } from "./dom.js";
 import { quickExit } from "./exit.js";
+import { guessRegion } from "./region.js";
 import { request, save, state } from "./state.js";
 import { activate, announce, hideFrom, onMessageAction, unhideFrom, updateTitle } from "./view.js";
 import { leaveWelcome } from "./welcome.js";
@@ -126,11 +127,18 @@ function installConfirm() {
 // ---- get help now --------------------------------------------------------------------------
 function installHelp() {
   const region = $("region");
-  const guess = (navigator.language || "").split("-")[1];
-  if (guess && region.querySelector(`option[value="${guess.toUpperCase()}"]`)) region.value = guess.toUpperCase();
+  const known = new Set([...region.options].map((option) => option.value));
+  const guess = guessRegion(known); // the person's choice, when they make one, replaces it
+  if (guess) region.value = guess;
   $("dlg-help").addEventListener("opened", loadResources);
   region.addEventListener("change", loadResources);
   $("region-form").addEventListener("submit", (event) => event.preventDefault());
+}
+
+// A new session: the server shows the region's lines first on a crisis card from now on.
+export function tellRegion() {
+  const code = $("region").value;
+  if (code && code !== "INT") request({ type: "region", code }, { error: () => {} });
 }
 
 function loadResources() {
@@ -144,8 +152,10 @@ function loadResources() {
         showResources(frame.resources || []);
       },
       error: () => {
-        setStatus("resources-status", "This server could not list help lines just now. This one works everywhere:");
+        setStatus("resources-status", "This chat could not list help lines just now. This one works everywhere:");
         showResources(FALLBACK_RESOURCES);
+        // The page of help lines needs no connection and no script: always reachable.
+        $("resources").append(el("li", { class: "resource" }, el("a", { href: "/help", text: "All help lines, by country" })));
       },
     },
   );
@@ -502,9 +512,8 @@ function installStaff() {
       },
     );
   });
-  $("reports-load").addEventListener("click", () =>
-    request({ type: "reports" }, { many: true, error: (f) => setStatus("staff-status", f.message, true) }),
-  );
+  $("reports-load").addEventListener("click", () => loadReports({}));
+  $("reports-more").addEventListener("click", () => loadReports({ before: $("reports-more").dataset.before }));
   installRoomTools();
 }
 
@@ -553,23 +562,52 @@ function bump() {
   count.hidden = false;
 }
 
+const ALERT_TITLES = { crisis: "Crisis", waiting: "Someone is waiting", debrief: "Debrief asked", reports: "Repeated reports" };
+
 export function addAlert(frame) {
   $("alerts-empty").hidden = true;
-  const open = el("button", { type: "button", class: "btn small", text: `Open #${frame.room}`, onclick: () => openRoom(frame.room) });
+  const title = ALERT_TITLES[frame.kind] || "Alert";
+  const where = frame.room ? ` in #${frame.room}` : "";
+  const open = frame.room && el("button", { type: "button", class: "btn small", text: `Open #${frame.room}`, onclick: () => openRoom(frame.room) });
   $("alerts").prepend(
     el(
       "li",
       { class: "card-item" },
-      el("p", {}, el("strong", { text: `${frame.kind === "crisis" ? "Crisis" : "Alert"} in #${frame.room}` }), " · ", clock().text),
-      el("p", {}, el("span", { class: "msg-name", dir: "auto", text: frame.name }), ": ", el("span", { dir: "auto", text: frame.text })),
+      el("p", {}, el("strong", { text: `${title}${where}` }), " · ", clock().text),
+      el(
+        "p",
+        {},
+        frame.name ? el("span", { class: "msg-name", dir: "auto", text: frame.name }) : null,
+        frame.name ? ": " : "",
+        el("span", { dir: "auto", text: frame.text }),
+      ),
       open,
     ),
   );
   bump();
-  announce(`Alert in #${frame.room} about ${frame.name}.`);
+  announce(`${title}${where}${frame.name ? ` about ${frame.name}` : ""}.`);
 }
 
 const reportsShown = new Set(); // report ids: live and listed again by "Load recent reports"
+
+// One page of open reports, newest first (the server bounds its size); "Load older reports"
+// asks for the page after the last one shown, while the server says there is one.
+function loadReports(page) {
+  const more = $("reports-more");
+  const ref = request(
+    { type: "reports", ...page },
+    {
+      many: true,
+      reply: (f) => {
+        if (f.type !== "notice") return;
+        state.replies.delete(ref);
+        more.hidden = !f.before;
+        more.dataset.before = f.before || "";
+      },
+      error: (f) => setStatus("staff-status", f.message, true),
+    },
+  );
+}
 
 export function addReport(frame) {
   if (frame.id) {
@@ -604,7 +642,8 @@ export function addReport(frame) {
     }
     item.append(actions);
   }
-  $("reports").prepend(item);
+  if (frame.ref) $("reports").append(item); // a listed page: newest first, below the live ones
+  else $("reports").prepend(item);
   bump();
 }
 

@@ -18,9 +18,14 @@ const DISCREET_ICON =
   "%3Cpath d='M5 5h6M5 8h6M5 11h4' stroke='%23888'/%3E%3C/svg%3E";
 const messageOf = new WeakMap(); // action button -> message frame
 let openMessage = () => {};
+let switched = () => {}; // (from, to, carry): the room shown changes (drafts.js keeps each one's box)
 
 export function onMessageAction(fn) {
   openMessage = fn;
+}
+
+export function onSwitch(fn) {
+  switched = fn;
 }
 
 // ---- rooms and tabs -------------------------------------------------------------------------
@@ -115,7 +120,9 @@ export function removeRoom(name) {
   save();
 }
 
-export function activate(name, focusTab = false) {
+// `carry`: the person is typing on through the switch (the reply to a /join they typed), so
+// the words in the box stay there rather than staying behind as the old room's draft.
+export function activate(name, focusTab = false, carry = false) {
   const room = state.rooms.get(name);
   if (!room) return;
   const before = state.rooms.get(state.active);
@@ -126,7 +133,9 @@ export function activate(name, focusTab = false) {
     other.tab.tabIndex = on ? 0 : -1;
     other.pane.hidden = !on;
   }
+  const from = state.active;
   state.active = name;
+  if (from !== name) switched(from, name, carry);
   $("composer-label").textContent = `Message ${room.label}`;
   $("composer-input").placeholder = room.ended ? "This conversation has ended" : `Message ${room.label}`;
   if (focusTab) room.tab.focus();
@@ -197,13 +206,23 @@ function showUnread(room) {
   updateTitle();
 }
 
-// "(3) ChatSupport", or a neutral title and icon in discreet mode (no count: a number
-// in a tab says "chat" as plainly as a name).
+// What a staff alert puts in the title until it is dealt with (listener.js), or null.
+let titleMark = null;
+
+export function markTitle(text) {
+  titleMark = text;
+  updateTitle();
+}
+
+// "(3) ChatSupport" (with a staff alert: "● Someone is waiting · ChatSupport"), or a
+// neutral title and icon in discreet mode (no count: a number in a tab says "chat" as
+// plainly as a name).
 export function updateTitle() {
   if (document.documentElement.classList.contains("leaving")) return;
   let unread = 0;
   for (const room of state.rooms.values()) unread += room.unread;
-  document.title = state.discreet ? DISCREET_TITLE : unread ? `(${unread > 99 ? "99+" : unread}) ${TITLE}` : TITLE;
+  const title = titleMark ? `● ${titleMark} · ${TITLE}` : TITLE;
+  document.title = state.discreet ? DISCREET_TITLE : unread ? `(${unread > 99 ? "99+" : unread}) ${title}` : title;
   $("icon").href = state.discreet ? DISCREET_ICON : "data:,";
 }
 

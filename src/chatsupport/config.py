@@ -153,6 +153,12 @@ class Config:
     tcp_backlog_lines: int = setting(
         100, "text-interface lines waiting to be read; further ones are refused", unit="lines"
     )
+    half_close_seconds: float = setting(
+        60.0,
+        "how long lines sent before a text or IRC peer closed its side (nc -N) are still "
+        "handled at its pace; the rest are refused in one line",
+        unit="seconds",
+    )
     max_conns_per_address: int = setting(
         16,
         "concurrent connections per network (an IPv4 address, an IPv6 /64); a school, an "

@@ -16,6 +16,11 @@ capabilities (`echoes_own`, `can_resume`, read by the core). Everything else is 
 - **close**: `finishing` (the transport's last step), then `Chat.close` (the core keeps
   the session when the sink `can_resume`), or the slot is released when the person never
   got in;
+- **half-close**: a peer that closes its side (`nc -N`, `shutdown(SHUT_WR)`) sends nothing
+  more but may still read. What it sent is handled in order, at its budget's pace, for up
+  to `half_close_seconds`; the rest is refused in one error it can read; then the
+  connection closes after the last answer and ends as any close does. (A FIN is the same
+  whether the peer half-closed or closed: not a quit, so an IRC session stays resumable.)
 - **errors**: one policy. The broker being away when opening is `fail("unavailable")`; any
   other failure is logged with its traceback and is `fail("not_opened")` or, once serving,
   `fail("internal")` (the session is then not resumable). Each transport words these.
@@ -59,6 +64,7 @@ class Peer(asyncio.Protocol):
         "client_key",
         "edge",
         "ended",
+        "eof_by",
         "inbox",
         "link",
         "outbox",
@@ -80,6 +86,7 @@ class Peer(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None  # only while there is work: none idle
         self.timer: asyncio.TimerHandle | None = None  # the transport's one pending timer
         self.ended = False
+        self.eof_by: float | None = None  # half-closed: loop time its input must be handled by
 
     # ---- what each transport says ----------------------------------------------------------
     def send(self, event: ev.Event) -> None:
@@ -109,6 +116,9 @@ class Peer(asyncio.Protocol):
     async def finishing(self) -> None:
         """The connection is over, the session not closed yet: the transport's last step."""
 
+    def input_ended(self) -> None:
+        """The peer sent its last byte: take what is left in the framing, if anything."""
+
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def attach(self, transport: asyncio.BaseTransport) -> str:
         """`connection_made`'s common part: a bounded outbox; returns the peer address."""
@@ -125,6 +135,23 @@ class Peer(asyncio.Protocol):
             self.outbox.lost()
         if self.task is None:
             self._spawn(self._finish())
+
+    def eof_received(self) -> bool | None:
+        """The peer closed its side: keep ours open (True) while its lines are answered,
+        then close after the last. Nobody in yet (and no opening under way) has nothing to
+        be answered, and TLS cannot half-close (close_notify ends both ways): those close."""
+        transport = self.transport
+        if self.eof_by is not None:
+            return True  # told twice (reading resumed after the end): nothing new
+        if self.ended or transport is None or transport.get_extra_info("sslcontext") is not None:
+            return False
+        if self.link is None and self.task is None:
+            return False
+        self.eof_by = asyncio.get_running_loop().time() + self.edge.config.half_close_seconds
+        self.input_ended()
+        self.inbox.append(self._end_of_input)  # not `take`: there is no more to read or pause
+        self.kick()
+        return True
 
     # ---- the life of a connection ----------------------------------------------------------
     def admit(self, address: str, client_id: str = "") -> bool:
@@ -150,7 +177,7 @@ class Peer(asyncio.Protocol):
         """Queue one decoded request (or the error a bad one gets, or a step of the
         transport's own); `kick` handles them in order."""
         self.inbox.append(item)
-        if self.paced and len(self.inbox) >= self.pause_at:
+        if self.paced and self.eof_by is None and len(self.inbox) >= self.pause_at:
             transport = self.transport
             if transport is not None and transport.is_reading():
                 transport.pause_reading()  # the rest waits in the kernel: read later
@@ -199,6 +226,9 @@ class Peer(asyncio.Protocol):
                     await item()
                     continue
                 if self.paced and (wait := chat.delay(link, item)) > 0:
+                    if self._out_of_time(wait):
+                        self._refuse_unsent(link)  # half-closed: the rest would come too late
+                        continue
                     await asyncio.sleep(wait)  # over budget: read later, as IRC servers do
                     continue
                 del inbox[0]
@@ -224,6 +254,30 @@ class Peer(asyncio.Protocol):
             self.address_key = ""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def _out_of_time(self, wait: float) -> bool:
+        """Half-closed, and the next request fits the budget only after `half_close_seconds`."""
+        eof_by = self.eof_by
+        return eof_by is not None and asyncio.get_running_loop().time() + wait > eof_by
+
+    def _refuse_unsent(self, link: Link) -> None:
+        """Refuse every request still queued, in one error; free steps (replies in turn, and
+        `_end_of_input` last) still run."""
+        inbox = self.inbox
+        unsent = sum(isinstance(item, rq.Request) for item in inbox)
+        inbox[:] = [item for item in inbox if not isinstance(item, rq.Request)]
+        lines = "1 line" if unsent == 1 else f"{unsent} lines"
+        seconds = f"{self.edge.config.half_close_seconds:g}"
+        self.edge.chat.fail(
+            link,
+            "rate_limited",
+            f"{lines} not sent: you closed your side of the connection with more queued than "
+            f"your message budget lets through in {seconds} s",
+        )
+
+    async def _end_of_input(self) -> None:
+        """Queued after a half-closed peer's last line: every answer is out; close after them."""
+        self.close("end_of_input")
 
     def _fail(self, why: Failure) -> None:
         self.ended = True

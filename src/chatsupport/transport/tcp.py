@@ -111,6 +111,12 @@ class TextPeer(Peer):
             if signal in TOLD:
                 self._say(TOLD[signal])
 
+    def input_ended(self) -> None:
+        """A last line without its end of line is a line too (`printf 'hi' | nc -N`)."""
+        if self.buffer:
+            self.buffer += b"\n"
+            self._split()
+
     # ---- Sink ------------------------------------------------------------------------------
     def send(self, event: ev.Event) -> None:
         outbox = self.outbox

@@ -66,13 +66,16 @@ async def test_a_ban_on_node_one_holds_on_node_two(url: str, tmp_path: Path) -> 
         mod = await staff_ws(a.http_port)
         target = await TextClient.open(a.tcp_port, local_addr="127.0.0.41")
         observer = await WsClient.open(b.http_port)
-        reply = await mod.request({"type": "ban", "name": target.name, "minutes": 30}, "notice")
-        assert reply["text"] == f"{target.name} is banned for 30 minutes"
+        frame = {"type": "ban", "name": target.name, "minutes": 30, "scope": "address"}
+        reply = await mod.request(frame, "notice")
+        assert (
+            reply["text"] == f"{target.name} is banned for 30 minutes, their network for 30 minutes"
+        )
         await target.expect("*** goodbye (banned)")
         await synced(mod, observer)
 
         again = await TextClient.open(b.tcp_port, local_addr="127.0.0.41", greet=False)
-        assert (await again.line()).startswith("!! you are banned for")
+        assert (await again.line()).startswith("!! a moderator closed the chat to your network")
         refused = await ws_from(b.http_port, "127.0.0.41", welcome=False)
         assert (await refused.recv())["code"] == "banned"
         await WsClient.open(b.http_port, local_addr="127.0.0.42")  # another address is fine
@@ -81,23 +84,24 @@ async def test_a_ban_on_node_one_holds_on_node_two(url: str, tmp_path: Path) -> 
 async def test_a_ban_of_a_person_on_the_other_node(url: str, tmp_path: Path) -> None:
     async with two_nodes(url, tmp_path) as (a, b):
         mod = await staff_tcp(b.tcp_port)
-        target = await ws_from(a.http_port, "127.0.0.43")
-        await mod.send(f"/ban {target.name} 5")
+        tab = "/ws?client=tab-1b6e0d4c9a2f7e35"
+        target = await WsClient.open(a.http_port, path=tab, local_addr="127.0.0.43")
+        await mod.send(f"/ban {target.name} 5 person")
         assert (
             await mod.expect(lambda s: "banned" in s) == f"-- {target.name} is banned for 5 minutes"
         )
         assert "banned you" in (await expect_kind(target, "banned"))["text"]
         assert (await target.expect("bye"))["reason"] == "banned"
-        # Node a holds them: it bans their address everywhere on its next housekeeping tick.
+        # Node a holds them: it bans their client's id everywhere on its next housekeeping tick.
         assert b.chat is not None
         for _ in range(300):
-            if b.chat.feature(Moderation).state.banned:
+            if b.chat.feature(Moderation).state.blocked:
                 break
             await asyncio.sleep(0.05)
-        retry = await ws_from(b.http_port, "127.0.0.43", welcome=False)
-        assert (await retry.recv())["code"] == "banned"
-        retry_a = await ws_from(a.http_port, "127.0.0.43", welcome=False)
-        assert (await retry_a.recv())["code"] == "banned"
+        for node, address in ((b, "127.0.0.45"), (a, "127.0.0.43")):
+            retry = await WsClient.open(node.http_port, path=tab, welcome=False, local_addr=address)
+            assert (await retry.recv())["code"] == "banned"
+        await ws_from(b.http_port, "127.0.0.43")  # their network is open to everyone else
 
 
 async def test_unban_on_node_two_lifts_a_ban_set_on_node_one(url: str, tmp_path: Path) -> None:

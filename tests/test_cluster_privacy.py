@@ -95,7 +95,7 @@ def hex_windows(text: str, width: int = 32) -> set[str]:
 
 async def ban(mod: WsClient, name: str) -> None:
     reply = await mod.request({"type": "ban", "name": name, "minutes": 30}, "notice")
-    assert reply["text"] == f"{name} is banned for 30 minutes"
+    assert reply["text"] == f"{name} is banned for 30 minutes, their network for 30 minutes"
 
 
 async def refused_everywhere(ports: list[int], address: str) -> None:

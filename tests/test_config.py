@@ -93,8 +93,8 @@ def test_the_settings_help_used_to_hide_are_shown_with_their_units() -> None:
         "--allowed-origins ORIGINS",
         "--max-partial-line BYTES text-interface input without an end of line that closes the "
         "connection (default: 65536 bytes = 64 KiB)",
-        "--new-conns-per-address N new connections per network address within "
-        "--new-conns-window (default: 32 connections)",
+        "--new-conns-per-address N new connections per network within "
+        "--new-conns-window; raise it with the one above (default: 32 connections)",
         "--new-conns-window SECONDS the window of --new-conns-per-address (default: 600 seconds)",
         "--config FILE",
     ):
@@ -140,6 +140,7 @@ def test_every_setting_is_read_from_toml_and_from_its_variable(tmp_path: Path) -
         ({"exit_url": 5}, "exit_url must be text, not 5"),
         ({"trusted_proxies": [1]}, "trusted_proxies must be a list of text"),
         ({"max_txt": 1}, "unknown setting 'max_txt'"),
+        ({"ban_scope": "everyone"}, "ban_scope must be 'address' or 'person', not 'everyone'"),
     ],
 )
 def test_a_wrong_value_is_named_in_the_error(values: dict[str, object], message: str) -> None:

@@ -154,7 +154,11 @@ async def test_new_connections_per_address_per_window_are_capped() -> None:
             client = await TextClient.open(server.tcp_port, local_addr="127.0.0.10")
             await client.close()
         late = await TextClient.open(server.tcp_port, local_addr="127.0.0.10", greet=False)
-        assert (await late.line()) == "!! too many new connections from your network; try later"
+        assert (await late.line()) == (
+            "!! too many new connections from your network (at most 5 in 10 minutes); "
+            "try again in 10 minutes"
+        )
+        assert (await late.line()).startswith("-- ")  # the help lines, meanwhile
         await TextClient.open(server.tcp_port, local_addr="127.0.0.11")
     finally:
         await server.stop()

@@ -3,11 +3,13 @@ interfaces (CONTRACT §6, §7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chatsupport import ChatServer
 
-from .helpers import TextClient, WsClient
+from .helpers import TextClient, WsClient, start_server
 from .mod_helpers import (
     LISTENER_TOKEN,
     expect_kind,
@@ -15,6 +17,7 @@ from .mod_helpers import (
     staff_ws,
     tcp_sync,
     texts,
+    write_tokens,
     ws_from,
     ws_sync,
 )
@@ -116,23 +119,31 @@ async def test_mute_on_both_interfaces_then_unban_lifts_it(server: ChatServer) -
 
 
 # ---- ban -----------------------------------------------------------------------------------
-async def test_ban_refuses_reconnects_from_the_address_on_both_interfaces(
+async def test_an_address_ban_refuses_reconnects_from_the_network_on_both_interfaces(
     server: ChatServer,
 ) -> None:
     mod = await staff_ws(server.http_port)
     target = await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
-    reply = await mod.request({"type": "ban", "name": target.name, "minutes": 30}, "notice")
-    assert reply["kind"] == "ban" and reply["text"] == f"{target.name} is banned for 30 minutes"
-    await target.expect("-- a moderator banned you for 30 minutes")
+    frame = {"type": "ban", "name": target.name, "minutes": 30, "scope": "address"}
+    reply = await mod.request(frame, "notice")
+    assert reply["kind"] == "ban"
+    assert reply["text"] == f"{target.name} is banned for 30 minutes, their network for 30 minutes"
+    told = await target.expect(lambda s: s.startswith("-- a moderator banned you"))
+    assert "for 30 minutes, and everyone on your network for 30 minutes" in told
+    assert "help lines stay open to you" in told
+    assert (await target.line()).startswith("-- ")  # the help lines follow, one a line
     await target.expect("*** goodbye (banned)")
     assert await target.closed()
 
     again = await TextClient.open(server.tcp_port, local_addr="127.0.0.5", greet=False)
-    assert (await again.line()).startswith("!! you are banned for")
+    why = await again.line()
+    assert why.startswith("!! a moderator closed the chat to your network for 30 minutes")
+    assert (await again.line()).startswith("-- ")  # where to find help meanwhile
     assert await again.closed()
     ws = await ws_from(server.http_port, "127.0.0.5", welcome=False)
     refused = await ws.recv()
     assert refused["type"] == "error" and refused["code"] == "banned"
+    assert refused["resources"] and all(line["name"] for line in refused["resources"])
     assert (await ws.recv())["type"] == "bye"
     # Another address is unaffected.
     await TextClient.open(server.tcp_port, local_addr="127.0.0.6")
@@ -142,20 +153,51 @@ async def test_ban_refuses_reconnects_from_the_address_on_both_interfaces(
     await TextClient.open(server.tcp_port, local_addr="127.0.0.5")
 
 
-async def test_ban_over_websocket_by_uid_refuses_a_websocket_reconnect(
+async def test_a_person_ban_spares_the_network_and_an_address_ban_may_be_capped(
+    tmp_path: Path,
+) -> None:
+    server = await start_server(tokens_file=write_tokens(tmp_path), address_ban_max=3600.0)
+    try:
+        mod = await staff_tcp(server.tcp_port)
+        first = await TextClient.open(server.tcp_port, local_addr="127.0.0.8")
+        await mod.send(f"/ban {first.name} 600 person")  # the network stays open
+        line = await mod.expect(lambda s: "banned" in s)
+        assert line == f"-- {first.name} is banned for 10 hours"
+        neighbour = await TextClient.open(server.tcp_port, local_addr="127.0.0.8")
+        await mod.send(f"/ban {neighbour.name} 600")  # the default: the address too
+        line = await mod.expect(lambda s: "banned" in s)
+        assert line == f"-- {neighbour.name} is banned for 10 hours, their network for 60 minutes"
+    finally:
+        await server.stop()
+
+
+async def test_ban_over_websocket_by_uid_refuses_the_client_not_its_network(
     server: ChatServer,
 ) -> None:
     mod = await staff_tcp(server.tcp_port)
-    target = await ws_from(server.http_port, "127.0.0.7")
+    tab = "/ws?client=tab-4f0c2a9e7d1b5c3a"
+    target = await WsClient.open(server.http_port, path=tab, local_addr="127.0.0.7")
     mod_ws = await staff_ws(server.http_port)
-    await mod_ws.request({"type": "ban", "uid": target.uid, "minutes": 1}, "notice")
+    ban = {"type": "ban", "uid": target.uid, "minutes": 1, "scope": "person"}
+    await mod_ws.request(ban, "notice")
+    told = await expect_kind(target, "banned")
+    assert "banned you from the chat for 1 minute" in told["text"] and told["resources"]
     assert (await target.expect("bye"))["reason"] == "banned"
-    retry = await ws_from(server.http_port, "127.0.0.7", welcome=False)
-    assert (await retry.recv())["code"] == "banned"
+    retry = await WsClient.open(server.http_port, path=tab, welcome=False, local_addr="127.0.0.7")
+    refused = await retry.recv()
+    assert refused["code"] == "banned"
+    assert refused["message"].startswith("a moderator banned you from the chat; ")
+    assert " to go. Help lines are open to you meanwhile" in refused["message"]
+    assert refused["resources"]
     assert (await retry.recv()) == {"type": "bye", "reason": "banned"}
+    # the same network, another person (another tab, another client id): welcome
+    await ws_from(server.http_port, "127.0.0.7")
+    await WsClient.open(
+        server.http_port, path="/ws?client=tab-other-5d2e8f1a", local_addr="127.0.0.7"
+    )
     await mod.send(f"/unban {target.name}")
     await mod.expect(f"-- lifted for {target.name}: ban")
-    await ws_from(server.http_port, "127.0.0.7")
+    await WsClient.open(server.http_port, path=tab, local_addr="127.0.0.7")
 
 
 # ---- announce ------------------------------------------------------------------------------

@@ -95,10 +95,11 @@ async def scenario(http: int, tcp: int, irc: int, metrics: int, secrets: list[st
     await mod.expect("report")
     await mod.request({"type": "reports"}, "notice")
 
-    await mod.request({"type": "ban", "uid": troll_message["uid"], "minutes": 5}, "notice")
+    ban = {"type": "ban", "uid": troll_message["uid"], "minutes": 5, "scope": "address"}
+    await mod.request(ban, "notice")
     assert await troll.closed()
     again = await TextClient.open(tcp, local_addr=ADDRESSES[2], greet=False)
-    assert (await again.line()).startswith("!! you are banned")
+    assert (await again.line()).startswith("!! a moderator closed the chat to your network")
     refused = await ws_from(http, ADDRESSES[2], welcome=False)
     assert (await refused.recv())["code"] == "banned"
 

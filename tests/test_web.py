@@ -426,7 +426,8 @@ async def test_exit_url_is_served_to_the_page(web: ChatServer) -> None:
 
 # ---- errors near the input -------------------------------------------------------------------
 async def test_errors_are_shown_next_to_the_message_box(browser: Browser) -> None:
-    server = await start_server(msg_rate=0.001, msg_burst=2, max_text=20)
+    # Two messages' burst, and a little over for the /who below (reading costs 0.25).
+    server = await start_server(msg_rate=0.001, msg_burst=2.5, max_text=20)
     try:
         page = await open_page(browser, server)
         await say(page, "one")

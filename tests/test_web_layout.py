@@ -145,8 +145,9 @@ async def test_no_phone_width_scrolls_sideways_in_any_state(
     await other.request({"type": "nick", "name": other_name}, "notice")
     await other.send({"type": "say", "room": "lobby", "text": LONG_WORD})
     for n, page in enumerate(pages.values()):
-        await say(page, f"/nick {LONG_NAME[: -len(str(n))]}{n}")
-        await expect(page.locator("#my-name")).to_have_text(f"{LONG_NAME[: -len(str(n))]}{n}")
+        # Two letters apart from each other: names one letter apart cannot be present together.
+        await say(page, f"/nick {LONG_NAME[:-2]}{n}{n}")
+        await expect(page.locator("#my-name")).to_have_text(f"{LONG_NAME[:-2]}{n}{n}")
         await say(page, f"https://example.org/{LONG_WORD}")
     for page in pages.values():
         await expect(shown(page).filter(has_text=LONG_WORD)).to_have_count(5)
@@ -201,7 +202,7 @@ async def test_no_phone_width_scrolls_sideways_in_any_state(
     # A private conversation with a listener whose name is long.
     for n, page in enumerate(pages.values()):
         lis = await WsClient.open(server.http_port)
-        await lis.request({"type": "nick", "name": f"{LONG_NAME[:-2]}L{n}"}, "notice")
+        await lis.request({"type": "nick", "name": f"{LONG_NAME[:-4]}Lx{n}{n}"}, "notice")
         await lis.request({"type": "auth", "token": LISTENER_TOKEN}, "notice")
         await lis.request({"type": "listen", "on": True}, "notice")
         await use_control(page, "#talk-btn")

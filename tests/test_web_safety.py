@@ -232,10 +232,13 @@ async def test_a_person_removed_is_told_why_and_cannot_undo_it_in_a_click(
     await mod.get_by_label("For how long").select_option("30")
     await mod.locator("#confirm-ok").click()
     await expect(mod.locator("#message-status")).to_have_text(
-        f"{banned_name} is banned for 30 minutes"
+        f"{banned_name} is banned for 30 minutes, their network for 30 minutes"
     )
     await expect(banned.locator("#conn-text")).to_have_text(
-        "A moderator banned you for 30 minutes. You cannot chat here until the ban ends."
+        "A moderator banned you from the chat for 30 minutes, and everyone on your network "
+        "for 30 minutes (a school, an office or a mobile network can share one address). "
+        "If you need someone to talk to now, help lines stay open to you. "
+        "You cannot chat here until the ban ends."
     )
     await expect(banned.locator("#conn-retry")).to_be_hidden()
     for page in (mod, kicked, banned):

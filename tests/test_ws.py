@@ -185,7 +185,8 @@ async def test_rate_limit_refuses_with_an_error_and_broadcasts_nothing() -> None
             await sender.request({"type": "say", "text": f"ok {n}"}, "message")
         error = await sender.request({"type": "say", "text": "one too many"}, "error")
         assert error["code"] == "rate_limited"
-        await sender.request({"type": "who"}, "who")  # free requests still work
+        await sender.request({"type": "ping"}, "pong")  # free requests still work
+        await sender.request({"type": "resources"}, "notice")
         assert [(await other.expect("message"))["text"] for _ in range(2)] == ["ok 0", "ok 1"]
         await other.request({"type": "ping"}, "pong")
         assert not [f for f in other.backlog if f["type"] == "message"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .core.vocabulary import BAN_SCOPES
 from .units import size
 
 T = TypeVar("T")
@@ -159,10 +160,15 @@ class Config:
         unit="seconds",
     )
     max_conns_per_address: int = setting(
-        16, "concurrent connections per network address", unit="connections"
+        16,
+        "concurrent connections per network (an IPv4 address, an IPv6 /64); a school, an "
+        "office or a carrier's NAT can put hundreds behind one: raise it for such audiences",
+        unit="connections",
     )
     new_conns_per_address: int = setting(
-        32, "new connections per network address within --new-conns-window", unit="connections"
+        32,
+        "new connections per network within --new-conns-window; raise it with the one above",
+        unit="connections",
     )
     new_conns_window: float = setting(
         600.0, "the window of --new-conns-per-address", unit="seconds"
@@ -201,6 +207,11 @@ class Config:
         "live events held for one person while their resume replays; past it the replay "
         "ends incomplete (`resumed.reason` overtaken) and live delivery goes on",
         unit="events",
+    )
+    page_size: int = setting(
+        100,
+        "entries in one page of a `who` or `rooms` answer (`more: true` if there are more)",
+        unit="entries",
     )
     presence_limit: int = setting(
         100,
@@ -260,6 +271,20 @@ class Config:
     probation_share: float = setting(
         0.5, "newcomers' share of the message budget (rate and burst)", metavar="SHARE"
     )
+    ban_scope: str = setting(
+        "address",
+        "what a moderator's ban covers unless they choose: 'address' (the person and the keyed "
+        "hash of their network, as the contract says) or 'person' (their session and client "
+        "id only: for audiences behind shared networks, docs/moderation.md)",
+        metavar="SCOPE",
+    )
+    address_ban_max: float | None = setting(
+        None,
+        "the longest a ban may also cover the person's whole network (everyone else behind "
+        "that address is shut out too)",
+        unit="seconds",
+        unset="as long as the ban",
+    )
     flood_strikes: int = setting(
         5, "times over the message budget within --flood-window that mute a person automatically"
     )
@@ -314,6 +339,11 @@ class Config:
         metavar="LEVEL",
         heading="Logging",
     )
+
+    def __post_init__(self) -> None:
+        if self.ban_scope not in BAN_SCOPES:
+            scopes = " or ".join(repr(s) for s in BAN_SCOPES)
+            raise ValueError(f"ban_scope must be {scopes}, not {self.ban_scope!r}")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

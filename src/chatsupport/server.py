@@ -54,7 +54,7 @@ def features(config: Config, periods: AddressPeriods | None = None) -> list[Feat
         loading.resources(config.resources_file),
     )
     return [
-        Everyday(),
+        Everyday(help_lines=safety.line_names()),  # nobody may pose as a help line
         Conversation(),
         roles,
         Moderation(periods),
@@ -175,6 +175,21 @@ class ChatServer:
             self.urls["metrics"] = f"http://{config.metrics_host}:{self.metrics_port}/metrics"
         self.descriptors = Descriptors(loop)
         self._ticker = loop.create_task(self._tick())
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """Every `Stalls.interval`: a late beat means the loop was held up (the host stopped
+        the process, a GC pause, a blocked loop); the core then forgives what was read in a
+        heap afterwards (docs/protocol.md, "Budgets")."""
+        if self._stopping or self.chat is None:
+            return
+        stalled = self.chat.stalls.beat(self.chat.clock())
+        if stalled > 0:
+            self.chat.count("loop_stalls")
+            if stalled >= 1.0:
+                log.warning("the event loop was held up for %.1f s", stalled)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.chat.stalls.interval, self._heartbeat)
 
     async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
         """IRC beside the others: plain on --irc-port, TLS on --irc-tls-port if asked for."""

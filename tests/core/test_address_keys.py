@@ -93,3 +93,23 @@ def test_the_operator_secret_comes_from_a_file_or_the_setting(tmp_path: Path) ->
     with pytest.raises(ValueError) as refused:
         operator_secret(Config(broker="redis://127.0.0.1:1/0"))
     assert str(refused.value) == MISSING
+
+
+async def test_a_person_ban_shares_only_period_keys_of_the_client_and_spares_the_network() -> None:
+    clock = Clock()
+    clock.now = 100 * ROTATION + ROTATION - 5
+    chat, schedule = await make_chat(clock)
+    mod, _ = await person(chat, "root-of-the-mod")
+    await chat.handle(mod, rq.Auth(token=MOD))
+    target, _ = await person(chat, "root-of-address-t", "root-of-client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=60, scope="person"))
+
+    assert await chat.broker.flags("banned") == {}  # the network is not banned
+    blocked = await chat.broker.flags("blocked")
+    assert "root-of-client-t" not in blocked  # the memory key is never what is shared
+    periods = range(schedule.period() - 1, schedule.period(clock.now + 3600) + 1)
+    assert set(blocked) == {schedule.hash_in(p, "root-of-client-t") for p in periods}
+    clock.now += 2 * ROTATION  # after two changes of the key
+    await chat.tick()
+    assert chat.admit("root-of-address-t", "root-of-client-t") is not None
+    assert chat.admit("root-of-address-t", "root-of-client-other") is None

@@ -75,9 +75,9 @@ async def make_chat(**overrides: Any) -> tuple[Chat, Clock]:
     return chat, clock
 
 
-async def person(chat: Chat, key: str = "address-a") -> tuple[Link, Recorder]:
+async def person(chat: Chat, key: str = "address-a", client: str = "") -> tuple[Link, Recorder]:
     sink = Recorder()
-    link = await chat.open(sink, key)
+    link = await chat.open(sink, key, client_key=client)
     sink.take()
     return link, sink
 
@@ -96,7 +96,7 @@ def errors(sink: Recorder) -> list[str]:
 async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     chat, clock = await make_chat(probation_seconds=0)
     mod, _ = await moderator(chat)
-    target, sink = await person(chat, "address-t")
+    target, sink = await person(chat, "address-t", "client-t")
     await chat.handle(mod, rq.Mute(uid=target.session.uid, minutes=2))
     await chat.handle(mod, rq.Shadow(uid=target.session.uid, minutes=3))
     sink.take()
@@ -110,15 +110,59 @@ async def test_mute_ban_and_shadow_expire_on_their_own() -> None:
     await chat.tick()
     assert not chat.visibility.silenced(target.session.uid)
 
-    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1))
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=1, scope="person"))
     assert sink.closed == "banned"
-    refusal = chat.admit("address-t")
-    assert refusal is not None and refusal.code == "banned"
+    refusal = chat.admit("address-t", "client-t")
+    assert refusal is not None and refusal.code == "banned" and refusal.resources
+    assert chat.admit("address-t", "client-other") is None  # the person, not their network
     assert chat.admit("address-b") is None
     clock.now += 61
     await chat.tick()
-    assert chat.admit("address-t") is None
+    assert chat.admit("address-t", "client-t") is None
     assert chat.feature(Moderation).state.bans == {}
+
+
+async def test_a_ban_covers_the_address_by_default_as_the_contract_says() -> None:
+    chat, clock = await make_chat(probation_seconds=0)
+    mod, _ = await moderator(chat)
+    target, sink = await person(chat, "address-t", "client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=5))
+    told = [e for e in sink.take() if isinstance(e, ev.Notice) and e.kind == "banned"]
+    assert "everyone on your network for 5 minutes" in told[0].text and told[0].resources
+    refusal = chat.admit("address-t", "client-other")  # someone else on that network
+    assert refusal is not None and refusal.code == "banned" and refusal.resources
+    assert "your network" in refusal.message
+    assert chat.admit("address-b") is None
+    clock.now += 301
+    await chat.tick()
+    assert chat.admit("address-t", "client-other") is None
+
+
+async def test_a_person_only_server_bans_the_address_only_when_asked() -> None:
+    chat, _ = await make_chat(probation_seconds=0, ban_scope="person")
+    mod, _ = await moderator(chat)
+    target, _ = await person(chat, "address-t", "client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=5))
+    assert chat.admit("address-t", "client-other") is None
+    assert chat.admit("address-t", "client-t") is not None
+
+
+async def test_an_address_ban_can_be_capped_and_ends_first() -> None:
+    chat, clock = await make_chat(probation_seconds=0, address_ban_max=600.0, ban_scope="person")
+    mod, _ = await moderator(chat)
+    target, sink = await person(chat, "address-t", "client-t")
+    await chat.handle(mod, rq.Ban(uid=target.session.uid, minutes=60, scope="address"))
+    assert sink.closed == "banned"
+    told = [e for e in sink.take() if isinstance(e, ev.Notice) and e.kind == "banned"]
+    assert "everyone on your network for 10 minutes" in told[0].text and told[0].resources
+    for key, client in (("address-t", ""), ("address-t", "client-new"), ("address-b", "client-t")):
+        refusal = chat.admit(key, client)
+        assert refusal is not None and refusal.code == "banned", (key, client)
+    assert refusal is not None and "to go" in refusal.message  # the person's own ban
+    clock.now += 601
+    await chat.tick()
+    assert chat.admit("address-t", "client-new") is None  # the network is open again
+    assert chat.admit("address-b", "client-t") is not None  # the person is still banned
 
 
 async def test_reports_are_forgotten_after_the_retention() -> None:

@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import random
+import secrets
 import signal
 import sys
 import threading
@@ -82,13 +83,16 @@ def printable(text: str) -> str:
     return "".join(c for c in text if c == "\n" or not unicodedata.category(c).startswith("C"))
 
 
-def ws_url(url: str, resume: bool) -> str:
-    """Accepts ws(s):// or http(s)://; `?resume` asks the server to wait for our resume."""
+def ws_url(url: str, resume: bool, client: str = "") -> str:
+    """Accepts ws(s):// or http(s)://; `?resume` asks the server to wait for our resume;
+    `?client=` is the random id this client holds while it runs (a moderator's ban then
+    stops this person, not everyone on their network; it is never written anywhere)."""
     parts = urlsplit(url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss") or not parts.netloc:
         raise InvalidURI(url, "expected ws://host:port/ws")
-    query = "&".join(q for q in (parts.query, "resume=1" if resume else "") if q)
+    asks = (parts.query, f"client={client}" if client else "", "resume=1" if resume else "")
+    query = "&".join(q for q in asks if q)
     return urlunsplit((scheme, parts.netloc, parts.path or "/ws", query, ""))
 
 
@@ -203,6 +207,7 @@ class Client:
         self.failures = 0  # connection attempts failed since the last welcome
         self.resuming = False
         self.renewed = False  # a resume that ended up as a new person
+        self.client_id = secrets.token_urlsafe(18)  # while this process runs: bans aim at it
         self.away: list[str] | None = None  # our rooms when the connection dropped
         self.missed: Counter[str] = Counter()  # messages shown while resuming, by room
         self.retry_at: float | None = None  # loop time of the next attempt, while waiting
@@ -268,7 +273,10 @@ class Client:
     async def _connection(self) -> None:
         resume = self.state.token is not None
         async with connect(
-            ws_url(self.url, resume), open_timeout=10, max_size=1 << 22, close_timeout=2
+            ws_url(self.url, resume, self.client_id),
+            open_timeout=10,
+            max_size=1 << 22,
+            close_timeout=2,
         ) as ws:
             self.ws = ws
             self.ready.clear()

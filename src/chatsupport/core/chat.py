@@ -15,11 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
 from ..config import Config
 from . import events as ev
+from . import names
 from . import requests as rq
 from .commands import UsageError, is_command, parse_command, type_name
 from .feature import (
@@ -33,7 +35,7 @@ from .feature import (
     outranks,
 )
 from .lifecycle import take_over
-from .limits import Clock, TokenBucket, WindowCounter
+from .limits import Clock, Stalls, TokenBucket, WindowCounter
 from .names import name_key, random_name
 from .ports import Broker, BrokerUnavailable, SessionRecord, Sink
 from .session import Link, Session
@@ -88,6 +90,7 @@ class Chat:
         self.per_address: dict[str, int] = {}
         self.new_per_address = WindowCounter(config.new_conns_per_address, config.new_conns_window)
         self.counters: dict[str, int] = {}  # metrics: name -> count (no text, no addresses)
+        self.stalls = Stalls()  # when this node could not read (`beat` by the server)
         # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
         self.subscribers: dict[str, dict[str, Session]] = {}
         self.stopping = False
@@ -100,6 +103,9 @@ class Chat:
     def _compose(self, features: Sequence[Feature]) -> None:
         """Each hook's callers, in feature order, made once (the hot paths only walk these)."""
         self._admit: list[Callable[[str], ev.Error | None]] = implementing(features, "admit")
+        self._helplines: list[Callable[[], list[dict[str, Any]] | None]] = implementing(
+            features, "helplines"
+        )
         self._new: list[Callable[[Session], None]] = implementing(features, "on_new")
         self._checks: list[Callable[[Link, rq.Request], None]] = implementing(features, "check")
         self._say_checks: list[Callable[[Session, str, str], None]] = implementing(
@@ -187,28 +193,48 @@ class Chat:
         return len(self.local)
 
     # ---- connections -----------------------------------------------------------------------
-    def admit(self, address_key: str) -> ev.Error | None:
-        """Per-address connection limits; the key is a keyed hash, never the address.
+    def admit(self, address_key: str, client_key: str = "") -> ev.Error | None:
+        """Per-network connection limits; the keys are keyed hashes, never the address or
+        the client's id. Each feature's `admit` hook sees the network's key, then the
+        client's (bans aim at either). A refusal says why, for how long when that is known,
+        and carries the help lines (`helplines`): help stays reachable to whoever is refused.
 
         Admitting holds the address's slot at once (connections arriving together must not
         all pass): `open` takes the slot over and `close` frees it; a transport that admits
         but never opens gives it back with `release`.
         """
+        refusal = self._refusal(address_key, client_key)
+        if refusal is None:
+            self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
+            return None
+        lines = self.helplines()
+        return msgspec.structs.replace(refusal, resources=lines) if lines else refusal
+
+    def helplines(self) -> list[dict[str, Any]] | None:
+        """The help lines shown to anyone, even someone refused or removed (safety's)."""
+        return next((found for hook in self._helplines if (found := hook())), None)
+
+    def _refusal(self, address_key: str, client_key: str) -> ev.Error | None:
         for check in self._admit:
-            refusal = check(address_key)
-            if refusal is not None:
-                return refusal
-        if self.per_address.get(address_key, 0) >= self.config.max_conns_per_address:
+            for key in (address_key, client_key):
+                refusal = check(key) if key else None
+                if refusal is not None:
+                    return refusal
+        config, now = self.config, self.clock()
+        if self.per_address.get(address_key, 0) >= config.max_conns_per_address:
             return ev.Error(
                 code="too_many_connections",
-                message="too many connections from your network; close one first",
+                message=f"too many connections from your network at once (at most "
+                f"{config.max_conns_per_address}); try again when someone there has left",
             )
-        if not self.new_per_address.hit(address_key, self.clock()):
+        if not self.new_per_address.hit(address_key, now):
+            wait = self.new_per_address.retry_in(address_key, now)
             return ev.Error(
                 code="too_many_connections",
-                message="too many new connections from your network; try later",
+                message=f"too many new connections from your network (at most "
+                f"{config.new_conns_per_address} in {round(config.new_conns_window / 60)} "
+                f"minutes); try again in {max(1, round(wait / 60))} minutes",
             )
-        self.per_address[address_key] = self.per_address.get(address_key, 0) + 1
         return None
 
     def release(self, address_key: str) -> None:
@@ -218,7 +244,9 @@ class Chat:
         else:
             self.per_address.pop(address_key, None)
 
-    async def open(self, sink: Sink, address_key: str = "", resume: str | None = None) -> Link:
+    async def open(
+        self, sink: Sink, address_key: str = "", resume: str | None = None, client_key: str = ""
+    ) -> Link:
         """A new connection: a fresh anonymous person in the default room, then `welcome`.
 
         With `resume` (a live session's token, sent as the connection's first frame), the
@@ -226,9 +254,9 @@ class Chat:
         """
         old = await self._returning(resume) if resume else None
         if old is not None and resume is not None:
-            return await self._reopen(sink, address_key, old, resume)
-        session, token = await self._new_session(address_key)
-        link = self._register(sink, session, address_key)
+            return await self._reopen(sink, address_key, old, resume, client_key)
+        session, token = await self._new_session(address_key, client_key)
+        link = self._register(sink, session, address_key, client_key)
         session.life.connect(link)
         room = self.config.default_room
         with session.life.hold():  # `welcome` is the first frame, whatever the room says
@@ -258,18 +286,22 @@ class Chat:
         except BrokerUnavailable:  # shared state is away: a fresh person; `resume` says more
             return None
 
-    def _register(self, sink: Sink, session: Session, address_key: str) -> Link:
+    def _register(
+        self, sink: Sink, session: Session, address_key: str, client_key: str = ""
+    ) -> Link:
         """A connection `admit` let in (it holds the address's slot) becomes a Link."""
-        link = Link(sink, session, address_key)
+        link = Link(sink, session, address_key, client_key=client_key)
         self.links.add(link)
         self.count("connections_opened")
         return link
 
-    async def _reopen(self, sink: Sink, address_key: str, old: Session, token: str) -> Link:
+    async def _reopen(
+        self, sink: Sink, address_key: str, old: Session, token: str, client_key: str = ""
+    ) -> Link:
         """Resume on connect: `welcome` names the returning person; live events are held
         (lifecycle RESUMING) until the `resume` handler has replayed history, so order
         is kept."""
-        link = self._register(sink, old, address_key)
+        link = self._register(sink, old, address_key, client_key)
         self.send(
             link,
             ev.Welcome(
@@ -313,7 +345,7 @@ class Chat:
             "retention_messages": c.retention_messages,
         }
 
-    async def _new_session(self, address_key: str) -> tuple[Session, str]:
+    async def _new_session(self, address_key: str, client_key: str = "") -> tuple[Session, str]:
         """A new person and their secret resume token (only its hash is kept)."""
         uid = "u" + secrets.token_hex(6)
         token = secrets.token_urlsafe(24)
@@ -327,6 +359,7 @@ class Chat:
             bucket=bucket,
             created=self.clock(),
             address_key=address_key,
+            client_key=client_key,
         )
         for hook in self._new:
             hook(session)
@@ -339,7 +372,7 @@ class Chat:
             name = random_name(self.rng)
             if attempt >= 20:
                 name = f"{name} {self.rng.randint(2, 999)}"
-            if await self.broker.claim_name(name_key(name), uid):
+            if await names.claim(self.broker, name_key(name), uid):
                 return name
         raise BrokerUnavailable("no free name")
 
@@ -372,7 +405,7 @@ class Chat:
         for room in list(session.rooms):
             await self.exit(session, room)
         self.sessions.pop(session.uid, None)
-        await self.broker.release_name(session.name_key, session.uid)
+        await names.release(self.broker, session.name_key, session.uid)
         self._unsubscribe_all(session)
         for hook in self._ended:
             await hook(session)
@@ -395,7 +428,7 @@ class Chat:
         """Rebuild a person another node held; they stay in their rooms (announced only
         where the others no longer saw them)."""
         name, key = record.name, name_key(record.name)
-        if not await self.broker.claim_name(key, record.uid):  # taken since they left
+        if not await names.claim(self.broker, key, record.uid):  # taken since they left
             name = await self._free_name(record.uid)
             key = name_key(name)
         session = Session(
@@ -461,8 +494,24 @@ class Chat:
     # ---- requests --------------------------------------------------------------------------
     def delay(self, link: Link, request: rq.Request) -> float:
         """Seconds until `request` fits the sender's budget (the text interface waits)."""
-        cost = self._cost(self._parse(link, request))
-        return link.session.bucket.wait(self.clock(), cost) if cost else 0.0
+        cost, now = self._cost(self._parse(link, request)), self.clock()
+        return self._budget(link.session, now).wait(now, cost) if cost else 0.0
+
+    def _budget(self, session: Session, now: float) -> TokenBucket:
+        """The sender's bucket, forgiven what arrived while this node was stalled: requests
+        read in a heap after a stall came at whatever pace the sender kept meanwhile, and
+        charging them as if sent at once would punish an honest sender for our pause."""
+        bucket = session.bucket
+        stalled, until = self.stalls.overlap(max(bucket.stamp, session.created), now)
+        if stalled > 0:
+            bucket.forgive(stalled, until)
+        return bucket
+
+    def charge(self, link: Link, cost: float) -> None:
+        """A cost known only after answering (how much a `who` or `resume` sent back): the
+        sender's next requests wait for it (`TokenBucket.charge`)."""
+        if cost > 0:
+            link.session.bucket.charge(self.clock(), cost)
 
     def _parse(self, link: Link, request: rq.Request) -> rq.Request | Refused:
         """A `say` of a slash command becomes that command's request (or its usage error)."""
@@ -493,8 +542,8 @@ class Chat:
         bucket, spent = link.session.bucket, 0.0
         try:
             parsed = self._parse(link, request)
-            cost = self._cost(parsed)
-            if cost and not bucket.take(self.clock(), cost):
+            cost, now = self._cost(parsed), self.clock()
+            if cost and not self._budget(link.session, now).take(now, cost):
                 self.count("rate_limited")
                 text = "slow down: you are sending faster than allowed"
                 raise Refused("rate_limited", text, flood=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import requests as rq
+from .vocabulary import BAN_SCOPES
 
 MAX_MINUTES = 60 * 24 * 30  # the longest mute, ban or shadow-mute: 30 days
 
@@ -99,6 +100,21 @@ def _report(arg: str, room: str | None) -> rq.Report:
     return rq.Report(name=_one(name, "NAME"), reason=reason, room=room)
 
 
+def _page(word: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise UsageError("PAGE must be a number") from None
+
+
+def _who(arg: str, room: str | None) -> rq.Who:
+    """`/who [ROOM] [PAGE]`: a crowded room's members come a page at a time."""
+    words = arg.split()
+    if words and words[-1].isdigit():
+        return rq.Who(room=" ".join(words[:-1]) or room, page=_page(words[-1]))
+    return rq.Who(room=arg or room)
+
+
 def end_request(arg: str, room: str | None) -> rq.End:
     """`/end` or `/end report REASON` (also IRC's `END #room report REASON`)."""
     word, _, reason = arg.partition(" ")
@@ -131,8 +147,11 @@ def _mute(arg: str) -> rq.Mute:
 
 
 def _ban(arg: str) -> rq.Ban:
-    name, minutes = _minutes(arg)
-    return rq.Ban(name=name, minutes=minutes)
+    """`/ban NAME MINUTES [person|address]`: what it covers, if not the server's default."""
+    head, _, last = arg.rpartition(" ")
+    scope = next((s for s in BAN_SCOPES if s == last.lower()), None) if head else None
+    name, minutes = _minutes(head if scope else arg)
+    return rq.Ban(name=name, minutes=minutes, scope=scope)
 
 
 def _shadow(arg: str) -> rq.Shadow:
@@ -176,11 +195,11 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             rq.Rooms,
-            "/rooms",
+            "/rooms [PAGE]",
             "list the rooms and how many are in each",
-            lambda a, r: rq.Rooms(),
+            lambda a, r: rq.Rooms(page=_page(a)) if a else rq.Rooms(),
         ),
-        Command(rq.Who, "/who [ROOM]", "who is in a room", lambda a, r: rq.Who(room=a or r)),
+        Command(rq.Who, "/who [ROOM] [PAGE]", "who is in a room", _who),
         Command(
             rq.Ignore,
             "/ignore NAME",
@@ -275,8 +294,8 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             rq.Ban,
-            "/ban NAME MINUTES",
-            "keep someone out for a while",
+            "/ban NAME MINUTES [address]",
+            "keep someone out for a while (address: their whole network too, briefly)",
             lambda a, r: _ban(a),
         ),
         Command(

@@ -12,6 +12,11 @@ Pure functions, no I/O. The core calls them when a person picks a name:
 - ``mixed_script(name)`` is true when one word mixes letters of several scripts
   (Latin with Cyrillic, Greek, Armenian...): almost always a spoof.
 - ``is_reserved(name)`` refuses names that pose as staff or as the server.
+- ``loose_key(name)`` is what a name is unique by: the skeleton without spaces,
+  punctuation and a plural ``s``; ``deletions(key)`` lets names one letter apart
+  be found by lookup (names.py holds both for each person present).
+- ``HelpLines(names).poses(name)`` refuses names that pose as a help line
+  ("Samaritans"); the names come from the resources file, read by the caller.
 
 The rules, written down once (tests in tests/core/test_confusables.py keep them):
 
@@ -42,15 +47,16 @@ Reserved names
   are compared after the skeleton fold, so "m0d", "Admin" with a Cyrillic A and "rnod" count.
   A name is reserved when
   - any word is, or is made only of, staff words (mod, moderator, admin,
-    administrator, sysadmin, sysop, staff, listener, chatsupport, with a plural "s")
+    administrator, sysadmin, sysop, staff, listener, chatsupport, volunteer,
+    counsellor, counselor, therapist, helpline, hotline, with a plural "s")
     and filler words (the, real, official, team, ...): "Mod Alice", "the_moderator",
     "ChatSupportTeam", "Listener Kim" are refused; or
   - the whole name is made only of reserved words (the staff words and also system,
-    server, root, support), filler words and digits: "Server", "Support Team",
+    server, root, support, crisis), filler words and digits: "Server", "Support Team",
     "System 2" are refused, while "Solar System", "Need Support", "Root Beer" and
     "Server Otter" are fine; or
-  - a word is one edit away from a long staff word (moderator, administrator,
-    chatsupport): "Moderater".
+  - a word is one edit away from a staff word of 8 letters or more (listener,
+    moderator, volunteer, therapist, ...), also in the plural: "Moderater", "Listner".
   A reserved word inside a longer word does not count: "Modest Owl", "Serverin",
   "Administration Fan" and "Rooted" are fine.
 """
@@ -60,15 +66,20 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from .text import within_one_edit
 
 __all__ = [
     "FILLER_WORDS",
+    "FUZZY_MIN",
     "RESERVED_NAMES",
     "STAFF_WORDS",
+    "HelpLines",
     "are_confusable",
+    "deletions",
     "is_reserved",
+    "loose_key",
     "mixed_script",
     "skeleton",
 ]
@@ -399,11 +410,17 @@ STAFF_WORDS: frozenset[str] = frozenset(
         "staff",
         "listener",
         "chatsupport",
+        "volunteer",
+        "counsellor",
+        "counselor",
+        "therapist",
+        "helpline",
+        "hotline",
     }
 )
 
 #: Words reserved only when they make up the whole name (with fillers, digits).
-_WHOLE_NAME_WORDS: frozenset[str] = frozenset({"system", "server", "root", "support"})
+_WHOLE_NAME_WORDS: frozenset[str] = frozenset({"system", "server", "root", "support", "crisis"})
 
 #: Every reserved word. ``is_reserved`` also refuses their look-alikes.
 RESERVED_NAMES: frozenset[str] = STAFF_WORDS | _WHOLE_NAME_WORDS
@@ -449,6 +466,7 @@ FILLER_WORDS: frozenset[str] = frozenset(
         "notice",
         "info",
         "alert",
+        "line",
         "x",
         "xx",
         "xxx",
@@ -459,7 +477,8 @@ FILLER_WORDS: frozenset[str] = frozenset(
 # ("Staffa"); as separate words they are fine ("A Mod").
 _IN_WORD_FILLERS = frozenset(f for f in FILLER_WORDS if len(f) > 1 or f == "x")
 
-_LONG_STAFF_WORDS = frozenset(w for w in STAFF_WORDS if len(w) >= 9)
+# Long staff words also refuse a one-letter slip ("Listner", "Moderater", "Therapsit").
+_LONG_STAFF_WORDS = frozenset(w for w in STAFF_WORDS if len(w) >= 8)
 
 
 def _folded(words: frozenset[str]) -> frozenset[str]:
@@ -561,9 +580,14 @@ def _is_staff_word(word: str) -> bool:
         found, uses = _composed_of(key, _STAFF_KEYS, _IN_WORD_FILLER_KEYS | _RESERVED_KEYS)
         if found and uses:
             return True
-        if len(key) >= 8 and any(within_one_edit(key, w) for w in _LONG_STAFF_KEYS):
+        if len(key) >= 7 and any(_near(key, w) for w in _LONG_STAFF_KEYS):
             return True
     return False
+
+
+def _near(key: str, word: str) -> bool:
+    """One edit from `word`, also in the plural ("Listners")."""
+    return within_one_edit(key, word) or (key.endswith("s") and within_one_edit(key[:-1], word))
 
 
 def _is_reserved_or_filler_word(word: str) -> tuple[bool, bool]:
@@ -605,3 +629,77 @@ def is_reserved(name: str) -> bool:
         if found and uses:
             return True
     return False
+
+
+# ---------------------------------------------------------------------------
+# Loose keys: what makes two names the same name to a reader
+# ---------------------------------------------------------------------------
+
+
+def loose_key(name: str) -> str:
+    """The skeleton without spaces and punctuation, and without a plural ``s``: "KindOwl",
+    "Kind-Owl", "Kind Owl." and "Kind Owls" all read as "Kind Owl" in a busy room."""
+    compact = "".join(ch for ch in skeleton(name) if unicodedata.category(ch)[0] not in "PZ")
+    if len(compact) > 3 and compact.endswith("s"):
+        compact = compact[:-1]
+    return compact
+
+
+FUZZY_MIN = 5  # keys this long or longer are also one letter away from each other
+
+
+def deletions(key: str) -> set[str]:
+    """`key` with one character deleted, each way; for keys of FUZZY_MIN characters or more.
+
+    Two keys one edit apart (a letter changed, added, dropped or two swapped) always share
+    one of ``{key} | deletions(key)``: an index of these finds near names by lookup."""
+    if len(key) < FUZZY_MIN:
+        return set()
+    return {key[:i] + key[i + 1 :] for i in range(len(key))}
+
+
+class HelpLines:
+    """Names nobody may take because they pose as a help line ("Samaritans", "Lifeline").
+
+    Built once from the names in the resources file (the caller reads it; no I/O here).
+    A name poses when, by `loose_key` and allowing one edit, the whole name is a line's
+    name or one of its parts (cut at ``/ , ( )``), or a run of its words is a distinctive
+    line name (`_IN_NAME_MIN` characters or more: "Samaritans Sam", "Lifeline Fan";
+    "Shout Owl" and "Pieta Fox" stay free). Lookups go through an index of `deletions`,
+    so the check costs the same however many lines there are.
+    """
+
+    _IN_NAME_MIN = 8
+
+    def __init__(self, line_names: Iterable[str]) -> None:
+        self._index: dict[str, set[str]] = {}
+        self._distinctive: set[str] = set()
+        for line in line_names:
+            for part in {line, *re.split(r"[/,()]", line)}:
+                key = loose_key(part)
+                if len(key) < 4:
+                    continue
+                for variant in {key} | deletions(key):
+                    self._index.setdefault(variant, set()).add(key)
+                if len(key) >= self._IN_NAME_MIN:
+                    self._distinctive.add(key)
+
+    def _match(self, key: str) -> str | None:
+        for variant in {key} | deletions(key):
+            for line in self._index.get(variant, ()):
+                if key == line or (len(line) >= FUZZY_MIN and within_one_edit(key, line)):
+                    return line
+        return None
+
+    def poses(self, name: str) -> bool:
+        if not self._index:
+            return False
+        if self._match(loose_key(name)) is not None:
+            return True
+        words = [loose_key(w) for w in _words(name)]
+        for start in range(len(words)):
+            for end in range(start + 1, len(words) + 1):
+                line = self._match("".join(words[start:end]))
+                if line in self._distinctive:
+                    return True
+        return False

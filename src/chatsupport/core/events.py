@@ -95,10 +95,16 @@ class Left(Event, tag="left"):
 class Who(Event, tag="who"):
     room: str
     members: list[Member]
+    count: int | None = None  # how many are in the room (more than listed when paged)
+    page: int = 1
+    more: bool = False  # a next page exists: `who {room, page: page + 1}`
 
 
 class Rooms(Event, tag="rooms"):
     rooms: list[RoomInfo]
+    count: int | None = None  # how many rooms are listed in all the pages
+    page: int = 1
+    more: bool = False
 
 
 class Pong(Event, tag="pong"):
@@ -164,6 +170,8 @@ class Alert(Event, tag="alert"):
 class Error(Event, tag="error"):
     code: ErrorCode
     message: str
+    # A refused connection (banned, too many connections): where to find help meanwhile.
+    resources: list[dict[str, Any]] | None = None
 
 
 class Bye(Event, tag="bye"):

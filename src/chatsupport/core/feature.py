@@ -105,7 +105,13 @@ class Feature:
 
     # ---- hooks (called in feature order) ----------------------------------------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        """A new connection from the keyed hash of an address: an error refuses it early."""
+        """A new connection: called with the keyed hash of its network, then again with the
+        keyed hash of the id its client holds (if it sent one); an error refuses it early."""
+        return None
+
+    def helplines(self) -> list[dict[str, Any]] | None:
+        """Help lines anyone may be shown, even someone refused at the door (at most one
+        feature, safety, offers them)."""
         return None
 
     def on_new(self, session: Session) -> None:

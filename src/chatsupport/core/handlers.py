@@ -6,21 +6,25 @@ features (moderation, one-to-one matching, ...) declare theirs the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from . import events as ev
-from . import lifecycle
+from . import lifecycle, names
 from . import requests as rq
 from .chat import Chat, Refused, hash_token
 from .commands import help_text
+from .confusables import HelpLines
 from .feature import Feature, handles
 from .limits import WindowCounter, message_cost
-from .names import check_name, name_key
+from .names import check_name, claim_keys, name_key
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .staff import find_person
 from .text import clean
 from .vocabulary import NoticeKind
+
+T = TypeVar("T")
 
 
 def room_of(link: Link, room: str | None) -> str:
@@ -61,8 +65,31 @@ def text_cost(request: Any) -> float:
     return message_cost(request.text)
 
 
+# What reading costs. Every request costs something: a quarter token up front, and what
+# an answer returns is charged after it, by its size (`Chat.charge`): a full page of `who`
+# or `rooms` one token more, a resume one token per lifecycle.REPLAY_PER_TOKEN messages
+# replayed (charged by the replay when it ends).
+# Free on purpose: `ping` (the page's liveness), `quit` and `forget` (leaving must always
+# work), `resources` (help is never behind a budget); their answers are small and fixed.
+READ = 0.25
+
+
+def page_of(items: list[T], page: int, size: int) -> tuple[list[T], bool]:
+    """Page `page` (from 1) of `items`, and whether another follows."""
+    if page < 1:
+        raise Refused("bad_request", "pages are numbered from 1")
+    start = (page - 1) * size
+    return items[start : start + size], len(items) > start + size
+
+
 class Everyday(Feature):
-    """What everyone does: say, rooms, names, help, ignore, resume, quit."""
+    """What everyone does: say, rooms, names, help, ignore, resume, quit.
+
+    `help_lines`: the names of the help lines in the resources file; nobody may take a
+    name that could pass for one (the caller reads the file: the core does no I/O)."""
+
+    def __init__(self, help_lines: Iterable[str] = ()) -> None:
+        self.help_lines = HelpLines(help_lines)
 
     def bind(self, chat: Chat) -> None:
         super().bind(chat)
@@ -137,40 +164,53 @@ class Everyday(Feature):
     async def nick(self, link: Link, request: rq.Nick) -> None:
         chat = self.chat
         session = link.session
-        name, problem = check_name(request.name, chat.config.max_name)
+        name, problem = check_name(request.name, chat.config.max_name, self.help_lines)
         if problem:
             raise Refused("invalid_name", problem)
-        key = name_key(name)
-        if key != session.name_key and not await chat.broker.claim_name(key, session.uid):
-            raise Refused("name_taken", f"{name} (or a name that looks like it) is taken")
-        if key != session.name_key:
-            await chat.broker.release_name(session.name_key, session.uid)
+        key, old_key = name_key(name), session.name_key
+        if key != old_key:
+            if not await names.claim(chat.broker, key, session.uid, held=claim_keys(old_key)):
+                text = f"{name} is taken, or too like the name of someone here; try another"
+                raise Refused("name_taken", text)
+            await names.release(chat.broker, old_key, session.uid, keep=claim_keys(key))
         old, session.name, session.name_key = session.name, name, key
         chat.reply(link, ev.Notice(kind="nick", text=f"you are now {name}", name=name), request)
         for room in session.rooms:
             count = await chat.broker.join_room(room, session.member())
             await chat.announce(session, room, "nick", count, old=old)
 
-    @handles(rq.Who, cost=0)
+    @handles(rq.Who, cost=READ)
     async def who(self, link: Link, request: rq.Who) -> None:
+        """Who is in a room, `page_size` at a time; a full page costs a token more."""
         chat = self.chat
         room = normalise_room(request.room) if request.room else link.session.current
         if not room or not valid_room(room):
             raise Refused("bad_request", "which room? /who ROOM")
         if is_private(room) and room not in link.session.rooms:
             raise Refused("forbidden", "that room is private")
-        chat.reply(link, ev.Who(room=room, members=await chat.broker.members(room)), request)
+        everyone, size = await chat.broker.members(room), chat.config.page_size
+        members, more = page_of(everyone, request.page, size)
+        count, page = len(everyone), request.page
+        chat.reply(
+            link, ev.Who(room=room, members=members, count=count, page=page, more=more), request
+        )
+        chat.charge(link, len(members) / size)
 
-    @handles(rq.Rooms, cost=0)
+    @handles(rq.Rooms, cost=READ)
     async def rooms(self, link: Link, request: rq.Rooms) -> None:
-        listed = [r for r in await self.chat.broker.room_counts() if not is_private(r.name)]
-        self.chat.reply(link, ev.Rooms(rooms=listed), request)
+        """The public rooms, `page_size` at a time; a full page costs a token more."""
+        chat = self.chat
+        listed = [r for r in await chat.broker.room_counts() if not is_private(r.name)]
+        rooms, more = page_of(listed, request.page, chat.config.page_size)
+        answer = ev.Rooms(rooms=rooms, count=len(listed), page=request.page, more=more)
+        chat.reply(link, answer, request)
+        chat.charge(link, len(rooms) / chat.config.page_size)
 
     @handles(rq.Ping, cost=0)
     async def ping(self, link: Link, request: rq.Ping) -> None:
         self.chat.reply(link, ev.Pong(), request)
 
-    @handles(rq.Help, cost=0)
+    @handles(rq.Help, cost=READ)
     async def help(self, link: Link, request: rq.Help) -> None:
         role = link.session.role
         text = help_text(lambda kind: self.chat.may(role, kind), request.topic)
@@ -204,8 +244,9 @@ class Everyday(Feature):
         kind: NoticeKind = "ignore" if isinstance(request, rq.Ignore) else "unignore"
         self.chat.reply(link, ev.Notice(kind=kind, text=text, name=target.name), request)
 
-    @handles(rq.Resume, cost=0)
+    @handles(rq.Resume, cost=READ)
     async def resume(self, link: Link, request: rq.Resume) -> None:
+        """Come back as oneself: what was missed is replayed, then charged by its size."""
         chat = self.chat
         old = await chat.find_session(hash_token(request.session))
         if old is None:  # unknown or expired: no history for a stranger, and they know it

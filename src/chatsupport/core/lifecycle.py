@@ -341,6 +341,9 @@ async def resume(
     await replay.run()
 
 
+REPLAY_PER_TOKEN = 500  # messages a resume replays per token of the sender's budget
+
+
 class Replay:
     """One resume's replay to one connection, paced by it.
 
@@ -466,6 +469,8 @@ class Replay:
         self.link.session.life.replayed(self.link)
         done = ev.Resumed(missed=self.missed, complete=self.complete, reason=reason, ref=self.ref)
         self.chat.send(self.link, done)
+        # A resume costs by its size, like every read (a loop of resumes is not free).
+        self.chat.charge(self.link, self.missed / REPLAY_PER_TOKEN)
 
     def _cut(self, reason: ReplayCut) -> None:
         """End now, incomplete: room events held are dropped (history keeps them; the client

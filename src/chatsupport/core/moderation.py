@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from ..config import Config
 from . import events as ev
 from . import requests as rq
 from . import staff
@@ -37,7 +38,7 @@ from .ports import AddressPeriods, BrokerUnavailable, Unrotated
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
-from .vocabulary import Ending, NoticeKind, Role, as_ending
+from .vocabulary import BanScope, Ending, NoticeKind, Role, as_ending
 
 log = logging.getLogger("chatsupport.moderation")
 
@@ -119,10 +120,16 @@ async def disconnect(chat: Chat, target: Session, reason: Ending, text: str) -> 
     if link is None:  # between connections, waiting to resume: just end it
         await chat.end_session(target)
         return
-    chat.send(link, ev.Notice(kind=reason, text=text))
+    chat.send(link, _farewell(chat, reason, text))
     chat.send(link, ev.Bye(reason=reason))
     link.sink.close(reason)
     await chat.close(link, reason, resumable=False)
+
+
+def _farewell(chat: Chat, reason: Ending, text: str) -> ev.Notice:
+    """Why they are removed; a banned person also gets the help lines, open to them still."""
+    lines = chat.helplines() if reason == "banned" else None
+    return ev.Notice(kind=reason, text=text, resources=lines)
 
 
 def _done(
@@ -143,13 +150,39 @@ async def _tell_room(chat: Chat, link: Link, room: str, kind: NoticeKind, text: 
     await chat.broker.signal(room, ev.Notice(kind=kind, text=text), link.session.uid)
 
 
-def _ban_data(name: str, keys: list[str]) -> dict[str, Any]:
-    return {"name": name, "name_key": name_key(name), "keys": keys}
+def _ban_data(name: str, keys: list[str], clients: list[str]) -> dict[str, Any]:
+    return {"name": name, "name_key": name_key(name), "keys": keys, "clients": clients}
 
 
 def _keys_of(session: Session) -> list[str]:
+    """The keyed hashes of the networks `session` came from."""
     keys = {session.address_key} | ({session.link.address_key} if session.link else set())
     return sorted(k for k in keys if k)
+
+
+def _clients_of(session: Session) -> list[str]:
+    """The keyed hashes of the ids their clients held (a page's tab, a terminal client)."""
+    keys = {session.client_key} | ({session.link.client_key} if session.link else set())
+    return sorted(k for k in keys if k)
+
+
+def _network_seconds(config: Config, scope: BanScope | None, seconds: float) -> float:
+    """How long a ban of `seconds` also holds the person's network (0: not at all)."""
+    if (scope or config.ban_scope) != "address":
+        return 0.0
+    longest = config.address_ban_max
+    return seconds if longest is None else min(seconds, longest)
+
+
+def ban_notice(seconds: float, network: float) -> str:
+    """What a banned person is told: why, for how long, and that help lines stay open."""
+    text = f"a moderator banned you from the chat for {duration(seconds)}"
+    if network > 0:
+        text += (
+            f", and everyone on your network for {duration(network)} (a school, an office or "
+            "a mobile network can share one address)"
+        )
+    return text + ". If you need someone to talk to now, help lines stay open to you"
 
 
 class Moderation(Feature):
@@ -225,33 +258,61 @@ class Moderation(Feature):
 
     @handles(rq.Ban, role="mod")
     async def ban(self, link: Link, request: rq.Ban) -> None:
+        """A ban covers the person (their session and the id their client holds) and, with
+        scope "address" (the contract's default, `--ban-scope`), the keyed hash of their
+        network, for at most `address_ban_max` if set: everyone else behind it is shut out
+        too. Scope "person" spares a shared network (a school, an office, a carrier's NAT)."""
         chat = self.chat
         target = await _target(chat, link, request.uid, request.name)
         seconds = _seconds(request.minutes)
-        text = f"a moderator banned you for {duration(seconds)}"
+        network = _network_seconds(chat.config, request.scope, seconds)
+        text = ban_notice(seconds, network)
         if target.session is not None:
-            await self.ban_here(target.session, seconds)
+            await self.ban_here(target.session, seconds, network)
             await disconnect(chat, target.session, "banned", text)
-        else:  # their node knows their address key: it bans that too, and ends them
-            await self.shared.share("ban", target.uid, _ban_data(target.name, []), seconds)
-            await self.shared.act(target.uid, "banned", text, seconds)
+        else:  # their node knows their keys: it bans those too, and ends them
+            await self.shared.share("ban", target.uid, _ban_data(target.name, [], []), seconds)
+            await self.shared.act(target.uid, "banned", text, seconds, network)
         chat.count("mod_bans")
-        log.info("ban by=%s target=%s", link.session.uid, target.uid)
+        if network:
+            chat.count("mod_address_bans")
+        log.info("ban by=%s target=%s network=%s", link.session.uid, target.uid, bool(network))
         text = f"{target.name} is banned for {duration(seconds)}"
+        if network:
+            text += f", their network for {duration(network)}"
         _done(chat, link, request, "ban", text, target.name)
 
     async def ban_here(
-        self, session: Session, seconds: float, roots: list[str] | None = None
+        self,
+        session: Session,
+        seconds: float,
+        network: float = 0.0,
+        roots: list[str] | None = None,
+        clients: list[str] | None = None,
     ) -> None:
-        """Ban a person this node holds: their uid and their address keys, everywhere (each
-        root key under every period key the ban spans)."""
-        roots = _keys_of(session) if roots is None else roots
-        spans = [span for root in roots for span in self.periods.spanning(root, seconds)]
-        shared = sorted({key for key, _ in spans})
-        await self.shared.share("ban", session.uid, _ban_data(session.name, shared), seconds)
-        for key, needed in spans:
-            left = max(needed, self.state.ban_left(key, self.chat.clock()))  # a longer stays
-            await self.shared.share("banned", key, None, left)
+        """Ban a person this node holds, everywhere: their uid and their clients' ids for
+        `seconds`, and their networks for `network` seconds (0: not their network). Each
+        root key is shared under every period key the ban spans, never as it is."""
+        roots = (_keys_of(session) if roots is None else roots) if network > 0 else []
+        clients = _clients_of(session) if clients is None else clients
+        nets, blocks = self._spans(roots, network), self._spans(clients, seconds)
+        shared_nets, shared_blocks = sorted({k for k, _ in nets}), sorted({k for k, _ in blocks})
+        data = _ban_data(session.name, shared_nets, shared_blocks)
+        await self.shared.share("ban", session.uid, data, seconds)
+        now, state = self.chat.clock(), self.state
+        for kind, spans, left_of in (
+            ("blocked", blocks, state.block_left),
+            ("banned", nets, state.ban_left),
+        ):
+            for key, needed in spans:
+                left = max(needed, left_of(key, now))  # a longer one stays
+                await self.shared.share(kind, key, None, left)
+
+    def _spans(self, roots: list[str], seconds: float) -> list[tuple[str, float]]:
+        """The period keys `roots` are shared under for a ban of `seconds` (keys.py)."""
+        if seconds <= 0:
+            return []
+        return [span for root in roots for span in self.periods.spanning(root, seconds)]
 
     @handles(rq.Unban, role="mod")
     async def unban(self, link: Link, request: rq.Unban) -> None:
@@ -287,13 +348,17 @@ class Moderation(Feature):
         if entry is None:
             return None
         await self.shared.unshare("ban", uid)
-        now = self.chat.clock()
-        for key in entry.address_keys:
-            others = [b.until for b in self.state.bans.values() if key in b.address_keys]
-            if others:
-                await self.shared.share("banned", key, None, max(others) - now)
-            else:
-                await self.shared.unshare("banned", key)
+        now, bans = self.chat.clock(), self.state.bans.values()
+        for kind, keys in (("banned", entry.address_keys), ("blocked", entry.client_keys)):
+            for key in keys:
+                held = [b.until for b in bans if key in b.address_keys | b.client_keys]
+                if not held:
+                    await self.shared.unshare(kind, key)
+                    continue
+                left = max(held) - now  # another ban holds it: as long as that one
+                if kind == "banned":  # a network never longer than it was (address_ban_max)
+                    left = min(left, self.state.ban_left(key, now))
+                await self.shared.share(kind, key, None, left)
         return entry
 
     @handles(rq.Announce, role="mod")
@@ -351,12 +416,23 @@ class Moderation(Feature):
 
     # ---- hooks: what a mute, slow mode, lock, ban or shadow-mute means -----------------------
     def admit(self, address_key: str) -> ev.Error | None:
-        now = self.chat.clock()
-        left = max(self.state.ban_left(key, now) for key in self.periods.current(address_key))
-        if left <= 0:
+        """Refuse a banned client (its id) or network, saying why and for how long (the
+        key's period keys are what bans are shared under); the Chat adds the help lines."""
+        now, state, keys = self.chat.clock(), self.state, self.periods.current(address_key)
+        person = max(state.block_left(key, now) for key in keys)
+        network = max(state.ban_left(key, now) for key in keys)
+        if person <= 0 and network <= 0:
             return None
         self.chat.count("connections_banned")
-        return ev.Error(code="banned", message=f"you are banned for {duration(left)} more")
+        if person > 0:
+            text = f"a moderator banned you from the chat; {duration(person)} to go"
+        else:
+            text = (
+                f"a moderator closed the chat to your network for {duration(network)} more, "
+                "because of someone using it (a school, an office or a mobile network can "
+                "share one address); we are sorry if that was not you"
+            )
+        return ev.Error(code="banned", message=f"{text}. Help lines are open to you meanwhile")
 
     def check_say(self, session: Session, room: str, text: str) -> None:
         state, now = self.state, self.chat.clock()
@@ -437,13 +513,19 @@ class Moderation(Feature):
         chat, state = self.chat, self.state
         reason, text = as_ending(str(order.get("reason"))), str(order.get("text", ""))
         seconds = float(order.get("seconds") or 0.0)
+        network = float(order.get("address") or 0.0)
         if reason == "banned" and seconds > 0:
-            keys, until = _keys_of(session), chat.clock() + seconds
-            for key in (k for root in keys for k in self.periods.current(root)):
-                state.banned[key] = max(state.banned.get(key, 0.0), until)  # here at once
+            now = chat.clock()
+            keys, clients = _keys_of(session) if network > 0 else [], _clients_of(session)
+            for table, roots, until in (
+                (state.banned, keys, network),
+                (state.blocked, clients, seconds),
+            ):
+                for key in (k for root in roots for k in self.periods.current(root)):
+                    table[key] = max(table.get(key, 0.0), now + until)  # here at once
 
             async def write_ban() -> None:
-                await self.ban_here(session, seconds, keys)
+                await self.ban_here(session, seconds, network, keys, clients)
 
             state.later.append(write_ban)
         link = session.link
@@ -455,7 +537,7 @@ class Moderation(Feature):
 
             state.later.append(end)
             return
-        chat.send(link, ev.Notice(kind=reason, text=text))
+        chat.send(link, _farewell(chat, reason, text))
         chat.send(link, ev.Bye(reason=reason))
         link.resumable = False
         link.sink.close(reason)

@@ -33,7 +33,7 @@ from .ports import BrokerUnavailable
 from .vocabulary import Ending
 
 CONTROL = "!moderation"  # node-to-node: `!` cannot be typed in a room name
-KINDS = ("mute", "shadow", "ban", "banned", "slow", "lock")
+KINDS = ("mute", "shadow", "ban", "banned", "blocked", "slow", "lock")
 ROOM_TTL = 86400.0  # slow mode and locks end on their own after a day at most
 RESYNC = 10.0  # seconds between rebuilds of the cache from the broker
 
@@ -45,8 +45,9 @@ decode = msgspec.json.Decoder(dict[str, Any])
 class BanEntry:
     name: str
     name_key: str
-    address_keys: set[str]
+    address_keys: set[str]  # networks banned with the person (only by a moderator's choice)
     until: float
+    client_keys: set[str] = field(default_factory=set)  # the ids their clients held
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class ModState(Visibility):
     shadows: dict[str, float] = field(default_factory=dict)  # uid -> until
     bans: dict[str, BanEntry] = field(default_factory=dict)  # uid -> ban
     banned: dict[str, float] = field(default_factory=dict)  # address key -> until
+    blocked: dict[str, float] = field(default_factory=dict)  # client key -> until
     slow: dict[str, float] = field(default_factory=dict)  # room -> seconds between messages
     spoke: dict[tuple[str, str], float] = field(default_factory=dict)  # (room, uid) -> when
     locked: dict[str, set[str]] = field(default_factory=dict)  # room -> who may still speak
@@ -74,6 +76,9 @@ class ModState(Visibility):
     def ban_left(self, address_key: str, now: float) -> float:
         return max(0.0, self.banned.get(address_key, 0.0) - now)
 
+    def block_left(self, client_key: str, now: float) -> float:
+        return max(0.0, self.blocked.get(client_key, 0.0) - now)
+
     def silenced(self, uid: str | None) -> bool:
         return uid in self.shadows
 
@@ -88,7 +93,7 @@ class ModState(Visibility):
 
     def expire(self, now: float, horizon: float) -> None:
         """Drop what ended by `now`, and hidden ids older than `horizon` (history's)."""
-        for table in (self.mutes, self.banned, self.shadows):
+        for table in (self.mutes, self.banned, self.blocked, self.shadows):
             for key in [k for k, until in table.items() if until <= now]:
                 del table[key]
         for uid in [u for u, entry in self.bans.items() if entry.until <= now]:
@@ -103,6 +108,7 @@ class ModState(Visibility):
             "mute": self.mutes,
             "shadow": self.shadows,
             "banned": self.banned,
+            "blocked": self.blocked,
             "ban": self.bans,
             "slow": self.slow,
             "lock": self.locked,
@@ -110,11 +116,13 @@ class ModState(Visibility):
         return tables.get(kind, {})
 
     def keep(self, kind: str, key: str, data: Any, until: float) -> None:
-        if kind in ("mute", "shadow", "banned"):
+        if kind in ("mute", "shadow", "banned", "blocked"):
             self.table(kind)[key] = until
         elif kind == "ban" and isinstance(data, dict):
             keys = {str(k) for k in data.get("keys", ())}
-            self.bans[key] = BanEntry(str(data["name"]), str(data["name_key"]), keys, until)
+            clients = {str(k) for k in data.get("clients", ())}
+            name, name_key = str(data["name"]), str(data["name_key"])
+            self.bans[key] = BanEntry(name, name_key, keys, until, clients)
         elif kind == "slow" and isinstance(data, int | float):
             self.slow[key] = float(data)
         elif kind == "lock" and isinstance(data, list):
@@ -146,11 +154,15 @@ class Shared:
         self.apply(kind, key, None)
         await self.chat.broker.signal(CONTROL, ev.Control(kind=kind, key=key), None)
 
-    async def act(self, uid: str, reason: Ending, text: str, seconds: float = 0.0) -> None:
-        """Ask the node holding `uid` to end them (`kicked`, `banned` for `seconds`)."""
+    async def act(
+        self, uid: str, reason: Ending, text: str, seconds: float = 0.0, address: float = 0.0
+    ) -> None:
+        """Ask the node holding `uid` to end them (`kicked`, `banned` for `seconds`, and
+        their network for `address` seconds if a moderator chose that)."""
         if not self.chat.broker.healthy:  # a signal would reach only this node: say so
             raise BrokerUnavailable("shared state is unreachable")
-        value = _json.encode({"reason": reason, "text": text, "seconds": seconds}).decode()
+        order = {"reason": reason, "text": text, "seconds": seconds, "address": address}
+        value = _json.encode(order).decode()
         await self.chat.broker.signal(CONTROL, ev.Control(kind="act", key=uid, value=value), None)
 
     async def hide_everywhere(self, room: str, message_id: int) -> None:

@@ -39,6 +39,7 @@ from .rooms import normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
 
+REPORTS_PER_TOKEN = 20  # `reports` costs a token more per this many reports listed
 log = logging.getLogger("chatsupport.reports")
 
 MAX_REASON = 300
@@ -199,6 +200,7 @@ class Reports(Feature):
                 "  ", " "
             )
         chat.reply(link, ev.Notice(kind="reports", text=text, before=before), request)
+        chat.charge(link, shown / REPORTS_PER_TOKEN)  # by the size of the answer
 
     @handles(rq.Handled, role="mod")
     async def handled(self, link: Link, request: rq.Handled) -> None:

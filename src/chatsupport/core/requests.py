@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .vocabulary import BanScope
+
 
 class Request(msgspec.Struct, tag_field="type", kw_only=True, forbid_unknown_fields=False):
     ref: str | None = None
@@ -52,10 +54,11 @@ class Nick(Request, tag="nick"):
 
 class Who(Request, tag="who"):
     room: str | None = None
+    page: int = 1  # a crowded room's members come `page_size` at a time
 
 
 class Rooms(Request, tag="rooms"):
-    pass
+    page: int = 1
 
 
 class Ping(Request, tag="ping"):
@@ -177,9 +180,14 @@ class Mute(Request, tag="mute"):
 
 
 class Ban(Request, tag="ban"):
+    """Ban a person: their session and the id their client holds, and with `scope`
+    "address" (`--ban-scope`'s default) the keyed hash of their network too; "person"
+    spares everyone else behind a shared address."""
+
     uid: str | None = None
     name: str | None = None
     minutes: float = 60
+    scope: BanScope | None = None  # None: the server's --ban-scope
 
 
 class Shadow(Request, tag="shadow"):

@@ -59,6 +59,16 @@ class Safety(Feature):
         self.offered: dict[str, float] = {}  # uid -> when help was last offered
         self.asked: set[str] = set()  # uids asked once which region they are in
 
+    def line_names(self) -> set[str]:
+        """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""
+        regions = [None, *self.resources.regions()]
+        return {line.name for region in regions for line in self.resources.for_region(region)}
+
+    def helplines(self) -> list[dict[str, Any]]:
+        """The international lines, for someone refused at the door (banned, too many
+        connections): help stays reachable to everyone."""
+        return self.card(None)
+
     def card(self, region: str | None) -> list[dict[str, Any]]:
         return [{**r.to_dict(), "line": r.to_line()} for r in self.resources.for_region(region)]
 

@@ -22,6 +22,7 @@ class Session:
     bucket: TokenBucket
     created: float
     address_key: str = ""
+    client_key: str = ""  # keyed hash of the random id their client holds (bans aim at it)
     role: Role | None = None
     rooms: list[str] = field(default_factory=list)
     since: dict[str, int] = field(default_factory=dict)  # room -> newest id when they came in
@@ -55,4 +56,5 @@ class Link:
     session: Session
     address_key: str
     open: bool = True
+    client_key: str = ""
     resumable: bool = True  # false once a moderator ended it: its close ends the person

@@ -80,11 +80,15 @@ ReplayCut = Literal[
 
 Role = Literal["listener", "mod"]
 Ending = Literal["kicked", "banned"]  # a moderator ended the session: the notice and bye say
+# What a ban covers: the person (session, client id) and their network's keyed hash
+# (CONTRACT §7, the default), or the person only (for audiences behind shared networks).
+BanScope = Literal["address", "person"]
 
 ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 NOTICE_KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
 REPLAY_CUTS: tuple[ReplayCut, ...] = get_args(ReplayCut)
 ROLES: tuple[Role, ...] = get_args(Role)
+BAN_SCOPES: tuple[BanScope, ...] = get_args(BanScope)
 
 
 def as_role(word: str) -> Role | None:

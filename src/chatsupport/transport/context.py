@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,23 +12,51 @@ from typing import cast
 
 from ..config import Config
 from ..core.chat import Chat
+from ..keys import keyed_hash
 from .codec import JsonCodec, TextCodec
 from .outbox import Flusher, Outbox
 
 
 @dataclass(slots=True)
 class AddressKeys:
-    """Keyed hashes of network addresses: limits and bans work without keeping addresses.
+    """Keyed hashes of networks and clients: limits and bans work without keeping either.
 
     The key is derived from the operator's secret (keys.py: the same on every node, never
     in Redis). This root hash stays in this node's memory; bans are shared under period
-    hashes of it (keys.AddressSchedule).
+    hashes of it (keys.AddressSchedule). What is hashed is the network, not the address:
+    an IPv6 address counts as its /64 (one household or phone gets a whole /64 and can
+    change the rest at will, so per-address limits and bans would be no limit at all),
+    and an IPv4 address mapped into IPv6 as that IPv4 address.
     """
 
     key: bytes = field(repr=False)
 
     def of(self, address: str) -> str:
-        return hmac.new(self.key, address.encode(), hashlib.sha256).hexdigest()[:32]
+        return self._hash(network_of(address))  # never a client's: `client:` is not an address
+
+    def client(self, client_id: str) -> str:
+        """The key of the random id a client holds for its session (`/ws?client=`)."""
+        return self._hash("client:" + client_id)
+
+    def _hash(self, text: str) -> str:
+        return keyed_hash(self.key, text)
+
+
+def network_of(address: str) -> str:
+    """What limits and bans count as one network: an IPv4 address (also when mapped into
+    IPv6), an IPv6 /64; anything else (a Unix socket, no address) as it is."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # what `/ws?client=` may be: random, short
 
 
 @dataclass(slots=True)

@@ -64,6 +64,7 @@ class Peer(asyncio.Protocol):
 
     __slots__ = (
         "address_key",
+        "client_key",
         "edge",
         "ended",
         "eof_by",
@@ -82,6 +83,7 @@ class Peer(asyncio.Protocol):
         self.outbox: Outbox | None = None
         self.link: Link | None = None
         self.address_key = ""  # set while this connection holds one of the address's slots
+        self.client_key = ""  # the keyed hash of the id the client holds, if it sent one
         # Decoded requests, or the error a refused one gets (answered in order); short, and a
         # deque costs 600 B idle.
         self.inbox: list[rq.Request | ev.Error | Work] = []
@@ -183,11 +185,13 @@ class Peer(asyncio.Protocol):
         return True
 
     # ---- the life of a connection ----------------------------------------------------------
-    def admit(self, address: str) -> bool:
-        """Take one of the address's connection slots, or say why not and end."""
+    def admit(self, address: str, client_id: str = "") -> bool:
+        """Take one of the address's connection slots, or say why not and end. `client_id`:
+        the random id the client holds for its session (bans aim at the person by it)."""
         chat = self.edge.chat
         key = self.edge.addresses.of(address)
-        refusal = chat.admit(key)
+        self.client_key = self.edge.addresses.client(client_id) if client_id else ""
+        refusal = chat.admit(key, self.client_key)
         if refusal is not None:
             chat.count("connections_refused")
             self.ended = True
@@ -226,7 +230,9 @@ class Peer(asyncio.Protocol):
         try:
             token = await self.resume_token()
             if not self.ended:
-                self.link = await self.edge.chat.open(self, self.address_key, resume=token)
+                self.link = await self.edge.chat.open(
+                    self, self.address_key, resume=token, client_key=self.client_key
+                )
         except BrokerUnavailable:
             self.log.info("could not open uid=%s: broker unavailable", self.uid)
             self._fail("unavailable")

@@ -3,9 +3,17 @@
 Every line the server writes starts with a marker (`<name>`, `* name`, `--`, `***`, `!!`);
 message text is split on newlines and each line is prefixed again with its speaker, so a
 message can never pose as another line or another speaker.
+
+A terminal wraps long lines, so what people write is also tamed (`_tame`): runs of blank
+characters become one space and a line's leading ones go (padding cannot push text to the
+start of the next screen line), and anything shaped like a speaker's tag (`<Kind Owl
+(mod)>`) is shown in single angle quotation marks instead (U+2039, U+203A), wherever it
+stands.
 """
 
 from __future__ import annotations
+
+import re
 
 from ..core import events as ev
 from ..core.moderation import duration
@@ -17,18 +25,30 @@ _HINTS = {
     "offer": "-- /talk to talk privately with a listener\n",
 }
 
+# Whitespace but newlines, and the characters that print blank (braille blank, Hangul fillers).
+_BLANKS = re.compile(r"(?:[^\S\n]|[\u2800\u3164\u115f\u1160\uffa0])+")
+# What a speaker's tag looks like: a name's characters, then maybe a role badge.
+_TAG = re.compile(r"<([\w .'\-]{1,40}(?: ?\((?:mod|listener)\))?)>")
+
 
 def _lines(prefix: str, text: str) -> str:
     return "".join(f"{prefix}{line}\n" for line in text.split("\n"))
 
 
+def _tame(text: str) -> str:
+    """Words people wrote, as the text interface shows them (see the module docstring)."""
+    lines = (_BLANKS.sub(" ", line).lstrip(" ") for line in text.split("\n"))
+    return _TAG.sub("\u2039\\1\u203a", "\n".join(lines))
+
+
 def _message(event: ev.Message, room_tag: str) -> str:
+    text = _tame(event.text)
     if event.kind == "me":
-        return _lines(f"{room_tag}* {event.name} ", event.text)
+        return _lines(f"{room_tag}* {event.name} ", text)
     if event.kind == "announce":
-        return _lines(f"{room_tag}*** ", event.text)
+        return _lines(f"{room_tag}*** ", text)
     badge = {"mod": " (mod)", "listener": " (listener)"}.get(event.role or "", "")
-    return _lines(f"{room_tag}<{event.name}{badge}> ", event.text)
+    return _lines(f"{room_tag}<{event.name}{badge}> ", text)
 
 
 def _here(count: int, away: int) -> str:
@@ -59,12 +79,16 @@ def _deleted(event: ev.Deleted) -> str:
     return f"-- a message from {event.name} was deleted{by}\n"
 
 
+def _help_lines(resources: list[dict[str, object]] | None) -> str:
+    return "".join(
+        f"-- {resource.get('line') or resource.get('name')}\n" for resource in resources or ()
+    )
+
+
 def _notice(event: ev.Notice) -> str:
     if event.kind in ("announce", "unavailable", "available"):  # from the server itself
         return _lines("*** ", event.text)
-    text = _lines("-- ", event.text)
-    for resource in event.resources or ():
-        text += "-- " + str(resource.get("line") or resource.get("name")) + "\n"
+    text = _lines("-- ", event.text) + _help_lines(event.resources)
     if event.regions:  # asked which region they are in: how to answer, on this interface
         codes = ", ".join(r["code"] for r in event.regions)
         text += f"-- for the lines of your country: /region CODE ({codes})\n"
@@ -113,7 +137,7 @@ def _report(event: ev.Report) -> str:
     text = f"*** [report {event.id}{extra}] {event.name} in #{event.room}: {event.reason}\n"
     for message in event.evidence:
         mark = ">" if message is event.evidence[-1] else " "
-        text += _lines(f"***  {mark} <{message.name}> ", message.text)
+        text += _lines(f"***  {mark} <{message.name}> ", _tame(message.text))
     return text
 
 
@@ -139,16 +163,19 @@ def render(event: ev.Event, room_tag: str = "", help_url: str | None = None) -> 
         case ev.Left():
             return f"-- you left #{event.room}\n"
         case ev.Who():
-            return f"-- in #{event.room} ({len(event.members)}): {_members(event.members)}\n"
+            count = len(event.members) if event.count is None else event.count
+            more = f" ... (/who {event.room} {event.page + 1} for more)" if event.more else ""
+            return f"-- in #{event.room} ({count}): {_members(event.members)}{more}\n"
         case ev.Rooms():
             listed = ", ".join(f"#{r.name} ({r.count})" for r in event.rooms) or "none"
-            return f"-- rooms: {listed}\n"
+            more = f" ... (/rooms {event.page + 1} for more)" if event.more else ""
+            return f"-- rooms: {listed}{more}\n"
         case ev.Pong():
             return "-- pong\n"
         case ev.Notice():
             return _notice(event)
         case ev.Error():
-            return _lines("!! ", event.message)
+            return _lines("!! ", event.message) + _help_lines(event.resources)
         case ev.Bye():
             return f"*** goodbye ({event.reason.replace('_', ' ')})\n"
         case ev.Matched():
@@ -160,7 +187,8 @@ def render(event: ev.Event, room_tag: str = "", help_url: str | None = None) -> 
         case ev.Report():
             return _report(event)
         case ev.Alert() if event.kind == "crisis":
-            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", event.text)
+            text = _tame(event.text)
+            return _lines(f"*** [alert] {event.name} in #{event.room} may need help: ", text)
         case ev.Alert() if event.kind == "waiting":
             return _lines("*** [alert] ", event.text)
         case ev.Alert():

@@ -157,7 +157,7 @@ class TextPeer(Peer):
     # ---- endings ---------------------------------------------------------------------------
     def refused(self, refusal: ev.Error) -> None:
         assert self.outbox is not None
-        self.outbox.finish(f"!! {refusal.message}\n".encode())
+        self.outbox.finish(self.edge.text.encode(refusal) or b"")  # why, and the help lines
 
     def fail(self, why: Failure) -> None:
         if why == "internal":

@@ -32,7 +32,7 @@ from websockets.server import ServerProtocol
 
 from ..core import events as ev
 from ..core import requests as rq
-from .context import Edge
+from .context import CLIENT_ID, Edge
 from .driver import Failure, Peer
 from .http import SECURITY_HEADERS, text_response
 from .jsonsyntax import NOT_UTF8, is_utf8, json_problem
@@ -111,6 +111,13 @@ def _classify(payload: bytes, detail: str) -> ev.Error:
     if kind not in rq.TYPE_NAMES:
         return ev.Error(code="unknown_type", message=f"unknown type {kind[:40]!r}", ref=ref)
     return ev.Error(code="bad_request", message=f"bad {kind}: {detail}", ref=ref)
+
+
+def _client_id(params: dict[str, list[str]]) -> str:
+    """`/ws?client=ID`: the random id the page or terminal client keeps for its session (a
+    malformed one is ignored: the person is then known by their session alone)."""
+    value = params.get("client", [""])[0]
+    return value if CLIENT_ID.match(value) else ""
 
 
 class _ServerProtocol(ServerProtocol):
@@ -231,12 +238,13 @@ class HttpConnection(Peer):
         self._write_protocol()  # the 101 goes out before any frame we queue
         self.deflate = any(isinstance(e, PerMessageDeflate) for e in self.protocol.extensions)
         self._forget_handshake()
-        if not self.admit(self.address):  # only real upgrades take a slot
+        params = parse_qs(query, keep_blank_values=True)
+        if not self.admit(self.address, _client_id(params)):  # only real upgrades take a slot
             return
         assert self.timer is not None
         self.timer.cancel()
         self._schedule_keepalive(self.edge.config.ping_interval)
-        if "resume" in parse_qs(query, keep_blank_values=True):
+        if "resume" in params:
             self.first_frame = asyncio.get_running_loop().create_future()
         self.open()
 

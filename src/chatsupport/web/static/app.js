@@ -21,7 +21,7 @@ import {
   signedIn,
   tellRegion,
 } from "./panels.js";
-import { forgetStored, nextRef, request, restore, save, send, setSender, state } from "./state.js";
+import { clientId, forgetStored, nextRef, request, restore, save, send, setSender, state } from "./state.js";
 import {
   activate,
   addMessage,
@@ -59,7 +59,7 @@ let farewell = null; // why a moderator ended our session (their notice), for th
 // go, and the server sends welcome, joined, the missed messages in order, then `resumed`.
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws${state.token ? "?resume=1" : ""}`;
+  return `${scheme}//${location.host}/ws?client=${clientId()}${state.token ? "&resume=1" : ""}`;
 }
 
 function onopen() {

@@ -3,8 +3,14 @@
 // refused often enough, the person muted for flooding). A copy of the server's token
 // bucket (core/limits.py) and of what each frame costs (core/chat.py `_cost`).
 
-const FREE = new Set(["ping", "who", "rooms", "help", "resume", "quit", "forget", "resources", "region", "feedback"]);
-const FREE_COMMANDS = new Set(["help", "who", "rooms", "resources", "region", "feedback", "quit", "forget"]);
+// Leaving, help lines, one's region, feedback and liveness are free; reading costs a quarter
+// token up front (the server charges a full page or a long replay after answering:
+// core/handlers.py `READ`).
+const FREE = new Set(["ping", "quit", "forget", "resources", "region", "feedback"]);
+const READS = new Set(["who", "rooms", "help", "resume"]);
+const FREE_COMMANDS = new Set(["resources", "region", "feedback", "quit", "forget"]);
+const READ_COMMANDS = new Set(["help", "who", "rooms"]);
+const READ = 0.25;
 const MESSAGE_CHARS = 500; // each further 500 characters or part of them cost 1 more
 // The page's frames reach the server unevenly spaced (network, event loop): aim a little
 // under the announced rate so that two of them never arrive closer than it allows.
@@ -12,11 +18,13 @@ const MARGIN = 0.85;
 
 export function cost(frame) {
   if (FREE.has(frame.type)) return 0;
+  if (READS.has(frame.type)) return READ;
   if (frame.type !== "say" && frame.type !== "me") return 1;
   const text = frame.text || "";
   if (frame.type === "say" && text.startsWith("/") && !text.startsWith("//")) {
     const command = text.slice(1).split(" ", 1)[0].toLowerCase();
-    return FREE_COMMANDS.has(command) ? 0 : 1;
+    if (FREE_COMMANDS.has(command)) return 0;
+    return READ_COMMANDS.has(command) ? READ : 1;
   }
   const length = [...text].length;
   return 1 + Math.floor(Math.max(0, length - 1) / MESSAGE_CHARS);

@@ -1,6 +1,8 @@
 // What the page knows, in memory; only the resume essentials go to sessionStorage.
 
 const STORE = "chatsupport.session";
+const CLIENT = "chatsupport.client";
+let clientInMemory = null;
 
 export const state = {
   token: null, // secret resume token (sessionStorage only; cleared by quick exit)
@@ -72,4 +74,28 @@ export function forgetStored() {
   } catch {
     // nothing stored
   }
+}
+
+// A random id for this tab's session, sent as /ws?client=: a moderator's ban then stops this
+// person (this tab), not everyone who shares their network (a school, an office, a mobile
+// carrier). sessionStorage only, never a cookie: gone when the tab closes or the quick exit
+// clears storage. The server keeps only a keyed hash of it, and only while it holds the
+// session or a ban.
+export function clientId() {
+  try {
+    const kept = sessionStorage.getItem(CLIENT);
+    if (kept && /^[A-Za-z0-9_-]{16,64}$/.test(kept)) return kept;
+  } catch {
+    // storage refused (a private mode): the id lasts as long as the page
+  }
+  if (!clientInMemory) {
+    const bytes = crypto.getRandomValues(new Uint8Array(18));
+    clientInMemory = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  try {
+    sessionStorage.setItem(CLIENT, clientInMemory);
+  } catch {
+    // as above
+  }
+  return clientInMemory;
 }

@@ -82,6 +82,7 @@ class Options:
     per_room: int = 10
     conns: int = 10_000
     stall: float = 2.0
+    connect_concurrency: int = CONNECT_CONCURRENCY
     settle: float = 1.0
     pause: float = 0.5
     timeout: float = 60.0
@@ -97,7 +98,7 @@ class Bench:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.peers: list[Peer] = []
-        self.gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        self.gate = asyncio.Semaphore(opts.connect_concurrency)
         self.errors: list[str] = []
         self.made = 0
 
@@ -505,6 +506,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--wire", choices=("line", "ws", "resp", "irc"), required=True)
     p.add_argument("--dialect", choices=("query", "chatsupport"), default="query")
     p.add_argument("--port", required=True, help="port, or ports of several nodes: 7777,7778")
+    p.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=CONNECT_CONCURRENCY,
+        help="connections being set up at once (servers with a short listen backlog want less)",
+    )
     p.add_argument("--scenario", default="fanout", help="one or more of: " + ",".join(SCENARIOS))
     p.add_argument("-n", "--receivers", type=int, default=1000)
     p.add_argument("-p", "--publishers", type=int, default=20)

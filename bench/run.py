@@ -160,7 +160,7 @@ def run_loadgen(
 ) -> list[dict[str, Any]]:  # fmt: skip
     argv = [env.python, str(BENCH / "loadgen.py"), "--wire", target.wire,
             "--dialect", target.dialect, "--port", ",".join(map(str, ports)),
-            "--scenario", ",".join(scenarios), *mode.loadgen_args]  # fmt: skip
+            "--scenario", ",".join(scenarios), *mode.loadgen_args, *target.gen_args]  # fmt: skip
     for pid in pids:
         argv += ["--server-pid", str(pid)]
     if cpu is not None:

@@ -42,6 +42,7 @@ class Target:
     role: str  # ceiling | reference | ours
     scenarios: tuple[str, ...] = ALL
     nodes: int = 1
+    gen_args: tuple[str, ...] = ()  # extra load generator flags for this target
 
 
 TARGETS = (
@@ -59,7 +60,9 @@ TARGETS = (
     Target("node-ws", "Node.js ws broadcast (WebSocket)", "ws", "query", "reference", BASE),
     Target("websockets", "Python websockets broadcast() (WebSocket)", "ws", "query",
            "reference", BASE),
-    Target("ngircd", "ngIRCd (C IRC server), penalties off", "irc", "query", "reference"),
+    # ngIRCd listens with a backlog of 10: more connections at once are dropped (SYN retries)
+    Target("ngircd", "ngIRCd (C IRC server), penalties off", "irc", "query", "reference",
+           gen_args=("--connect-concurrency", "8")),
     Target("inspircd", "InspIRCd 3 (C++ IRC server), fakelag off", "irc", "query", "reference"),
     Target("chatsupport-tcp", "ChatSupport, text TCP", "line", "query", "ours"),
     Target("chatsupport-irc", "ChatSupport, IRC", "irc", "query", "ours"),

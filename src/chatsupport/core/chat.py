@@ -261,17 +261,7 @@ class Chat:
         room = self.config.default_room
         with session.life.hold():  # `welcome` is the first frame, whatever the room says
             count = await self.enter(session, room, announce=False)
-            self.send(
-                link,
-                ev.Welcome(
-                    session=token,
-                    uid=session.uid,
-                    name=session.name,
-                    room=room,
-                    rooms=list(session.rooms),
-                    limits=self.limits(session),
-                ),
-            )
+            self.send(link, self._welcome(session, token, room))
             self.send(link, await self.joined(room, count))
         await self.announce(session, room, "join", count)
         await self.broker.save_session(record_of(session))
@@ -302,21 +292,22 @@ class Chat:
         (lifecycle RESUMING) until the `resume` handler has replayed history, so order
         is kept."""
         link = self._register(sink, old, address_key, client_key)
-        self.send(
-            link,
-            ev.Welcome(
-                session=token,
-                uid=old.uid,
-                name=old.name,
-                room=old.current or "",
-                rooms=list(old.rooms),
-                limits=self.limits(old),
-            ),
-        )
+        self.send(link, self._welcome(old, token, old.current or ""))
         await take_over(self, link, old)
         for room in old.rooms:
             self.send(link, await self.joined(room))
         return link
+
+    def _welcome(self, session: Session, token: str, room: str) -> ev.Welcome:
+        """The first frame of a connection, new or resumed: who they are, where, limits."""
+        return ev.Welcome(
+            session=token,
+            uid=session.uid,
+            name=session.name,
+            room=room,
+            rooms=list(session.rooms),
+            limits=self.limits(session),
+        )
 
     async def joined(self, room: str, count: int | None = None) -> ev.Joined:
         """`joined`: who is there, the first `presence_limit` of them in a crowded room, and

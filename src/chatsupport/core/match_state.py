@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Mapping
+from typing import TypeVar
 
 import msgspec
 
@@ -35,6 +36,7 @@ RENEW_EVERY = 10.0  # seconds between renewals by the node that holds the person
 MAX_MATCHES = 100  # matches made by one pump at most (bounded loop)
 MAX_NOTE = 300  # characters of "what's on your mind"
 
+T = TypeVar("T")
 _profile = msgspec.json.Decoder(Profile)
 _chat = msgspec.json.Decoder(PrivateChat)
 _slot = msgspec.json.Decoder(Slot)
@@ -117,14 +119,20 @@ async def write_profile(chat: Chat, state: MatchState, session: Session) -> None
     state.written[session.uid] = profile
 
 
-async def profiles_of(chat: Chat) -> dict[str, Profile]:
+async def _decoded(chat: Chat, kind: str, decoder: msgspec.json.Decoder[T]) -> dict[str, T]:
+    """Every shared flag of `kind`, decoded; one that does not decode (written by another
+    version, or cut short) is passed over."""
     found = {}
-    for uid, raw in (await chat.broker.flags(WHO)).items():
+    for key, raw in (await chat.broker.flags(kind)).items():
         try:
-            found[uid] = _profile.decode(raw)
+            found[key] = decoder.decode(raw)
         except msgspec.DecodeError:
             continue
     return found
+
+
+async def profiles_of(chat: Chat) -> dict[str, Profile]:
+    return await _decoded(chat, WHO, _profile)
 
 
 def person(
@@ -136,13 +144,7 @@ def person(
 
 
 async def shared_chats(chat: Chat) -> dict[str, PrivateChat]:
-    chats = {}
-    for room, raw in (await chat.broker.flags(CHATS)).items():
-        try:
-            chats[room] = _chat.decode(raw)
-        except msgspec.DecodeError:
-            continue
-    return chats
+    return await _decoded(chat, CHATS, _chat)
 
 
 async def record_chat(chat: Chat, private: PrivateChat) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -79,6 +80,19 @@ class Edge:
         outbox = Outbox(stream, self.flusher, self.config.outbox_limit, on_overflow)
         peer = stream.get_extra_info("peername")
         return stream, outbox, str(peer[0]) if peer else ""
+
+
+LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) must not be reset
+
+
+async def listen(
+    protocol: Callable[[], asyncio.Protocol], host: str, port: int, tls: ssl.SSLContext | None
+) -> asyncio.Server:
+    """A listening socket for one kind of connection (IRC, HTTP/WebSocket), `tls` or plain:
+    the address reusable at once after a restart, and a backlog for a crowd."""
+    return await asyncio.get_running_loop().create_server(
+        protocol, host, port, ssl=tls, reuse_address=True, backlog=LISTEN_BACKLOG
+    )
 
 
 def enable_keepalive(

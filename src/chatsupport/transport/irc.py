@@ -29,7 +29,7 @@ from ..core import events as ev
 from ..core import requests as rq
 from ..core.chat import hash_token
 from ..core.ports import BrokerUnavailable
-from .context import Edge
+from .context import Edge, listen
 from .driver import Failure, Peer, Work
 from .ircproto.actions import RESUME, Close, Fetch, IrcSettings, Open, Resume, ToCore, ref
 from .ircproto.connection import IrcConnection
@@ -253,13 +253,4 @@ async def start_irc(
 ) -> tuple[asyncio.Server, IrcShared]:
     """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one."""
     shared = shared or IrcShared(irc_settings(edge))
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: IrcPeer(edge, shared),
-        host,
-        port,
-        ssl=tls,
-        reuse_address=True,
-        backlog=1024,
-    )
-    return server, shared
+    return await listen(lambda: IrcPeer(edge, shared), host, port, tls), shared

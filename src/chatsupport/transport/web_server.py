@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from .context import Edge
+from .context import Edge, listen
 from .http import Routes
 from .ws import HttpConnection
 
@@ -19,12 +19,4 @@ async def start_http(
     edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
 ) -> asyncio.Server:
     respond = Routes(edge).get
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: HttpConnection(edge, respond),
-        host,
-        port,
-        ssl=tls,
-        reuse_address=True,
-        backlog=1024,
-    )
+    return await listen(lambda: HttpConnection(edge, respond), host, port, tls)

@@ -38,6 +38,40 @@ class Command:
         return type_name(self.request)
 
 
+def _one_argument(kind: type[rq.Request], usage: str, help: str, field: str) -> Command:
+    """`/command WORDS`: the rest of the line, which must be there, is the request's `field`
+    (`/kick Quiet Otter` -> Kick(name="Quiet Otter"); without it: "missing NAME")."""
+
+    def build(arg: str, room: str | None) -> rq.Request:
+        return kind(**{field: _one(arg, field.upper())})
+
+    return Command(kind, usage, help, build)
+
+
+def _optional_argument(kind: type[rq.Request], usage: str, help: str, field: str) -> Command:
+    """`/command [WORDS]`: the rest of the line is the request's `field`, None if empty."""
+
+    def build(arg: str, room: str | None) -> rq.Request:
+        return kind(**{field: arg or None})
+
+    return Command(kind, usage, help, build)
+
+
+def _no_argument(kind: type[rq.Request], usage: str, help: str) -> Command:
+    """`/command`: whatever follows it is not read."""
+    return Command(kind, usage, help, lambda arg, room: kind())
+
+
+def _for_minutes(kind: type[rq.Mute] | type[rq.Shadow], usage: str, help: str) -> Command:
+    """`/command NAME MINUTES`: a sanction for a while."""
+
+    def build(arg: str, room: str | None) -> rq.Request:
+        name, minutes = _minutes(arg)
+        return kind(name=name, minutes=minutes)
+
+    return Command(kind, usage, help, build)
+
+
 def _one(arg: str, what: str) -> str:
     if not arg:
         raise UsageError(f"missing {what}")
@@ -141,11 +175,6 @@ def _delete(arg: str, room: str | None) -> rq.Delete:
     return rq.Delete(room=room)
 
 
-def _mute(arg: str) -> rq.Mute:
-    name, minutes = _minutes(arg)
-    return rq.Mute(name=name, minutes=minutes)
-
-
 def _ban(arg: str) -> rq.Ban:
     """`/ban NAME MINUTES [person|address]`: what it covers, if not the server's default."""
     head, _, last = arg.rpartition(" ")
@@ -154,26 +183,11 @@ def _ban(arg: str) -> rq.Ban:
     return rq.Ban(name=name, minutes=minutes, scope=scope)
 
 
-def _shadow(arg: str) -> rq.Shadow:
-    name, minutes = _minutes(arg)
-    return rq.Shadow(name=name, minutes=minutes)
-
-
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
-        Command(
-            rq.Help,
-            "/help [COMMAND]",
-            "list commands, or explain one",
-            lambda a, r: rq.Help(topic=a or None),
-        ),
-        Command(
-            rq.Nick,
-            "/nick NAME",
-            "change your anonymous name",
-            lambda a, r: rq.Nick(name=_one(a, "NAME")),
-        ),
+        _optional_argument(rq.Help, "/help [COMMAND]", "list commands, or explain one", "topic"),
+        _one_argument(rq.Nick, "/nick NAME", "change your anonymous name", "name"),
         Command(
             rq.Me,
             "/me TEXT",
@@ -181,12 +195,7 @@ COMMANDS: dict[str, Command] = {
             lambda a, r: rq.Me(text=_one(a, "TEXT"), room=r),
         ),
         Command(rq.Delete, "/delete", "delete your last message in this room", _delete),
-        Command(
-            rq.Join,
-            "/join ROOM",
-            "join (or switch to) a room",
-            lambda a, r: rq.Join(room=_one(a, "ROOM")),
-        ),
+        _one_argument(rq.Join, "/join ROOM", "join (or switch to) a room", "room"),
         Command(
             rq.Leave,
             "/leave [ROOM]",
@@ -200,36 +209,23 @@ COMMANDS: dict[str, Command] = {
             lambda a, r: rq.Rooms(page=_page(a)) if a else rq.Rooms(),
         ),
         Command(rq.Who, "/who [ROOM] [PAGE]", "who is in a room", _who),
-        Command(
-            rq.Ignore,
-            "/ignore NAME",
-            "stop seeing someone's messages",
-            lambda a, r: rq.Ignore(name=_one(a, "NAME")),
-        ),
-        Command(
-            rq.Unignore,
-            "/unignore NAME",
-            "see someone's messages again",
-            lambda a, r: rq.Unignore(name=_one(a, "NAME")),
-        ),
+        _one_argument(rq.Ignore, "/ignore NAME", "stop seeing someone's messages", "name"),
+        _one_argument(rq.Unignore, "/unignore NAME", "see someone's messages again", "name"),
         Command(rq.Report, "/report NAME REASON", "tell the moderators about someone", _report),
-        Command(
-            rq.Resources,
-            "/resources [REGION]",
-            "crisis help lines (e.g. /resources UK)",
-            lambda a, r: rq.Resources(region=a or None),
+        _optional_argument(
+            rq.Resources, "/resources [REGION]", "crisis help lines (e.g. /resources UK)", "region"
         ),
-        Command(
+        _optional_argument(
             rq.Region,
             "/region [CODE]",
             "your country, for help lines (e.g. /region GB); kept for this session only",
-            lambda a, r: rq.Region(code=a or None),
+            "code",
         ),
-        Command(
+        _optional_argument(
             rq.Talk,
             "/talk [WHAT'S ON YOUR MIND]",
             "talk one-to-one with a volunteer listener (again, alone: cancel)",
-            lambda a, r: rq.Talk(note=a or None),
+            "note",
         ),
         Command(
             rq.End,
@@ -255,11 +251,8 @@ COMMANDS: dict[str, Command] = {
             "listeners: hand this one-to-one chat to another listener",
             lambda a, r: rq.Handoff(room=r, name=a or None),
         ),
-        Command(
-            rq.Offer,
-            "/offer NAME",
-            "listeners: offer someone a private chat (they choose)",
-            lambda a, r: rq.Offer(name=_one(a, "NAME")),
+        _one_argument(
+            rq.Offer, "/offer NAME", "listeners: offer someone a private chat (they choose)", "name"
         ),
         Command(
             rq.Debrief,
@@ -267,90 +260,43 @@ COMMANDS: dict[str, Command] = {
             "listeners: ask the moderators for a debrief",
             lambda a, r: rq.Debrief(note=a),
         ),
-        Command(
-            rq.Auth,
-            "/auth TOKEN",
-            "sign in as a listener or moderator",
-            lambda a, r: rq.Auth(token=_one(a, "TOKEN")),
-        ),
-        Command(
-            rq.Forget,
-            "/forget",
-            "end your session now and leave no way back into it",
-            lambda a, r: rq.Forget(),
-        ),
-        Command(rq.Quit, "/quit", "leave", lambda a, r: rq.Quit()),
-        Command(
-            rq.Kick,
-            "/kick NAME",
-            "disconnect someone",
-            lambda a, r: rq.Kick(name=_one(a, "NAME")),
-        ),
-        Command(
-            rq.Mute,
-            "/mute NAME MINUTES",
-            "silence someone for a while",
-            lambda a, r: _mute(a),
-        ),
+        _one_argument(rq.Auth, "/auth TOKEN", "sign in as a listener or moderator", "token"),
+        _no_argument(rq.Forget, "/forget", "end your session now and leave no way back into it"),
+        _no_argument(rq.Quit, "/quit", "leave"),
+        _one_argument(rq.Kick, "/kick NAME", "disconnect someone", "name"),
+        _for_minutes(rq.Mute, "/mute NAME MINUTES", "silence someone for a while"),
         Command(
             rq.Ban,
             "/ban NAME MINUTES [address]",
             "keep someone out for a while (address: their whole network too, briefly)",
             lambda a, r: _ban(a),
         ),
-        Command(
+        _for_minutes(
             rq.Shadow,
             "/shadow NAME MINUTES",
             "shadow-mute: their messages reach only themselves, without telling them",
-            lambda a, r: _shadow(a),
         ),
-        Command(
-            rq.Unban,
-            "/unban NAME",
-            "lift a ban, mute or shadow-mute",
-            lambda a, r: rq.Unban(name=_one(a, "NAME")),
-        ),
-        Command(
-            rq.Announce,
-            "/announce TEXT",
-            "a message to every room",
-            lambda a, r: rq.Announce(text=_one(a, "TEXT")),
-        ),
+        _one_argument(rq.Unban, "/unban NAME", "lift a ban, mute or shadow-mute", "name"),
+        _one_argument(rq.Announce, "/announce TEXT", "a message to every room", "text"),
         Command(
             rq.Slow,
             "/slow ROOM SECONDS",
             "slow mode for a room (0: off)",
             lambda a, r: _slow(a),
         ),
-        Command(
-            rq.Lock,
-            "/lock ROOM",
-            "only people already there may speak",
-            lambda a, r: rq.Lock(room=_one(a, "ROOM")),
-        ),
-        Command(
-            rq.Unlock,
-            "/unlock ROOM",
-            "undo /lock",
-            lambda a, r: rq.Unlock(room=_one(a, "ROOM")),
-        ),
+        _one_argument(rq.Lock, "/lock ROOM", "only people already there may speak", "room"),
+        _one_argument(rq.Unlock, "/unlock ROOM", "undo /lock", "room"),
         Command(
             rq.Reports,
             "/reports [handled] [ROOM] [before ID]",
             "reports, newest first, a page at a time",
             lambda a, r: _reports(a),
         ),
-        Command(
-            rq.Handled,
-            "/handled ID",
-            "mark a report as seen to",
-            lambda a, r: rq.Handled(id=_one(a, "ID")),
-        ),
-        Command(
+        _one_argument(rq.Handled, "/handled ID", "mark a report as seen to", "id"),
+        _no_argument(
             rq.QueueStatus,
             "/queue",
             "how many wait for a listener, how many one-to-one chats are active",
-            lambda a, r: rq.QueueStatus(),
         ),
     )
 }

@@ -22,6 +22,16 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A form of one text field: on submit (never a page load), the field's trimmed text goes
+// to `act`; an empty field does nothing.
+export function onText(formId, inputId, act) {
+  $(formId).addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $(inputId).value.trim();
+    if (text) act(text);
+  });
+}
+
 export function clear(node) {
   node.replaceChildren();
 }

@@ -4,7 +4,7 @@
 // on a phone.
 
 import { offerDelete } from "./conversation.js";
-import { $, clear, clock, el } from "./dom.js";
+import { $, clear, clock, el, onText } from "./dom.js";
 import { quickExit } from "./exit.js";
 import { guessRegion } from "./region.js";
 import { request, save, state } from "./state.js";
@@ -277,10 +277,8 @@ function installSettings() {
     updateTitle();
     save();
   });
-  $("nick-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const name = $("nick-input").value.trim();
-    if (!name || name === state.name) return;
+  onText("nick-form", "nick-input", (name) => {
+    if (name === state.name) return;
     request(
       { type: "nick", name },
       {
@@ -289,10 +287,7 @@ function installSettings() {
       },
     );
   });
-  $("auth-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = $("auth-input").value.trim();
-    if (!token) return;
+  onText("auth-form", "auth-input", (token) =>
     request(
       { type: "auth", token },
       {
@@ -302,8 +297,8 @@ function installSettings() {
         },
         error: (f) => setStatus("settings-status", f.message, true),
       },
-    );
-  });
+    ),
+  );
 }
 
 export function showIgnored() {
@@ -539,11 +534,7 @@ function installRoomTools() {
   $("lock-btn").addEventListener("click", roomAction({ type: "lock" }));
   $("unlock-btn").addEventListener("click", roomAction({ type: "unlock" }));
   $("room-tools").addEventListener("submit", (event) => event.preventDefault());
-  $("unban-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const name = $("unban-name").value.trim();
-    if (name) lift({ name }, () => ($("unban-name").value = ""));
-  });
+  onText("unban-form", "unban-name", (name) => lift({ name }, () => ($("unban-name").value = "")));
 }
 
 export function signedIn(role) {

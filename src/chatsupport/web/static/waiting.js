@@ -2,7 +2,7 @@
 // suggest (or, plainly, that nobody is on right now, with help lines first), calm words, and a
 // box for what is on their mind that the listener sees first when they are matched.
 
-import { $ } from "./dom.js";
+import { $, onText } from "./dom.js";
 import { showResources } from "./panels.js";
 import { request, state } from "./state.js";
 
@@ -46,16 +46,13 @@ export function hideWaiting() {
 }
 
 export function installWaiting() {
-  $("note-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const note = $("queue-note").value.trim();
-    if (!note) return;
+  onText("note-form", "queue-note", (note) =>
     request(
       { type: "talk", note },
       {
         reply: () => ($("note-status").textContent = "Shared: your listener will see it first."),
         error: (f) => ($("note-status").textContent = f.message),
       },
-    );
-  });
+    ),
+  );
 }

@@ -32,6 +32,8 @@ from ..core.ports import (
     ReleaseHandler,
     RoomHandler,
     SessionRecord,
+    ignore_direct,
+    ignore_room,
 )
 from ..keys import derive
 
@@ -39,14 +41,6 @@ TOMBSTONE = 60.0  # seconds an ended session cannot be saved again (a save racin
 ROOM_TTL_FACTOR = 2  # an empty room's counter outlives its last use by 2 retention windows
 SWEEP_EVERY = 1.0  # seconds between sweeps (on the event loop's clock)
 GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
-
-
-def _ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
-    return None
-
-
-def _ignore_direct(uid: str, event: Event) -> None:
-    return None
 
 
 class MemoryBroker:
@@ -62,8 +56,8 @@ class MemoryBroker:
         self.retention_seconds = retention_seconds
         self.retention_messages = retention_messages
         self.wallclock = wallclock
-        self._on_room: RoomHandler = _ignore_room
-        self._on_direct: DirectHandler = _ignore_direct
+        self._on_room: RoomHandler = ignore_room
+        self._on_direct: DirectHandler = ignore_direct
         self._history: dict[str, deque[Message]] = {}
         self._next_id: dict[str, int] = {}
         self._used: dict[str, float] = {}  # room -> when it last had a message or people
@@ -91,7 +85,7 @@ class MemoryBroker:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_often())
 
     async def stop(self) -> None:
-        self._on_room, self._on_direct = _ignore_room, _ignore_direct
+        self._on_room, self._on_direct = ignore_room, ignore_direct
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

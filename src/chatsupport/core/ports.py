@@ -31,6 +31,16 @@ ReleaseHandler = Callable[[str], Awaitable[None]]  # uid: another node adopted t
 HealthHandler = Callable[[bool], None]  # shared state is reachable again (True) or away (False)
 
 
+def ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
+    """A broker's RoomHandler before `start` and after `stop`: deliveries go nowhere."""
+    return None
+
+
+def ignore_direct(uid: str, event: Event) -> None:
+    """A broker's DirectHandler before `start` and after `stop`."""
+    return None
+
+
 class SessionRecord(msgspec.Struct, frozen=True):
     """What another node needs to adopt a person on resume (never the token, only its hash)."""
 

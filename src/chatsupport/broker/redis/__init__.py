@@ -53,10 +53,12 @@ from ...core.ports import (
     ReleaseHandler,
     RoomHandler,
     SessionRecord,
+    ignore_direct,
+    ignore_room,
 )
 from . import wire
 from .connection import DOWN, Forgotten, Link, parse_url
-from .delivery import Delivery, ignore_direct, ignore_room
+from .delivery import Delivery
 from .history import SEQ_TTL_FACTOR, History
 from .ordering import Seen
 from .presence import Lease, Presence

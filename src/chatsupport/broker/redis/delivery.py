@@ -9,22 +9,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from ...core.events import Event, Message
-from ...core.ports import BrokerUnavailable, DirectHandler, RoomHandler
+from ...core.events import Message
+from ...core.ports import (
+    BrokerUnavailable,
+    DirectHandler,
+    RoomHandler,
+    ignore_direct,
+    ignore_room,
+)
 from . import wire
 from .connection import Link
 from .history import History
 from .ordering import Feed, Seen, Step
 
 log = logging.getLogger("chatsupport.broker.redis")
-
-
-def ignore_room(room: str, event: Event, sender: str | None, ref: str | None) -> None:
-    return None
-
-
-def ignore_direct(uid: str, event: Event) -> None:
-    return None
 
 
 class Delivery:

@@ -249,9 +249,15 @@ def _rooms_and_ids(raw: str | None) -> dict[str, int]:
 
 
 async def start_irc(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, shared: IrcShared | None = None
+    edge: Edge,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    shared: IrcShared | None = None,
+    reuse_port: bool = False,
 ) -> tuple[asyncio.Server, IrcShared]:
-    """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one."""
+    """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one.
+    `reuse_port`: several worker processes listen on this port (`--workers`)."""
     shared = shared or IrcShared(irc_settings(edge))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -260,6 +266,7 @@ async def start_irc(
         port,
         ssl=tls,
         reuse_address=True,
+        reuse_port=reuse_port or None,
         backlog=1024,
     )
     return server, shared

@@ -16,8 +16,9 @@ from .ws import HttpConnection
 
 
 async def start_http(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
+    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, reuse_port: bool = False
 ) -> asyncio.Server:
+    """`reuse_port`: several worker processes listen on this port (`--workers`)."""
     respond = Routes(edge).get
     loop = asyncio.get_running_loop()
     return await loop.create_server(
@@ -26,5 +27,6 @@ async def start_http(
         port,
         ssl=tls,
         reuse_address=True,
+        reuse_port=reuse_port or None,
         backlog=1024,
     )

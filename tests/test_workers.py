@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from chatsupport import Config, workers
+
+from .certs import make_certificate
 from .helpers import FAST, ROOT, TEST_ADDRESS_KEY, TextClient, eventually
 from .redis_server import RedisServer, delete_prefix, redis_server_fixture
 
@@ -105,7 +109,7 @@ class Supervised:
 
     async def stop(self) -> int | None:
         """SIGTERM, then SIGKILL past STOP; the parent's exit status, and never a worker left."""
-        workers = children(self.pid) if self.proc else []
+        pids = children(self.pid) if self.proc else []
         if self.proc is None:
             return None
         if self.proc.returncode is None:
@@ -115,7 +119,7 @@ class Supervised:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-        for pid in workers:  # a test that failed half-way must not leave one behind
+        for pid in pids:  # a test that failed half-way must not leave one behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         return self.proc.returncode
@@ -238,21 +242,22 @@ async def hears(client: TextClient, starts: set[str], limit: int = 1000) -> bool
 @pytest.mark.redis
 async def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path, url: str) -> None:
     async with supervised(tmp_path, "--workers", "2", "--broker", url, listeners=3) as server:
-        workers = children(server.pid)
-        assert len(workers) == 2
+        pids = children(server.pid)
+        assert len(pids) == 2
         client = await TextClient.open(server.port("tcp"))
         assert await server.stop() == 0
         assert await client.closed()
-        assert not [pid for pid in workers if alive(pid)]
+        assert not [pid for pid in pids if alive(pid)]
         assert "stopped" in server.log.read_text()
 
 
 @pytest.mark.redis
 async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path, url: str) -> None:
     async with supervised(tmp_path, "--workers", "2", "--broker", url, listeners=3) as server:
-        workers = children(server.pid)
+        pids = children(server.pid)
+        assert len(pids) == 2
         os.kill(server.pid, signal.SIGKILL)
-        assert await eventually(lambda: not any(alive(pid) for pid in workers), timeout=STOP)
+        assert await eventually(lambda: not any(alive(pid) for pid in pids), timeout=STOP)
 
 
 async def test_the_memory_broker_is_refused_before_anything_is_bound(tmp_path: Path) -> None:
@@ -288,3 +293,55 @@ async def test_a_port_another_program_has_is_refused_once(tmp_path: Path, url: s
         ).run()
     assert code == 1 and "listening" not in out
     assert log.count("cannot listen") == 1 and "worker" not in log  # no worker was started
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports `pid` listens on: its socket descriptors matched in /proc/net/tcp*."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                cells = row.split()
+                if cells[3] == "0A" and cells[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(cells[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.redis
+async def test_every_public_port_is_shared_and_metrics_are_each_workers_own(
+    tmp_path: Path, url: str
+) -> None:
+    """Text (behind the TLS door), HTTPS, IRC and IRC over TLS: each worker listens on all."""
+    cert, key = make_certificate(tmp_path)
+    args = ["--workers", "2", "--broker", url, "--tls-cert", cert, "--tls-key", key]
+    args += ["--irc-tls-port", "0", "--metrics-port", "0"]
+    async with supervised(tmp_path, *args, listeners=6) as server:
+        shared = {server.port(scheme) for scheme in ("tcps", "https", "irc", "ircs")}
+        own = server.metrics_ports()
+        pids = children(server.pid)
+        assert len(pids) == 2 and len(shared) == 4 and len(set(own)) == 2
+        found = [listening_ports(pid) for pid in pids]
+        assert all(ports - set(own) == shared for ports in found), (found, shared, own)
+        assert sorted(len(ports & set(own)) for ports in found) == [1, 1]
+        context = ssl.create_default_context(cafile=cert)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port("tcps"), ssl=context
+        )
+        assert (await TextClient(reader, writer).line()).startswith("*** Welcome")
+
+
+def test_without_so_reuseport_workers_are_refused_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This machine has SO_REUSEPORT: a system without it is played by removing it."""
+    config = Config(workers=2, broker="redis://127.0.0.1:6379/0", address_key=TEST_ADDRESS_KEY)
+    assert workers.refusal(config) is None
+    monkeypatch.delattr(socket, "SO_REUSEPORT")
+    problem = workers.refusal(config)
+    assert problem and "needs SO_REUSEPORT" in problem and "--workers 1" in problem

@@ -169,6 +169,11 @@ def supervise(config: Config, argv: Sequence[str]) -> int:
     if problem:
         print(f"chatsupport: {problem}", file=sys.stderr)
         return 2
+    if not sys.platform.startswith("linux"):  # BSD and macOS accept it but may not spread
+        log.warning(
+            "SO_REUSEPORT spreads connections over the workers on Linux; here one "
+            "worker may get them all (docs/deploy.md)"
+        )
     held = HeldPorts()
     try:
         config = hold_ports(config, held)

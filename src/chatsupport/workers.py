@@ -209,11 +209,20 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stopping.set)
-        keepers = [loop.create_task(self._keep(worker)) for worker in self.workers]
+        keepers = [loop.create_task(self._keep_safely(worker)) for worker in self.workers]
         await self.stopping.wait()
         await self._stop_all(keepers)
         log.info("stopped")
         return self.failure
+
+    async def _keep_safely(self, worker: Worker) -> None:
+        """`_keep`; should it fail, stop everything rather than leave a worker unwatched."""
+        try:
+            await self._keep(worker)
+        except Exception:
+            log.exception("supervising worker %d failed; stopping", worker.index)
+            self.failure = self.failure or 1
+            self.stopping.set()
 
     async def _keep(self, worker: Worker) -> None:
         """Run `worker` until the end; start it again when it dies."""
@@ -242,11 +251,15 @@ class Supervisor:
     async def _run_once(self, worker: Worker) -> tuple[int, int]:
         """Start `worker`, follow its output until it ends; its PID and exit status."""
         role = Role(worker.index, os.getpid(), worker.node)
-        process = await asyncio.create_subprocess_exec(
-            *worker_argv(self.argv, self.config, role),
-            stdin=asyncio.subprocess.PIPE,  # never written: its end tells the worker we live
-            stdout=asyncio.subprocess.PIPE,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *worker_argv(self.argv, self.config, role),
+                stdin=asyncio.subprocess.PIPE,  # never written: its end tells it we live
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as error:  # out of processes or descriptors: a death like any other
+            log.error("worker %d could not be started: %s", worker.index, error)
+            return 0, 1
         worker.process, worker.urls = process, []
         log.info("worker %d started, pid %d", worker.index, process.pid)
         if self.stopping.is_set():  # stopped while it was being started
@@ -268,7 +281,8 @@ class Supervisor:
             log.info("worker %d (pid %d) listening", worker.index, pid)
             self._announce()
         else:
-            print(line, flush=True)
+            with contextlib.suppress(OSError):  # our standard output closed: nothing to do
+                print(line, flush=True)
 
     def _announce(self) -> None:
         """The `listening on` lines, once, when every worker listens: the shared ports as

@@ -200,12 +200,12 @@ async def test_a_killed_worker_is_started_again_and_its_people_leave(
     async with supervised(tmp_path, *args, listeners=5) as server:
         port, metrics = server.port("tcp"), server.metrics_ports()  # worker 1's, worker 2's
         where: dict[int, list[TextClient]] = {1: [], 2: []}  # worker -> its clients
-        for _ in range(12):
+        for _ in range(16):
             before = [await text_connections(m) for m in metrics]
             client = await TextClient.open(port)
             after = [await text_connections(m) for m in metrics]
             where[1 + [a - b for a, b in zip(after, before, strict=True)].index(1)].append(client)
-        assert where[1] and where[2], where  # 12 clients on two workers: both have some
+        assert where[1] and where[2], where  # 16 on two workers: all on one 1 in 32,768
         started = dict(re.findall(r"worker (\d) started, pid (\d+)", server.log.read_text()))
         victim = int(started["1"])
         os.kill(victim, signal.SIGKILL)

@@ -84,6 +84,7 @@ class Meter:
     def __init__(self, pids: Sequence[int]) -> None:
         self.pids = pids
         self.t = self.server = 0.0
+        self.each: list[float] = []  # CPU seconds of each server process at the start
         self.me = (0.0, 0.0)
         self.cores: list[tuple[int, int, int]] = []
         self.kernel = ksoftirqd()
@@ -93,6 +94,7 @@ class Meter:
     def start(self) -> None:
         self.t = time.perf_counter()
         self.server = proc_cpu_seconds(self.pids)
+        self.each = [proc_cpu_seconds([pid]) for pid in self.pids]
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.me = (usage.ru_utime, usage.ru_stime)
         self.cores = core_ticks()
@@ -124,6 +126,10 @@ class Meter:
         if self.pids:
             server = 100 * (proc_cpu_seconds(self.pids) - self.server) / wall
             r["server_cpu_pct"] = round(server, 1)
+            if len(self.pids) > 1:  # which of them (Redis, a parent, its workers) did the work
+                ends = [proc_cpu_seconds([pid]) for pid in self.pids]
+                each = [100 * (b - a) / wall for a, b in zip(self.each, ends, strict=True)]
+                r["server_cpu_pct_each"] = [round(x, 1) for x in each]
             srv_core = only_core(self.pids[0])
             if srv_core is not None and srv_core < len(busy) and srv_core != gen_core:
                 other = busy[srv_core] - softirq[srv_core] - server

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -31,6 +31,7 @@ CHATSUPPORT_FLAGS = (
 )
 ALL = ("idle", "fanout", "latency", "open100", "open300", "quiet")
 BASE = ("idle", "fanout", "latency", "quiet")  # references that issue 16 does not compare
+LOADED = ("fanout", "latency", "open100", "open300")  # no idle: RSS would add Redis and all
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,12 @@ class Target:
     scenarios: tuple[str, ...] = ALL
     nodes: int = 1
     gen_args: tuple[str, ...] = ()  # extra load generator flags for this target
+    workers: int = 1  # `serve --workers N`: one port, N processes (always on Redis)
+    redis: bool = False  # on a Redis broker of its own even with one node and one worker
+
+    @property
+    def needs_redis(self) -> bool:
+        return self.redis or self.nodes > 1 or self.workers > 1
 
 
 TARGETS = (
@@ -69,6 +76,11 @@ TARGETS = (
     Target("chatsupport-ws", "ChatSupport, WebSocket JSON", "ws", "chatsupport", "ours"),
     Target("chatsupport-2nodes-ws", "ChatSupport, 2 nodes on one Redis, WebSocket", "ws",
            "chatsupport", "ours", ("fanout", "latency"), nodes=2),
+    # issue 16 item 4: CPU per delivery of --workers 2 against one process, on the same Redis
+    Target("chatsupport-tcp-redis", "ChatSupport, text TCP, one process on Redis", "line",
+           "query", "ours", LOADED, redis=True),
+    Target("chatsupport-tcp-workers2", "ChatSupport, text TCP, --workers 2 on Redis", "line",
+           "query", "ours", LOADED, workers=2),
 )  # fmt: skip
 BY_NAME = {t.name: t for t in TARGETS}
 
@@ -104,12 +116,14 @@ def unavailable(target: Target, env: Env) -> str | None:
             return "node not installed"
         if not (BENCH / "node" / "node_modules" / "ws").is_dir():
             return "bench/node/node_modules missing (npm ci in bench/node)"
-    if (target.name == "redis" or target.nodes > 1) and shutil.which("redis-server") is None:
+    if (target.name == "redis" or target.needs_redis) and shutil.which("redis-server") is None:
         return "redis-server not installed"
     if target.role == "ours" and not (env.src / "chatsupport" / "__main__.py").exists():
         return f"no ChatSupport server in {env.src} (use --src)"
-    if target.nodes > 1 and not list((env.src / "chatsupport" / "broker").glob("redis*")):
+    if target.needs_redis and not list((env.src / "chatsupport" / "broker").glob("redis*")):
         return "no Redis broker in src/chatsupport/broker yet"
+    if target.workers > 1 and not (env.src / "chatsupport" / "workers.py").exists():
+        return "no `serve --workers` in this ChatSupport yet"
     return None
 
 
@@ -165,13 +179,31 @@ class Running:
 
     ports: list[int]
     processes: list[Process]
+    workers: list[int] = field(default_factory=list)  # PIDs of `--workers` children
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.processes]
+        """Every process whose CPU and memory count: the workers' too (a parent's CPU
+        time does not include its children's until they end)."""
+        return [p.pid for p in self.processes] + self.workers
 
     def stop(self) -> list[int | None]:
         return [p.stop() for p in reversed(self.processes)]
+
+
+def children(parent: int) -> list[int]:
+    """The PIDs whose parent is ``parent`` (from /proc): the workers of ``--workers``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"{entry.path}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == parent:
+                found.append(int(entry.name))
+    return found
 
 
 def free_port() -> int:
@@ -306,20 +338,25 @@ def start(target: Target, env: Env, log_name: str) -> Running:
         processes: list[Process] = []
         broker = None
         try:
-            if target.nodes > 1:
+            if target.needs_redis:
                 redis, rport = start_redis(env, log_name + "-redis")
                 processes.append(redis)
                 broker = f"redis://127.0.0.1:{rport}/0"
-            ports = []
+            ports, workers = [], []
+            extra = ("--workers", str(target.workers)) if target.workers > 1 else ()
             for node in range(target.nodes):
-                proc, port = start_chatsupport(env, f"{log_name}-{node}", target.wire, broker)
+                proc, port = start_chatsupport(
+                    env, f"{log_name}-{node}", target.wire, broker, extra
+                )
                 processes.append(proc)
                 ports.append(port)
+                if target.workers > 1:  # they all listen once the parent prints its lines
+                    workers += children(proc.pid)
         except Exception:
             for p in reversed(processes):
                 p.stop()
             raise
-        return Running(ports, processes)
+        return Running(ports, processes, workers)
     argv = {
         "threaded": [py, "ref_threaded.py"],
         "asyncio-naive": [py, "ref_asyncio_naive.py"],

@@ -10,7 +10,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from .certs import make_certificate
-from .helpers import WAIT, TextClient, require, start_server
+from .helpers import WAIT, ServerProcess, TextClient, require, start_server
 
 
 async def test_tls_on_both_interfaces(tmp_path: Path) -> None:
@@ -96,3 +96,19 @@ async def test_the_suggested_openssl_command_works(tmp_path: Path) -> None:
             proc.kill()  # by its PID: the process this test started
         await proc.wait()
         await server.stop()
+
+
+async def test_a_real_serve_process_lets_a_tls_client_in(tmp_path: Path) -> None:
+    """`chatsupport serve` runs on uvloop, whose transports are not asyncio's by class and
+    start reading only after `connection_made`: the door must neither refuse them nor let
+    the ClientHello be read before it looks."""
+    cert, key = make_certificate(tmp_path)
+    server = ServerProcess("--tcp-port", "0", "--http-port", "0", "--tls-cert", cert,
+                           "--tls-key", key).start()  # fmt: skip
+    try:
+        client = await tls_text_client(server.port("tcps"), cert)
+        assert (await client.line()).startswith("*** Welcome")
+        await client.close()
+    finally:
+        _, log = server.stop()
+    assert "Traceback" not in log

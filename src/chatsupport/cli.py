@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config as settings
+from . import workers
 from .core.ports import BrokerUnavailable
 from .core.roles import hash_line
 from .core.vocabulary import ROLES
@@ -43,6 +44,10 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="TOML file of settings, named as below with underscores (http_port = 8080); "
         "also CHATSUPPORT_CONFIG",
     )
+    # A worker of `--workers N`, started by the parent (workers.py): never typed by people.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-after", default="", help=argparse.SUPPRESS)
     group = serve.add_argument_group()
     for item in settings.SETTINGS:
         if item.about.heading:
@@ -73,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, worker: int | None = None) -> None:
+    """Logs on standard error; a worker of `--workers N` says which one it is."""
+    tag = f"[worker {worker}] " if worker is not None else ""
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
     )
     # websockets logs client addresses in some messages; keep its chatter out.
     logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -92,31 +99,44 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-async def _serve(config: settings.Config) -> int:
+async def _serve(config: settings.Config, role: workers.Role | None = None) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    if role is not None:
+        workers.watch_parent(loop, stopping.set)
     server = ChatServer(config)
     await server.start()
     for url in server.urls.values():
         print(f"listening on {url}", flush=True)
+    if role is not None:
+        if role.after:  # the worker this one replaces died: its people leave now
+            await server.forget_node(role.after)
+        print(f"{workers.READY} {server.node}", flush=True)
     await stopping.wait()
     await server.stop("server_shutdown")
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """`chatsupport serve`: one process, the parent of `--workers N`, or one of its workers."""
     flags = {s.name: getattr(args, s.name) for s in settings.SETTINGS if s.flag}
     try:
         config = settings.load(flags, args.config)
     except (OSError, ValueError) as error:
         print(f"chatsupport: bad configuration: {error}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
+    role = None
+    if args.worker is not None and args.worker_of is not None:
+        role = workers.Role(args.worker, args.worker_of, args.worker_after)
+        workers.become_worker(role)
+    setup_logging(config.log_level, role.index if role else None)
+    if role is None and config.workers > 1:
+        return workers.supervise(config, argv)
     loop = _event_loop()
     try:
-        return loop.run_until_complete(_serve(config))
+        return loop.run_until_complete(_serve(config, role))
     except BrokerUnavailable as error:  # e.g. Redis unreachable at start
         print(f"chatsupport: {error}", file=sys.stderr)
         return 1
@@ -133,9 +153,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(args)
+        return serve(args, argv)
     if args.command == "connect":
         from .client.terminal import run as run_client
 

@@ -83,9 +83,16 @@ class Config:
         "'memory' (one process) or redis://host:port/db (processes sharing the same rooms)",
         metavar="URL",
     )
+    workers: int = setting(
+        1,
+        "processes serving the same ports (SO_REUSEPORT), up to one per core; more than 1 "
+        "needs --broker redis://... (docs/deploy.md)",
+        metavar="N",
+    )
     metrics_port: int | None = setting(
         None,
-        "serve /metrics (Prometheus) on this port, on --metrics-host; 0 = any free port",
+        "serve /metrics (Prometheus) on this port, on --metrics-host; 0 = any free port; "
+        "with --workers N, worker k on PORT+k-1 (each its own scrape target)",
         metavar="PORT",
         unset="no /metrics (it is never on the public HTTP port)",
     )
@@ -341,6 +348,8 @@ class Config:
     )
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be 1 or more, not {self.workers}")
         if self.ban_scope not in BAN_SCOPES:
             scopes = " or ".join(repr(s) for s in BAN_SCOPES)
             raise ValueError(f"ban_scope must be {scopes}, not {self.ban_scope!r}")

@@ -121,6 +121,27 @@ class ChatServer:
         sockets = self.listeners[index].sockets
         return int(sockets[0].getsockname()[1])
 
+    @property
+    def shares_ports(self) -> bool:
+        """One of `--workers N` processes: the public ports are shared with the others
+        (SO_REUSEPORT, the kernel spreads connections); /metrics is each worker's own."""
+        return self.config.workers > 1
+
+    @property
+    def node(self) -> str:
+        """This process's id in a shared broker ("" in memory)."""
+        return str(getattr(self.chat.broker, "node", "")) if self.chat else ""
+
+    async def forget_node(self, node: str) -> None:
+        """`node` is known to be dead (a worker its parent saw die): its people leave at once,
+        rather than when its lease runs out."""
+        if self.chat is None:
+            return
+        from .broker.redis import RedisBroker  # only a shared broker has other nodes
+
+        if isinstance(self.chat.broker, RedisBroker):
+            await self.chat.broker.forget_node(node)
+
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.tls_cert:
             return None
@@ -155,6 +176,7 @@ class ChatServer:
             config.host,
             config.tcp_port,
             reuse_address=True,
+            reuse_port=self.shares_ports or None,
             backlog=LISTEN_BACKLOG,
         )
         self.listeners.append(tcp)
@@ -162,7 +184,7 @@ class ChatServer:
         self.urls["tcp"] = f"{scheme}://{config.host}:{self.tcp_port}"
         from .transport.web_server import start_http  # the WebSocket/HTTP edge
 
-        http = await start_http(edge, config.host, config.http_port, tls)
+        http = await start_http(edge, config.host, config.http_port, tls, self.shares_ports)
         self.listeners.append(http)
         self.urls["http"] = f"{'https' if tls else 'http'}://{config.host}:{self.http_port}"
         edge.text.help_url = help_page(config, self.urls["http"])
@@ -194,11 +216,14 @@ class ChatServer:
     async def _start_irc(self, edge: Edge, tls: ssl.SSLContext | None) -> None:
         """IRC beside the others: plain on --irc-port, TLS on --irc-tls-port if asked for."""
         config = self.config
-        irc, shared = await start_irc(edge, config.host, config.irc_port, None)
+        share = self.shares_ports
+        irc, shared = await start_irc(edge, config.host, config.irc_port, None, reuse_port=share)
         self.listeners.append(irc)
         self.urls["irc"] = f"irc://{config.host}:{self.irc_port}"
         if config.irc_tls_port is not None and tls is not None:
-            self._ircs, _ = await start_irc(edge, config.host, config.irc_tls_port, tls, shared)
+            self._ircs, _ = await start_irc(
+                edge, config.host, config.irc_tls_port, tls, shared, reuse_port=share
+            )
             self.listeners.append(self._ircs)
             self.urls["ircs"] = f"ircs://{config.host}:{self.irc_tls_port}"
 

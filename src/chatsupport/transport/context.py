@@ -86,12 +86,23 @@ LISTEN_BACKLOG = 1024  # a crowd arriving at once (a link shared in a forum) mus
 
 
 async def listen(
-    protocol: Callable[[], asyncio.Protocol], host: str, port: int, tls: ssl.SSLContext | None
+    protocol: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """A listening socket for one kind of connection (IRC, HTTP/WebSocket), `tls` or plain:
-    the address reusable at once after a restart, and a backlog for a crowd."""
+    the address reusable at once after a restart, and a backlog for a crowd. `reuse_port`:
+    several worker processes share the port (`--workers`)."""
     return await asyncio.get_running_loop().create_server(
-        protocol, host, port, ssl=tls, reuse_address=True, backlog=LISTEN_BACKLOG
+        protocol,
+        host,
+        port,
+        ssl=tls,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
+        backlog=LISTEN_BACKLOG,
     )
 
 

@@ -249,8 +249,14 @@ def _rooms_and_ids(raw: str | None) -> dict[str, int]:
 
 
 async def start_irc(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, shared: IrcShared | None = None
+    edge: Edge,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    shared: IrcShared | None = None,
+    reuse_port: bool = False,
 ) -> tuple[asyncio.Server, IrcShared]:
-    """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one."""
+    """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one.
+    `reuse_port`: several worker processes listen on this port (`--workers`)."""
     shared = shared or IrcShared(irc_settings(edge))
-    return await listen(lambda: IrcPeer(edge, shared), host, port, tls), shared
+    return await listen(lambda: IrcPeer(edge, shared), host, port, tls, reuse_port), shared

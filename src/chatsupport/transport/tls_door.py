@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from typing import cast
 
 log = logging.getLogger("chatsupport.tls")
 
@@ -50,18 +51,27 @@ class TlsDoor(asyncio.Protocol):
 
     # ---- before the first byte -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        raw = transport.get_extra_info("socket")
+        # A stream transport, though not by class under uvloop (`chatsupport serve`): its
+        # transports do not derive from asyncio's, so an isinstance check refused them all.
+        self.transport = stream = cast(asyncio.Transport, transport)
+        raw = stream.get_extra_info("socket")
         if raw is None:  # not a socket we can look at: let TLS decide
             self._upgrade()
             return
-        transport.pause_reading()  # the first byte stays in the kernel for the handshake
+        stream.pause_reading()  # the first byte stays in the kernel for the handshake
         self.peek = raw.dup()
         self.peek.setblocking(False)
         loop = asyncio.get_running_loop()
+        loop.call_soon(self._keep_paused)
         loop.add_reader(self.peek.fileno(), self._look)
         self.timer = loop.call_later(QUIET_WAIT, self._look)
+
+    def _keep_paused(self) -> None:
+        """uvloop starts reading once `connection_made` returns, paused or not: pause again,
+        before its next poll, while the door still looks (else the ClientHello is read into
+        the door, and the handshake never sees it)."""
+        if self.peek is not None and self.transport is not None:
+            self.transport.pause_reading()
 
     def _look(self) -> None:
         """The first byte is there (or the wait is over): TLS, or a plain client."""

@@ -16,7 +16,8 @@ from .ws import HttpConnection
 
 
 async def start_http(
-    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None
+    edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, reuse_port: bool = False
 ) -> asyncio.Server:
+    """`reuse_port`: several worker processes listen on this port (`--workers`)."""
     respond = Routes(edge).get
-    return await listen(lambda: HttpConnection(edge, respond), host, port, tls)
+    return await listen(lambda: HttpConnection(edge, respond), host, port, tls, reuse_port)

@@ -154,6 +154,16 @@ class RedisBroker:
         self.delivery.on_room, self.delivery.on_direct = ignore_room, ignore_direct
         self._on_release, self.link.on_health = None, None
 
+    async def forget_node(self, node: str) -> None:
+        """`node` is dead for certain (a worker its parent saw die, `--workers`): end its
+        lease now, as its own stop would have, and announce its people as gone. Unlike a
+        node that was only stalled, it never comes back under that id."""
+        if node == self.node:
+            return
+        with contextlib.suppress(*DOWN, RedisError, BrokerUnavailable):  # its lease runs out
+            await self.link.redis.zadd(self.link.key("nodes"), {node: 0}, xx=True)
+            await self._announce_gone(await self.lease.reap())
+
     async def _resync(self) -> None:
         """Write back what this node holds, then catch every room up from its stream; if
         our people were announced as gone meanwhile, announce them as back."""

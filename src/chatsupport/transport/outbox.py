@@ -55,7 +55,7 @@ class Flusher:
     def busy(self) -> None:
         """Two messages to one peer in one turn: coalesce again, until turns are quiet."""
         self.direct = False
-        self.quiet = 0
+        self.quiet = -1  # the flush that ends this turn counts it as none
 
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -66,8 +66,8 @@ class Flusher:
             coalesced = outbox.flush() or coalesced
         if coalesced:
             self.busy()
-        elif not self.direct:
-            self.quiet += 1
+        if not self.direct:
+            self.quiet += 1  # 0 after a busy turn
             self.direct = self.quiet >= QUIET_TURNS
 
 

@@ -1,10 +1,15 @@
-"""Per-peer bounded outboxes, flushed once per event-loop turn.
+"""Per-peer bounded outboxes, flushed once per event-loop turn, or written at once when quiet.
 
-Fan-out only appends already-encoded bytes to each recipient's outbox; one callback per
-loop turn then writes every dirty outbox with a single `transport.write`, so a burst of
-N messages to a peer costs one system call, not N. A peer whose unsent bytes (ours plus
-what the kernel would not take) pass `limit` cannot keep up: it is told why and disconnected,
-and nobody else waits for it.
+Under load, fan-out only appends already-encoded bytes to each recipient's outbox; one
+callback per loop turn then writes every dirty outbox with a single `transport.write`, so a
+burst of N messages to a peer costs one system call, not N. When the server is quiet (one
+message at a time: no outbox has received two in one turn lately) that hop buys nothing, and
+a peer's first bytes of a turn are written straight away (`Flusher.direct`); a second one in
+the same turn goes to the outbox as before and turns the hop back on until turns are quiet
+again. Either way what is sent keeps its order: bytes are written only when the outbox is
+empty, and the transport appends to whatever it still holds. A peer whose unsent bytes (ours
+plus what the kernel would not take) pass `limit` cannot keep up: it is told why and
+disconnected, and nobody else waits for it.
 
 What the server chooses to send in bulk (a resume's replay) is paced instead: it is written
 while the unsent bytes stay under the low-water mark (`low`, a quarter of the limit), and
@@ -17,16 +22,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+QUIET_TURNS = 2  # turns in a row without two messages to one peer before writing at once
+
 
 class Flusher:
-    """Writes every outbox that received data during this loop turn, once."""
+    """Writes every outbox that received data during this loop turn, once; and says whether
+    outboxes may write at once instead (`direct`: nothing was coalesced lately)."""
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    __slots__ = ("_dirty", "_loop", "_scheduled", "direct", "quiet", "turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._dirty: list[Outbox] = []
         self._scheduled = False
+        self.turn = 0  # counts loop turns that wrote anything (a direct write is "this turn's")
+        self.direct = True
+        self.quiet = 0  # turns in a row in which no outbox had two messages
 
     def mark(self, outbox: Outbox) -> None:
         self._dirty.append(outbox)
@@ -34,11 +45,30 @@ class Flusher:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
+    def wrote(self) -> None:
+        """An outbox wrote at once: end this turn after the others' (a later write in it
+        to the same peer is then queued)."""
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def busy(self) -> None:
+        """Two messages to one peer in one turn: coalesce again, until turns are quiet."""
+        self.direct = False
+        self.quiet = -1  # the flush that ends this turn counts it as none
+
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
         self._scheduled = False
+        self.turn += 1
+        coalesced = False
         for outbox in dirty:
-            outbox.flush()
+            coalesced = outbox.flush() or coalesced
+        if coalesced:
+            self.busy()
+        if not self.direct:
+            self.quiet += 1  # 0 after a busy turn
+            self.direct = self.quiet >= QUIET_TURNS
 
 
 class Outbox:
@@ -51,6 +81,7 @@ class Outbox:
         "_pending",
         "_runaway",
         "_transport",
+        "_turn",
         "closed",
         "limit",
         "low",
@@ -74,6 +105,7 @@ class Outbox:
         self.closed = False
         self._deadline: asyncio.TimerHandle | None = None
         self._drained: Callable[[], None] | None = None
+        self._turn = -1  # the flusher's turn in which this outbox last wrote at once
         # The transport tells its protocol (`resume_writing`, which calls `writable`) when
         # its buffer falls to half the low-water mark, after passing the mark.
         transport.set_write_buffer_limits(high=self.low, low=self.low // 2)
@@ -105,18 +137,36 @@ class Outbox:
             return
         chunks = self._chunks
         if not chunks:
-            self._flusher.mark(self)
+            flusher = self._flusher
+            if flusher.direct:
+                if self._turn != flusher.turn:  # the peer's first bytes this turn: write now
+                    self._turn = flusher.turn
+                    flusher.wrote()
+                    self._write(data)
+                    return
+                flusher.busy()  # a second message this turn: queue it, and coalesce again
+            flusher.mark(self)
         chunks.append(data)
         self._pending += len(data)
         if self._pending > self._runaway:  # a runaway turn; the real test is after writing
             self.overflow()
 
-    def flush(self) -> None:
-        if not self._chunks or self.closed:
-            return
-        chunks, self._chunks, self._pending = self._chunks, [], 0
-        self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        if self._transport.get_write_buffer_size() > self.limit:
+    def flush(self) -> bool:
+        """Write what is queued, in one call; whether that was more than one message."""
+        chunks = self._chunks
+        if not chunks or self.closed:
+            return False
+        self._chunks, self._pending = [], 0
+        if len(chunks) == 1:
+            self._write(chunks[0])
+            return False
+        self._write(b"".join(chunks))
+        return True
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        transport.write(data)  # after what the transport still holds, if anything: in order
+        if transport.get_write_buffer_size() > self.limit:
             self.overflow()
         elif self._drained is not None:
             self.writable()  # written at once, or soon: past the mark, `resume_writing` says

@@ -459,8 +459,15 @@ async def test_redis_outage_refuses_then_recovers_without_loss() -> None:
                 await client.request({"type": "ping"}, "pong")
                 extra = [f["type"] for f in client.backlog if f["type"] in ("message", "notice")]
                 assert extra == []
-            lines = [line for line in await t.lines_until_quiet() if line.startswith("<")]
-            assert lines == [f"<{y.name}> after {n}" for n in range(3)]
+            # y's next line is a barrier for t: y's lines reach t in the order y sent them.
+            await say(y, "barrier")
+            barrier = f"<{y.name}> barrier"
+            lines = [await t.expect(lambda s: s.startswith("<"))]
+            for _ in range(100):
+                if lines[-1] == barrier:
+                    break
+                lines.append(await t.expect(lambda s: s.startswith("<")))
+            assert lines == [*(f"<{y.name}> after {n}" for n in range(3)), barrier]
             # What resume needs was written back too: x can move to node b.
             await x.close()
             back = await WsClient.open(b.http_port)

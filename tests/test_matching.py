@@ -420,9 +420,7 @@ async def test_one_to_one_through_netcat(tmp_path: Path) -> None:
         )
         await bystander.send(f"/who {room}")
         assert await bystander.expect(lambda s: s.startswith("!!")) == "!! that room is private"
-        assert not any(
-            "exams" in s or "of course" in s for s in await bystander.lines_until_quiet()
-        )
+        assert not any("exams" in s or "of course" in s for s in await bystander.until_barrier())
 
         await first.send("/leave")
         await first.expect(f"-- you left #{room}")

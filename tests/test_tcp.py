@@ -36,14 +36,15 @@ async def test_rooms_are_isolated(server: ChatServer) -> None:
     assert await b.expect(lambda s: "just us" in s) == f"<{a.name}> just us here"
     await c.send("/who quiet-corner")
     await c.expect(lambda s: s.startswith("-- in #quiet-corner (2)"))
-    assert not any("just us" in line for line in await c.lines_until_quiet())
+    assert not any("just us" in line for line in await c.until_barrier())
 
 
 async def test_30_peers_20_messages_everyone_gets_all_in_one_order(server: ChatServer) -> None:
     peers = [await TextClient.open(server.tcp_port) for _ in range(30)]
-    # Let every join notice settle so only chat lines follow.
+    # Read every join notice (each was sent before the last peer's welcome), so only chat
+    # lines follow.
     for peer in peers:
-        await peer.lines_until_quiet(0.2)
+        await peer.until_barrier()
 
     async def talk(index: int, peer: TextClient) -> None:
         for n in range(20):
@@ -82,7 +83,7 @@ async def test_slow_reader_is_disconnected_and_nobody_waits() -> None:
         sleeper.setblocking(False)
         await loop.sock_connect(sleeper, ("127.0.0.1", server.tcp_port))
         talker, listener = [await TextClient.open(server.tcp_port) for _ in range(2)]
-        await listener.lines_until_quiet(0.2)
+        await listener.until_barrier()
         assert server.chat is not None
         payload = "x" * 1000
         for b in range(200):  # up to 10 MB: past the kernel's buffers and our 64 KiB bound
@@ -145,7 +146,7 @@ async def test_escapes_controls_and_bidi_are_removed(server: ChatServer) -> None
 async def test_multiline_message_cannot_forge_a_line(server: ChatServer) -> None:
     tcp = await TextClient.open(server.tcp_port)
     ws = await WsClient.open(server.http_port)
-    await tcp.lines_until_quiet(0.2)
+    await tcp.until_barrier()
     await ws.send(
         {
             "type": "say",
@@ -216,7 +217,7 @@ async def test_pasting_30_lines_is_slowed_not_lost() -> None:
         await a.send("".join(f"pasted line {i}\n" for i in range(30)).encode())
         got = [await b.expect(lambda s: "pasted line" in s) for _ in range(30)]
         assert got == [f"<{a.name}> pasted line {i}" for i in range(30)]
-        assert not any(line.startswith("!!") for line in await a.lines_until_quiet(0.2))
+        assert not any(line.startswith("!!") for line in await a.until_barrier())
     finally:
         await server.stop()
 

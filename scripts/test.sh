@@ -48,4 +48,6 @@ done
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+# Tests mostly wait on sockets, servers and Chromium: four workers (pytest-xdist) keep two cores
+# busy; PYTEST_WORKERS=0 runs them in one process.
+.venv/bin/python -m pytest tests -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" "$@"

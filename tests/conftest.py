@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,5 +30,6 @@ async def staff_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
 @pytest.fixture(autouse=True)
 async def close_clients() -> AsyncIterator[None]:
     yield
-    while OPEN_CLIENTS:
-        await OPEN_CLIENTS.pop().close()
+    clients = list(OPEN_CLIENTS)
+    OPEN_CLIENTS.clear()
+    await asyncio.gather(*(client.close() for client in clients))  # at once, not in turn

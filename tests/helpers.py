@@ -165,6 +165,9 @@ class WsClient:
             open_timeout=WAIT,
             max_size=1 << 22,
             local_addr=(local_addr, 0) if local_addr else None,
+            # Closing after the test: a server already stopped never answers the closing
+            # handshake, and the default 10 s wait for it was most of some tests' time.
+            close_timeout=1.0,
         )
         client = cls(ws)
         if welcome:

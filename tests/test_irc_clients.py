@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ class Irssi:
         self.tmux = require("tmux")
         self.irssi = require("irssi")
         self.home = home
-        self.socket = f"chatsupport-test-{id(self)}"
+        self.socket = f"chatsupport-test-{uuid.uuid4().hex[:12]}"  # unique across workers
         self.log = home / "lobby.log"
 
     def start(self, nick: str) -> None:

@@ -12,6 +12,14 @@ from .helpers import OPEN_CLIENTS, start_server
 from .mod_helpers import write_tokens
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first: xdist hands tests out in this order, so they run alongside
+    the many short ones instead of alone at the end."""
+    items.sort(
+        key=lambda item: not any(item.iter_markers("slow")) and not any(item.iter_markers("soak"))
+    )
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[ChatServer]:
     srv = await start_server()

@@ -670,6 +670,7 @@ async def conversation(server: ChatServer, tokens_listener: str) -> list[TextCli
     return [river, listener, robin]
 
 
+@pytest.mark.slow
 async def test_accessibility_and_screenshots(browser: Browser, staff_server: ChatServer) -> None:
     """axe-core finds nothing, of any impact, in the main states at 360 px (light and dark)
     and 1280 px; each state's screenshot goes to tests/artifacts (docs/web.md shows them)."""

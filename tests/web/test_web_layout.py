@@ -125,6 +125,7 @@ async def test_a_new_person_is_welcomed_and_a_returning_one_is_not(
 
 
 # ---- 2. fits every phone -------------------------------------------------------------------
+@pytest.mark.slow
 async def test_no_phone_width_scrolls_sideways_in_any_state(
     browser: Browser, staff_server: ChatServer
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pydle
+import pytest
 
 from chatsupport import ChatServer
 
@@ -113,6 +114,7 @@ class Irssi:
         subprocess.run([self.tmux, "-L", self.socket, *args], check=True, timeout=10)
 
 
+@pytest.mark.slow
 async def test_irssi_in_tmux_chats_with_netcat_and_websocket(
     server: ChatServer, tmp_path: Path
 ) -> None:

@@ -26,19 +26,11 @@ from chatsupport import ChatServer
 from chatsupport.core.session import Link, Session
 from chatsupport.transport.ws import HttpConnection
 
-from ..helpers import ROOT, TextClient, WsClient, eventually, require, start_server
+from ..helpers import ROOT, TextClient, WsClient, eventually, start_server
 from ..mod_helpers import LISTENER_TOKEN, MOD_TOKEN
 
 pytestmark = pytest.mark.browser
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WAIT_MS = 15_000  # generous: two cores shared with other test runs
@@ -51,16 +43,15 @@ PAGE_ERRORS: dict[Page, list[str]] = {}  # uncaught script errors, per page
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    chromium = require("chromium")
+async def browser(chromium_server: str) -> AsyncIterator[Browser]:
+    """This test's connection to the test process's Chromium (tests/conftest.py); closing it
+    closes every context the test opened, and leaves Chromium for the next test."""
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=ARGS
-        )
+        connected = await playwright.chromium.connect(chromium_server)
         try:
-            yield launched
+            yield connected
         finally:
-            await launched.close()
+            await connected.close()
 
 
 @pytest.fixture

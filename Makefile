@@ -12,11 +12,11 @@ test:
 	./scripts/test.sh
 
 tests:
-	.venv/bin/python -m pytest tests -q
+	.venv/bin/python -m pytest tests -q -n 4
 
 # The whole suite again with every test server on Redis instead of the in-memory broker.
 tests-redis:
-	CHATSUPPORT_TEST_BROKER=redis://127.0.0.1:6379/0 .venv/bin/python -m pytest tests -q
+	CHATSUPPORT_TEST_BROKER=redis://127.0.0.1:6379/0 .venv/bin/python -m pytest tests -q -n 4
 
 style:
 	.venv/bin/ruff format src tests bench

@@ -12,7 +12,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
-# the real telnet client, driven in tmux (tests/test_telnet.py)
+# the real telnet client, driven in tmux (tests/transport/test_telnet.py)
 command -v telnet >/dev/null 2>&1 || missing+=(telnet)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # the C/C++ IRC servers the benchmarks compare the text interface with (bench smoke test)
@@ -48,4 +48,6 @@ done
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+# Tests mostly wait on sockets, servers and Chromium: four workers (pytest-xdist) keep two cores
+# busy; PYTEST_WORKERS=0 runs them in one process.
+.venv/bin/python -m pytest tests -q -p no:cacheprovider -n "${PYTEST_WORKERS:-4}" "$@"

@@ -111,12 +111,19 @@ class TextClient:
             if test(line):
                 return line
 
-    async def lines_until_quiet(self, quiet: float = 0.3, limit: int = 10000) -> list[str]:
+    async def until_barrier(self, limit: int = 10000) -> list[str]:
+        """The lines that arrive before the answer to a `/who lobby` sent now. The server answers a
+        connection's requests in order and writes to it in order, so anything it had already
+        sent this connection comes before: a sync point to show that something did not arrive,
+        with no quiet window to wait out."""
+        await self.send("/who lobby")  # a public room: answered wherever this person is
         lines: list[str] = []
-        with suppress(TimeoutError, EOFError):
-            for _ in range(limit):
-                lines.append(await self.line(quiet))
-        return lines
+        for _ in range(limit):
+            line = await self.line()
+            if line.startswith("-- in #"):
+                return lines
+            lines.append(line)
+        raise AssertionError(f"no /who answer within {limit} lines")
 
     async def closed(self, timeout: float = WAIT) -> bool:
         """True once the server has closed the connection (remaining lines are skipped)."""
@@ -158,6 +165,9 @@ class WsClient:
             open_timeout=WAIT,
             max_size=1 << 22,
             local_addr=(local_addr, 0) if local_addr else None,
+            # Closing after the test: a server already stopped never answers the closing
+            # handshake, and the default 10 s wait for it was most of some tests' time.
+            close_timeout=1.0,
         )
         client = cls(ws)
         if welcome:

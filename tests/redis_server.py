@@ -25,17 +25,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, pid: int) -> bool:
+    """Whether the redis-server with this PID answers on `port` (and not another test
+    worker's, which may have drawn the same free port a moment before)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
+        with closing(redis.Redis(port=port, socket_timeout=0.5)) as client:
+            return int(client.info("server")["process_id"]) == pid
+    except (redis.RedisError, OSError):
         return False
 
 
 class RedisServer:
     def __init__(self, port: int | None = None) -> None:
+        self.fixed = port is not None  # or once started: a restart keeps its port (its URL)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.workdir = tempfile.mkdtemp(prefix="chatsupport-redis-")
@@ -47,6 +49,7 @@ class RedisServer:
 
     def start(self, timeout: float = 15.0) -> RedisServer:
         binary = require("redis-server")
+        fixed = self.fixed
         deadline = time.monotonic() + timeout
         while True:  # the port may still be held for a moment after a stop
             self.proc = subprocess.Popen(
@@ -69,12 +72,15 @@ class RedisServer:
                 stderr=subprocess.DEVNULL,
             )
             while time.monotonic() < deadline and self.proc.poll() is None:
-                if _answers(self.port):
+                if _answers(self.port, self.proc.pid):
+                    self.fixed = True
                     return self
                 time.sleep(0.05)
             self.stop()
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
+            if not fixed:
+                self.port = free_port()  # taken meanwhile (another worker): draw again
             time.sleep(0.2)
 
     def pause(self) -> None:

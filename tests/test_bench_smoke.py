@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import ROOT, require
 
 
+@pytest.mark.slow
 def test_bench_quick_smoke(tmp_path: Path) -> None:
     for tool in ("redis-server", "ngircd", "inspircd"):  # the references issue 16 compares
         require(tool)

@@ -18,10 +18,10 @@ from playwright.async_api import Browser, Page, WebSocket, expect
 from chatsupport import ChatServer
 from chatsupport.transport.ws import HttpConnection
 
+from .client.test_client import Terminal, url
 from .helpers import WsClient, eventually, start_server
 from .mod_helpers import LISTENER_TOKEN, write_tokens
-from .test_client import Terminal, url
-from .test_web import browser, link_of, no_page_errors, open_page, page_session, say
+from .web.test_web import browser, link_of, no_page_errors, open_page, page_session, say
 
 __all__ = ["browser"]  # the fixture, shared with the other browser tests
 

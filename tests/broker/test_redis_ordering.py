@@ -1,6 +1,6 @@
 """The Redis broker's pure parts, without Redis: per-room delivery order (ordering.py),
 the channel's records (wire.py) and the outage guard's two modes (connection.py).
-Cross-node behaviour with a real redis-server is in tests/test_cluster.py."""
+Cross-node behaviour with a real redis-server is in tests/broker/test_cluster.py."""
 
 from __future__ import annotations
 

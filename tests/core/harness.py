@@ -1,8 +1,11 @@
-"""A socket-free Chat for core rules: a real Chat and memory broker on a clock moved by
-hand, a Recorder as each person's Sink (what a transport would write), staff tokens."""
+"""The socket-free harness for core rules (matching, moderation, resume, flood...): a real
+Chat and memory broker on a Clock moved by hand (no sleeping), a Recorder as each person's
+Sink (what a transport would write), and staff tokens. What did not happen is shown by what
+the Recorder holds once `handle`/`tick` has returned: the core answers before it returns."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from chatsupport.broker.memory import MemoryBroker
@@ -14,24 +17,56 @@ from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.core.session import Link
 from chatsupport.server import features
 
-from .test_moderation_core import Clock
-from .test_moderation_core import Recorder as BaseRecorder
-
 MOD, LISTENER, LISTENER_2 = "mod-token", "listener-token", "listener-token-2"
 E = TypeVar("E", bound=ev.Event)
 
 
-class Recorder(BaseRecorder):
+class Clock:
+    """Time for the Chat and its broker, moved only by the test (`clock.now += 61`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
     """A Sink that keeps what it was sent; also the resume token its welcome gave."""
 
+    interface = "json"
+    echoes_own = True
+    can_resume = True
+
     def __init__(self) -> None:
-        super().__init__()
+        self.events: list[ev.Event] = []
+        self.closed: str | None = None
+        self.backlogged = False  # a test sets it: the peer has not read what was sent
+        self.waiting: list[Callable[[], Awaitable[None]]] = []  # `when_drained` steps
         self.token = ""
 
     def send(self, event: ev.Event) -> None:
         if isinstance(event, ev.Welcome):
             self.token = event.session
-        super().send(event)
+        self.events.append(event)
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def when_drained(self, step: Callable[[], Awaitable[None]]) -> None:
+        self.waiting.append(step)
+
+    async def drain(self) -> None:
+        """The peer read everything: the step that waited for it runs (as a transport would)."""
+        self.backlogged = False
+        steps, self.waiting = self.waiting, []
+        for step in steps:
+            await step()
+
+    def take(self) -> list[ev.Event]:
+        """Everything received since the last `take` (and forgets it)."""
+        events, self.events = self.events, []
+        return events
 
     def of(self, kind: type[E]) -> list[E]:
         """The events of `kind` received since the last `take`, taken with the rest."""
@@ -50,9 +85,9 @@ async def make_chat(**overrides: Any) -> tuple[Chat, Clock]:
     return chat, clock
 
 
-async def person(chat: Chat, key: str = "address-a") -> tuple[Link, Recorder]:
+async def person(chat: Chat, key: str = "address-a", client: str = "") -> tuple[Link, Recorder]:
     sink = Recorder()
-    link = await chat.open(sink, key)
+    link = await chat.open(sink, key, client_key=client)
     sink.take()
     return link, sink
 
@@ -62,6 +97,10 @@ async def staff(chat: Chat, token: str = MOD, key: str = "address-staff") -> tup
     await chat.handle(link, rq.Auth(token=token))
     sink.take()
     return link, sink
+
+
+async def moderator(chat: Chat) -> tuple[Link, Recorder]:
+    return await staff(chat, MOD, "address-mod")
 
 
 async def listening(chat: Chat, token: str = LISTENER) -> tuple[Link, Recorder]:

@@ -18,7 +18,7 @@ from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.keys import MISSING, AddressSchedule, keyed_hash, operator_secret
 from chatsupport.server import features
 
-from .test_moderation_core import MOD, Clock, person
+from .harness import MOD, Clock, person
 
 SECRET = b"an operator secret of at least 32 characters"
 ROTATION = 600.0

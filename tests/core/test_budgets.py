@@ -9,7 +9,7 @@ from chatsupport.core.chat import Chat
 from chatsupport.core.roles import FAILURE_WINDOW, FAILURES_ALLOWED
 from chatsupport.core.session import Link
 
-from .test_moderation_core import MOD, Recorder, errors, make_chat, moderator, person
+from .harness import MOD, Recorder, errors, make_chat, moderator, person
 
 BURST = 8
 

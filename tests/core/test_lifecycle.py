@@ -20,7 +20,7 @@ from chatsupport.core.lifecycle import (
 from chatsupport.core.limits import TokenBucket
 from chatsupport.core.session import Link, Session
 
-from .test_moderation_core import Recorder
+from .harness import Recorder
 
 
 def person() -> tuple[Session, Link, Recorder]:

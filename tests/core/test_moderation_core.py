@@ -1,96 +1,19 @@
 """Moderation state on a clock we move by hand: expiry, probation, escalation, no sleeping.
 
 The core is I/O-free, so these drive a real Chat and memory broker through `open` /
-`handle` / `tick`; a Recorder is the Sink (what a transport would write)."""
+`handle` / `tick` (the harness: tests/core/harness.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import msgspec
 
-from chatsupport.broker.memory import MemoryBroker
-from chatsupport.config import Config
 from chatsupport.core import events as ev
 from chatsupport.core import requests as rq
-from chatsupport.core.chat import Chat
 from chatsupport.core.flood import Flood
 from chatsupport.core.matching import Matching
 from chatsupport.core.moderation import Moderation, duration
-from chatsupport.core.roles import Roles, hash_line, parse_tokens
-from chatsupport.core.session import Link
-from chatsupport.server import features
 
-MOD = "the-mod-token"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    interface = "json"
-    echoes_own = True
-    can_resume = True
-
-    def __init__(self) -> None:
-        self.events: list[ev.Event] = []
-        self.closed: str | None = None
-        self.backlogged = False  # a test sets it: the peer has not read what was sent
-        self.waiting: list[Callable[[], Awaitable[None]]] = []  # `when_drained` steps
-
-    def send(self, event: ev.Event) -> None:
-        self.events.append(event)
-
-    def close(self, reason: str) -> None:
-        self.closed = reason
-
-    def when_drained(self, step: Callable[[], Awaitable[None]]) -> None:
-        self.waiting.append(step)
-
-    async def drain(self) -> None:
-        """The peer read everything: the step that waited for it runs (as a transport would)."""
-        self.backlogged = False
-        steps, self.waiting = self.waiting, []
-        for step in steps:
-            await step()
-
-    def take(self) -> list[ev.Event]:
-        events, self.events = self.events, []
-        return events
-
-
-async def make_chat(**overrides: Any) -> tuple[Chat, Clock]:
-    clock = Clock()
-    config = Config(**overrides)
-    broker = MemoryBroker(config.retention_seconds, config.retention_messages, clock)
-    chat = Chat(config, broker, features(config), clock=clock, wallclock=clock)
-    chat.feature(Roles).entries = parse_tokens(hash_line("mod", MOD))
-    await chat.start()
-    return chat, clock
-
-
-async def person(chat: Chat, key: str = "address-a", client: str = "") -> tuple[Link, Recorder]:
-    sink = Recorder()
-    link = await chat.open(sink, key, client_key=client)
-    sink.take()
-    return link, sink
-
-
-async def moderator(chat: Chat) -> tuple[Link, Recorder]:
-    link, sink = await person(chat, "address-mod")
-    await chat.handle(link, rq.Auth(token=MOD))
-    sink.take()
-    return link, sink
-
-
-def errors(sink: Recorder) -> list[str]:
-    return [e.code for e in sink.take() if isinstance(e, ev.Error)]
+from .harness import errors, make_chat, moderator, person
 
 
 async def test_mute_ban_and_shadow_expire_on_their_own() -> None:

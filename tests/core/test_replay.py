@@ -10,7 +10,7 @@ from chatsupport.core.chat import Chat
 from chatsupport.core.lifecycle import REPLAY_PAGE, State
 from chatsupport.core.session import Link
 
-from .test_moderation_core import Recorder, make_chat, moderator, person
+from .harness import Recorder, make_chat, moderator, person
 
 FAST = {"msg_rate": 1e6, "msg_burst": 1e6, "probation_seconds": 0}
 

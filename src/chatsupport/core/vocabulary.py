@@ -3,7 +3,7 @@
 Each is a `Literal`: mypy refuses a word that is not listed here (a typo, or a Python
 class name that happened to match), msgspec refuses one when decoding, and the JSON
 carries the same strings as before. docs/protocol.md lists the same words, and
-tests/test_vocabulary.py checks that the two agree: adding one means documenting it.
+tests/core/test_vocabulary.py checks that the two agree: adding one means documenting it.
 """
 
 from __future__ import annotations

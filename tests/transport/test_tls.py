@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import ssl
 from pathlib import Path
 
@@ -107,6 +109,33 @@ async def test_a_real_serve_process_lets_a_tls_client_in(tmp_path: Path) -> None
                            "--tls-key", key).start()  # fmt: skip
     try:
         client = await tls_text_client(server.port("tcps"), cert)
+        assert (await client.line()).startswith("*** Welcome")
+        await client.close()
+    finally:
+        _, log = server.stop()
+    assert "Traceback" not in log
+
+
+async def test_a_tls_client_whose_hello_waits_before_the_server_accepts_gets_in(
+    tmp_path: Path,
+) -> None:
+    """A busy server accepts a connection whose ClientHello is already waiting; uvloop reads
+    it before the door can pause reading. The door must hand those bytes to the handshake
+    (it used to lose them, and the client's handshake was reset). The server process is
+    stopped while the client connects and speaks, so the bytes are surely there first."""
+    cert, key = make_certificate(tmp_path)
+    server = ServerProcess("--tcp-port", "0", "--http-port", "0", "--tls-cert", cert,
+                           "--tls-key", key).start()  # fmt: skip
+    try:
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            connecting = asyncio.ensure_future(tls_text_client(server.port("tcps"), cert))
+            await asyncio.sleep(0.5)  # connected by the kernel, the ClientHello sent
+            assert not connecting.done()
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        client = await asyncio.wait_for(connecting, WAIT)
         assert (await client.line()).startswith("*** Welcome")
         await client.close()
     finally:

@@ -45,6 +45,10 @@ class TlsDoor(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.peer: asyncio.Protocol | None = None
         self.early: list[bytes] = []  # decrypted bytes that came before the peer was there
+        # Raw bytes read before the door could pause reading (uvloop: see `_keep_paused`),
+        # until TLS takes the transport over; handed to the handshake, so none is lost.
+        self.raw: list[bytes] = []
+        self.raw_phase = True
         self.task: asyncio.Task[None] | None = None
         self.turned_away = False
         self.gone = False
@@ -82,7 +86,12 @@ class TlsDoor(asyncio.Protocol):
             first = None  # the quiet wait is over and nothing came
         except OSError:
             first = b""
+        self._decide(first)
+
+    def _decide(self, first: bytes | None) -> None:
+        """`first`: the first byte, b"" when the client left, None when it said nothing."""
         self._stop_looking()
+        assert self.transport is not None
         if first == b"":
             self.transport.abort()  # gone before saying anything
         elif first is not None and first[0] == TLS_HANDSHAKE:
@@ -108,6 +117,7 @@ class TlsDoor(asyncio.Protocol):
         host, port = transport.get_extra_info("sockname")[:2]
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.turned_away = True
+        self.raw_phase, self.raw = False, []
         transport.write(self.plain_answer(where))
         transport.write_eof()
         transport.resume_reading()
@@ -122,14 +132,20 @@ class TlsDoor(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        try:
-            secure = await loop.start_tls(
+        starting = asyncio.ensure_future(
+            loop.start_tls(
                 transport,
                 self,
                 self.context,
                 server_side=True,
                 ssl_handshake_timeout=self.handshake_timeout,
             )
+        )
+        # Runs just after `start_tls` has put its TLS protocol on the transport and before
+        # that protocol starts the handshake (both loops schedule `connection_made` next).
+        loop.call_soon(self._hand_over_raw)
+        try:
+            secure = await starting
         except Exception as error:  # a bad or abandoned handshake: nobody was let in
             log.info("TLS handshake failed: %s", type(error).__name__)
             transport.abort()
@@ -145,8 +161,41 @@ class TlsDoor(asyncio.Protocol):
         for data in early:
             peer.data_received(data)
 
+    def _hand_over_raw(self) -> None:
+        """Give the TLS protocol the ClientHello bytes the door read by accident (uvloop read
+        them before `_keep_paused` ran: the connection was accepted with them waiting)."""
+        self.raw_phase, raw, self.raw = False, self.raw, []
+        if raw:  # after the TLS protocol's `connection_made`, which is scheduled already
+            asyncio.get_running_loop().call_soon(self._feed_tls, b"".join(raw))
+
+    def _feed_tls(self, raw: bytes) -> None:
+        """Hand `raw` to the TLS protocol as if the transport had just read it (both loops'
+        TLS protocols read through the buffered-protocol calls)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        tls = self.transport.get_protocol()
+        # uvloop's TLS protocol is not asyncio's BufferedProtocol by class, only by its calls.
+        get_buffer = getattr(tls, "get_buffer", None)
+        buffer_updated = getattr(tls, "buffer_updated", None)
+        if get_buffer is None or buffer_updated is None:
+            log.info("TLS handshake failed: the client's first bytes could not be handed over")
+            self.transport.abort()
+            return
+        rest = memoryview(raw)
+        while rest:
+            buffer = memoryview(get_buffer(len(rest)))
+            size = min(len(buffer), len(rest))
+            buffer[:size] = rest[:size]
+            buffer_updated(size)
+            rest = rest[size:]
+
     # ---- what arrives while the door still holds the connection ------------------------------
     def data_received(self, data: bytes) -> None:
+        if self.raw_phase and not self.turned_away:  # read before TLS took the transport
+            self.raw.append(data)
+            if self.peek is not None:  # still looking: this is the first byte
+                self._decide(data[:1])
+            return
         if not self.turned_away:  # decrypted, after the handshake, before `peer` took over
             self.early.append(data)
 

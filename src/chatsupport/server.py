@@ -168,7 +168,11 @@ class ChatServer:
         self.chat = Chat(config, broker, features(config, schedule))
         await self.chat.start()
         addresses = AddressKeys(schedule.root_key)
-        self.edge = Edge(self.chat, config, Flusher(loop), addresses)
+        flusher = Flusher(loop)
+        # A room's events of one turn go out as one batch, rendered once for its members.
+        flusher.sealer = self.chat.seal
+        self.chat.batch_with(flusher.batched)
+        self.edge = Edge(self.chat, config, flusher, addresses)
         tls = self.ssl_context()
         edge = self.edge
         tcp = await loop.create_server(

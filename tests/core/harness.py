@@ -12,6 +12,7 @@ from chatsupport.broker.memory import MemoryBroker
 from chatsupport.config import Config
 from chatsupport.core import events as ev
 from chatsupport.core import requests as rq
+from chatsupport.core.batch import Batch
 from chatsupport.core.chat import Chat
 from chatsupport.core.roles import Roles, hash_line, parse_tokens
 from chatsupport.core.session import Link
@@ -37,6 +38,7 @@ class Recorder:
     interface = "json"
     echoes_own = True
     can_resume = True
+    shares = True  # takes a room's batch whole when the test turns batching on
 
     def __init__(self) -> None:
         self.events: list[ev.Event] = []
@@ -49,6 +51,9 @@ class Recorder:
         if isinstance(event, ev.Welcome):
             self.token = event.session
         self.events.append(event)
+
+    def send_batch(self, batch: Batch) -> None:
+        self.events.extend(event for event, *_ in batch.events)
 
     def close(self, reason: str) -> None:
         self.closed = reason

@@ -7,6 +7,7 @@ It awaits only the Broker (shared state), which for the embedded default answers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -21,8 +22,9 @@ import msgspec
 
 from ..config import Config
 from . import events as ev
-from . import names
+from . import lifecycle, names
 from . import requests as rq
+from .batch import Batch
 from .commands import UsageError, is_command, parse_command, type_name
 from .feature import (
     Channel,
@@ -93,6 +95,10 @@ class Chat:
         self.stalls = Stalls()  # when this node could not read (`beat` by the server)
         # Node-internal channels (`!mods`): channel -> uid -> session; never rooms.
         self.subscribers: dict[str, dict[str, Session]] = {}
+        # This turn's room events, not yet handed to the members (`seal`), once a transport
+        # asks for batches (`batch_with`).
+        self._batch: Batch | None = None
+        self.batching: Callable[[], None] | None = None
         self.stopping = False
         self.features = tuple(features)
         for feature in self.features:
@@ -171,6 +177,15 @@ class Chat:
         for session in list(self.sessions.values()):
             self.direct(session, health_notice(up))
 
+    def batch_with(self, batched: Callable[[], None]) -> None:
+        """Deliver room events in batches: `batched` is called after each event joins this
+        turn's batch, and says when to `seal` it (at once when the server is quiet, else at
+        the end of the turn, or as soon as anything else is sent). A change of someone's
+        connection or of what is held for them seals first (`lifecycle.SEALERS`)."""
+        self.batching = batched
+        if self.seal not in lifecycle.SEALERS:
+            lifecycle.SEALERS.append(self.seal)
+
     async def stop(self, reason: str = "server_shutdown") -> None:
         self.stopping = True
         for link in list(self.links):
@@ -178,6 +193,9 @@ class Chat:
             link.sink.close(reason)
             # Resumable: with a shared broker they can come back on another node.
             await self.close(link, reason)
+        self.seal()
+        with contextlib.suppress(ValueError):
+            lifecycle.SEALERS.remove(self.seal)
         await self.broker.stop()
 
     @property
@@ -453,6 +471,7 @@ class Chat:
             return
         self.by_token.pop(session.token_hash, None)
         self._unsubscribe_all(session)
+        self.seal()  # what the rooms said so far still reaches them
         for room in session.rooms:
             members = self.local.get(room, {})
             members.pop(uid, None)
@@ -627,8 +646,25 @@ class Chat:
 
     # ---- fan-out (called by the broker, for every node) ------------------------------------
     def deliver_room(self, room: str, event: ev.Event, sender: str | None, ref: str | None) -> None:
-        """Queue `event` for every local member of `room`: the hot path, kept flat."""
-        members = self.local.get(room) or self.subscribers.get(room)
+        """Queue `event` for every local member of `room`: the hot path, kept flat. With a
+        transport that batches, the event joins this turn's `Batch` instead (see `seal`)."""
+        members = self.local.get(room)
+        batching = self.batching
+        if members and batching is not None:
+            batch = self._batch
+            if batch is None or batch.room != room:
+                self.seal()  # one room at a time: what is sent keeps its order
+                batch = self._batch = Batch(room, members)
+            is_message = type(event) is ev.Message
+            hidden = is_message and self.visibility.silenced(sender)
+            if isinstance(event, ev.Deleted):
+                hidden = self.visibility.hidden(room, event.id)
+            batch.add(event, sender, ref, hidden)
+            if is_message:
+                self.count("messages_delivered", len(members))
+            batching()
+            return
+        members = members or self.subscribers.get(room)
         if not members:
             channel = self._channels.get(room)  # a node-internal channel (`!…`), never a room
             if channel is not None:
@@ -656,6 +692,50 @@ class Chat:
                 life.hold_back(room, out)  # behind a reply, or a resume's replay
         if is_message:
             self.count("messages_delivered", len(members))
+
+    def seal(self) -> bool:
+        """Hand this turn's batch to the room's members; whether it held more than one event.
+
+        Who gets what is decided here, as `deliver_room` would have per event: a member it
+        all goes to unchanged, through a transport that shares renderings, gets the batch
+        whole (`Sink.send_batch`); anyone else (its sender, someone ignoring a sender, held
+        behind a reply, another transport) gets the events one at a time."""
+        batch = self._batch
+        if batch is None:
+            return False
+        self._batch = None
+        room, events, senders, plain = batch.room, batch.events, batch.senders, batch.plain
+        for session in batch.members.values():
+            life = session.life
+            link = life.link
+            if link is None:
+                continue
+            sink = link.sink
+            ignored = session.ignored
+            if (
+                plain
+                and sink.shares
+                and life.held is None
+                and session.uid not in senders
+                and (not ignored or senders.isdisjoint(ignored))
+            ):
+                sink.send_batch(batch)
+                continue
+            uid = session.uid
+            echoes = sink.echoes_own
+            for event, sender, ref, hidden in events:  # as `deliver_room` without a batch
+                out = event
+                if uid == sender:
+                    if not echoes or type(event) is not ev.Message:
+                        continue
+                    out = msgspec.structs.replace(event, ref=ref) if ref else event
+                elif hidden or (ignored and sender in ignored):
+                    continue
+                if life.held is None:
+                    sink.send(out)
+                else:
+                    life.hold_back(room, out)
+        return len(events) > 1
 
     def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
         """From the broker. A feature's `on_direct` may take the event over (matching enters
@@ -688,6 +768,7 @@ class Chat:
             session.since[room] = await self.broker.last_id(room)
         # Listed before the broker call: a message published the moment the join lands
         # (delivered while we wait, with a shared broker) must find them here.
+        self.seal()  # what the room said before they came is not theirs
         members = self.local.setdefault(room, {})
         members[session.uid] = session
         try:
@@ -705,6 +786,7 @@ class Chat:
 
     async def exit(self, session: Session, room: str) -> int:
         count = await self.broker.leave_room(room, session.uid)
+        self.seal()  # what the room said while they were in is still theirs
         members = self.local.get(room, {})
         members.pop(session.uid, None)
         if not members:

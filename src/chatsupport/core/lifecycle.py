@@ -42,7 +42,7 @@ import contextlib
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -105,6 +105,16 @@ class LifecycleError(RuntimeError):
 
 Held = list[tuple[str, ev.Event]]  # (room, event); room "" for a direct event
 
+# The room batches of this process's chats (`Chat.seal`, registered while a transport batches):
+# a change of someone's connection or of what is held for them comes after what their rooms
+# said before it, so every unsealed batch is handed out first (core/batch.py).
+SEALERS: list[Callable[[], object]] = []
+
+
+def _settle() -> None:
+    for seal in SEALERS:
+        seal()
+
 
 class Life:
     """One session's state, its connection, and what waits for it.
@@ -145,6 +155,7 @@ class Life:
     # ---- transitions ----------------------------------------------------------------------
     def _step(self, step: Step) -> None:
         """The only place the state changes."""
+        _settle()
         following = TRANSITIONS[self.state].get(step)
         if following is None:
             raise LifecycleError(f"cannot {step.value} a session that is {self.state.value}")
@@ -244,6 +255,7 @@ class Life:
         if self.held is not None:  # already held (a resume replays, then releases)
             yield
             return
+        _settle()
         self.held = []
         try:
             yield
@@ -267,6 +279,7 @@ class Life:
 
     def replayed_up_to(self, room: str, newest: int) -> None:
         """Drop held live copies of room messages the replay has just sent."""
+        _settle()
         if self.held:
             self.held = [
                 (r, e)
@@ -291,6 +304,7 @@ class Life:
 
     def take_held(self) -> Held:
         """The live events held so far, for the replay to send; later ones are still held."""
+        _settle()
         held = self.held or []
         if self.held:
             self.held = []
@@ -401,6 +415,9 @@ class Replay:
         try:
             while self.current:
                 while page and not sink.backlogged:  # what was read: nothing awaited here
+                    _settle()  # live events of this turn first: they may cut the replay
+                    if not page:
+                        break
                     event = page.popleft()
                     if type(event) is ev.Message:
                         self.missed += 1  # counted as sent: a replay cut short says how far

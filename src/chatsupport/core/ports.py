@@ -17,12 +17,15 @@ this node did back when shared state returns). The broker reports the change thr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from .events import Deleted, Event, Member, Message, RoomInfo
 from .vocabulary import Role
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 RoomHandler = Callable[[str, Event, str | None, str | None], None]  # room, event, sender uid, ref
 # uid, event; what it returns (if anything) is awaited before the next delivery
@@ -77,7 +80,17 @@ class Sink(Protocol):
         """Its session outlives the connection: kept for a `resume` within the grace period."""
         ...
 
+    @property
+    def shares(self) -> bool:
+        """Can take a room's batch of events whole (`send_batch`), rendered once for all."""
+        ...
+
     def send(self, event: Event) -> None: ...
+
+    def send_batch(self, batch: Batch) -> None:
+        """Every event of `batch` (`shares` only), as `send` of each would; the core calls it
+        only when all of them go to this peer unchanged."""
+        ...
 
     def close(self, reason: str) -> None: ...
 

@@ -41,6 +41,7 @@ from typing import Any, ClassVar, Literal
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..core.batch import Batch
 from ..core.ports import BrokerUnavailable
 from ..core.session import Link
 from .context import Edge
@@ -59,6 +60,7 @@ class Peer(asyncio.Protocol):
     echoes_own: ClassVar[bool]  # gets its own room messages back, with their ref
     can_resume: ClassVar[bool]  # its session outlives the connection
     paced: ClassVar[bool] = False  # over budget: read later (True) or let the core refuse
+    shares: ClassVar[bool] = False  # takes a room's batch whole (`send_batch`)
     pause_at: ClassVar[int] = 10  # paced: queued requests at which the socket is not read
     log: ClassVar[logging.Logger]
 
@@ -97,6 +99,11 @@ class Peer(asyncio.Protocol):
     def send(self, event: ev.Event) -> None:
         """Sink: render `event` and queue it on the outbox (never blocks)."""
         raise NotImplementedError
+
+    def send_batch(self, batch: Batch) -> None:
+        """Sink: every event of a room's batch, when `shares`; one at a time otherwise."""
+        for event, *_ in batch.events:
+            self.send(event)
 
     def close(self, reason: str) -> None:
         """Sink: end the connection after what is queued."""

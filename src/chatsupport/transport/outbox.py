@@ -27,9 +27,23 @@ QUIET_TURNS = 2  # turns in a row without two messages to one peer before writin
 
 class Flusher:
     """Writes every outbox that received data during this loop turn, once; and says whether
-    outboxes may write at once instead (`direct`: nothing was coalesced lately)."""
+    outboxes may write at once instead (`direct`: nothing was coalesced lately).
 
-    __slots__ = ("_dirty", "_loop", "_scheduled", "direct", "quiet", "turn")
+    It also ends the core's room batches (`sealer`, `Chat.seal`): at once while `direct`, else
+    at the end of the turn, before the outboxes are written, or as soon as anything else is
+    pushed to any outbox (`open`), so that nothing overtakes what the batch holds."""
+
+    __slots__ = (
+        "_dirty",
+        "_loop",
+        "_scheduled",
+        "direct",
+        "open",
+        "quiet",
+        "sealer",
+        "sealing",
+        "turn",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -38,6 +52,9 @@ class Flusher:
         self.turn = 0  # counts loop turns that wrote anything (a direct write is "this turn's")
         self.direct = True
         self.quiet = 0  # turns in a row in which no outbox had two messages
+        self.sealer: Callable[[], bool] | None = None  # ends a batch: whether it held several
+        self.open = False  # a batch waits to be sealed
+        self.sealing = False  # sealing at the end of the turn: outboxes may write at once
 
     def mark(self, outbox: Outbox) -> None:
         self._dirty.append(outbox)
@@ -57,11 +74,33 @@ class Flusher:
         self.direct = False
         self.quiet = -1  # the flush that ends this turn counts it as none
 
+    def batched(self) -> None:
+        """The core added an event to a room batch: seal it now when quiet, else later."""
+        if self.direct:
+            self.seal()
+        elif not self.open:
+            self.open = True
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self.flush)
+
+    def seal(self) -> None:
+        self.open = False
+        if self.sealer is not None and self.sealer():
+            self.busy()  # several messages went out together
+
     def flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        self._scheduled = False
         self.turn += 1
         coalesced = False
+        if self.open:  # the turn's batch first: written now unless queued behind other bytes
+            self.open = False
+            self.sealing = True
+            try:
+                coalesced = self.sealer is not None and self.sealer()
+            finally:
+                self.sealing = False
+        dirty, self._dirty = self._dirty, []  # with what the batch queued (none scheduled)
+        self._scheduled = False
         for outbox in dirty:
             coalesced = outbox.flush() or coalesced
         if coalesced:
@@ -132,12 +171,22 @@ class Outbox:
         if callback is not None:
             callback()
 
+    def put(self, data: bytes) -> None:
+        """A room batch's bytes (`Chat.seal`): at the end of a turn, with nothing queued ahead
+        of them, written at once; else as `push`."""
+        if self._flusher.sealing and not self._chunks and not self.closed:
+            self._write(data)
+        else:
+            self.push(data)
+
     def push(self, data: bytes) -> None:
+        flusher = self._flusher
+        if flusher.open:  # a room batch is not sealed yet: it goes first
+            flusher.seal()
         if self.closed:
             return
         chunks = self._chunks
         if not chunks:
-            flusher = self._flusher
             if flusher.direct:
                 if self._turn != flusher.turn:  # the peer's first bytes this turn: write now
                     self._turn = flusher.turn
@@ -182,6 +231,8 @@ class Outbox:
 
     def finish(self, last: bytes = b"") -> None:
         """Write what is queued plus `last`, then close the transport after it."""
+        if self._flusher.open:  # a room batch is not sealed yet: it goes first
+            self._flusher.seal()
         if not self.closed:
             self.flush()
         self.closed, self._drained = True, None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..core.batch import Batch
 from ..units import size
 from .context import Edge
 from .driver import Failure, Peer
@@ -56,6 +57,7 @@ class TextPeer(Peer):
     echoes_own = False  # the person sees what they typed already
     can_resume = False  # nc has no way to come back: a dropped connection is a departure
     paced = True  # over budget: read later (paused from `pause_at` queued lines on)
+    shares = True  # a room's batch is rendered once for all (`send_batch`)
     log = log
     __slots__ = ("buffer", "first", "telnet")
 
@@ -130,6 +132,25 @@ class TextPeer(Peer):
         data = self.edge.text.encode(event, tag)
         if data:
             outbox.push(data)
+
+    def send_batch(self, batch: Batch) -> None:
+        """A room's events of this turn, rendered once for every member it all goes to."""
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
+            return
+        link = self.link
+        room = batch.room
+        tag = "" if link is None or room == link.session.current else f"[#{room}] "
+        data = batch.cache.get(tag)
+        if data is None:
+            encode = self.edge.text.encode
+            lines = [
+                encode(event, tag if type(event) is ev.Message else "")
+                for event, *_ in batch.events
+            ]
+            data = batch.cache[tag] = b"".join([line for line in lines if line])
+        if data:
+            outbox.put(data)
 
     def close(self, reason: str) -> None:
         self.ended = True

@@ -32,6 +32,7 @@ from websockets.server import ServerProtocol
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..core.batch import Batch
 from .context import CLIENT_ID, Edge
 from .driver import Failure, Peer
 from .http import SECURITY_HEADERS, text_response
@@ -144,6 +145,7 @@ class HttpConnection(Peer):
     interface = "json"
     echoes_own = True  # every client sees one order, its own messages included
     can_resume = True
+    shares = True  # a room's batch is framed once for all (`send_batch`)
     log = log
     __slots__ = (
         "address",
@@ -367,6 +369,19 @@ class HttpConnection(Peer):
     def send(self, event: ev.Event) -> None:
         if self.outbox is not None and not self.outbox.closed:
             self.outbox.push(self.edge.json.encode(event, self.deflate))
+
+    def send_batch(self, batch: Batch) -> None:
+        """A room's events of this turn: their frames, joined once for every member they
+        all go to (once more for those that agreed to compression)."""
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
+            return
+        deflate = self.deflate
+        data = batch.cache.get(deflate)
+        if data is None:
+            encode = self.edge.json.encode
+            data = batch.cache[deflate] = b"".join([encode(e, deflate) for e, *_ in batch.events])
+        outbox.put(data)
 
     def close(self, reason: str) -> None:
         """Close after what is queued: a close frame, then the TCP connection."""

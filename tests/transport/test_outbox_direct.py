@@ -35,9 +35,13 @@ class Side(asyncio.Protocol):
             transport, self.flusher, self.limit, lambda: self.overflowed.append(True)
         )
 
+    def pause_writing(self) -> None:
+        if self.outbox is not None:
+            self.outbox.full()
+
     def resume_writing(self) -> None:
         if self.outbox is not None:
-            self.outbox.writable()
+            self.outbox.resumed()
 
 
 @dataclass

@@ -157,10 +157,15 @@ class Peer(asyncio.Protocol):
         self.transport, self.outbox, address = self.edge.attach(transport, self._too_slow)
         return address
 
+    def pause_writing(self) -> None:
+        """The transport's buffer passed its high mark (the outbox's low-water mark)."""
+        if self.outbox is not None:
+            self.outbox.full()
+
     def resume_writing(self) -> None:
         """The transport's buffer drained below its low mark (set by the outbox)."""
         if self.outbox is not None:
-            self.outbox.writable()
+            self.outbox.resumed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:

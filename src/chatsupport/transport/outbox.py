@@ -116,6 +116,7 @@ class Outbox:
         "_deadline",
         "_drained",
         "_flusher",
+        "_full",
         "_on_overflow",
         "_pending",
         "_runaway",
@@ -145,6 +146,7 @@ class Outbox:
         self._deadline: asyncio.TimerHandle | None = None
         self._drained: Callable[[], None] | None = None
         self._turn = -1  # the flusher's turn in which this outbox last wrote at once
+        self._full = False  # the transport holds more than the low-water mark (`pause_writing`)
         # The transport tells its protocol (`resume_writing`, which calls `writable`) when
         # its buffer falls to half the low-water mark, after passing the mark.
         transport.set_write_buffer_limits(high=self.low, low=self.low // 2)
@@ -161,8 +163,18 @@ class Outbox:
         if not self.backlogged:
             self._drain_done()
 
-    def writable(self) -> None:
+    def full(self) -> None:
+        """The transport's buffer passed the low-water mark (its protocol's `pause_writing`):
+        from here until `writable`, each write checks it against the limit."""
+        self._full = True
+
+    def resumed(self) -> None:
         """The transport's buffer has drained (its protocol's `resume_writing`)."""
+        self._full = False
+        self.writable()
+
+    def writable(self) -> None:
+        """What waits may have fallen to the low-water mark: a `when_drained` may go on."""
         if self._drained is not None and not self.backlogged:
             self._drain_done()
 
@@ -215,7 +227,8 @@ class Outbox:
     def _write(self, data: bytes) -> None:
         transport = self._transport
         transport.write(data)  # after what the transport still holds, if anything: in order
-        if transport.get_write_buffer_size() > self.limit:
+        # Under the low-water mark (the transport has not said otherwise) it is under the limit.
+        if self._full and transport.get_write_buffer_size() > self.limit:
             self.overflow()
         elif self._drained is not None:
             self.writable()  # written at once, or soon: past the mark, `resume_writing` says

@@ -234,12 +234,15 @@ async def test_xss_payloads_are_shown_as_text_and_run_nothing(
     ]
     nc = await TextClient.open(web.tcp_port)
     ws = await WsClient.open(web.http_port)
+    # Three connections: each message is seen before the next is sent, so the order is known.
     await nc.send(payloads[0])
+    await expect(shown(page).filter(has_text=payloads[0])).to_have_count(1)
     await ws.send({"type": "say", "room": "lobby", "text": payloads[1]})
+    await expect(shown(page).filter(has_text=payloads[1])).to_have_count(1)
     await say(page, payloads[2])
+    await expect(shown(page).filter(has_text=payloads[2])).to_have_count(1)
     await ws.send({"type": "say", "room": "lobby", "text": f"/me {payloads[3]}"})
-    for payload in payloads[:3]:
-        await expect(shown(page).filter(has_text=payload)).to_have_count(1)
+    await expect(shown(page)).to_have_count(4)
     texts = await shown(page).all_inner_texts()
     assert texts[:3] == payloads[:3]
     assert texts[3].endswith(payloads[3])

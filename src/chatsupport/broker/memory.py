@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import struct
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,19 @@ class _Packed(SessionRecord, frozen=True, array_like=True):
 
 _PACK = msgspec.msgpack.Encoder().encode
 _UNPACK = msgspec.msgpack.Decoder(_Packed).decode
+_UNTIL = struct.Struct("<d")
+
+
+def _kept(record: SessionRecord, until: float) -> bytes:
+    """A resume record as kept: msgpack (the token hash left out: it is the key), then the
+    time it expires. Kept for every person, connected or not: the record's objects (a
+    struct, a dict or two, tuples) and a (record, until) pair cost ~600 B per idle
+    connection, these bytes ~130."""
+    return _PACK(("", *msgspec.structs.astuple(record)[1:])) + _UNTIL.pack(until)
+
+
+def _until(kept: bytes) -> float:
+    return float(_UNTIL.unpack_from(kept, len(kept) - _UNTIL.size)[0])
 
 
 class MemoryBroker:
@@ -73,7 +87,7 @@ class MemoryBroker:
         self._used: dict[str, float] = {}  # room -> when it last had a message or people
         self._members: dict[str, dict[str, Member]] = {}
         self._names = _Claims()
-        self._sessions: dict[str, tuple[bytes, float]] = {}  # token hash -> (packed, until)
+        self._sessions: dict[str, bytes] = {}  # token hash -> packed record + until (_kept)
         self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
         self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
@@ -124,7 +138,7 @@ class MemoryBroker:
             if room not in self._history:  # (always so: messages go after one window)
                 self._next_id.pop(room, None)
                 del self._used[room]
-        for token_hash in [h for h, (_, until) in self._sessions.items() if until < now]:
+        for token_hash in [h for h, kept in self._sessions.items() if _until(kept) < now]:
             del self._sessions[token_hash]
         for token_hash in [h for h, until in self._dropped.items() if until <= now]:
             del self._dropped[token_hash]
@@ -229,17 +243,15 @@ class MemoryBroker:
         now = self.wallclock()
         if self._dropped.get(record.token_hash, 0.0) > now:
             return  # ended a moment ago: a late save must not revive it
-        # Packed: kept for every person, connected or not, the record's objects (a struct, a
-        # dict or two, tuples) cost ~500 B per idle connection; its msgpack ~100 B.
-        packed = _PACK(("", *msgspec.structs.astuple(record)[1:]))  # the key is its token hash
-        self._sessions[record.token_hash] = (packed, now + self.retention_seconds)
+        self._sessions[record.token_hash] = _kept(record, now + self.retention_seconds)
 
     async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
         kept = self._sessions.get(token_hash)
-        if kept is None or kept[1] < self.wallclock():
+        if kept is None or _until(kept) < self.wallclock():
             self._sessions.pop(token_hash, None)
             return None
-        record = SessionRecord(token_hash, *msgspec.structs.astuple(_UNPACK(kept[0]))[1:])
+        unpacked = _UNPACK(memoryview(kept)[: -_UNTIL.size])
+        record = SessionRecord(token_hash, *msgspec.structs.astuple(unpacked)[1:])
         present = [r for r in record.rooms if record.uid in self._members.get(r, {})]
         return record, present
 

@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +28,7 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from ..config import Config
@@ -39,6 +40,7 @@ from .http import SECURITY_HEADERS, text_response
 from .jsonsyntax import NOT_UTF8, is_utf8, json_problem
 
 log = logging.getLogger("chatsupport.ws")
+SHARED_ID = uuid.UUID(int=0)  # websockets' log id of every connection (_forget_handshake)
 # websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
 # DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
 protocol_log = logging.getLogger("chatsupport.ws.protocol")
@@ -265,10 +267,16 @@ class HttpConnection(Peer):
         a local for the whole life of the connection: about 1.5 KB per idle peer. Once the
         state is OPEN, `parse()` starts straight at frames, so a fresh one is equivalent —
         provided no frame bytes arrived yet (clients wait for the 101; if not, keep it).
+        The fresh one is the base class's frame parser: the server's own `parse` is only the
+        handshake and then `yield from` it, a second generator (~250 B) for nothing.
+
+        The connection's `id` (a UUID, ~100 B) is only for websockets' logs, which name
+        nobody here (privacy): one shared id stands for every connection.
         """
         protocol = self.protocol
+        protocol.id = SHARED_ID
         if protocol.state is State.OPEN and not protocol.reader.buffer:
-            protocol.parser = protocol.parse()
+            protocol.parser = Protocol.parse(protocol)
             next(protocol.parser)
 
     def _origin_allowed(self, request: Request) -> bool:

@@ -30,7 +30,7 @@ from .core.roles import Roles
 from .core.safety import Safety
 from .core.session import Session
 from .keys import AddressSchedule, operator_secret
-from .transport.context import AddressKeys, Edge
+from .transport.context import AddressKeys, Edge, keep_alive
 from .transport.descriptors import Descriptors
 from .transport.irc import start_irc
 from .transport.outbox import Flusher
@@ -175,13 +175,15 @@ class ChatServer:
         self.edge = Edge(self.chat, config, flusher, addresses)
         tls = self.ssl_context()
         edge = self.edge
-        tcp = await loop.create_server(
-            text_port(edge, tls),  # with TLS, a plain client is told so (not left in silence)
-            config.host,
-            config.tcp_port,
-            reuse_address=True,
-            reuse_port=self.shares_ports or None,
-            backlog=LISTEN_BACKLOG,
+        tcp = keep_alive(
+            await loop.create_server(
+                text_port(edge, tls),  # with TLS, a plain client is told so (not silence)
+                config.host,
+                config.tcp_port,
+                reuse_address=True,
+                reuse_port=self.shares_ports or None,
+                backlog=LISTEN_BACKLOG,
+            )
         )
         self.listeners.append(tcp)
         scheme = "tcps" if tls else "tcp"

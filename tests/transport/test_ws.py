@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 
 from chatsupport import ChatServer
 from chatsupport.core import requests as rq
+from chatsupport.transport.ws import HttpConnection
 
 from ..helpers import WAIT, TextClient, WsClient, eventually, start_server
 from ..wsraw import RawWs
@@ -304,6 +305,44 @@ async def test_a_quiet_peer_that_answers_pings_stays() -> None:
             pass
         assert frame["id"] == other_says["id"]
         assert server.chat is not None and not server.chat.counters.get("keepalive_timeouts")
+    finally:
+        await server.stop()
+
+
+async def test_one_keepalive_sweep_drops_the_silent_and_keeps_the_answering() -> None:
+    """Every WebSocket of a listener shares one keepalive timer: among several peers on the
+    same sweep, only the one that stops answering is closed; with nobody left, the timer
+    is gone."""
+    server = await start_server(ping_interval=0.2, ping_timeout=0.4)
+    try:
+        silent, quiet = [await RawWs.open(server.http_port) for _ in range(2)]
+        other = await WsClient.open(server.http_port)
+        silent.answer_pings = False
+        assert server.chat is not None
+        sink = cast(HttpConnection, next(iter(server.chat.links)).sink)
+        keepalive = sink.keepalive
+        assert len(keepalive.peers) == 3 and keepalive.timer is not None
+
+        async def until_closed() -> None:
+            with pytest.raises((EOFError, ConnectionError)):
+                for _ in range(1000):  # frames until the server gives up on it
+                    await silent.event(timeout=10)
+
+        async def answering() -> None:
+            while quiet.pings < 5:  # about a second of silence, answered pings only
+                await quiet.event(timeout=10)
+
+        await asyncio.gather(until_closed(), answering())
+        assert server.chat.counters.get("keepalive_timeouts") == 1
+        assert silent.pings >= 1
+        other_says = await other.request({"type": "say", "text": "still there?"}, "message")
+        while (frame := await quiet.json())["type"] != "message":
+            pass
+        assert frame["id"] == other_says["id"]
+        assert await eventually(lambda: len(keepalive.peers) == 2)
+        await quiet.close()
+        await other.close()
+        assert await eventually(lambda: not keepalive.peers and keepalive.timer is None)
     finally:
         await server.stop()
 

@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import struct
+from array import array
 from collections import deque
 from collections.abc import Callable
 
@@ -43,6 +45,28 @@ SWEEP_EVERY = 1.0  # seconds between sweeps (on the event loop's clock)
 GONE = "deleted"  # the kind of a deleted message's place in history: no text, never returned
 
 
+class _Packed(SessionRecord, frozen=True, array_like=True):
+    """A SessionRecord as the memory broker keeps it: msgpack, its fields in order (the token
+    hash, the key it is kept under, left empty)."""
+
+
+_PACK = msgspec.msgpack.Encoder().encode
+_UNPACK = msgspec.msgpack.Decoder(_Packed).decode
+_UNTIL = struct.Struct("<d")
+
+
+def _kept(record: SessionRecord, until: float) -> bytes:
+    """A resume record as kept: msgpack (the token hash left out: it is the key), then the
+    time it expires. Kept for every person, connected or not: the record's objects (a
+    struct, a dict or two, tuples) and a (record, until) pair cost ~600 B per idle
+    connection, these bytes ~130."""
+    return _PACK(("", *msgspec.structs.astuple(record)[1:])) + _UNTIL.pack(until)
+
+
+def _until(kept: bytes) -> float:
+    return float(_UNTIL.unpack_from(kept, len(kept) - _UNTIL.size)[0])
+
+
 class MemoryBroker:
     healthy = True  # nothing to lose touch with
 
@@ -62,8 +86,8 @@ class MemoryBroker:
         self._next_id: dict[str, int] = {}
         self._used: dict[str, float] = {}  # room -> when it last had a message or people
         self._members: dict[str, dict[str, Member]] = {}
-        self._names: dict[str, str] = {}
-        self._sessions: dict[str, tuple[SessionRecord, float]] = {}  # token hash -> (, until)
+        self._names = _Claims()
+        self._sessions: dict[str, bytes] = {}  # token hash -> packed record + until (_kept)
         self._dropped: dict[str, float] = {}  # token hash -> until when it stays ended
         self._secret = secret or secrets.token_bytes(32)  # the operator's (keys.py)
         self._flags: dict[str, dict[str, tuple[str, float]]] = {}  # kind -> key -> (value, until)
@@ -114,7 +138,7 @@ class MemoryBroker:
             if room not in self._history:  # (always so: messages go after one window)
                 self._next_id.pop(room, None)
                 del self._used[room]
-        for token_hash in [h for h, (_, until) in self._sessions.items() if until < now]:
+        for token_hash in [h for h, kept in self._sessions.items() if _until(kept) < now]:
             del self._sessions[token_hash]
         for token_hash in [h for h, until in self._dropped.items() if until <= now]:
             del self._dropped[token_hash]
@@ -209,26 +233,25 @@ class MemoryBroker:
         return [RoomInfo(name, len(m)) for name, m in sorted(self._members.items())]
 
     async def claim_name(self, key: str, uid: str) -> bool:
-        holder = self._names.setdefault(key, uid)
-        return holder == uid
+        return self._names.claim(key, uid)
 
     async def release_name(self, key: str, uid: str) -> None:
-        if self._names.get(key) == uid:
-            del self._names[key]
+        self._names.release(key, uid)
 
     # ---- resume ----------------------------------------------------------------------------
     async def save_session(self, record: SessionRecord) -> None:
         now = self.wallclock()
         if self._dropped.get(record.token_hash, 0.0) > now:
             return  # ended a moment ago: a late save must not revive it
-        self._sessions[record.token_hash] = (record, now + self.retention_seconds)
+        self._sessions[record.token_hash] = _kept(record, now + self.retention_seconds)
 
     async def take_session(self, token_hash: str) -> tuple[SessionRecord, list[str]] | None:
         kept = self._sessions.get(token_hash)
-        if kept is None or kept[1] < self.wallclock():
+        if kept is None or _until(kept) < self.wallclock():
             self._sessions.pop(token_hash, None)
             return None
-        record = kept[0]
+        unpacked = _UNPACK(memoryview(kept)[: -_UNTIL.size])
+        record = SessionRecord(token_hash, *msgspec.structs.astuple(unpacked)[1:])
         present = [r for r in record.rooms if record.uid in self._members.get(r, {})]
         return record, present
 
@@ -408,3 +431,91 @@ class _Queue:
 
     def items(self) -> list[str]:
         return sorted(self.order, key=self.order.__getitem__)
+
+
+class _Claims:
+    """Name claims, key -> holder uid, kept small: everyone holds a dozen (their name's key
+    and its one-letter deletions, names.claim_keys), so a dict of strings cost ~1.2 KB per
+    idle connection. Here a claim is its key's 64-bit hash in an open-addressed table
+    (linear probing, deletion by backward shift) beside a reference to the holder's uid
+    (the session's own string): ~30 bytes. Two different keys with the same hash (odds
+    about n / 2**64 per claim, and Python's string hash is keyed per process, so nobody
+    can aim for one) would read as one: a name refused that was free, never two alike."""
+
+    __slots__ = ("_count", "_hashes", "_holders", "_size")
+
+    MIN_SIZE = 64
+    MAX_LOAD = 0.8  # then grown by half: between 0.53 and 0.8 full, 12 probes at worst
+    GROWTH = 1.5
+
+    def __init__(self, size: int = MIN_SIZE) -> None:
+        self._hashes = array("q", bytes(8 * size))
+        self._holders: list[str | None] = [None] * size
+        self._size = size
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _find(self, h: int) -> int:
+        """The slot holding `h`, or the empty slot where it would go."""
+        hashes, holders, size = self._hashes, self._holders, self._size
+        i = h % size
+        while holders[i] is not None and hashes[i] != h:
+            i = (i + 1) % size
+        return i
+
+    def holder(self, key: str) -> str | None:
+        return self._holders[self._find(hash(key))]
+
+    def claim(self, key: str, uid: str) -> bool:
+        """Hold `key` for `uid` unless someone else holds it; True if `uid` holds it."""
+        h = hash(key)
+        i = self._find(h)
+        holder = self._holders[i]
+        if holder is not None:
+            return holder == uid
+        self._hashes[i], self._holders[i] = h, uid
+        self._count += 1
+        if self._count > self.MAX_LOAD * self._size:
+            self._resize(int(self.GROWTH * self._size))
+        return True
+
+    def release(self, key: str, uid: str) -> None:
+        """Let go of `key` if `uid` holds it."""
+        i = self._find(hash(key))
+        if self._holders[i] != uid:
+            return
+        self._delete(i)
+        self._count -= 1
+        if self._size > self.MIN_SIZE and self._count < self._size // 8:
+            self._resize(max(self.MIN_SIZE, self._size // 2))
+
+    def _delete(self, i: int) -> None:
+        """Empty slot i, moving back the entries after it that probed past it."""
+        hashes, holders, size = self._hashes, self._holders, self._size
+        j = i
+        while True:
+            holders[i] = None
+            while True:
+                j = (j + 1) % size
+                if holders[j] is None:
+                    return
+                # it stays when its home lies cyclically in (i, j]: nearer than i
+                if (j - hashes[j] % size) % size >= (j - i) % size:
+                    break
+            hashes[i], holders[i] = hashes[j], holders[j]
+            i = j
+
+    def _resize(self, size: int) -> None:
+        hashes, holders = self._hashes, self._holders
+        self._hashes = array("q", bytes(8 * size))
+        self._holders = [None] * size
+        self._size = size
+        new_hashes, new_holders = self._hashes, self._holders
+        for h, uid in zip(hashes, holders, strict=True):
+            if uid is not None:
+                i = h % size
+                while new_holders[i] is not None:
+                    i = (i + 1) % size
+                new_hashes[i], new_holders[i] = h, uid

@@ -358,13 +358,13 @@ class Chat:
         """A new person and their secret resume token (only its hash is kept)."""
         uid = "u" + secrets.token_hex(6)
         token = secrets.token_urlsafe(24)
-        name = await self._free_name(uid)
+        name, key = await self._free_name(uid)
         bucket = TokenBucket(self.config.msg_rate, self.config.msg_burst)
         session = Session(
             uid=uid,
             token_hash=hash_token(token),
             name=name,
-            name_key=name_key(name),
+            name_key=key,  # the one the claims were made with: one string per person
             bucket=bucket,
             created=self.clock(),
             address_key=address_key,
@@ -376,13 +376,15 @@ class Chat:
         self.by_token[session.token_hash] = session
         return session, token
 
-    async def _free_name(self, uid: str) -> str:
+    async def _free_name(self, uid: str) -> tuple[str, str]:
+        """A random name nobody near holds, claimed for `uid`; with its key."""
         for attempt in range(60):
             name = random_name(self.rng)
             if attempt >= 20:
                 name = f"{name} {self.rng.randint(2, 999)}"
-            if await names.claim(self.broker, name_key(name), uid):
-                return name
+            key = name_key(name)
+            if await names.claim(self.broker, key, uid):
+                return name, key
         raise BrokerUnavailable("no free name")
 
     async def close(self, link: Link, reason: str, *, resumable: bool = True) -> None:
@@ -438,8 +440,7 @@ class Chat:
         where the others no longer saw them)."""
         name, key = record.name, name_key(record.name)
         if not await names.claim(self.broker, key, record.uid):  # taken since they left
-            name = await self._free_name(record.uid)
-            key = name_key(name)
+            name, key = await self._free_name(record.uid)
         session = Session(
             uid=record.uid,
             token_hash=record.token_hash,

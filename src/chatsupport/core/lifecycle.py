@@ -103,6 +103,7 @@ class LifecycleError(RuntimeError):
     """A step the table does not allow from the current state (a bug, not bad input)."""
 
 
+_NONE_DEPARTED: Mapping[str, tuple[int, int]] = MappingProxyType({})
 Held = list[tuple[str, ev.Event]]  # (room, event); room "" for a direct event
 
 # The room batches of this process's chats (`Chat.seal`, registered while a transport batches):
@@ -131,7 +132,7 @@ class Life:
         self.replay: Replay | None = None  # the resume's replay under way on `link`
         self._since_detached: float | None = None  # clock time of the detach
         self._away: deque[ev.Event] | None = None  # direct events while not connected
-        self._departed: dict[str, tuple[int, int]] = {}
+        self._departed: dict[str, tuple[int, int]] | None = None  # made when needed (rare)
 
     def __repr__(self) -> str:
         return f"<Life {self.state.value}>"
@@ -144,7 +145,7 @@ class Life:
 
     @property
     def departed(self) -> Mapping[str, tuple[int, int]]:
-        return MappingProxyType(self._departed)
+        return MappingProxyType(self._departed or _NONE_DEPARTED)
 
     def idle(self, now: float) -> float | None:
         """Seconds since the connection closed, while resumable without one; else None."""
@@ -169,7 +170,7 @@ class Life:
         """Rebuilt here from another node's record: away until the resume attaches."""
         self._step(Step.RESTORE)
         self._since_detached = now
-        self._departed = dict(departed)
+        self._departed = dict(departed) or None
 
     def attach(self, link: Link) -> Link | None:
         """`link` resumes the session; live events wait for the replay. Returns the other
@@ -275,6 +276,8 @@ class Life:
     def departing(self, room: str, first: int, last: int) -> None:
         """Taken out of a (private) room before their replay: it gives the room up to
         `last` (`replay_to_come` says whether to call this)."""
+        if self._departed is None:
+            self._departed = {}
         self._departed[room] = (first, last)
 
     def replayed_up_to(self, room: str, newest: int) -> None:
@@ -289,7 +292,7 @@ class Life:
 
     def departed_given_back(self) -> None:
         """The replay reached their connection: those rooms are not given again."""
-        self._departed = {}
+        self._departed = None
 
     def begin(self, replay: Replay) -> None:
         """`replay` gives history to their connection (resuming): the one held events

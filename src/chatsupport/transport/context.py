@@ -74,9 +74,9 @@ class Edge:
     def attach(
         self, transport: asyncio.BaseTransport, on_overflow: Callable[[], None]
     ) -> tuple[asyncio.Transport, Outbox, str]:
-        """A new connection's first steps: keepalive on, a bounded outbox, its peer address."""
+        """A new connection's first steps: a bounded outbox, its peer address. (TCP keepalive
+        it has from its listener, `keep_alive`: no socket object and no calls here.)"""
         stream = cast(asyncio.Transport, transport)
-        enable_keepalive(stream.get_extra_info("socket"))
         outbox = Outbox(stream, self.flusher, self.config.outbox_limit, on_overflow)
         peer = stream.get_extra_info("peername")
         return stream, outbox, str(peer[0]) if peer else ""
@@ -95,7 +95,7 @@ async def listen(
     """A listening socket for one kind of connection (IRC, HTTP/WebSocket), `tls` or plain:
     the address reusable at once after a restart, and a backlog for a crowd. `reuse_port`:
     several worker processes share the port (`--workers`)."""
-    return await asyncio.get_running_loop().create_server(
+    server = await asyncio.get_running_loop().create_server(
         protocol,
         host,
         port,
@@ -104,6 +104,16 @@ async def listen(
         reuse_port=reuse_port or None,
         backlog=LISTEN_BACKLOG,
     )
+    return keep_alive(server)
+
+
+def keep_alive(server: asyncio.Server) -> asyncio.Server:
+    """TCP keepalive on every listening socket of `server`: the connections it accepts
+    inherit it (Linux copies the listener's socket options), so each needs no socket object
+    (~70 B idle, with uvloop) nor four system calls of its own."""
+    for sock in server.sockets:
+        enable_keepalive(sock)
+    return server
 
 
 def enable_keepalive(

@@ -12,12 +12,14 @@ import ssl
 
 from .context import Edge, listen
 from .http import Routes
-from .ws import HttpConnection
+from .ws import HttpConnection, Keepalive
 
 
 async def start_http(
     edge: Edge, host: str, port: int, tls: ssl.SSLContext | None, reuse_port: bool = False
 ) -> asyncio.Server:
     """`reuse_port`: several worker processes listen on this port (`--workers`)."""
-    respond = Routes(edge).get
-    return await listen(lambda: HttpConnection(edge, respond), host, port, tls, reuse_port)
+    respond, keepalive = Routes(edge).get, Keepalive(edge.config)
+    return await listen(
+        lambda: HttpConnection(edge, respond, keepalive), host, port, tls, reuse_port
+    )

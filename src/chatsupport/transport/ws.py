@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,9 +28,10 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
+from ..config import Config
 from ..core import events as ev
 from ..core import requests as rq
 from ..core.batch import Batch
@@ -39,6 +41,7 @@ from .http import SECURITY_HEADERS, text_response
 from .jsonsyntax import NOT_UTF8, is_utf8, json_problem
 
 log = logging.getLogger("chatsupport.ws")
+SHARED_ID = uuid.UUID(int=0)  # websockets' log id of every connection (_forget_handshake)
 # websockets logs request headers (addresses, X-Forwarded-For) and frames (message text) at
 # DEBUG: its protocol gets a logger that never goes below WARNING, whatever the app sets.
 protocol_log = logging.getLogger("chatsupport.ws.protocol")
@@ -151,6 +154,7 @@ class HttpConnection(Peer):
         "address",
         "deflate",
         "first_frame",
+        "keepalive",
         "last_heard",
         "partial",
         "partial_opcode",
@@ -161,9 +165,15 @@ class HttpConnection(Peer):
         "responded",
     )
 
-    def __init__(self, edge: Edge, respond: Callable[[Request, str], Response]) -> None:
+    def __init__(
+        self,
+        edge: Edge,
+        respond: Callable[[Request, str], Response],
+        keepalive: Keepalive,
+    ) -> None:
         super().__init__(edge)
         self.respond = respond  # plain HTTP requests (not `/ws`)
+        self.keepalive = keepalive  # the listener's, shared
         limit = max(HARD_FRAME_LIMIT, 2 * edge.config.max_frame_bytes)
         offer = [DEFLATE] if edge.config.ws_deflate else None
         # max_size bounds a message after decompression too: no zip bombs (1009).
@@ -178,7 +188,7 @@ class HttpConnection(Peer):
         self.partial_text: codecs.IncrementalDecoder | None = None
         self.responded = False
         self.last_heard = 0.0
-        self.pinged = False
+        self.pinged = 0.0  # loop time of the keepalive ping not answered yet; 0: none
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -189,7 +199,7 @@ class HttpConnection(Peer):
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = asyncio.get_running_loop().time()
-        self.pinged = False
+        self.pinged = 0.0
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
@@ -211,6 +221,7 @@ class HttpConnection(Peer):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.keepalive.discard(self)
         self._heard_first()
 
     def _write_protocol(self) -> None:
@@ -245,7 +256,8 @@ class HttpConnection(Peer):
             return
         assert self.timer is not None
         self.timer.cancel()
-        self._schedule_keepalive(self.edge.config.ping_interval)
+        self.timer = None
+        self.keepalive.add(self)
         if "resume" in params:
             self.first_frame = asyncio.get_running_loop().create_future()
         self.open()
@@ -257,10 +269,16 @@ class HttpConnection(Peer):
         a local for the whole life of the connection: about 1.5 KB per idle peer. Once the
         state is OPEN, `parse()` starts straight at frames, so a fresh one is equivalent —
         provided no frame bytes arrived yet (clients wait for the 101; if not, keep it).
+        The fresh one is the base class's frame parser: the server's own `parse` is only the
+        handshake and then `yield from` it, a second generator (~250 B) for nothing.
+
+        The connection's `id` (a UUID, ~100 B) is only for websockets' logs, which name
+        nobody here (privacy): one shared id stands for every connection.
         """
         protocol = self.protocol
+        protocol.id = SHARED_ID
         if protocol.state is State.OPEN and not protocol.reader.buffer:
-            protocol.parser = protocol.parse()
+            protocol.parser = Protocol.parse(protocol)
             next(protocol.parser)
 
     def _origin_allowed(self, request: Request) -> bool:
@@ -421,26 +439,64 @@ class HttpConnection(Peer):
         asyncio.get_running_loop().call_later(10.0, self.transport.abort)
 
     # ---- liveness --------------------------------------------------------------------------
-    def _schedule_keepalive(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(max(delay, 0.01), self._keepalive)
-
-    def _keepalive(self) -> None:
+    def check_alive(self, now: float) -> bool:
         """Ping a connection quiet for `ping_interval`; close it if nothing (not even the pong)
-        arrives within `ping_timeout`. Any incoming byte counts as an answer."""
+        arrives within `ping_timeout`. Any incoming byte counts as an answer. False: no
+        longer watched (ended, or closed here)."""
         if self.ended or self.transport is None:
-            return
+            return False
         config = self.edge.config
         if self.pinged:  # still set: nothing heard since the ping went out
+            if now - self.pinged < config.ping_timeout:
+                return True
             log.info("no answer to keepalive uid=%s", self.uid)
             self.edge.chat.count("keepalive_timeouts")
             self.transport.abort()
-            return
-        idle = asyncio.get_running_loop().time() - self.last_heard
-        if idle < config.ping_interval or self.protocol.state is not State.OPEN:
-            self._schedule_keepalive(config.ping_interval - idle)
-            return
+            return False
+        if now - self.last_heard < config.ping_interval or self.protocol.state is not State.OPEN:
+            return True
         self.protocol.send_ping(b"ka")
-        self.pinged = True
+        self.pinged = now
         self._write_protocol()
-        self._schedule_keepalive(config.ping_timeout)
+        return True
+
+
+class Keepalive:
+    """The keepalive of every open WebSocket of a listener: one timer sweeping them all
+    every quarter of the shorter of `ping_interval` and `ping_timeout` (so a ping goes out
+    after 1 to 1.25 intervals of silence, and a silent peer is cut 1 to 1.25 timeouts
+    after it), instead of a timer per connection (~600 B each, idle)."""
+
+    __slots__ = ("config", "peers", "timer")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.peers: set[HttpConnection] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def every(self) -> float:
+        return max(0.01, min(self.config.ping_interval, self.config.ping_timeout) / 4)
+
+    def add(self, peer: HttpConnection) -> None:
+        self.peers.add(peer)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.every, self.sweep)
+
+    def discard(self, peer: HttpConnection) -> None:
+        self.peers.discard(peer)
+        if not self.peers and self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, interval = loop.time(), self.config.ping_interval
+        done = [
+            peer
+            for peer in list(self.peers)  # closing one may run connection_lost: a copy
+            if (peer.pinged or now - peer.last_heard >= interval or peer.ended)
+            and not peer.check_alive(now)
+        ]
+        self.peers.difference_update(done)
+        self.timer = loop.call_later(self.every, self.sweep) if self.peers else None

@@ -67,11 +67,13 @@ def cap(conn: IrcConnection, line: Line) -> None:
         if not asked or any(name not in CAPS for name in names):
             conn.send_line("CAP", conn.me, "NAK", line.param(1))
             return
+        caps = set(conn.caps)  # replaced, not mutated: most connections keep the shared empty one
         for item in asked:
             if item.startswith("-"):
-                conn.caps.discard(item[1:])
+                caps.discard(item[1:])
             else:
-                conn.caps.add(item)
+                caps.add(item)
+        conn.caps = frozenset(caps)
         conn.send_line("CAP", conn.me, "ACK", " ".join(asked))
     elif sub == "END":
         if conn.registered:

@@ -111,7 +111,7 @@ class IrcConnection:
         self.clock = clock
         self.outputs: list[Output] = []
         self.buffer = bytearray()
-        self.caps: set[str] = set()
+        self.caps: frozenset[str] = frozenset()  # replaced at CAP REQ (an empty set is 216 B)
         self.negotiating = False  # CAP LS/REQ seen, CAP END not yet
         self.wanted: str | None = None  # the nick asked for at registration
         self.user_given = False

@@ -257,7 +257,16 @@ class WsPeer(Peer):
             self.cut = b""
             n = len(data)
         pos = self.skip
-        while pos < n:
+        last = n - 4  # a header of up to 4 bytes can be read whole below it
+        while pos < last:
+            length = data[pos + 1]
+            if data[pos] != 0x81 or length > 126:  # control frame or 64-bit length: rare
+                break
+            if length == 126:
+                pos += 4 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                pos += 2 + length
+        while pos < n:  # the same walk, for what the fast loop leaves
             if pos + 1 >= n:
                 break
             b0 = data[pos]

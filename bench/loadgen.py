@@ -32,8 +32,11 @@ Scenarios (``--scenario``):
            and server CPU per delivery.
   quiet    --rooms rooms of --per-room receivers and one sender each; messages at a
            total --rate, rooms in turn. Result: latency and server CPU.
-  idle     --conns connections that say nothing. Result: RSS growth of the server
-           per connection (from /proc/PID/status of --server-pid).
+  idle     --conns connections that say nothing. They stay in the room the server
+           puts them in (ChatSupport's lobby); where the client picks its room (IRC,
+           Redis, ``?room=``) they fill rooms of 100 (an IRC server tells a channel of
+           every JOIN: one channel of 10,000 would be a join storm, not idle). Result:
+           RSS growth of the server per connection (from /proc/PID/status of --server-pid).
 
 Every run reports the generator's own CPU use and, given --server-pid, the
 server's: a generator near 100% is the bottleneck, and the figure is then a
@@ -63,7 +66,8 @@ from meter import Meter, percentiles, proc_status
 from peers import IrcPeer, LinePeer, Peer, RespPeer, WsPeer
 
 HOST = "127.0.0.1"  # the only address this tool ever connects to
-CONNECT_CONCURRENCY = 200
+CONNECT_CONCURRENCY = 200  # TCP connects under way at once
+IN_FLIGHT = 2000  # connections connected but not yet ready (handshake, registration)
 LOBBY = b"lobby"
 
 
@@ -83,6 +87,7 @@ class Options:
     conns: int = 10_000
     stall: float = 2.0
     connect_concurrency: int = CONNECT_CONCURRENCY
+    in_flight: int = IN_FLIGHT
     settle: float = 1.0
     pause: float = 0.5
     timeout: float = 60.0
@@ -99,6 +104,7 @@ class Bench:
         self.opts = opts
         self.peers: list[Peer] = []
         self.gate = asyncio.Semaphore(opts.connect_concurrency)
+        self.in_flight = asyncio.Semaphore(opts.in_flight)
         self.errors: list[str] = []
         self.made = 0
 
@@ -119,20 +125,30 @@ class Bench:
         port = self.opts.ports[self.made % len(self.opts.ports)]
         self.made += 1
         peer = self.make_peer(room, port, publisher)
-        async with self.gate:
-            loop = asyncio.get_running_loop()
-            await asyncio.wait_for(loop.create_connection(lambda: peer, HOST, port), 10)
+        loop = asyncio.get_running_loop()
+        async with self.in_flight:
+            async with self.gate:  # what the server's listen backlog holds
+                await asyncio.wait_for(loop.create_connection(lambda: peer, HOST, port), 10)
             self.peers.append(peer)
+            # the handshake or registration: a server may answer it on a timer (InspIRCd
+            # completes registrations once a second), so many wait at once
             await asyncio.wait_for(peer.ready, max(10.0, self.opts.timeout / 3))
         if peer.room != room:
             peer.join(room)
         return peer
 
     async def connect_many(
-        self, room: bytes, count: int, publisher: bool = False, limit: float | None = None
+        self,
+        room: bytes,
+        count: int,
+        publisher: bool = False,
+        limit: float | None = None,
+        spread: int = 0,
     ) -> list[Peer]:
-        """``count`` peers in ``room``; those not ready within ``limit`` seconds are dropped."""
-        tasks = [asyncio.ensure_future(self.connect(room, publisher)) for _ in range(count)]
+        """``count`` peers in ``room``; those not ready within ``limit`` seconds are dropped.
+        With ``spread``, peer i goes to room ``ROOM-K``, K = i // spread (rooms of ``spread``)."""
+        rooms = [room + b"-%d" % (i // spread) if spread else room for i in range(count)]
+        tasks = [asyncio.ensure_future(self.connect(r, publisher)) for r in rooms]
         _done, pending = await asyncio.wait(tasks, timeout=limit)
         for task in pending:
             task.cancel()
@@ -397,16 +413,30 @@ async def quiet(bench: Bench) -> dict[str, Any]:
     return {"rooms": o.rooms, **await measure_latency(bench, senders, receivers, o.per_room)}
 
 
+IDLE_ROOM = 100  # idle connections per room, where the client picks its room
+
+
+def server_places(opts: Options) -> bool:
+    """Whether the server puts a new connection in a room itself (ChatSupport's lobby)."""
+    return opts.wire == "line" or opts.dialect == "chatsupport"
+
+
 async def idle(bench: Bench) -> dict[str, Any]:
+    """Idle connections stay in the room the server puts them in (ChatSupport: the lobby,
+    silent about comings and goings past 100 people); where the client picks its room
+    (IRC, Redis, ``?room=``), they fill rooms of 100. IRC announces every JOIN to the whole
+    channel: 10,000 joining one channel would be 50 million JOIN lines while connecting,
+    a join storm and not idle memory."""
     o = bench.opts
     if not o.server_pids:
         bench.errors.append("idle needs --server-pid")
         return {}
-    warm = await bench.connect_many(LOBBY, 10)
+    room, spread = (LOBBY, 0) if server_places(o) else (b"idle", IDLE_ROOM)
+    warm = await bench.connect_many(b"warm" if spread else LOBBY, 10)
     await settle(bench.peers, o.settle / 2, o.timeout)
     base = proc_status(o.server_pids, "VmRSS")
     t0 = time.perf_counter()
-    peers = await bench.connect_many(LOBBY, o.conns, limit=o.timeout)
+    peers = await bench.connect_many(room, o.conns, limit=o.timeout, spread=spread)
     connect_s = time.perf_counter() - t0
     for peer in (*warm, *peers):
         peer.count_only()
@@ -510,7 +540,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "--connect-concurrency",
         type=int,
         default=CONNECT_CONCURRENCY,
-        help="connections being set up at once (servers with a short listen backlog want less)",
+        help="TCP connects under way at once (servers with a short listen backlog want less)",
+    )
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=IN_FLIGHT,
+        help="connections connected and not yet ready (greeting, handshake, registration)",
     )
     p.add_argument("--scenario", default="fanout", help="one or more of: " + ",".join(SCENARIOS))
     p.add_argument("-n", "--receivers", type=int, default=1000)
@@ -540,6 +576,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     opts.receivers = max(1, min(opts.receivers, 50_000))
     opts.publishers = max(1, min(opts.publishers, 1000))
     opts.conns = max(1, min(opts.conns, 50_000))
+    opts.connect_concurrency = max(1, opts.connect_concurrency)
+    opts.in_flight = max(opts.connect_concurrency, opts.in_flight)
     opts.duration = max(0.1, min(opts.duration, 600.0))
     opts.rate = max(0.1, min(opts.rate, 100_000.0))
     return opts

@@ -7,8 +7,9 @@ two modes:
   ``on_text(text, now_ns)``, with one clock reading per ``data_received`` call;
   used while synchronising, by designated receivers and for latency.
 - count mode (``count_only()``): messages are counted with as little Python as
-  possible (a ``bytes.count`` for lines, a header walk for WebSocket frames, a
-  byte total for RESP pushes of fixed size). Used by the bulk of the receivers
+  possible (a ``bytes.count`` for lines and IRC; for WebSocket a ``bytes.count``
+  of the benchmark mark over each read plus a walk over frame headers that slices
+  nothing; a byte total for RESP pushes of fixed size). Used by the bulk of the receivers
   in the fan-out scenario, so that the generator is not the bottleneck.
 
 A peer never blocks: ``say`` writes to the transport and returns.
@@ -154,6 +155,11 @@ class WsPeer(Peer):
         self.open = False
         self.buf = bytearray()
         self.say_prefix = b'{"type":"say","room":"' + room + b'","text":"'
+        # count mode: frames are skipped, not cut out (see _count)
+        self.counting = False
+        self.skip = 0  # bytes of the current frame still to come before the next header
+        self.cut = b""  # the start of a frame header (or control frame) cut by a read
+        self.tail = b""  # the last 2 bytes read: a MARK cut in two is counted once
 
     def start(self) -> None:
         self.transport.write(wire.ws_request(self.port, self.path))
@@ -173,6 +179,14 @@ class WsPeer(Peer):
     def data_received(self, data: bytes) -> None:
         self.nbytes += len(data)
         self.reads += 1
+        if self.on_text is None and self.open and not self.welcome:
+            if not self.counting:
+                self._to_count_mode()
+            self._count(data)
+            return
+        if self.counting and not self._to_parse_mode():
+            self._count(data)  # mid-frame: back to parsing at the next frame boundary
+            return
         buf = self.buf
         buf += data
         pos = 0
@@ -211,6 +225,68 @@ class WsPeer(Peer):
             else:
                 self._control(b0, bytes(buf[start:end]))
         del buf[:pos]
+
+    def _to_count_mode(self) -> None:
+        """What the parse buffer holds is the start of a frame not yet counted."""
+        buf = bytes(self.buf)
+        self.buf.clear()
+        self.count += buf.count(wire.MARK)
+        self.cut, self.skip, self.tail = buf, 0, buf[-2:]
+        self.counting = True
+
+    def _to_parse_mode(self) -> bool:
+        """Back to parsing, possible only at a frame boundary (nothing half read)."""
+        if self.skip or self.cut:
+            return False
+        self.counting = False
+        return True
+
+    def _count(self, data: bytes) -> None:
+        """Count mode: ``bytes.count`` of the benchmark MARK over the whole read (a text
+        frame carries at most one), and a walk over the frame headers only, to answer
+        pings and see close frames. No per-frame slicing or decoding."""
+        mark = wire.MARK
+        n = len(data)
+        self.count += data.count(mark)
+        tail = self.tail
+        if tail:
+            self.count += (tail + data[:2]).count(mark)
+        self.tail = data[-2:] if n >= 2 else (tail + data)[-2:]
+        if self.cut:
+            data = self.cut + data
+            self.cut = b""
+            n = len(data)
+        pos = self.skip
+        last = n - 4  # a header of up to 4 bytes can be read whole below it
+        while pos < last:
+            length = data[pos + 1]
+            if data[pos] != 0x81 or length > 126:  # control frame or 64-bit length: rare
+                break
+            if length == 126:
+                pos += 4 + (data[pos + 2] << 8 | data[pos + 3])
+            else:
+                pos += 2 + length
+        while pos < n:  # the same walk, for what the fast loop leaves
+            if pos + 1 >= n:
+                break
+            b0 = data[pos]
+            length = data[pos + 1]
+            if length < 126:
+                head = 2
+            else:
+                head = 4 if length == 126 else 10
+                if pos + head > n:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + head], "big")
+            if b0 != 0x81:  # not a whole text frame: a control frame, wanted whole
+                if pos + head + length > n:
+                    break
+                self._control(b0, data[pos + head : pos + head + length])
+            pos += head + length
+        if pos < n:
+            self.cut, self.skip = data[pos:], 0
+        else:
+            self.skip = pos - n
 
     def _handshake(self, buf: bytearray) -> int:
         end = buf.find(b"\r\n\r\n")

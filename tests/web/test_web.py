@@ -710,8 +710,10 @@ async def test_accessibility_and_screenshots(browser: Browser, staff_server: Cha
         await check(page, label, "dlg-confirm")
         await page.locator("#dlg-confirm [data-close]").click()
         await say(page, f"/auth {MOD_TOKEN}")
-        await expect(page.locator("#staff-btn")).to_be_attached()
-        await page.locator(".msg-act").first.click()
+        # Signed in once the page shows the staff button (it is in the DOM from the start,
+        # hidden): only then does the page know the role that shows a moderator's tools.
+        await expect(page.locator("#staff-btn:not([hidden])")).to_be_attached()
+        await page.get_by_role("button", name="Options for the message from River").first.click()
         await expect(page.locator("#mod-actions")).to_be_visible()
         await check(page, label, "dlg-message")
         await page.locator("#mod-actions [data-mod=ban]").click()

@@ -164,7 +164,9 @@ async def test_no_phone_width_scrolls_sideways_in_any_state(
     # Every dialog, the message's with a moderator's tools, and the staff panel.
     for page in pages.values():
         await say(page, f"/auth {MOD_TOKEN}")
-        await expect(page.locator("#staff-btn")).to_be_attached()
+        # Signed in once the page shows the staff button (it is in the DOM from the start,
+        # hidden): only then does the page know the role that shows a moderator's tools.
+        await expect(page.locator("#staff-btn:not([hidden])")).to_be_attached()
     for control, dialog in (
         ("[data-open=dlg-rooms]", "dlg-rooms"),
         ("#name-btn", "dlg-settings"),

@@ -11,6 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Playwright, async_playwright
 
 from chatsupport import ChatServer
 
@@ -71,6 +72,14 @@ def chromium_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.stdout.close()
 
 
+@pytest.fixture(scope="session")
+async def playwright() -> AsyncIterator[Playwright]:
+    """One Playwright driver (a Node process) per test process, in its one event loop: each
+    browser test connects through it instead of starting a driver of its own."""
+    async with async_playwright() as driver:
+        yield driver
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[ChatServer]:
     srv = await start_server()
@@ -87,7 +96,20 @@ async def staff_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
 
 
 @pytest.fixture(autouse=True)
-async def close_clients() -> AsyncIterator[None]:
+async def leftovers() -> AsyncIterator[None]:
+    """Every test shares its process's event loop: whatever a test started and left running
+    (a server's task, a client's reader) is cancelled when it ends, so the next starts clean."""
+    before = asyncio.all_tasks()
+    yield
+    left = [task for task in asyncio.all_tasks() - before if task is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=5)
+
+
+@pytest.fixture(autouse=True)
+async def close_clients(leftovers: None) -> AsyncIterator[None]:
     yield
     clients = list(OPEN_CLIENTS)
     OPEN_CLIENTS.clear()

@@ -18,7 +18,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Locator,
     Page,
-    async_playwright,
+    Playwright,
     expect,
 )
 
@@ -43,15 +43,14 @@ PAGE_ERRORS: dict[Page, list[str]] = {}  # uncaught script errors, per page
 
 
 @pytest.fixture
-async def browser(chromium_server: str) -> AsyncIterator[Browser]:
+async def browser(chromium_server: str, playwright: Playwright) -> AsyncIterator[Browser]:
     """This test's connection to the test process's Chromium (tests/conftest.py); closing it
     closes every context the test opened, and leaves Chromium for the next test."""
-    async with async_playwright() as playwright:
-        connected = await playwright.chromium.connect(chromium_server)
-        try:
-            yield connected
-        finally:
-            await connected.close()
+    connected = await playwright.chromium.connect(chromium_server)
+    try:
+        yield connected
+    finally:
+        await connected.close()
 
 
 @pytest.fixture

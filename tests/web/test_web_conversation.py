@@ -92,6 +92,8 @@ async def test_new_messages_line_jump_to_latest_and_unread_in_the_title(
 
     # Another room's news: a count on its tab and in the title; opening it starts at the line.
     await say(page, "/join side")
+    # The new room comes to the front when the server says joined: only then back to #lobby.
+    await expect(page.get_by_role("tab", name="#side")).to_have_attribute("aria-selected", "true")
     await other.request({"type": "join", "room": "side"}, "joined")
     await page.get_by_role("tab", name="#lobby").click()
     await others_say(other, "over here", room="side")

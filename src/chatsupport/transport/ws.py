@@ -435,8 +435,11 @@ class HttpConnection(Peer):
                 if data:
                     self.transport.write(data)
         self.transport.close()
-        # A peer that reads nothing would keep the socket forever: cut it after a while.
-        asyncio.get_running_loop().call_later(10.0, self.transport.abort)
+        # A peer that reads nothing would keep the socket forever: cut it after a while. The
+        # peer's one timer, so that a connection gone before then cancels it (connection_lost).
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(10.0, self.transport.abort)
 
     # ---- liveness --------------------------------------------------------------------------
     def check_alive(self, now: float) -> bool:

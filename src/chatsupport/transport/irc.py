@@ -24,9 +24,11 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import cast
 
 from ..core import events as ev
 from ..core import requests as rq
+from ..core.batch import Batch
 from ..core.chat import hash_token
 from ..core.ports import BrokerUnavailable
 from .context import Edge, listen
@@ -73,6 +75,7 @@ class IrcPeer(Peer):
     echoes_own = True  # shown with echo-message; always counted as seen
     can_resume = True  # with its `resume:` key
     paced = True
+    shares = True  # a room's messages are written once for every client with the same tags
     log = log
     __slots__ = ("conn", "seen", "seen_key", "shared")
 
@@ -108,6 +111,36 @@ class IrcPeer(Peer):
         if self.timer is not None and self.conn.registered:
             self.timer.cancel()  # registered: the timeout has nothing left to wait for
             self.timer = None
+
+    def send_batch(self, batch: Batch) -> None:
+        """A room's messages of this turn as one run of bytes, shared by every member whose
+        client asked for the same tags; anything else in the batch (a join, a deletion), or
+        a client not live yet, takes the events one at a time."""
+        outbox = self.outbox
+        if outbox is None or outbox.closed:
+            return
+        conn = self.conn
+        variant = conn.live_variant()
+        if variant is not None:
+            data = batch.cache.get(variant)
+            if data is None:
+                data = batch.cache[variant] = self._messages(batch, *variant)
+            if data:
+                last = batch.events[-1][0]
+                assert type(last) is ev.Message
+                conn.wrote(batch.room, last.id)  # ids grow within a room: the last is the highest
+                outbox.put(data)
+                return
+        for event, *_ in batch.events:
+            self.send(event)
+
+    def _messages(self, batch: Batch, time_tag: bool, id_tag: bool) -> bytes:
+        """The batch's bytes for one tag variant; b"" when it holds more than messages."""
+        events = [event for event, *_ in batch.events]
+        if not all(type(event) is ev.Message for event in events):
+            return b""
+        codec = self.shared.codec
+        return b"".join([codec.message(cast(ev.Message, e), time_tag, id_tag) for e in events])
 
     def close(self, reason: str) -> None:
         self.ended = True

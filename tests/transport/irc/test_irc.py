@@ -298,6 +298,39 @@ async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) 
     assert not any("Bob" in line and ("left" in line or "joined" in line) for line in lines)
 
 
+async def test_a_burst_reaches_each_client_with_its_own_tags_and_resumes_after_it(
+    server: ChatServer,
+) -> None:
+    """Lines that arrive together are one room batch, written once per tag variant and shared
+    by every client that asked for the same tags (issue 16); a client that comes back later
+    is replayed from after the last of them, nothing twice."""
+    plain = await IrcClient.connect(server.irc_port, register=False)
+    key = await plain.register_for_key("Bob")
+    tagged = await IrcClient.connect(server.irc_port, "Ann", caps="server-time message-tags")
+    also_tagged = await IrcClient.connect(server.irc_port, "Cid", caps="message-tags server-time")
+    tcp = await TextClient.open(server.tcp_port)
+    burst = [f"line {n}" for n in range(8)]
+    tcp.writer.write("".join(f"{text}\n" for text in burst).encode())  # one read: one turn
+    await tcp_sync(tcp)
+    got = {}
+    for client in (plain, tagged, also_tagged):
+        lines = [line for line in await client.sync() if line.command == "PRIVMSG"]
+        assert [line.params for line in lines] == [["#lobby", text] for text in burst]
+        got[client] = lines
+    assert all(not line.tags for line in got[plain])
+    ids = [line.tags["msgid"] for line in got[tagged]]
+    assert len(set(ids)) == len(burst) and all(line.tags["time"] for line in got[tagged])
+    assert [line.tags["msgid"] for line in got[also_tagged]] == ids
+    await plain.close()
+    await tcp.send("after the burst")
+    await tcp_sync(tcp)
+    back = await IrcClient.connect(server.irc_port, register=False)
+    await back.send_lines(f"PASS resume:{key}", "NICK x", "USER u 0 * :x")
+    await back.expect("001")
+    replayed = [line.params[1] for line in await back.sync() if line.command == "PRIVMSG"]
+    assert replayed == ["after the burst"]
+
+
 # ---- flood and slowness ------------------------------------------------------------------------
 async def test_a_fast_client_is_slowed_not_cut() -> None:
     server = await start_server(msg_rate=40.0, msg_burst=2.0)

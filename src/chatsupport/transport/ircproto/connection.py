@@ -212,6 +212,20 @@ class IrcConnection:
             return
         render(self, event)
 
+    def live_variant(self) -> tuple[bool, bool] | None:
+        """The tags (`server-time`, `msgid`) this client's room messages carry when they can be
+        the bytes every such client gets; None while they cannot: not registered yet, or a
+        resume's replay under way (its messages go in a `chathistory` batch of their own)."""
+        if self.closed or not self.registered or self.resuming or self.replaying is not None:
+            return None
+        caps = self.caps
+        return "server-time" in caps, "message-tags" in caps
+
+    def wrote(self, room: str, last_id: int) -> None:
+        """Messages of `room` up to `last_id` went out as shared bytes: a resume starts after."""
+        if last_id > self.seen.get(room, 0):
+            self.seen[room] = last_id
+
     def history(self, query: HistoryQuery, by_room: dict[str, list[ev.Message]]) -> None:
         """The retained messages a `Fetch` asked for, already cut to what this person may see."""
         history_reply(self, query, by_room)

@@ -90,19 +90,26 @@ def message_lines(
 
 
 class IrcCodec:
-    """Shared by every IRC connection of a server: the last message's bytes per variant."""
+    """Shared by every IRC connection of a server: recent messages' bytes per variant.
+
+    Room batches go to each member in turn, all of a turn's messages to one member before
+    the next: a cache of the last message alone would miss on every one of them. It keeps
+    a turn's worth (a few dozen), and forgets them all when full."""
 
     __slots__ = ("_cache", "server")
+    KEEP = 256
 
     def __init__(self, server: str) -> None:
         self.server = server
-        self._cache: dict[int, tuple[ev.Message, bytes]] = {}
+        self._cache: dict[tuple[int, int], tuple[ev.Message, bytes]] = {}
 
     def message(self, event: ev.Message, time_tag: bool, id_tag: bool) -> bytes:
-        variant = time_tag + 2 * id_tag
-        hit = self._cache.get(variant)
-        if hit is not None and hit[0] is event:
+        key = (id(event), time_tag + 2 * id_tag)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is event:  # `is`: an id is reused once an event is gone
             return hit[1]
+        if len(self._cache) >= self.KEEP:
+            self._cache.clear()
         data = message_lines(event, time_tag, id_tag, self.server)
-        self._cache[variant] = (event, data)
+        self._cache[key] = (event, data)
         return data

@@ -107,8 +107,7 @@ def render(conn: IrcConnection, event: ev.Event) -> None:
 
 def _message(conn: IrcConnection, event: ev.Event) -> None:
     assert isinstance(event, ev.Message)
-    if event.id > conn.seen.get(event.room, 0):
-        conn.seen[event.room] = event.id
+    conn.wrote(event.room, event.id)
     if event.uid == conn.uid and event.ref is not None and "echo-message" not in conn.caps:
         return  # their own line, live: the client showed it already
     time_tag, id_tag = "server-time" in conn.caps, "message-tags" in conn.caps

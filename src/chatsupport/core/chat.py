@@ -656,12 +656,8 @@ class Chat:
             if batch is None or batch.room != room:
                 self.seal()  # one room at a time: what is sent keeps its order
                 batch = self._batch = Batch(room, members)
-            is_message = type(event) is ev.Message
-            hidden = is_message and self.visibility.silenced(sender)
-            if isinstance(event, ev.Deleted):
-                hidden = self.visibility.hidden(room, event.id)
-            batch.add(event, sender, ref, hidden)
-            if is_message:
+            batch.add(event, sender, ref, self._hidden(room, event, sender))
+            if type(event) is ev.Message:
                 self.count("messages_delivered", len(members))
             batching()
             return
@@ -671,28 +667,20 @@ class Chat:
             if channel is not None:
                 channel(event)
             return
-        is_message = type(event) is ev.Message
-        hidden = is_message and self.visibility.silenced(sender)
-        if isinstance(event, ev.Deleted):  # a shadow-muted message's: nobody else had it
-            hidden = self.visibility.hidden(room, event.id)
+        hidden = self._hidden(room, event, sender)
         for session in members.values():
-            life = session.life
-            link = life.link
-            if link is None:
-                continue
-            out = event
-            if session.uid == sender:
-                if not is_message or not link.sink.echoes_own:
-                    continue  # no echo on the text interface; presence is for the others
-                out = msgspec.structs.replace(event, ref=ref) if ref else event
-            elif hidden or (session.ignored and sender in session.ignored):
-                continue
-            if life.held is None:
-                link.sink.send(out)
-            else:
-                life.hold_back(room, out)  # behind a reply, or a resume's replay
-        if is_message:
+            _hand_to(session, room, event, sender, ref, hidden)
+        if type(event) is ev.Message:
             self.count("messages_delivered", len(members))
+
+    def _hidden(self, room: str, event: ev.Event, sender: str | None) -> bool:
+        """Whether only its sender sees `event`: a shadow-muted person's message, or the
+        deletion of one (nobody else had it)."""
+        if type(event) is ev.Message:
+            return self.visibility.silenced(sender)
+        if isinstance(event, ev.Deleted):
+            return self.visibility.hidden(room, event.id)
+        return False
 
     def seal(self) -> bool:
         """Hand this turn's batch to the room's members; whether it held more than one event.
@@ -722,20 +710,8 @@ class Chat:
             ):
                 sink.send_batch(batch)
                 continue
-            uid = session.uid
-            echoes = sink.echoes_own
             for event, sender, ref, hidden in events:  # as `deliver_room` without a batch
-                out = event
-                if uid == sender:
-                    if not echoes or type(event) is not ev.Message:
-                        continue
-                    out = msgspec.structs.replace(event, ref=ref) if ref else event
-                elif hidden or (ignored and sender in ignored):
-                    continue
-                if life.held is None:
-                    sink.send(out)
-                else:
-                    life.hold_back(room, out)
+                _hand_to(session, room, event, sender, ref, hidden)
         return len(events) > 1
 
     def deliver_direct(self, uid: str, event: ev.Event) -> Awaitable[None] | None:
@@ -847,6 +823,29 @@ class Chat:
             away=min(away, count),
         )
         await self.broker.signal(room, presence, session.uid)
+
+
+def _hand_to(
+    session: Session, room: str, event: ev.Event, sender: str | None, ref: str | None, hidden: bool
+) -> None:
+    """One member's copy of a room event, if it is theirs to see: their own message echoed
+    (with its `ref`) only where the interface shows it, presence and the like never to its
+    subject; a hidden event, or one from someone they ignore, not at all. Held behind a reply
+    or a resume's replay, it waits its turn."""
+    link = session.life.link
+    if link is None:
+        return
+    out = event
+    if session.uid == sender:
+        if type(event) is not ev.Message or not link.sink.echoes_own:
+            return
+        out = msgspec.structs.replace(event, ref=ref) if ref else event
+    elif hidden or (session.ignored and sender in session.ignored):
+        return
+    if session.life.held is None:
+        link.sink.send(out)
+    else:
+        session.life.hold_back(room, out)
 
 
 def _forget_room(session: Session, room: str) -> None:

@@ -77,6 +77,21 @@ class Tmux:
         """The visible rows exactly as laid out (no joining of wrapped rows)."""
         return (await self.tmux("capture-pane", "-p")).splitlines()
 
+    async def wait_for_rows(
+        self, ready: Callable[[list[str]], bool], timeout: float = 10.0
+    ) -> list[str]:
+        """The visible rows once `ready` says so: a capture can fall between two writes of
+        one redraw, so a layout is judged on what the screen settles to, not one snapshot."""
+        rows: list[str] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                for _ in range(2000):
+                    rows = await self.rows()
+                    if ready(rows):
+                        return rows
+                    await asyncio.sleep(0.05)
+        raise AssertionError("never laid out so; the rows were:\n" + "\n".join(rows))
+
     async def wait_for(self, ready: Callable[[str], bool], timeout: float = 10.0) -> str:
         """The screen (with scrollback) once `ready` says so; bounded in time and count."""
         screen = ""
@@ -254,17 +269,21 @@ async def test_one_status_line_while_reconnecting_then_a_summary() -> None:
         await tmux.type("typed while away")
         attempt = re.compile(r"-- reconnecting in \d+s \(attempt (\d+)\) · 1 line waiting")
         await tmux.wait_for(lambda s: any(int(n) >= 3 for n in attempt.findall(s)), 30)
-        rows = await tmux.rows()
-        status = [row for row in rows if "connecting" in row]
-        assert len(status) == 1, rows  # one line, updated in place
-        assert rows.index(status[0]) == rows.index(input_row(rows)) - 1  # just above the input
+
+        def one_status_line_above_the_input(rows: list[str]) -> bool:
+            status = [row for row in rows if "connecting" in row]  # updated in place
+            return len(status) == 1 and rows.index(status[0]) == rows.index(input_row(rows)) - 1
+
+        await tmux.wait_for_rows(one_status_line_above_the_input)
         restarted = await start_server(http_port=port)
-        screen = await tmux.wait_for(lambda s: "-- not resumed:" in s, 40)
+        unsent = "Not sent: “typed while away”: you are no longer in #help"
+        # The summary comes with the resume; the waiting line is tried (and refused) after it.
+        screen = await tmux.wait_for(lambda s: "-- not resumed:" in s and unsent in s, 40)
         summary = next(line for line in screen.splitlines() if "-- not resumed:" in line)
         assert "you are in #lobby; no longer in #help" in summary
-        assert "Not sent: “typed while away”: you are no longer in #help" in screen
-        rows = await tmux.rows()
-        assert not [row for row in rows if "reconnecting in" in row]  # the status line went
+        assert screen.index(summary) < screen.index(unsent)
+        # The status line goes once connected again.
+        await tmux.wait_for_rows(lambda rows: not [row for row in rows if "reconnecting in" in row])
     finally:
         await tmux.close()
         await (restarted or server).stop()

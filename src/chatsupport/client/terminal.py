@@ -49,6 +49,12 @@ from ..transport.render_text import render
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each reconnect attempt
 GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) gives up
 # Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
+# What a resume that could not catch up on everything says, by why (`resumed.reason`).
+REPLAY_GAPS: dict[str | None, str] = {
+    None: "; some older messages are no longer kept",
+    "overtaken": "; more came in meanwhile than could wait, so some are not shown",
+    "unavailable": "; the rest could not be read just now, so some are not shown",
+}
 RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
 SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
 GOODBYE = 3.0  # seconds to wait for the server's goodbye before closing anyway
@@ -474,7 +480,7 @@ class Client:
     def _resumed(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Resumed)
         self.resuming = False
-        self.show(self._summary(event.complete))
+        self.show(self._summary(event))
         self.renewed, self.away = False, None
         self.missed.clear()
         unsent = list(self.state.pending.values())
@@ -487,7 +493,7 @@ class Client:
         self.ready.set()
         self.wake.set()
 
-    def _summary(self, complete: bool) -> str:
+    def _summary(self, resumed: ev.Resumed) -> str:
         """After a resume, one line: what was missed, which rooms are still ours, which not."""
         before, now = self.away or [], self.state.rooms
         kept = ", ".join(place(r) for r in before if r in now) or "none of your rooms"
@@ -501,7 +507,7 @@ class Client:
         total = sum(self.missed.values())
         where = ", ".join(f"{n} in {place(r)}" for r, n in self.missed.items())
         missed = f"{total} missed: {where}, shown above" if total else "0 missed"
-        older = "" if complete else "; some older messages are no longer kept"
+        older = "" if resumed.complete else REPLAY_GAPS.get(resumed.reason, REPLAY_GAPS[None])
         return f"-- resumed ({missed}); still in {kept}{gone}{older}"
 
     def _notice(self, event: ev.Event) -> None:

@@ -254,6 +254,32 @@ async def test_xss_payloads_are_shown_as_text_and_run_nothing(
 
 
 # ---- reconnect and resume --------------------------------------------------------------------
+async def test_a_resume_past_what_the_room_keeps_says_so(browser: Browser) -> None:
+    """Away while more was said than the room keeps: the page shows what is kept, once, and
+    says plainly that the earlier messages are gone (not that they could not be loaded)."""
+    server = await start_server(retention_messages=3)
+    try:
+        page = await open_page(browser, server)
+        ws = await WsClient.open(server.http_port)
+        await ws.request({"type": "say", "room": "lobby", "text": "before"}, "message")
+        await expect(shown(page).filter(has_text="before")).to_have_count(1)
+        await page.context.set_offline(True)  # no reconnecting until the room has moved on
+        cast(HttpConnection, link_of(page_session(server, ws.uid)).sink).transport.abort()  # type: ignore[union-attr]
+        await expect(page.locator("html")).not_to_have_attribute("data-conn", "online")
+        for n in range(1, 9):
+            await ws.request({"type": "say", "room": "lobby", "text": f"while away {n}"}, "message")
+        await page.context.set_offline(False)
+        await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+        await expect(shown(page).filter(has_text=re.compile(r"^while away \d$"))).to_have_text(
+            ["while away 6", "while away 7", "while away 8"]
+        )
+        gap = page.locator(".line.info", has_text="some earlier messages are no longer kept")
+        await expect(gap).to_have_count(1)
+        no_page_errors(page)
+    finally:
+        await server.stop()
+
+
 async def test_dropped_connection_resumes_each_message_once_in_order(
     browser: Browser, web: ChatServer
 ) -> None:

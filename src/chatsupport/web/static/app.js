@@ -133,7 +133,7 @@ function finishResume(frame) {
   const gone = [...state.rooms.values()].filter((room) => !room.ended && !welcomed.rooms.includes(room.name));
   for (const room of gone) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
   settle();
-  if (!frame.complete && !gone.length) announceGap();
+  if (!frame.complete && !gone.length) announceGap(frame.reason);
   refresh();
 }
 
@@ -144,9 +144,17 @@ function settle() {
   flush();
 }
 
-function announceGap() {
+// Why a resume could not catch up on everything (`resumed.reason`): only the first means the
+// messages are gone for good.
+const GAPS = {
+  none: "You were away for a while: some earlier messages are no longer kept.",
+  overtaken: "A lot was said while you were away: some earlier messages are not shown.",
+  unavailable: "Some earlier messages could not be loaded just now.",
+};
+
+function announceGap(reason) {
   const room = state.rooms.get(state.active);
-  if (room) system(room, "You were away for a while: some earlier messages could not be caught up.", "info");
+  if (room) system(room, GAPS[reason || "none"] || GAPS.none, "info");
 }
 
 // The old session had expired: this socket's welcome made us someone new, in its room.

@@ -48,13 +48,13 @@ from ..transport.render_text import render
 
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # seconds before each reconnect attempt
 GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) gives up
-# Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
 # What a resume that could not catch up on everything says, by why (`resumed.reason`).
 REPLAY_GAPS: dict[str | None, str] = {
     None: "; some older messages are no longer kept",
     "overtaken": "; more came in meanwhile than could wait, so some are not shown",
     "unavailable": "; the rest could not be read just now, so some are not shown",
 }
+# Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
 RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
 SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
 GOODBYE = 3.0  # seconds to wait for the server's goodbye before closing anyway

@@ -106,7 +106,7 @@ class IrcCodec:
     def message(self, event: ev.Message, time_tag: bool, id_tag: bool) -> bytes:
         key = (id(event), time_tag + 2 * id_tag)
         hit = self._cache.get(key)
-        if hit is not None and hit[0] is event:  # `is`: an id is reused once an event is gone
+        if hit is not None and hit[0] is event:  # held here, so its id is not reused meanwhile
             return hit[1]
         if len(self._cache) >= self.KEEP:
             self._cache.clear()

@@ -21,6 +21,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from chatsupport import ChatServer, Config
+from chatsupport.core import events as ev
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 5.0  # seconds any single expectation may take
@@ -299,3 +300,20 @@ def require(tool: str) -> str:
             pytest.fail(f"{tool} is required under CI but is not installed")
         pytest.skip(f"{tool} not installed")
     return path
+
+
+class Lines:
+    """A terminal client's view (`chatsupport.client.terminal.View`) that keeps the lines it
+    was given: the client driven with the core's own events, no terminal needed."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    def message(self, event: ev.Message, tag: str, mention: str) -> None:
+        self.lines.append(event.text)
+
+    def refresh(self) -> None:
+        pass

@@ -12,21 +12,7 @@ from chatsupport.client.terminal import REPLAY_GAPS, Client
 from chatsupport.core import events as ev
 from chatsupport.core.vocabulary import ReplayCut
 
-
-class Lines:
-    """A `View` that keeps what it is shown."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, text: str) -> None:
-        self.lines.append(text)
-
-    def message(self, event: ev.Message, tag: str, mention: str) -> None:
-        self.lines.append(event.text)
-
-    def refresh(self) -> None:
-        pass
+from ..helpers import Lines
 
 
 def summary_after(resumed: ev.Resumed) -> str:

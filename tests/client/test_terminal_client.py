@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from chatsupport import ChatServer
@@ -82,27 +82,16 @@ class Tmux:
     ) -> list[str]:
         """The visible rows once `ready` says so: a capture can fall between two writes of
         one redraw, so a layout is judged on what the screen settles to, not one snapshot."""
-        rows: list[str] = []
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                for _ in range(2000):
-                    rows = await self.rows()
-                    if ready(rows):
-                        return rows
-                    await asyncio.sleep(0.05)
-        raise AssertionError("never laid out so; the rows were:\n" + "\n".join(rows))
+
+        async def rows_text() -> str:
+            return "\n".join(await self.rows())
+
+        text = await _poll(rows_text, lambda text: ready(text.split("\n")), timeout)
+        return text.split("\n")
 
     async def wait_for(self, ready: Callable[[str], bool], timeout: float = 10.0) -> str:
         """The screen (with scrollback) once `ready` says so; bounded in time and count."""
-        screen = ""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                for _ in range(2000):
-                    screen = await self.screen()
-                    if ready(screen):
-                        return screen
-                    await asyncio.sleep(0.05)
-        raise AssertionError(f"never shown; the screen was:\n{screen}")
+        return await _poll(self.screen, ready, timeout)
 
     async def type(self, text: str, enter: bool = True) -> None:
         await self.tmux("send-keys", "-t", "t", "-l", text)
@@ -128,6 +117,21 @@ class Tmux:
             socket = (await self.tmux("display", "-p", "#{socket_path}")).strip()
             await self.tmux("kill-server")  # our own tmux server only (its own socket)
             os.unlink(socket)
+
+
+async def _poll(
+    look: Callable[[], Awaitable[str]], ready: Callable[[str], bool], timeout: float
+) -> str:
+    """What `look` shows once `ready` says so; bounded in time and count."""
+    seen = ""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            for _ in range(2000):
+                seen = await look()
+                if ready(seen):
+                    return seen
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"never shown; the screen was:\n{seen}")
 
 
 def input_row(rows: list[str]) -> str:

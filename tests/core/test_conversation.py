@@ -13,9 +13,8 @@ import pytest
 
 from chatsupport import ChatServer
 from chatsupport.client.terminal import Client
-from chatsupport.core import events as ev
 
-from ..helpers import TextClient, WsClient, start_server
+from ..helpers import Lines, TextClient, WsClient, start_server
 from ..mod_helpers import expect_kind, staff_ws, tcp_sync, texts, ws_sync
 from .test_matching import listener, nothing_more, say, seeker, serving, tcp_listener
 from .test_resume import cut, resume
@@ -266,22 +265,6 @@ async def test_typing_is_never_shown_on_the_text_interface(tmp_path: Path) -> No
 
 
 # ---- the terminal client ---------------------------------------------------------------------
-class Lines:
-    """A terminal client's view that keeps the lines it was given."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, text: str) -> None:
-        self.lines.append(text)
-
-    def message(self, event: ev.Message, tag: str, mention: str) -> None:
-        self.lines.append(event.text)
-
-    def refresh(self) -> None:
-        pass
-
-
 def test_the_terminal_client_shows_deletions_and_away_but_not_typing() -> None:
     view = Lines()
     client = Client("ws://127.0.0.1:1/ws", view, interactive=False)

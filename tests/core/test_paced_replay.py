@@ -19,11 +19,11 @@ import pytest
 
 from chatsupport import ChatServer
 
-from ..helpers import OPEN_CLIENTS, WAIT, WsClient, start_server
+from ..helpers import OPEN_CLIENTS, WAIT, WsClient, eventually, start_server
 from ..ircraw import IrcClient
 from ..redis_server import RedisServer, delete_prefix, redis_server_fixture
 from ..wsframes import CLOSE, TEXT, frame
-from .test_resume import cut
+from .test_resume import cut, resume
 
 redis_server = pytest.fixture(scope="session")(redis_server_fixture)
 
@@ -262,6 +262,68 @@ async def test_a_replay_overtaken_by_live_traffic_ends_incomplete_and_the_connec
         assert server.chat.counters.get("resumes_overtaken") == 1
     finally:
         await server.stop()
+
+
+@pytest.mark.redis
+async def test_a_replay_cut_by_a_redis_stall_ends_incomplete_and_a_later_resume_gets_the_rest() -> (
+    None
+):
+    """Redis stops answering while a slow reader's replay still has pages to read: the replay
+    ends `incomplete` with reason `unavailable` (the words clients show: "could not be read
+    just now", not "gone"), the connection goes on, and once Redis is back a resume from the
+    last message received brings the rest, once each, in order."""
+    own = RedisServer().start()  # its own: this test stalls it
+    server = await start_server(
+        broker=own.url(), msg_rate=1e6, msg_burst=1e6, outbox_limit=64 * 1024
+    )
+    try:
+        rooms = ROOMS[:2]
+        a, talker = [await WsClient.open(server.http_port) for _ in range(2)]
+        last = await joined_all(a, rooms)
+        await joined_all(talker, rooms)
+        await cut(a)
+        await say_many(talker, rooms, KEPT, WORDS)
+
+        slow = await SlowReader.open(server.http_port)
+        await slow.send({"type": "resume", "session": a.welcome["session"], "last": last})
+        frames = await slow.read(is_type("message"))  # under way; the reader stops reading
+        own.pause()  # the replay's next page cannot be read (after the command timeout)
+        try:
+            frames += await slow.read(is_type("resumed"))
+        finally:
+            own.resume()
+        replayed = [f for f in frames if f["type"] == "message"]
+        assert 0 < len(replayed) < len(rooms) * KEPT
+        assert frames[-1] == {
+            "type": "resumed",
+            "missed": len(replayed),
+            "complete": False,
+            "reason": "unavailable",
+        }
+        got: dict[str, list[int]] = {room: [] for room in rooms}
+        for message in replayed:
+            got[message["room"]].append(message["id"])
+        for room, ids in got.items():  # a gapless prefix of each room, in order
+            assert ids == list(range(last[room] + 1, last[room] + len(ids) + 1))
+        await slow.send({"type": "ping", "ref": "p"})  # the connection goes on
+        assert (await slow.read(is_type("pong")))[-1] == {"type": "pong", "ref": "p"}
+        await slow.close()
+
+        # Once this node has Redis back (it tells everyone `available`), resuming from what
+        # arrived brings the rest of every room.
+        assert server.chat is not None
+        assert await eventually(lambda: server.chat.broker.healthy, 15.0)  # type: ignore[union-attr]
+        seen = {room: ids[-1] if ids else last[room] for room, ids in got.items()}
+        _, again = await resume(server.http_port, a.welcome["session"], seen)
+        rest = [f for f in again if f["type"] == "message"]
+        for room in rooms:
+            ids = [m["id"] for m in rest if m["room"] == room]
+            assert ids == list(range(seen[room] + 1, last[room] + KEPT + 1))
+        assert again[-1]["complete"] is True and again[-1]["missed"] == len(rest)
+    finally:
+        await server.stop()
+        own.resume()
+        own.stop()
 
 
 async def test_an_irc_client_back_after_a_large_backlog_in_four_rooms_gets_it_at_its_pace() -> None:

@@ -26,6 +26,7 @@ from chatsupport.broker.redis import RedisBroker
 from chatsupport.core.events import Notice
 from chatsupport.core.ports import Broker
 
+from ..core.test_resume import cut, resume
 from ..helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, start_server
 from ..redis_server import RedisServer, delete_prefix, free_port, redis_server_fixture
 
@@ -501,6 +502,42 @@ async def test_a_message_refused_while_redis_stalls_never_shows_up_later() -> No
             history, complete = await broker_of(b).history("lobby", 0)
             assert [m.text for m in history] == ["before", "after"] and complete
     finally:
+        own.resume()
+        own.stop()
+
+
+async def test_a_resume_during_a_redis_stall_is_answered_once_and_taken_up_when_it_is_back() -> (
+    None
+):
+    """A seeker waiting for a listener loses their connection while Redis stalls, and comes
+    back before it answers: the resume is answered once (`resumed`, cut short `unavailable`),
+    never also refused later, and once Redis is back the seeker is told their place again."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url())
+    try:
+        seeker = await WsClient.open(server.http_port)
+        await seeker.request({"type": "talk"}, "queue")
+        await cut(seeker)
+        own.pause()
+        try:
+            back, frames = await resume(server.http_port, seeker.welcome["session"], {"lobby": 0})
+        finally:
+            own.resume()
+        assert frames[-1] == {
+            "type": "resumed",
+            "missed": 0,
+            "complete": False,
+            "reason": "unavailable",
+            "ref": "back",
+        }
+        await notice(back, "available")
+        place = await back.expect("queue", timeout=15)  # taken up at a tick that reaches Redis
+        assert place["position"] == 1
+        await back.request({"type": "ping"}, "pong")
+        late = [f for f in [*frames, *back.backlog] if f["type"] == "error"]
+        assert late == []  # the resume was answered once
+    finally:
+        await server.stop()
         own.resume()
         own.stop()
 

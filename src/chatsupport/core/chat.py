@@ -130,6 +130,7 @@ class Chat:
         self._resumed: list[Callable[[Session], Awaitable[None]]] = implementing(
             features, "on_resume"
         )
+        self._resume_owed: set[str] = set()  # uids whose on_resume waits for the broker
         self._restored: list[Callable[[Session], None]] = implementing(features, "on_restore")
         self._ticks: list[Callable[[], Awaitable[None]]] = implementing(features, "on_tick")
         self._directs: list[Callable[[Session, ev.Event], Awaitable[None] | None]] = implementing(
@@ -499,6 +500,7 @@ class Chat:
                 await self._withdraw(session)
         for session in list(self.sessions.values()):  # unchanged records cost nothing
             await self.broker.save_session(record_of(session))
+        await self._take_up_owed()
         for hook in self._ticks:
             await hook()
 
@@ -617,9 +619,24 @@ class Chat:
             await hook(session, room)
 
     async def resumed(self, session: Session) -> None:
-        """`session` came back here and has had its replay."""
-        for hook in self._resumed:
-            await hook(session)
+        """`session` came back here and has had its replay: the features take them up again
+        (a seeker's place, a listener's listening). `resumed` has answered the request, so
+        the broker being away must not refuse it now: that waits for a tick that reaches it."""
+        try:
+            for hook in self._resumed:
+                await hook(session)
+        except BrokerUnavailable:
+            self._resume_owed.add(session.uid)
+
+    async def _take_up_owed(self) -> None:
+        """Those whose `resumed` the features could not act on (the broker was away)."""
+        if not self._resume_owed or not self.broker.healthy:
+            return
+        for uid in list(self._resume_owed):
+            self._resume_owed.discard(uid)
+            session = self.sessions.get(uid)
+            if session is not None and session.link is not None:
+                await self.resumed(session)
 
     def reported(self, reporter: str, reported: str) -> None:
         for hook in self._reported:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +26,11 @@ from chatsupport import ChatServer
 from chatsupport.broker.redis import RedisBroker
 from chatsupport.core.events import Notice
 from chatsupport.core.ports import Broker
+from chatsupport.core.safety import Safety
 
 from ..core.test_resume import cut, resume
-from ..helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, start_server
+from ..helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, eventually, start_server
+from ..mod_helpers import LISTENER_TOKEN, staff_ws, write_tokens
 from ..redis_server import RedisServer, delete_prefix, free_port, redis_server_fixture
 
 pytestmark = pytest.mark.redis
@@ -536,6 +539,42 @@ async def test_a_resume_during_a_redis_stall_is_answered_once_and_taken_up_when_
         await back.request({"type": "ping"}, "pong")
         late = [f for f in [*frames, *back.backlog] if f["type"] == "error"]
         assert late == []  # the resume was answered once
+    finally:
+        await server.stop()
+        own.resume()
+        own.stop()
+
+
+async def test_crisis_words_in_a_private_chat_during_a_redis_stall_reach_the_listener_later(
+    tmp_path: Path,
+) -> None:
+    """A seeker writes crisis words to their listener while Redis stalls: the message is
+    refused (delivery is interrupted) but the seeker is offered help lines at once, and the
+    listener, who could not be told then, is told once Redis answers again: late, not lost."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url(), tokens_file=write_tokens(tmp_path))
+    try:
+        listener = await staff_ws(server.http_port, LISTENER_TOKEN)
+        await listener.request({"type": "listen", "on": True}, "notice")
+        seeker = await WsClient.open(server.http_port)
+        await seeker.request({"type": "talk"}, "queue")
+        room = (await seeker.expect("matched"))["room"]
+        await listener.expect("matched", room=room)
+        assert server.chat is not None
+        safety = server.chat.feature(Safety)
+        words = "i just want to die"
+        own.pause()
+        try:
+            await seeker.send({"type": "say", "room": room, "text": words, "ref": "c"})
+            assert (await reply_to(seeker, "c"))["code"] == "unavailable"
+            help_lines = await notice(seeker, "resources")
+            assert help_lines["resources"]  # the help lines themselves, at once
+            assert await eventually(lambda: len(safety.untold) == 1, 15.0)  # not told yet
+        finally:
+            own.resume()
+        alert = await listener.expect("alert", timeout=30)
+        assert (alert["kind"], alert["room"], alert["text"]) == ("crisis", room, words)
+        assert server.chat.counters.get("crisis_alerts_late") == 1 and not safety.untold
     finally:
         await server.stop()
         own.resume()

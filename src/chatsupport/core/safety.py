@@ -18,6 +18,7 @@ still gets the help lines and staff the alert; a shadow-muted person's message i
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -40,6 +41,7 @@ from .vocabulary import NoticeKind
 log = logging.getLogger("chatsupport.safety")
 
 PRIVATE = "(in a private one-to-one chat)"
+UNTOLD_ALERTS = 200  # crisis alerts kept while the broker is away (the oldest go first)
 CARE = (
     "It sounds like things are really hard right now. You don't have to face this alone: "
     "these people are there to listen, right now. (Only you can see this.)"
@@ -58,6 +60,9 @@ class Safety(Feature):
         self.resources = resources
         self.offered: dict[str, float] = {}  # uid -> when help was last offered
         self.asked: set[str] = set()  # uids asked once which region they are in
+        # Crisis alerts staff could not be told of (the broker was away): sent at the first
+        # tick that reaches it, oldest first; bounded, so an outage cannot grow it forever.
+        self.untold: deque[ev.Alert] = deque(maxlen=UNTOLD_ALERTS)
 
     def line_names(self) -> set[str]:
         """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""
@@ -169,22 +174,35 @@ class Safety(Feature):
             text=text,
             message_id=message_id,
         )
-        await _alert(chat, alert)
+        if not await _alert(chat, alert):
+            self.untold.append(alert)
+
+    async def on_tick(self) -> None:
+        """Staff learn of what they could not be told while the broker was away."""
+        chat = self.chat
+        while self.untold and chat.broker.healthy:
+            if not await _alert(chat, self.untold[0]):
+                return  # away again: the next tick tries
+            self.untold.popleft()
+            chat.count("crisis_alerts_late")
 
     async def on_end(self, session: Session) -> None:
         self.offered.pop(session.uid, None)
         self.asked.discard(session.uid)
 
 
-async def _alert(chat: Chat, alert: ev.Alert) -> None:
+async def _alert(chat: Chat, alert: ev.Alert) -> bool:
+    """Tell staff; False when the broker is away (the caller keeps the alert for later)."""
     try:
         if is_private(alert.room):
             await _alert_private(chat, alert)
         else:
             await staff.tell_staff(chat, alert)
-        chat.count("crisis_alerts")
     except BrokerUnavailable:
-        log.warning("crisis alert not delivered: broker unavailable")
+        log.warning("crisis alert not delivered yet: broker unavailable; kept for later")
+        return False
+    chat.count("crisis_alerts")
+    return True
 
 
 async def _alert_private(chat: Chat, alert: ev.Alert) -> None:

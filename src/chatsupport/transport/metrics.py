@@ -34,6 +34,7 @@ KNOWN_COUNTERS = (
     "resumes",
     "resumes_overtaken",
     "crisis_alerts",
+    "crisis_alerts_late",
     "talk_requests",
     "matches",
     "feedback_helpful",

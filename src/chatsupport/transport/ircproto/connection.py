@@ -218,6 +218,10 @@ class IrcConnection:
         resume's replay under way (its messages go in a `chathistory` batch of their own)."""
         if self.closed or not self.registered or self.resuming or self.replaying is not None:
             return None
+        return self.message_tags()
+
+    def message_tags(self) -> tuple[bool, bool]:
+        """Whether this client's messages carry `time` (server-time) and `msgid` (message-tags)."""
         caps = self.caps
         return "server-time" in caps, "message-tags" in caps
 

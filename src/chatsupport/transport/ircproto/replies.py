@@ -110,7 +110,7 @@ def _message(conn: IrcConnection, event: ev.Event) -> None:
     conn.wrote(event.room, event.id)
     if event.uid == conn.uid and event.ref is not None and "echo-message" not in conn.caps:
         return  # their own line, live: the client showed it already
-    time_tag, id_tag = "server-time" in conn.caps, "message-tags" in conn.caps
+    time_tag, id_tag = conn.message_tags()
     if conn.replaying is not None or conn.resuming:
         batch = _replay_batch(conn, event.room)
         data = message_lines(event, time_tag, id_tag, conn.settings.server, batch)
@@ -394,7 +394,7 @@ def history_reply(
     room = query.rooms[0]
     chosen = select(query, by_room.get(room, []))
     name = conn.batch_open("chathistory", "#" + room)
-    time_tag, id_tag = "server-time" in conn.caps, "message-tags" in conn.caps
+    time_tag, id_tag = conn.message_tags()
     for message in chosen:
         conn.outputs.append(message_lines(message, time_tag, id_tag, conn.settings.server, name))
     conn.batch_close(name)

@@ -290,6 +290,17 @@ async def eventually(check: Callable[[], bool], timeout: float = WAIT, step: flo
     return check()
 
 
+def abort_timers() -> set[asyncio.TimerHandle]:
+    """Pending `transport.abort` deadlines of this (the standard library's) event loop: a
+    test takes them before and after, since other tests share the loop."""
+    scheduled: list[asyncio.TimerHandle] = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    return {
+        timer
+        for timer in scheduled
+        if not timer.cancelled() and getattr(timer._callback, "__name__", "") == "abort"  # type: ignore[attr-defined]
+    }
+
+
 def require(tool: str) -> str:
     """A tool the test needs: under CI its absence is a failure, never a silent skip."""
     import pytest

@@ -16,7 +16,7 @@ from chatsupport import ChatServer
 from chatsupport.core.events import Message
 from chatsupport.core.lifecycle import AWAY_KEPT
 
-from ..helpers import WAIT, WsClient, eventually, start_server
+from ..helpers import WAIT, WsClient, abort_timers, eventually, start_server
 from ..mod_helpers import staff_ws
 from ..transport.test_http import http
 
@@ -144,17 +144,8 @@ async def test_resuming_a_live_session_moves_it(server: ChatServer) -> None:
     assert not [f for f in b.backlog if f["type"] == "presence"]
 
 
-def _abort_timers() -> list[asyncio.TimerHandle]:
-    """Pending `transport.abort` timers of this (the standard library's) event loop."""
-    scheduled: list[asyncio.TimerHandle] = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
-    return [
-        timer
-        for timer in scheduled
-        if not timer.cancelled() and getattr(timer._callback, "__name__", "") == "abort"  # type: ignore[attr-defined]
-    ]
-
-
 async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
+    deadlines = abort_timers()  # other tests' (the event loop is shared)
     server = await start_server(
         outbox_limit=64 * 1024,
         msg_rate=1e6,
@@ -193,8 +184,8 @@ async def test_too_slow_peer_gets_bye_and_resumes_without_loss() -> None:
         assert received[-1] == {"type": "bye", "reason": "too_slow"}
         # The deadline that cuts a peer that never reads went with its connection: none is
         # left to fire on a closed transport later (the loop's own pending timers).
-        await eventually(lambda: not _abort_timers(), 5.0)
-        assert _abort_timers() == []
+        await eventually(lambda: not abort_timers() - deadlines, 5.0)
+        assert abort_timers() - deadlines == set()
         got = [f for f in received if f["type"] == "message"]
         ids = [m["id"] for m in got]
         assert ids == list(range(1, len(ids) + 1))  # a gapless prefix of what was sent

@@ -117,6 +117,7 @@ class Outbox:
         "_drained",
         "_flusher",
         "_full",
+        "_gone",
         "_on_overflow",
         "_pending",
         "_runaway",
@@ -147,6 +148,7 @@ class Outbox:
         self._drained: Callable[[], None] | None = None
         self._turn = -1  # the flusher's turn in which this outbox last wrote at once
         self._full = False  # the transport holds more than the low-water mark (`pause_writing`)
+        self._gone = False  # the connection is lost (`lost`): nothing left to cut
         # The transport tells its protocol (`resume_writing`, which calls `writable`) when
         # its buffer falls to half the low-water mark, after passing the mark.
         transport.set_write_buffer_limits(high=self.low, low=self.low // 2)
@@ -254,12 +256,14 @@ class Outbox:
             transport.write(last)
         if not transport.is_closing():
             transport.close()
-        # A peer that never reads would hold its socket open forever: cut it after a while.
-        self._deadline = asyncio.get_running_loop().call_later(10.0, transport.abort)
+        # A peer that never reads would hold its socket open forever: cut it after a while
+        # (unless it is gone already: `lost` came first, and would not cancel this one).
+        if not self._gone and self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(10.0, transport.abort)
 
     def lost(self) -> None:
         """The connection is gone: nothing more to write, no deadline to keep."""
-        self.closed, self._drained = True, None
+        self.closed, self._drained, self._gone = True, None, True
         self._chunks, self._pending = [], 0
         if self._deadline is not None:
             self._deadline.cancel()

@@ -24,13 +24,23 @@ import redis.asyncio
 
 from chatsupport import ChatServer
 from chatsupport.broker.redis import RedisBroker
-from chatsupport.core.events import Notice
+from chatsupport.core.events import Alert, Notice
 from chatsupport.core.ports import Broker
 from chatsupport.core.safety import Safety
+from chatsupport.core.staff import MODS
 
 from ..core.test_resume import cut, resume
-from ..helpers import FAST, WAIT, ServerProcess, TextClient, WsClient, eventually, start_server
-from ..mod_helpers import LISTENER_TOKEN, staff_ws, write_tokens
+from ..helpers import (
+    FAST,
+    WAIT,
+    ServerProcess,
+    TextClient,
+    WsClient,
+    abort_timers,
+    eventually,
+    start_server,
+)
+from ..mod_helpers import LISTENER_TOKEN, MOD_TOKEN, staff_ws, write_tokens
 from ..redis_server import RedisServer, delete_prefix, free_port, redis_server_fixture
 
 pytestmark = pytest.mark.redis
@@ -517,6 +527,7 @@ async def test_a_resume_during_a_redis_stall_is_answered_once_and_taken_up_when_
     never also refused later, and once Redis is back the seeker is told their place again."""
     own = RedisServer().start()
     server = await start_server(broker=own.url())
+    deadlines = abort_timers()  # other tests' (the event loop is shared)
     try:
         seeker = await WsClient.open(server.http_port)
         await seeker.request({"type": "talk"}, "queue")
@@ -539,6 +550,9 @@ async def test_a_resume_during_a_redis_stall_is_answered_once_and_taken_up_when_
         await back.request({"type": "ping"}, "pong")
         late = [f for f in [*frames, *back.backlog] if f["type"] == "error"]
         assert late == []  # the resume was answered once
+        # The old connection was lost before its session moved: the deadline that cuts a
+        # peer who never reads is not set on it (it would hold the transport for 10 s).
+        assert abort_timers() - deadlines == set()
     finally:
         await server.stop()
         own.resume()
@@ -582,6 +596,101 @@ async def test_crisis_words_in_a_private_chat_during_a_redis_stall_reach_the_lis
         await server.stop()
         own.resume()
         own.stop()
+
+
+async def test_crisis_words_in_a_public_room_during_a_redis_stall_reach_every_nodes_staff(
+    tmp_path: Path,
+) -> None:
+    """Crisis words in a public room while Redis stalls: this node's moderator is told at
+    once (the alert cannot cross to other nodes), the staff of the other node once Redis is
+    back, and nobody twice."""
+    own = RedisServer().start()
+    tokens = write_tokens(tmp_path)
+    url = own.url()  # one key prefix: the two nodes are one server
+    a = await start_server(broker=url, tokens_file=tokens)
+    b = await start_server(broker=url, tokens_file=tokens)
+    try:
+        mod_here = await staff_ws(a.http_port, MOD_TOKEN)
+        mod_there = await staff_ws(b.http_port, MOD_TOKEN)
+        listener_there = await staff_ws(b.http_port, LISTENER_TOKEN)
+        seeker = await WsClient.open(a.http_port)
+        assert a.chat is not None
+        safety = a.chat.feature(Safety)
+        words = "i just want to die"
+        own.pause()
+        try:
+            await seeker.send({"type": "say", "text": words, "ref": "c"})
+            assert (await reply_to(seeker, "c"))["code"] == "unavailable"
+            assert (await notice(seeker, "resources"))["resources"]
+            here = await mod_here.expect("alert", timeout=30)  # this node's staff: at once
+            assert (here["kind"], here["text"]) == ("crisis", words)
+            assert await eventually(lambda: len(safety.untold) == 1, 15.0)  # others: not yet
+        finally:
+            own.resume()
+
+        for staff_there in (mod_there, listener_there):
+            alert = await staff_there.expect("alert", timeout=30)
+            assert (alert["kind"], alert["room"], alert["text"]) == ("crisis", "lobby", words)
+        counters = a.chat.counters
+        assert await eventually(lambda: counters.get("crisis_alerts_late") == 1)
+        assert not safety.untold
+        for person in (mod_here, mod_there, listener_there):
+            await person.request({"type": "ping"}, "pong")
+            assert [f for f in person.backlog if f["type"] == "alert"] == []  # told once
+    finally:
+        await a.stop()
+        await b.stop()
+        own.resume()
+        own.stop()
+
+
+def cut_subscription(redis_server: RedisServer, node: ChatServer) -> set[int]:
+    """Kill the node's subscriber connection, as a network blip does; the ids of its
+    subscriber connections before (a new one means it reconnected)."""
+    broker = broker_of(node)
+    assert isinstance(broker, RedisBroker)
+    with contextlib.closing(redis.Redis(port=redis_server.port)) as admin:
+        mine = [
+            client
+            for client in admin.client_list(_type="pubsub")
+            if client["name"] == f"chatsupport-{broker.node}"
+        ]
+        assert sum(int(admin.client_kill_filter(_id=client["id"])) for client in mine) == 1
+    return {int(client["id"]) for client in mine}
+
+
+async def resubscribed(redis_server: RedisServer, node: ChatServer, before: set[int]) -> bool:
+    """The node subscribed again and has resynchronised (it is up)."""
+    broker = broker_of(node)
+    assert isinstance(broker, RedisBroker)
+    with contextlib.closing(redis.Redis(port=redis_server.port)) as admin:
+
+        def again() -> bool:
+            clients = admin.client_list(_type="pubsub")
+            name = f"chatsupport-{broker.node}"
+            return any(c["name"] == name and int(c["id"]) not in before for c in clients)
+
+        return await eventually(again, 15.0) and await eventually(lambda: broker.link.up, 15.0)
+
+
+async def test_a_late_staff_alert_reaches_a_node_that_was_reconnecting(
+    url: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A late alert (sent once Redis is back, to every node but the one whose staff heard it
+    during the outage) goes out while node b is reconnecting: b reads it when it
+    resynchronises, and its moderator is told once, even when b reconnects again later."""
+    async with nodes(url, tokens_file=write_tokens(tmp_path)) as (a, b):
+        mod_there = await staff_ws(b.http_port, MOD_TOKEN)
+        alert = Alert(kind="crisis", room="lobby", uid="u1", name="Quiet Otter", text="help")
+        before = cut_subscription(redis_server, b)
+        assert await broker_of(a).signal(MODS, alert, None, elsewhere=True)
+        got = await mod_there.expect("alert", timeout=30)
+        assert (got["kind"], got["text"]) == ("crisis", "help")
+        assert await resubscribed(redis_server, b, before)
+        again = cut_subscription(redis_server, b)  # b reads `P late` again: not told twice
+        assert await resubscribed(redis_server, b, before | again)
+        await mod_there.request({"type": "ping"}, "pong")
+        assert [f for f in mod_there.backlog if f["type"] == "alert"] == []
 
 
 async def test_a_cut_subscription_is_caught_up_from_the_stream(

@@ -160,8 +160,12 @@ class MemoryBroker:
         self._on_room(room, stored, stored.uid, ref)
         return stored
 
-    async def signal(self, room: str, event: Event, sender: str | None) -> None:
-        self._on_room(room, event, sender, None)
+    async def signal(
+        self, room: str, event: Event, sender: str | None, *, elsewhere: bool = False
+    ) -> bool:
+        if not elsewhere:  # one node: there is no elsewhere
+            self._on_room(room, event, sender, None)
+        return True
 
     async def direct(self, uid: str, event: Event) -> None:
         pending = self._on_direct(uid, event)

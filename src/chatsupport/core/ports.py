@@ -201,9 +201,13 @@ class RoomLog(Protocol):
 class Fanout(Protocol):
     """Events without an id, delivered to every node (rooms) or to one person."""
 
-    async def signal(self, room: str, event: Event, sender: str | None) -> None:
-        """Deliver a transient room event (presence, staff channels) everywhere. Degrades:
-        only this node's people get it."""
+    async def signal(
+        self, room: str, event: Event, sender: str | None, *, elsewhere: bool = False
+    ) -> bool:
+        """Deliver a transient room event (presence, staff channels) everywhere; with
+        `elsewhere`, on every node but this one (whose people heard it already). Degrades:
+        only this node's people get it (none with `elsewhere`), and it answers False, so a
+        caller that must reach every node can send it again `elsewhere` later."""
         ...
 
     async def direct(self, uid: str, event: Event) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -62,7 +63,7 @@ class Safety(Feature):
         self.asked: set[str] = set()  # uids asked once which region they are in
         # Crisis alerts staff could not be told of (the broker was away): sent at the first
         # tick that reaches it, oldest first; bounded, so an outage cannot grow it forever.
-        self.untold: deque[ev.Alert] = deque(maxlen=UNTOLD_ALERTS)
+        self.untold: deque[list[_Telling]] = deque(maxlen=UNTOLD_ALERTS)
 
     def line_names(self) -> set[str]:
         """Every help line's name: names nobody may take (`Everyday`'s help_lines)."""
@@ -174,16 +175,26 @@ class Safety(Feature):
             text=text,
             message_id=message_id,
         )
-        if not await _alert(chat, alert):
-            self.untold.append(alert)
+        owed = await _tell(chat, _tellings(chat, alert))
+        if owed:
+            log.warning("crisis alert not delivered everywhere yet: broker unavailable; kept")
+            self.untold.append(owed)
+        else:
+            chat.count("crisis_alerts")
 
     async def on_tick(self) -> None:
         """Staff learn of what they could not be told while the broker was away."""
         chat = self.chat
         while self.untold and chat.broker.healthy:
-            if not await _alert(chat, self.untold[0]):
+            first = self.untold[0]
+            owed = await _tell(chat, first)
+            still_first = self.untold and self.untold[0] is first  # not pushed out meanwhile
+            if owed:
+                if still_first:
+                    self.untold[0] = owed
                 return  # away again: the next tick tries
-            self.untold.popleft()
+            if still_first:
+                self.untold.popleft()
             chat.count("crisis_alerts_late")
 
     async def on_end(self, session: Session) -> None:
@@ -191,23 +202,43 @@ class Safety(Feature):
         self.asked.discard(session.uid)
 
 
-async def _alert(chat: Chat, alert: ev.Alert) -> bool:
-    """Tell staff; False when the broker is away (the caller keeps the alert for later)."""
-    try:
-        if is_private(alert.room):
-            await _alert_private(chat, alert)
-        else:
-            await staff.tell_staff(chat, alert)
-    except BrokerUnavailable:
-        log.warning("crisis alert not delivered yet: broker unavailable; kept for later")
-        return False
-    chat.count("crisis_alerts")
-    return True
+@dataclass(frozen=True, slots=True)
+class _Telling:
+    """One way a crisis alert reaches staff: to a one-to-one chat's listener (`uid`,
+    wherever they are) or on a staff channel to every node (`elsewhere`: every node but
+    this one, whose staff heard it while the broker was away)."""
+
+    alert: ev.Alert
+    uid: str | None = None
+    channel: str = staff.MODS
+    elsewhere: bool = False
+
+    async def send(self, chat: Chat) -> _Telling | None:
+        """None once it went out; else what is still owed."""
+        if self.uid is None:
+            everywhere = await chat.broker.signal(
+                self.channel, self.alert, None, elsewhere=self.elsewhere
+            )
+            return None if everywhere else replace(self, elsewhere=True)
+        try:
+            await chat.broker.direct(self.uid, self.alert)
+        except BrokerUnavailable:
+            return self
+        return None
 
 
-async def _alert_private(chat: Chat, alert: ev.Alert) -> None:
-    """A one-to-one chat stays private: its listener gets the words, moderators learn only
-    that someone there may need help, other listeners nothing."""
-    for uid in chat.feature(Matching).listeners_in(alert.room):
-        await chat.broker.direct(uid, alert)
-    await staff.tell_mods(chat, msgspec.structs.replace(alert, text=PRIVATE))
+def _tellings(chat: Chat, alert: ev.Alert) -> list[_Telling]:
+    """A public room's alert goes to moderators and listeners. A one-to-one chat stays
+    private: its listener gets the words, moderators learn only that someone there may need
+    help, other listeners nothing."""
+    if not is_private(alert.room):
+        return [_Telling(alert, channel=staff.MODS), _Telling(alert, channel=staff.LISTENERS)]
+    listeners = chat.feature(Matching).listeners_in(alert.room)
+    mods = _Telling(msgspec.structs.replace(alert, text=PRIVATE), channel=staff.MODS)
+    return [*(_Telling(alert, uid=uid) for uid in listeners), mods]
+
+
+async def _tell(chat: Chat, tellings: list[_Telling]) -> list[_Telling]:
+    """Send each; what could not go out (the broker is away) is returned, to send later."""
+    owed = [await telling.send(chat) for telling in tellings]
+    return [telling for telling in owed if telling is not None]

@@ -175,6 +175,7 @@ class RedisBroker:
         await self.names.reclaim()
         await self.sessions.rewrite()
         await self.delivery.catch_up_all()
+        await self.delivery.catch_up_late()
         if reaped:
             await self._announce_back()
             await self.lease.reaped_done()
@@ -258,8 +259,10 @@ class RedisBroker:
     async def publish(self, message: Message, ref: str | None) -> Message:
         return await self.fanout.publish(message, ref)
 
-    async def signal(self, room: str, event: Event, sender: str | None) -> None:
-        await self.fanout.signal(room, event, sender)
+    async def signal(
+        self, room: str, event: Event, sender: str | None, *, elsewhere: bool = False
+    ) -> bool:
+        return await self.fanout.signal(room, event, sender, elsewhere=elsewhere)
 
     async def direct(self, uid: str, event: Event) -> None:
         await self.fanout.direct(uid, event)

@@ -24,6 +24,8 @@ from .ordering import Feed, Seen, Step
 
 log = logging.getLogger("chatsupport.broker.redis")
 
+LATE_SEEN = 400  # late signals remembered, so none is delivered twice (more than P late keeps)
+
 
 class Delivery:
     def __init__(
@@ -40,6 +42,7 @@ class Delivery:
         self.on_room: RoomHandler = ignore_room
         self.on_direct: DirectHandler = ignore_direct
         self.feeds: dict[str, Feed] = {}  # rooms with people on this node
+        self.late_seen: dict[str, None] = {}  # ids of late signals delivered (insertion order)
         self._lock = asyncio.Lock()  # one delivery path at a time: order is kept
 
     # ---- rooms with people here ------------------------------------------------------------
@@ -81,6 +84,8 @@ class Delivery:
                 # Not filtered by our members: the core has channels of its own (staff
                 # channels) that the broker is never told about.
                 self.on_room(item.room, item.event, item.sender, None)
+            elif isinstance(item, wire.SignalElsewhere):
+                self._late(item)
             elif isinstance(item, wire.Direct):
                 pending = self.on_direct(item.uid, item.event)
                 if pending is not None:
@@ -89,6 +94,25 @@ class Delivery:
                 await self.release(item.uid)
         except ValueError:  # a malformed delivery, or a malformed message in one
             log.warning("ignored a malformed delivery on %s", self.link.channel)
+
+    def _late(self, item: wire.SignalElsewhere) -> None:
+        """A signal sent after an outage, live or read back from `P late`: once per node."""
+        if item.skip == self.link.node or item.id in self.late_seen:
+            return
+        self.late_seen[item.id] = None
+        if len(self.late_seen) > LATE_SEEN:
+            del self.late_seen[next(iter(self.late_seen))]  # the oldest
+        self.on_room(item.room, item.event, item.sender, None)
+
+    async def catch_up_late(self) -> None:
+        """After an outage: the late signals sent while this node was reconnecting."""
+        for data in await self.link.redis.lrange(self.link.key("late"), 0, -1):
+            try:
+                item = wire.delivery(data)
+            except ValueError:
+                continue
+            if isinstance(item, wire.SignalElsewhere):
+                self._late(item)
 
     async def _settle(self, pending: Awaitable[None]) -> None:
         """Await what the core does for a direct event (in delivery order); its failure is

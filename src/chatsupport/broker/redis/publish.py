@@ -27,6 +27,7 @@ from .presence import Lease
 
 PUBLISH_DEADLINE = 0.8 * COMMAND_TIMEOUT  # a publish later than this is not run at all
 MAX_BATCH = 256  # publishes sent in one pipeline at most
+LATE_KEPT, LATE_MS = 200, 600_000  # late signals kept for reconnecting nodes: how many, how long
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,12 +120,32 @@ class Fanout:
             if not item.future.done():
                 item.future.set_exception(BrokerUnavailable("the server is stopping"))
 
-    def _heard_here(self, room: str, event: Event, sender: str | None) -> None:
-        self.delivery.on_room(room, event, sender, None)  # at least this node hears it
+    def _heard_here(
+        self, room: str, event: Event, sender: str | None, *, elsewhere: bool = False
+    ) -> bool:
+        if not elsewhere:
+            self.delivery.on_room(room, event, sender, None)  # at least this node hears it
+        return False  # ...and no other does
 
     @degrades(_heard_here)
-    async def signal(self, room: str, event: Event, sender: str | None) -> None:
-        await self.link.redis.publish(self.link.channel, wire.signal(room, event, sender))
+    async def signal(
+        self, room: str, event: Event, sender: str | None, *, elsewhere: bool = False
+    ) -> bool:
+        link = self.link
+        if not elsewhere:
+            await link.redis.publish(link.channel, wire.signal(room, event, sender))
+            return True
+        # Nodes reconnecting at this moment would miss a publish: they read `P late` when
+        # they resynchronise (`Delivery.catch_up_late`).
+        data = wire.signal_elsewhere(link.node, room, event, sender)
+        late = link.key("late")
+        pipe = link.redis.pipeline(transaction=True)
+        pipe.rpush(late, data)
+        pipe.ltrim(late, -LATE_KEPT, -1)
+        pipe.pexpire(late, LATE_MS)
+        pipe.publish(link.channel, data)
+        await pipe.execute()
+        return True
 
     @raises_unavailable
     async def delete(self, room: str, tombstone: Deleted, sender: str | None) -> bool:

@@ -4,6 +4,10 @@ decodes them (scripts.py builds the two deliveries a script publishes the same w
 The channel `P events` carries one JSON array per delivery, its first item the kind:
     ["M", id, ms, room, ref, message]   a room message (built by the PUBLISH script)
     ["S", room, sender, event]          a transient room event (presence); sender may be null
+    ["E", id, node, room, sender, event]  the same for every node but <node>, which heard
+                                        it while Redis was away (a late crisis alert); also
+                                        kept in `P late` (10 minutes, 200 at most) for nodes
+                                        that were reconnecting meanwhile
     ["D", uid, event]                   an event for one person
     ["R", uid, node]                    <node> adopted <uid> (TAKE_SESSION): others let go
 A room's stream entries have the fields i (id), t (ms, Redis' clock) and b (message JSON);
@@ -12,6 +16,7 @@ a deleted message leaves the stream and its `deleted` event takes its place in `
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -41,6 +46,18 @@ class Signal(msgspec.Struct, tag="S", array_like=True, frozen=True):
     event: EventUnion
 
 
+class SignalElsewhere(msgspec.Struct, tag="E", array_like=True, frozen=True):
+    """A signal for every node but `skip`, whose people heard it while Redis was away; kept
+    a while in `P late` too, for nodes that were reconnecting when it went out (`id` lets a
+    node that gets it both ways deliver it once)."""
+
+    id: str
+    skip: str
+    room: str
+    sender: str | None
+    event: EventUnion
+
+
 class Direct(msgspec.Struct, tag="D", array_like=True, frozen=True):
     uid: str
     event: EventUnion
@@ -51,7 +68,7 @@ class Release(msgspec.Struct, tag="R", array_like=True, frozen=True):
     node: str
 
 
-Delivery = Published | Signal | Direct | Release
+Delivery = Published | Signal | SignalElsewhere | Direct | Release
 
 
 class Gone(msgspec.Struct, frozen=True):
@@ -72,13 +89,18 @@ encode = msgspec.json.encode
 DecodeError = msgspec.DecodeError
 
 
-def delivery(data: bytes) -> Delivery:
-    """One message of the channel; raises DecodeError if it is none of the four."""
+def delivery(data: bytes | str) -> Delivery:
+    """One message of the channel; raises DecodeError if it is none of the five."""
     return _delivery.decode(data)
 
 
 def signal(room: str, event: Event, sender: str | None) -> bytes:
     return encode(Signal(room, sender, cast(EventUnion, event)))
+
+
+def signal_elsewhere(skip: str, room: str, event: Event, sender: str | None) -> bytes:
+    late = SignalElsewhere(secrets.token_hex(8), skip, room, sender, cast(EventUnion, event))
+    return encode(late)
 
 
 def direct(uid: str, event: Event) -> bytes:

@@ -19,6 +19,7 @@ from playwright.async_api import (
     Locator,
     Page,
     Playwright,
+    WebSocketRoute,
     expect,
 )
 
@@ -26,8 +27,10 @@ from chatsupport import ChatServer
 from chatsupport.core.session import Link, Session
 from chatsupport.transport.ws import HttpConnection
 
+from ..broker.test_cluster import say_until_accepted
 from ..helpers import ROOT, TextClient, WsClient, eventually, start_server
 from ..mod_helpers import LISTENER_TOKEN, MOD_TOKEN
+from ..redis_server import RedisServer
 
 pytestmark = pytest.mark.browser
 
@@ -278,6 +281,64 @@ async def test_a_resume_past_what_the_room_keeps_says_so(browser: Browser) -> No
         no_page_errors(page)
     finally:
         await server.stop()
+
+
+@pytest.mark.redis
+async def test_messages_a_resume_could_not_load_come_in_their_place_once_the_server_is_back(
+    browser: Browser,
+) -> None:
+    """Back while Redis stalls: the page cannot be caught up and says so. Once Redis answers
+    again it asks again, and what was said while it was away goes in its place, before what
+    was said since (shown already), each once, with a word that it is there now."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url())
+    held: list[str | bytes] = []  # the page's second asking, held until "since" is shown
+    upstreams: list[WebSocketRoute] = []
+
+    def hold_the_fill(route: WebSocketRoute) -> None:
+        upstream = route.connect_to_server()
+        upstreams.append(upstream)
+
+        def to_server(message: str | bytes) -> None:
+            if '"ref":"fill"' in str(message):
+                held.append(message)
+            else:
+                upstream.send(message)
+
+        route.on_message(to_server)
+
+    try:
+        page = await open_page(browser, server)
+        ws = await WsClient.open(server.http_port)
+        await ws.request({"type": "say", "room": "lobby", "text": "before"}, "message")
+        await expect(shown(page).filter(has_text="before")).to_have_count(1)
+        await page.context.set_offline(True)
+        cast(HttpConnection, link_of(page_session(server, ws.uid)).sink).transport.abort()  # type: ignore[union-attr]
+        await expect(page.locator("html")).not_to_have_attribute("data-conn", "online")
+        for n in range(1, 4):
+            await ws.request({"type": "say", "room": "lobby", "text": f"while away {n}"}, "message")
+        await page.route_web_socket(re.compile(r"/ws\b"), hold_the_fill)
+        own.pause()
+        try:
+            await page.context.set_offline(False)
+            await expect(page.locator("html")).to_have_attribute("data-reconnects", "1")
+            not_yet = page.locator(".line.info", has_text="could not be loaded just now")
+            await expect(not_yet).to_have_count(1)
+        finally:
+            own.resume()
+        await say_until_accepted(ws, "since")
+        await expect(shown(page)).to_have_text(["before", "since"])  # live, after the gap
+        assert await eventually(lambda: len(held) == 1)
+        assert json.loads(held[0])["last"] == {"lobby": 1}  # from before the gap
+        upstreams[-1].send(held[0])
+        texts = ["before", "while away 1", "while away 2", "while away 3", "since"]
+        await expect(shown(page)).to_have_text(texts)
+        await expect(page.locator(".line.info", has_text="are shown now")).to_have_count(1)
+        no_page_errors(page)
+    finally:
+        await server.stop()
+        own.resume()
+        own.stop()
 
 
 async def test_dropped_connection_resumes_each_message_once_in_order(

@@ -47,6 +47,8 @@ const STOP_REASONS = new Set(["quit", "forgotten", "resumed_elsewhere", "kicked"
 let conn = null;
 let resuming = false; // between sending `resume` and receiving `resumed`
 let welcomed = null; // this socket's welcome while resuming: {back, room, rooms}
+let gap = null; // a resume cut short: {room: newest id before what it could not bring}
+let sharedAway = false; // the server said its shared state is away (`unavailable` notice)
 let pending = []; // our messages not yet confirmed: {ref, room, text, state, node}
 let reconnects = 0;
 const budget = new Budget(); // the server's message budget for us (pace.js)
@@ -67,16 +69,13 @@ function onopen() {
   resuming = true;
   state.replaying = true;
   welcomed = null;
-  const last = {};
-  for (const room of state.rooms.values()) {
-    if (!room.ended) last[room.name] = Math.max(room.last, room.floor);
-  }
-  conn.send({ type: "resume", session: state.token, last, ref: "resume" });
+  conn.send({ type: "resume", session: state.token, last: newestIds(), ref: "resume" });
 }
 
 function onclose() {
   resuming = false;
   state.replaying = false;
+  state.filling = null; // a gap being filled stays in `gap`: filled after the next resume
   for (const item of pending) if (item.state === "sent") item.state = "unsure";
 }
 
@@ -134,7 +133,36 @@ function finishResume(frame) {
   for (const room of gone) endRoom(room, `You were away too long and are no longer in ${room.label}.`);
   settle();
   if (!frame.complete && !gone.length) announceGap(frame.reason);
+  if (frame.reason === "unavailable" && !gap) gap = newestIds();
+  // Filled once the server is back: now, if it said so during the replay.
+  if (gap && (frame.complete || !sharedAway)) fillGap();
   refresh();
+}
+
+function newestIds() {
+  const ids = {};
+  for (const room of state.rooms.values()) if (!room.ended) ids[room.name] = Math.max(room.last, room.floor);
+  return ids;
+}
+
+// The messages a resume could not bring (the server's shared state was away), asked for
+// again once it is back: the same resume from before the gap, on this connection. What we
+// have is skipped; what was missing goes in its place (view.js fillGap).
+function fillGap() {
+  const after = gap;
+  if (!conn.send({ type: "resume", session: state.token, last: after, ref: "fill" })) return;
+  state.filling = new Map(Object.entries(after));
+  state.replaying = true;
+  const done = (frame) => {
+    state.filling = null;
+    state.replaying = false;
+    gap = frame.reason === "unavailable" ? after : null; // away again: the next `available`
+    announceMissed();
+    const room = state.rooms.get(state.active);
+    if (room && !gap) system(room, frame.complete ? FILLED : GAPS[frame.reason || "none"], "info");
+    refresh();
+  };
+  state.replies.set("fill", { reply: done, error: () => done({ reason: "unavailable" }) });
 }
 
 function settle() {
@@ -151,6 +179,7 @@ const GAPS = {
   overtaken: "A lot was said while you were away: some earlier messages are not shown.",
   unavailable: "Some earlier messages could not be loaded just now.",
 };
+const FILLED = "The earlier messages that could not be loaded are shown now.";
 
 function announceGap(reason) {
   const room = state.rooms.get(state.active);
@@ -430,6 +459,13 @@ function onNotice(frame) {
     case "ignore":
     case "unignore":
       break; // the dialogs that asked update themselves
+    case "unavailable":
+      sharedAway = true;
+      break;
+    case "available":
+      sharedAway = false;
+      if (gap && !resuming && !state.filling) fillGap(); // the answer follows these words
+      break;
     case "resources":
       if (frame.ref && state.replies.has(frame.ref)) break;
       offerHelp(frame);

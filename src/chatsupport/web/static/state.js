@@ -16,6 +16,7 @@ export const state = {
   talk: "idle", // idle | queued
   discreet: false, // a neutral tab title and icon (view.js updateTitle)
   replaying: false, // a resume is replaying missed messages: announce their number, not each
+  filling: null, // a resume filling a gap an earlier one left: room name -> newest id before it
   seq: 0,
   replies: new Map(), // ref -> {reply, error, many}
 };

@@ -328,7 +328,7 @@ function time(when) {
 export function addMessage(frame) {
   let room = state.rooms.get(frame.room);
   if (!room) room = ensureRoom(frame.room); // e.g. a private room matched while we were away
-  if (!(frame.id > room.last)) return false;
+  if (!(frame.id > room.last)) return fillGap(room, frame);
   room.last = frame.id;
   if (state.ignored.has(frame.uid)) return true;
   const member = room.members.get(frame.uid);
@@ -350,6 +350,27 @@ export function addMessage(frame) {
   const mention = node.classList.contains("mention") ? " (mentions you)" : "";
   const spoken = announce(frame.kind === "announce" ? `Announcement: ${frame.text}` : `${said}${mention}`);
   spoken.dataset.message = `${frame.room} ${frame.id}`; // a deletion takes it back (conversation.js)
+  return true;
+}
+
+// A message older than the newest we have is a repeat, unless it fills the gap an earlier
+// resume left (`state.filling`): then it goes in its place, by id, among those around it.
+function fillGap(room, frame) {
+  const after = state.filling?.get(room.name);
+  if (after === undefined || !(frame.id > after)) return false;
+  const shown = [...room.log.querySelectorAll(":scope > li.msg[data-id]")];
+  if (shown.some((li) => Number(li.dataset.id) === frame.id)) return false;
+  if (state.ignored.has(frame.uid)) return true;
+  const next = shown.find((li) => Number(li.dataset.id) > frame.id) || firstPending(room);
+  const prev = next ? next.previousElementSibling : lastShown(room);
+  const node = messageNode(frame, frame.uid === state.uid, prev);
+  if (next) next.before(node);
+  else append(room, node);
+  if (next?.classList.contains("cont") && !continues(node, { uid: next.dataset.uid, kind: next.dataset.kind, ts: Number(next.dataset.ts) })) {
+    next.classList.remove("cont"); // its author changed: their name shows again
+    next.querySelector(".msg-head")?.classList.remove("sr-only");
+  }
+  if (frame.uid !== state.uid) room.missed += 1;
   return true;
 }
 

@@ -14,10 +14,14 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
+
 from chatsupport import ChatServer
 
+from ..broker.test_cluster import say_until_accepted
 from ..certs import make_certificate
 from ..helpers import ROOT, WAIT, TextClient, WsClient, eventually, start_server
+from ..redis_server import RedisServer
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]")
 
@@ -169,6 +173,54 @@ async def test_terminal_client_reconnects_and_resumes_without_loss(server: ChatS
         assert await term.exit_status() == 0
     finally:
         await term.close()
+
+
+@pytest.mark.redis
+async def test_terminal_client_shows_what_a_resume_could_not_read_once_the_server_is_back() -> None:
+    """Back while Redis stalls: the replay cannot be read and the client says so; once Redis
+    answers again it asks again, and shows what was said while it was away, each once, in
+    order, under a line that says these are the earlier ones."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url())
+    term = await Terminal.start(url(server))
+    try:
+        peer = await WsClient.open(server.http_port)
+        await peer.request({"type": "say", "text": "before the cut"}, "message")
+        await term.expect("before the cut")
+        assert server.chat is not None
+        session = next(s for s in server.chat.sessions.values() if s.name == term.name)
+        assert session.link is not None
+        os.killpg(term.proc.pid, signal.SIGSTOP)  # away (a laptop lid closed): no reconnecting
+        try:
+            session.link.sink.transport.abort()  # type: ignore[attr-defined]  # the network drops
+            await eventually(lambda: session.link is None, step=0.02)
+            for n in range(1, 4):
+                await peer.request({"type": "say", "text": f"away-{n}"}, "message")
+            own.pause()
+        finally:
+            os.killpg(term.proc.pid, signal.SIGCONT)
+        await term.expect("could not be read just now", timeout=30)
+        os.killpg(term.proc.pid, signal.SIGSTOP)  # so "since" reaches it before the replay
+        try:
+            own.resume()
+            await say_until_accepted(peer, "since")  # accepted once the server is back
+        finally:
+            os.killpg(term.proc.pid, signal.SIGCONT)
+        await term.expect("-- caught up: what could not be read earlier is shown", timeout=30)
+        screen = term.screen
+        since = screen.index("<" + peer.name + "> since")
+        header = screen.index("-- earlier, while you were away (it could not be read then):")
+        positions = [screen.index(f"away-{n}") for n in range(1, 4)]
+        assert since < header < positions[0] < positions[1] < positions[2]
+        assert all(screen.count(f"away-{n}") == 1 for n in range(1, 4))
+        assert screen.count("> since") == 1
+        term.type("/quit")
+        assert await term.exit_status() == 0
+    finally:
+        await term.close()
+        await server.stop()
+        own.resume()
+        own.stop()
 
 
 async def script(server: ChatServer, stdin: bytes) -> tuple[int, str]:

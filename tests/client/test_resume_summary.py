@@ -30,7 +30,7 @@ def summary_after(resumed: ev.Resumed) -> str:
     [
         (None, "some older messages are no longer kept"),
         ("overtaken", "more came in meanwhile than could wait, so some are not shown"),
-        ("unavailable", "the rest could not be read just now, so some are not shown"),
+        ("unavailable", "the rest could not be read just now: shown once the server is back"),
     ],
 )
 def test_a_resume_cut_short_says_why(reason: ReplayCut | None, words: str) -> None:

@@ -52,8 +52,9 @@ GIVE_UP_AFTER = 3  # failed attempts before a script (stdin not a terminal) give
 REPLAY_GAPS: dict[str | None, str] = {
     None: "; some older messages are no longer kept",
     "overtaken": "; more came in meanwhile than could wait, so some are not shown",
-    "unavailable": "; the rest could not be read just now, so some are not shown",
+    "unavailable": "; the rest could not be read just now: shown once the server is back",
 }
+FILL = "fill"  # the ref of a resume asking again for what a gap lacks
 # Byes worth coming back from (with backoff); quit, forgotten, kicked, banned are final.
 RECONNECT_AFTER = {"too_slow", "server_shutdown", "unavailable", "too_many_connections"}
 SETTLE = 0.5  # seconds of quiet after the last reply before a script's client exits
@@ -136,6 +137,11 @@ def shown_line(text: str) -> str:
     return "/auth …" if secret(text) else text
 
 
+async def _send(ws: ClientConnection, frame: dict[str, Any]) -> None:
+    with contextlib.suppress(ConnectionClosed):  # the reader sees it too, and reconnects
+        await ws.send(json.dumps(frame))
+
+
 def place(room: str) -> str:
     return "the private chat" if is_private(room) else f"#{room}"
 
@@ -216,6 +222,15 @@ class Client:
         self.client_id = secrets.token_urlsafe(18)  # while this process runs: bans aim at it
         self.away: list[str] | None = None  # our rooms when the connection dropped
         self.missed: Counter[str] = Counter()  # messages shown while resuming, by room
+        # A resume the server could not finish (its shared state was away): the ids we had
+        # before the gap, asked for again once it is back (`_fill`), and what we have shown
+        # since (not shown twice).
+        self.gap: dict[str, int] | None = None
+        self.after_gap: set[tuple[str, int]] = set()
+        self.filling = False
+        self.filled = 0  # messages the asking again brought from before others shown
+        self.caught_up = False  # it brought any at all
+        self.sending: set[asyncio.Task[None]] = set()
         self.retry_at: float | None = None  # loop time of the next attempt, while waiting
         self.quitting = asyncio.Event()  # Ctrl-C, Ctrl-D, /quit typed, a signal
 
@@ -306,6 +321,7 @@ class Client:
     def _dropped(self) -> None:
         """The connection is gone: note where we were, for the summary after the resume."""
         self.ws = None
+        self.filling = False  # the gap stays: asked for after the next resume
         if self.state.uid and self.away is None:
             self.away = list(self.state.rooms)
         if self.ready.is_set() and self.interactive and not self.done:
@@ -456,9 +472,18 @@ class Client:
     def _message(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Message)
         state = self.state
-        if event.id <= state.seen.get(event.room, 0):
+        if event.id > state.seen.get(event.room, 0):
+            state.seen[event.room] = event.id
+            if self.gap is not None:
+                self.after_gap.add((event.room, event.id))
+        elif self._lacked(event):  # older than what came since: say where it belongs
+            if not self.filled:
+                self.show("-- earlier, while you were away (it could not be read then):")
+            self.filled += 1
+        else:
             return  # already shown (a replay overlapping what arrived live)
-        state.seen[event.room] = event.id
+        if self.filling:
+            self.caught_up = True
         if self.resuming:
             self.missed[event.room] += 1
             if event.uid == state.uid:
@@ -479,8 +504,15 @@ class Client:
 
     def _resumed(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Resumed)
+        if event.ref == FILL:
+            self._filled(event)
+            return
         self.resuming = False
         self.show(self._summary(event))
+        if event.reason == "unavailable" and self.gap is None:
+            self.gap = dict(self.state.seen)
+        elif self.gap is not None and event.complete:
+            self._fill()  # a gap from before this reconnect: the server is back
         self.renewed, self.away = False, None
         self.missed.clear()
         unsent = list(self.state.pending.values())
@@ -492,6 +524,40 @@ class Client:
                 self.lines.appendleft(line)
         self.ready.set()
         self.wake.set()
+
+    # ---- a gap filled once the server is back ---------------------------------------------
+    def _fill(self) -> None:
+        """Ask again, on this connection, for what came after the ids we had before the gap
+        (the server replays it; what we have is skipped, the rest shown with a word)."""
+        ws, gap = self.ws, self.gap
+        if ws is None or gap is None or self.filling or self.resuming:
+            return
+        self.filling, self.filled, self.caught_up = True, 0, False
+        frame = {"type": "resume", "session": self.state.token, "last": gap, "ref": FILL}
+        task = asyncio.get_running_loop().create_task(_send(ws, frame))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    def _lacked(self, event: ev.Message) -> bool:
+        """Whether an older message is one the gap lacked (to be shown now, once)."""
+        gap, key = self.gap, (event.room, event.id)
+        if not self.filling or gap is None or key in self.after_gap:
+            return False
+        if event.id <= gap.get(event.room, event.id):
+            return False
+        self.after_gap.add(key)
+        return True
+
+    def _filled(self, resumed: ev.Resumed) -> None:
+        self.filling = False
+        if resumed.reason == "unavailable":
+            return  # away again: asked once more when it is back
+        if self.caught_up:
+            self.show("-- caught up: what could not be read earlier is shown")
+        elif resumed.complete:
+            self.show("-- caught up: nothing more was missed")
+        self.gap = None
+        self.after_gap.clear()
 
     def _summary(self, resumed: ev.Resumed) -> str:
         """After a resume, one line: what was missed, which rooms are still ours, which not."""
@@ -515,6 +581,8 @@ class Client:
         if event.kind == "nick" and event.name:
             self.state.name = event.name
         self.show(render(event) or "")
+        if event.kind == "available":
+            self._fill()
 
     def _bye(self, event: ev.Event) -> None:
         assert isinstance(event, ev.Bye)

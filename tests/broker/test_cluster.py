@@ -598,6 +598,39 @@ async def test_crisis_words_in_a_private_chat_during_a_redis_stall_reach_the_lis
         own.stop()
 
 
+async def test_a_waiting_seekers_crisis_words_during_a_redis_stall_move_them_ahead_later(
+    tmp_path: Path,
+) -> None:
+    """Two seekers wait for a listener; the second writes crisis words while Redis stalls.
+    The message is refused once (`unavailable`), help lines come at once, and once Redis
+    answers again the seeker is moved to the front of the queue. Their `talk`, answered
+    (`queue`) just before the stall, is never refused afterwards by the work that followed
+    the answer (a page would have said one-to-one chats are not available)."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url(), tokens_file=write_tokens(tmp_path))
+    try:
+        first = await WsClient.open(server.http_port)
+        await first.request({"type": "talk"}, "queue")
+        second = await WsClient.open(server.http_port)
+        assert (await second.request({"type": "talk"}, "queue"))["position"] == 2
+        own.pause()
+        try:
+            await second.send({"type": "say", "text": "i want to end my life", "ref": "c"})
+            assert (await reply_to(second, "c"))["code"] == "unavailable"
+            assert (await notice(second, "resources"))["resources"]
+        finally:
+            own.resume()
+        place = await second.expect("queue", timeout=30, position=1)  # ahead, once it could be
+        assert place["position"] == 1
+        await second.request({"type": "ping"}, "pong")
+        errors = [f for f in second.backlog if f["type"] == "error"]
+        assert errors == []  # refused once, nothing more
+    finally:
+        await server.stop()
+        own.resume()
+        own.stop()
+
+
 async def test_crisis_words_in_a_public_room_during_a_redis_stall_reach_every_nodes_staff(
     tmp_path: Path,
 ) -> None:

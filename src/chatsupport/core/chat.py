@@ -552,7 +552,7 @@ class Chat:
         corrected resend is not refused for the mistake before it.
         """
         self.count("requests")
-        bucket, spent = link.session.bucket, 0.0
+        bucket, spent, answered = link.session.bucket, 0.0, link.replies
         try:
             parsed = self._parse(link, request)
             cost, now = self._cost(parsed), self.clock()
@@ -567,13 +567,16 @@ class Chat:
         except Refused as refused:
             refusal = refused  # `refused` is unbound after the except block
         except BrokerUnavailable:
+            if link.replies != answered:  # answered already: its follow-up waits for a tick
+                log.warning("after %s: a follow-up waits for the broker", type_name(type(request)))
+                return
             refusal = Refused("unavailable", "delivery is interrupted; please try again shortly")
         else:
             return
         bucket.refund(spent)
         self.fail(link, refusal.code, refusal.message, request.ref)
         for hook in self._refused:  # e.g. crisis words in a refused message still get help
-            await hook(link, request, refusal)
+            await self._after_answer(hook(link, request, refusal), "a refusal")
 
     async def _run(self, link: Link, request: rq.Request, *, command: bool) -> None:
         """Who may send it, the features' checks, then the handler; Refused goes to `handle`."""
@@ -596,6 +599,7 @@ class Chat:
 
     def reply(self, link: Link, event: ev.Event, request: rq.Request) -> None:
         event.ref = request.ref
+        link.replies += 1
         self.send(link, event)
 
     # ---- what features ask of each other, through the chat ----------------------------------
@@ -611,7 +615,16 @@ class Chat:
     async def said(self, session: Session, message: ev.Message) -> None:
         """`message` (published, with its id) goes to each feature's `after_say`."""
         for hook in self._said:
-            await hook(session, message)
+            await self._after_answer(hook(session, message), "a message")
+
+    async def _after_answer(self, follow_up: Awaitable[None], what: str) -> None:
+        """A feature's follow-up to a request already answered (a message that went out, a
+        refusal sent): the broker being away must not answer it again. Each feature's tick
+        takes up what it could not do (matching moves a crisis-flagged seeker ahead then)."""
+        try:
+            await follow_up
+        except BrokerUnavailable:
+            log.warning("after %s: a follow-up waits for the broker", what)
 
     async def left(self, session: Session, room: str) -> None:
         """`session` left `room` by choice."""

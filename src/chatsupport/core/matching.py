@@ -314,6 +314,9 @@ class Matching(Feature):
         else:
             await _refresh_profiles(chat, state)
         self.talks.prune(chat.clock())
+        for uid in state.waiting - state.flagged:  # crisis words said while the broker was away
+            if (session := chat.sessions.get(uid)) is not None:
+                await prioritise(chat, state, session)
         await pump(chat, state)
 
     def on_direct(self, session: Session, event: ev.Event) -> Awaitable[None] | None:

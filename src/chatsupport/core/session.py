@@ -58,3 +58,4 @@ class Link:
     open: bool = True
     client_key: str = ""
     resumable: bool = True  # false once a moderator ended it: its close ends the person
+    replies: int = 0  # answers sent on it (`Chat.reply`): an answered request is not refused

@@ -4,13 +4,15 @@ confirmation (and "did this help?"), a listener's banner and title, and handoff 
 
 from __future__ import annotations
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from chatsupport import ChatServer
 
 from ..core.test_matching import nothing_more
-from ..helpers import WsClient, eventually
+from ..helpers import WsClient, eventually, start_server
 from ..mod_helpers import LISTENER_TOKEN, expect_kind
+from ..redis_server import RedisServer
 from .test_web import MOBILE, browser, my_name, no_page_errors, open_page, say, use_control
 
 __all__ = ["browser"]  # the fixture, shared with test_web.py
@@ -80,6 +82,36 @@ async def test_the_waiting_room_is_honest_and_the_note_reaches_the_listener(
     )
     await expect(page.locator("#queue")).to_be_hidden()
     no_page_errors(page)
+
+
+@pytest.mark.redis
+async def test_asking_for_a_listener_while_delivery_is_interrupted_waits_and_asks_again(
+    browser: Browser,
+) -> None:
+    """Redis stalls as a person asks for a listener: the page does not say one-to-one chats
+    are not available here (they are); it says why nobody can be reached yet, and puts them
+    in line as soon as the server says delivery is back."""
+    own = RedisServer().start()
+    server = await start_server(broker=own.url())
+    try:
+        page = await open_page(browser, server, MOBILE)
+        own.pause()
+        try:
+            await use_control(page, "#talk-btn")
+            await expect(page.locator("#queue-text")).to_contain_text(
+                "Delivery is interrupted for a moment, so no listener can be reached yet."
+            )
+            await expect(page.locator("#queue-cancel")).to_have_text("Cancel")
+        finally:
+            own.resume()
+        await expect(page.locator("#queue-text")).to_have_text(
+            "You are number 1 in line for a listener."
+        )
+        no_page_errors(page)
+    finally:
+        await server.stop()
+        own.resume()
+        own.stop()
 
 
 async def test_a_half_typed_reply_stays_in_its_room_when_a_match_opens(

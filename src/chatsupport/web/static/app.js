@@ -48,7 +48,7 @@ let conn = null;
 let resuming = false; // between sending `resume` and receiving `resumed`
 let welcomed = null; // this socket's welcome while resuming: {back, room, rooms}
 let gap = null; // a resume cut short: {room: newest id before what it could not bring}
-let sharedAway = false; // the server said its shared state is away (`unavailable` notice)
+let talkWhenBack = false; // asked for a listener while delivery was interrupted: ask again after
 let pending = []; // our messages not yet confirmed: {ref, room, text, state, node}
 let reconnects = 0;
 const budget = new Budget(); // the server's message budget for us (pace.js)
@@ -135,7 +135,7 @@ function finishResume(frame) {
   if (!frame.complete && !gone.length) announceGap(frame.reason);
   if (frame.reason === "unavailable" && !gap) gap = newestIds();
   // Filled once the server is back: now, if it said so during the replay.
-  if (gap && (frame.complete || !sharedAway)) fillGap();
+  if (gap && (frame.complete || !state.sharedAway)) fillGap();
   refresh();
 }
 
@@ -460,11 +460,12 @@ function onNotice(frame) {
     case "unignore":
       break; // the dialogs that asked update themselves
     case "unavailable":
-      sharedAway = true;
+      state.sharedAway = true;
       break;
     case "available":
-      sharedAway = false;
+      state.sharedAway = false;
       if (gap && !resuming && !state.filling) fillGap(); // the answer follows these words
+      if (talkWhenBack) askForListener();
       break;
     case "resources":
       if (frame.ref && state.replies.has(frame.ref)) break;
@@ -618,23 +619,35 @@ function showQueue(text, waiting = true) {
   $("talk-btn").setAttribute("aria-pressed", String(Boolean(text) && waiting));
 }
 
+// Delivery interrupted (the server's shared state is away) is not "no listeners here": the
+// person stays in line in spirit, and is put in line as soon as the server says it is back.
+const TALK_WAITS = "Delivery is interrupted for a moment, so no listener can be reached yet. You will be put in line as soon as it is back.";
+
+function askForListener() {
+  talkWhenBack = false;
+  showQueue("Looking for a listener…");
+  request(
+    { type: "talk" },
+    {
+      error: (f) => {
+        state.talk = "idle";
+        hideWaiting();
+        talkWhenBack = f.code === "unavailable" && state.sharedAway;
+        if (talkWhenBack) showQueue(TALK_WAITS);
+        else showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
+      },
+    },
+  );
+}
+
 function installTalk() {
   $("talk-btn").addEventListener("click", () => {
     leaveWelcome();
     if (state.talk === "queued") return;
-    showQueue("Looking for a listener…");
-    request(
-      { type: "talk" },
-      {
-        error: (f) => {
-          state.talk = "idle";
-          hideWaiting();
-          showQueue(f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, false);
-        },
-      },
-    );
+    askForListener();
   });
   $("queue-cancel").addEventListener("click", () => {
+    talkWhenBack = false;
     if (state.talk === "queued") request({ type: "talk" }, { error: () => {} }); // again = cancel
     state.talk = "idle";
     hideWaiting();

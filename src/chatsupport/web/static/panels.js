@@ -392,7 +392,9 @@ function installMessage() {
           f.code === "unavailable"
             ? setStatus(
                 "message-status",
-                "Reports cannot be sent on this server right now. You can still ignore this person or leave the room.",
+                state.sharedAway
+                  ? "Delivery is interrupted for a moment, so the report could not be sent: try again when it is back. You can still ignore this person or leave the room."
+                  : "Reports cannot be sent on this server right now. You can still ignore this person or leave the room.",
                 true,
               )
             : setStatus("message-status", f.message, true),
@@ -502,7 +504,8 @@ function installStaff() {
         reply: (f) => setStatus("staff-status", f.text || (on ? "You are available." : "You are not available.")),
         error: (f) => {
           event.target.checked = !on;
-          setStatus("staff-status", f.code === "unavailable" ? "One-to-one chats are not available on this server yet." : f.message, true);
+          const words = state.sharedAway ? "Delivery is interrupted for a moment: try again when it is back." : "One-to-one chats are not available on this server yet.";
+          setStatus("staff-status", f.code === "unavailable" ? words : f.message, true);
         },
       },
     );

@@ -17,6 +17,7 @@ export const state = {
   discreet: false, // a neutral tab title and icon (view.js updateTitle)
   replaying: false, // a resume is replaying missed messages: announce their number, not each
   filling: null, // a resume filling a gap an earlier one left: room name -> newest id before it
+  sharedAway: false, // the server said delivery is interrupted (`notice unavailable`) and not yet back
   seq: 0,
   replies: new Map(), // ref -> {reply, error, many}
 };

@@ -99,3 +99,29 @@ async def test_typing_crosses_nodes_in_a_private_chat_only(tmp_path: Path, url: 
         await lis.expect("message", room=room)
         await nothing_more(bystander, "typing")
         await nothing_more(lis, "typing")
+
+
+async def test_ignoring_someone_on_another_node_works_by_uid_and_by_name(
+    tmp_path: Path, url: str
+) -> None:
+    """Someone bothering you may be held by another node: the page's ignore (by uid) and a
+    netcat user's `/ignore Name` find them there, and their words stop reaching you."""
+    async with two_nodes(tmp_path, url) as (one, two):
+        page, tcp = await WsClient.open(one.http_port), await TextClient.open(one.tcp_port)
+        noisy, other = await WsClient.open(two.http_port), await WsClient.open(two.http_port)
+        first = await noisy.request({"type": "say", "text": "first"}, "message")
+        await page.expect("message", id=first["id"])
+        await tcp.expect(lambda line: line.endswith("first"))
+        ignored = await page.request({"type": "ignore", "uid": noisy.uid}, "notice")
+        assert ignored["text"] == f"you will no longer see messages from {noisy.name}"
+        await tcp.send(f"/ignore {noisy.name}")
+        await tcp.expect(f"-- you will no longer see messages from {noisy.name}")
+        await noisy.request({"type": "say", "text": "second"}, "message")
+        # A later message in the same room: whatever "second" was going to reach came first.
+        await other.request({"type": "say", "text": "after it"}, "message")
+        await page.expect("message", text="after it")
+        assert texts(page.backlog) == []
+        heard = [await tcp.line()]
+        while not heard[-1].endswith("after it"):
+            heard.append(await tcp.line())
+        assert not [line for line in heard if line.endswith("second")]

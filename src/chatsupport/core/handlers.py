@@ -18,9 +18,9 @@ from .confusables import HelpLines
 from .feature import Feature, handles
 from .limits import WindowCounter, message_cost
 from .names import check_name, claim_keys, name_key
+from .people import find_anywhere
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
-from .staff import find_person
 from .text import clean
 from .vocabulary import NoticeKind
 
@@ -231,9 +231,10 @@ class Everyday(Feature):
 
     @handles(rq.Ignore, rq.Unignore)
     async def ignore(self, link: Link, request: rq.Ignore | rq.Unignore) -> None:
-        target = find_person(self.chat, request.uid, request.name, "who? give a uid or a name")
+        asked = "who? give a uid or a name"
+        target = await find_anywhere(self.chat, request.uid, request.name, asked)
         session = link.session
-        if target is session:
+        if target.uid == session.uid:
             raise Refused("bad_request", "you cannot ignore yourself")
         if isinstance(request, rq.Ignore):
             session.ignored = session.ignored | {target.uid}

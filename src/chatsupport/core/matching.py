@@ -64,8 +64,9 @@ from .match_state import (
     withdraw_slots,
     write_profile,
 )
-from .moderation import duration, find_anywhere
+from .moderation import duration
 from .names import name_key
+from .people import find_anywhere
 from .reports import Reports
 from .rooms import PRIVATE_PREFIX, is_private, normalise_room
 from .session import Link, Session

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -34,11 +33,12 @@ from .feature import Channel, Feature, Visibility, handles
 from .handlers import draft
 from .modstate import CONTROL, RESYNC, ROOM_TTL, BanEntry, ModState, Shared, decode
 from .names import name_key
+from .people import Person, find_anywhere
 from .ports import AddressPeriods, BrokerUnavailable, Unrotated
 from .rooms import is_private, normalise_room, valid_room
 from .session import Link, Session
 from .text import clean
-from .vocabulary import BanScope, Ending, NoticeKind, Role, as_ending
+from .vocabulary import BanScope, Ending, NoticeKind, as_ending
 
 log = logging.getLogger("chatsupport.moderation")
 
@@ -58,16 +58,6 @@ def duration(seconds: float) -> str:
     return f"{round(seconds / 86400)} days"
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Whom a moderator acts on: held by this node (`session`) or by another one."""
-
-    uid: str
-    name: str
-    role: Role | None
-    session: Session | None
-
-
 # ---- helpers -------------------------------------------------------------------------------
 async def _target(chat: Chat, link: Link, uid: str | None, name: str | None) -> Person:
     target = await find_anywhere(chat, uid, name)
@@ -76,22 +66,6 @@ async def _target(chat: Chat, link: Link, uid: str | None, name: str | None) -> 
     if target.role == "mod":
         raise Refused("forbidden", "moderators cannot do that to each other")
     return target
-
-
-async def find_anywhere(chat: Chat, uid: str | None, name: str | None) -> Person:
-    """Someone on this node, else on any node: by uid or name in the rooms' member lists."""
-    try:
-        found = staff.find_person(chat, uid, name)
-        return Person(found.uid, found.name, found.role, found)
-    except Refused:
-        if not (uid or name):
-            raise
-        key = name_key(name) if name else None
-        for info in await chat.broker.room_counts():
-            for member in await chat.broker.members(info.name):
-                if member.uid == uid or (key and name_key(member.name) == key):
-                    return Person(member.uid, member.name, member.role, None)
-        raise
 
 
 async def _person_or_none(chat: Chat, uid: str | None, name: str | None) -> Person | None:

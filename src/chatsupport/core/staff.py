@@ -11,8 +11,7 @@ presence in a room; each node delivers it to its own subscribers.
 from __future__ import annotations
 
 from . import events as ev
-from .chat import Chat, Refused
-from .names import name_key
+from .chat import Chat
 from .session import Session
 
 MODS = "!mods"
@@ -41,20 +40,3 @@ async def tell_staff(chat: Chat, event: ev.Event) -> None:
 
 def is_staff(session: Session) -> bool:
     return session.role in CHANNELS
-
-
-def find_person(
-    chat: Chat, uid: str | None, name: str | None, ask: str = "whom? give a uid or a name"
-) -> Session:
-    """Someone on this node, by uid (WebSocket) or by name, look-alikes included (text);
-    `ask` is the error when neither is given."""
-    if uid:
-        found = chat.sessions.get(uid)
-    elif name:
-        key = name_key(name)
-        found = next((s for s in chat.sessions.values() if s.name_key == key), None)
-    else:
-        raise Refused("bad_request", ask)
-    if found is None:
-        raise Refused("bad_request", f"nobody called {name or uid} is here")
-    return found

@@ -32,11 +32,5 @@ async def tell_mods(chat: Chat, event: ev.Event) -> None:
     await chat.broker.signal(MODS, event, None)
 
 
-async def tell_staff(chat: Chat, event: ev.Event) -> None:
-    """Moderators and listeners."""
-    await chat.broker.signal(MODS, event, None)
-    await chat.broker.signal(LISTENERS, event, None)
-
-
 def is_staff(session: Session) -> bool:
     return session.role in CHANNELS

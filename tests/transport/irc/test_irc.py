@@ -12,7 +12,7 @@ from chatsupport import ChatServer
 from chatsupport.transport.ircproto.message import Line
 
 from ...certs import make_certificate
-from ...helpers import TextClient, WsClient, start_server
+from ...helpers import TextClient, WsClient, eventually, start_server
 from ...ircraw import IrcClient
 from ...mod_helpers import LISTENER_TOKEN, MOD_TOKEN, staff_ws, tcp_sync
 
@@ -275,6 +275,9 @@ async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) 
     await tcp.send("seen before")
     await irc.expect("PRIVMSG", "#lobby", "seen before")
     await irc.close()
+    # The server writes until it sees the close: what it wrote counts as seen.
+    chat = server.chat
+    assert chat is not None and await eventually(lambda: len(chat.links) == 1)
     await tcp.send("missed one")
     await tcp.send("missed two")
     await tcp_sync(tcp)
@@ -322,6 +325,8 @@ async def test_a_burst_reaches_each_client_with_its_own_tags_and_resumes_after_i
     assert len(set(ids)) == len(burst) and all(line.tags["time"] for line in got[tagged])
     assert [line.tags["msgid"] for line in got[also_tagged]] == ids
     await plain.close()
+    chat = server.chat
+    assert chat is not None and await eventually(lambda: len(chat.links) == 3)  # saw the close
     await tcp.send("after the burst")
     await tcp_sync(tcp)
     back = await IrcClient.connect(server.irc_port, register=False)

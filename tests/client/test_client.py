@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chatsupport import ChatServer
+from chatsupport.core.session import Session
 
 from ..broker.test_cluster import say_until_accepted
 from ..certs import make_certificate
@@ -139,16 +140,25 @@ async def test_terminal_client_chats_with_a_netcat_peer(server: ChatServer) -> N
         await term.close()
 
 
+async def _peer_and_session(
+    server: ChatServer, term: Terminal
+) -> tuple[WsClient, Session, asyncio.Transport]:
+    """Someone else in the room, the terminal's session once it has shown their words, and
+    the server's end of its connection (to cut it as a network drop would)."""
+    peer = await WsClient.open(server.http_port)
+    await peer.request({"type": "say", "text": "before the cut"}, "message")
+    await term.expect("before the cut")
+    assert server.chat is not None
+    session = next(s for s in server.chat.sessions.values() if s.name == term.name)
+    assert session.link is not None
+    return peer, session, session.link.sink.transport  # type: ignore[attr-defined]
+
+
 async def test_terminal_client_reconnects_and_resumes_without_loss(server: ChatServer) -> None:
     term = await Terminal.start(url(server))
     try:
-        peer = await WsClient.open(server.http_port)
-        await peer.request({"type": "say", "text": "before the cut"}, "message")
-        await term.expect("before the cut")
-        assert server.chat is not None
-        session = next(s for s in server.chat.sessions.values() if s.name == term.name)
-        assert session.link is not None
-        session.link.sink.transport.abort()  # type: ignore[attr-defined]  # the network drops
+        peer, session, transport = await _peer_and_session(server, term)
+        transport.abort()  # the network drops
         await eventually(lambda: session.link is None, step=0.02)  # the server lets go
         for n in range(20):
             await peer.request({"type": "say", "text": f"lost-{n:02d}"}, "message")
@@ -184,15 +194,10 @@ async def test_terminal_client_shows_what_a_resume_could_not_read_once_the_serve
     server = await start_server(broker=own.url())
     term = await Terminal.start(url(server))
     try:
-        peer = await WsClient.open(server.http_port)
-        await peer.request({"type": "say", "text": "before the cut"}, "message")
-        await term.expect("before the cut")
-        assert server.chat is not None
-        session = next(s for s in server.chat.sessions.values() if s.name == term.name)
-        assert session.link is not None
+        peer, session, transport = await _peer_and_session(server, term)
         os.killpg(term.proc.pid, signal.SIGSTOP)  # away (a laptop lid closed): no reconnecting
         try:
-            session.link.sink.transport.abort()  # type: ignore[attr-defined]  # the network drops
+            transport.abort()  # the network drops
             await eventually(lambda: session.link is None, step=0.02)
             for n in range(1, 4):
                 await peer.request({"type": "say", "text": f"away-{n}"}, "message")

@@ -365,7 +365,7 @@ class IrcPeer(Peer):
             seen = self.buf + data
             self.count += seen.count(PRIVMSG)
             self.buf = seen[-len(PRIVMSG) + 1 :]
-            ping = seen.find(b"PING :")
+            ping = seen.find(b"PING ")  # "PING :token" or "PING token"
             if ping >= 0 and (ping == 0 or seen[ping - 1] == NL):
                 end = seen.find(b"\r\n", ping)
                 if end > 0:

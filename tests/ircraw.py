@@ -69,8 +69,15 @@ class IrcClient(TextClient):
     async def read(self, timeout: float = WAIT) -> Line:
         return parse(await self.line(timeout))
 
+    answers_pings = True  # as every IRC client does; False: one whose network has gone
+
     async def line(self, timeout: float = WAIT) -> str:
-        return (await super().line(timeout)).rstrip("\r")
+        """The next line; the server's PINGs are answered on the way, as clients do."""
+        while True:
+            line = (await super().line(timeout)).rstrip("\r")
+            if not (line.startswith("PING ") and self.answers_pings):
+                return line
+            await self.send_lines(f"PONG :{parse(line).params[-1]}")
 
     async def expect(  # type: ignore[override]
         self,

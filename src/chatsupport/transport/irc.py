@@ -10,9 +10,11 @@ Like the text interface it is paced (a client over its budget is read later, nev
 off; a backlog past `tcp_backlog_lines` is refused with the command's numeric). Unlike it,
 own messages come back (shown to clients that asked for `echo-message`, and counted as
 seen) and a session outlives its connection: a client that reconnects with its
-`resume:` key within the retention window comes back as before. The last message id
-written to it per room is kept for that (a broker flag under the token's hash, for the
-retention window: ids only, never text), so the replay starts where the client was.
+`resume:` key within the retention window comes back as before. The last message id per
+room the client is known to have read (it answered a PING written after it; TCP keeps
+order) is kept for that (a broker flag under the token's hash, for the retention window:
+ids only, never text), so the replay starts where the client was, even when the old
+connection died unnoticed while messages were being written into it.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class IrcPeer(Peer):
             return
         self.conn.receive_data(data)
         self._pump(ordered=True)
+        self._confirm()  # a PONG may leave newer messages to confirm
         self.kick()
 
     # ---- Sink ------------------------------------------------------------------------------
@@ -106,11 +109,13 @@ class IrcPeer(Peer):
             return
         if type(event) is ev.Welcome:
             self.seen_key = hash_token(event.session)
+        registering = not self.conn.registered
         self.conn.event(event)
         self._pump()
-        if self.timer is not None and self.conn.registered:
+        if registering and self.conn.registered and self.timer is not None:
             self.timer.cancel()  # registered: the timeout has nothing left to wait for
             self.timer = None
+        self._confirm()
 
     def send_batch(self, batch: Batch) -> None:
         """A room's messages of this turn as one run of bytes, shared by every member whose
@@ -130,6 +135,8 @@ class IrcPeer(Peer):
                 assert type(last) is ev.Message
                 conn.wrote(batch.room, last.id)  # ids grow within a room: the last is the highest
                 outbox.put(data)
+                if self.timer is None and conn.probing is None:
+                    self._confirm()
                 return
         for event, *_ in batch.events:
             self.send(event)
@@ -146,6 +153,26 @@ class IrcPeer(Peer):
         self.ended = True
         if self.outbox:
             self.outbox.finish()
+
+    # ---- what the client has read -------------------------------------------------------------
+    def _confirm(self) -> None:
+        """Send the PING that confirms what was written, or set the timer for it (one at a
+        time, `PROBE_GAP` apart, none while the client is idle or has not answered)."""
+        if self.timer is not None or self.ended:
+            return
+        wait = self.conn.probe_due()
+        if wait is None:
+            return
+        if wait > 0:
+            self.timer = asyncio.get_running_loop().call_later(wait, self._probe_now)
+        else:
+            self._probe_now()
+
+    def _probe_now(self) -> None:
+        self.timer = None
+        if not self.ended and self.conn.probe_due() is not None:
+            self.conn.probe()
+            self._pump()
 
     # ---- what the protocol asks for --------------------------------------------------------
     def _pump(self, *, ordered: bool = False) -> None:
@@ -186,7 +213,9 @@ class IrcPeer(Peer):
     def _resume(self, out: Resume) -> None:
         """Replay from where the last connection was (or let the client ask, with
         draft/chathistory); without a record, everything since they came into each room."""
-        last = {} if out.client_fetches else (self.seen or dict.fromkeys(out.rooms, 0))
+        seen = self.seen  # a room it had read nothing of: everything since it came in
+        last = {} if out.client_fetches else {room: seen.get(room, 0) for room in out.rooms}
+        self.conn.resumed_from({room: seen[room] for room in out.rooms if room in seen})
         self.take(rq.Resume(session=out.token, last=last, ref=ref(RESUME)))
 
     def _fetcher(self, query: HistoryQuery) -> Work:
@@ -211,14 +240,23 @@ class IrcPeer(Peer):
         return [m for m in messages if chat.visible_to(m, session.uid)]
 
     async def resume_token(self) -> str | None:
-        """`PASS resume:KEY`; where its last connection was is read before opening."""
+        """`PASS resume:KEY`; what its last connection had read is found before opening:
+        from that connection when it is still open on this node, else from the record it
+        left. (Still open on another node: no record yet, so everything since they came in.)"""
         token = self.conn.resume_token
-        if token:
-            try:
-                raw = await self.edge.chat.broker.get_flag(SEEN, hash_token(token))
-            except BrokerUnavailable:
-                raw = None
-            self.seen = _rooms_and_ids(raw)
+        if not token:
+            return token
+        chat = self.edge.chat
+        live = chat.by_token.get(hash_token(token))
+        old = live.link.sink if live is not None and live.link is not None else None
+        if isinstance(old, IrcPeer):  # still open here (its network gone unnoticed, perhaps)
+            self.seen = dict(old.conn.confirmed)
+            return token
+        try:
+            raw = await chat.broker.get_flag(SEEN, hash_token(token))
+        except BrokerUnavailable:
+            raw = None
+        self.seen = _rooms_and_ids(raw)
         return token
 
     async def finishing(self) -> None:
@@ -226,7 +264,8 @@ class IrcPeer(Peer):
         link = self.link
         if not self.seen_key or not self.conn.seen or link is None or not link.resumable:
             return
-        seen = json.dumps(self.conn.seen, separators=(",", ":"))
+        # What it surely read: a connection can die unnoticed while messages are written.
+        seen = json.dumps(self.conn.confirmed, separators=(",", ":"))
         try:
             ttl = self.edge.config.retention_seconds
             await self.edge.chat.broker.set_flag(SEEN, self.seen_key, ttl, seen)

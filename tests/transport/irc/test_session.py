@@ -5,7 +5,7 @@ from __future__ import annotations
 from chatsupport.core import events as ev
 from chatsupport.core import requests as rq
 from chatsupport.transport.ircproto.actions import Close, Fetch
-from chatsupport.transport.ircproto.connection import IrcConnection
+from chatsupport.transport.ircproto.connection import PROBE_GAP, IrcConnection
 from chatsupport.transport.ircproto.message import MAX_BODY
 
 from .helpers import CODEC, NOW, message, registered
@@ -445,3 +445,37 @@ def test_history_reply_in_a_batch() -> None:
 
 def test_connection_module_has_no_io() -> None:
     assert not hasattr(IrcConnection, "transport")
+
+
+# ---- what the client has read: PINGs that confirm it ----------------------------------------
+def test_a_resume_point_moves_only_when_a_ping_after_the_messages_is_answered() -> None:
+    now = [NOW]
+    client = registered()
+    client.conn.clock = lambda: now[0]
+    assert client.conn.probe_due() is None  # nothing written: nothing to confirm
+    client.event(message(1), message(2))
+    assert client.conn.seen == {"lobby": 2} and client.conn.confirmed == {}
+    assert client.conn.probe_due() == 0
+    client.conn.probe()
+    ping = client.collect().take_lines()[-1]
+    assert ping.command == "PING" and ping.source is None
+    client.event(message(3))
+    assert client.conn.probe_due() is None  # one PING at a time
+    client.send("PONG :not-that-one", "PONG")
+    assert client.conn.confirmed == {}
+    client.send(f"PONG irc.example :{ping.params[-1]}")
+    assert client.conn.confirmed == {"lobby": 2}  # what was written before that PING
+    assert client.conn.probe_due() == PROBE_GAP  # message 3 waits for the next one
+    now[0] += PROBE_GAP
+    assert client.conn.probe_due() == 0
+    client.conn.probe()
+    client.send(f"PONG :{client.collect().take_lines()[-1].params[-1]}")
+    assert client.conn.confirmed == {"lobby": 3}
+    assert client.conn.probe_due() is None  # all read: quiet until the next message
+
+
+def test_a_resumed_connection_starts_from_what_the_last_one_had_read() -> None:
+    client = registered()
+    client.conn.resumed_from({"lobby": 7, "side": 3})
+    assert client.conn.confirmed == client.conn.seen == {"lobby": 7, "side": 3}
+    assert client.conn.probe_due() is None

@@ -148,7 +148,9 @@ def ping(conn: IrcConnection, line: Line) -> None:
 
 @command("PONG", registered=False)
 def pong(conn: IrcConnection, line: Line) -> None:
-    """Nothing to do: the transport counts any input as a sign of life."""
+    """The answer to the server's PING (`IrcConnection.probe`), if it carries its token."""
+    if line.params:
+        conn.answered(line.params[-1])
 
 
 @command("QUIT", registered=False)

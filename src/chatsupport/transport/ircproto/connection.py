@@ -62,6 +62,7 @@ from .render import HOST, SERVICE_PREFIX, USER, IrcCodec, irc_time, prefix, text
 from .replies import burst, history_reply, render
 
 EARLY_LINES = 32  # commands kept for after the burst; more before it get 451
+PROBE_GAP = 2.0  # seconds between PINGs that confirm what was read (only while messages flow)
 
 
 class IrcConnection:
@@ -75,6 +76,7 @@ class IrcConnection:
         "clock",
         "closed",
         "codec",
+        "confirmed",
         "early",
         "held",
         "last_rename",
@@ -85,6 +87,8 @@ class IrcConnection:
         "opened",
         "outputs",
         "pass_token",
+        "probed_at",
+        "probing",
         "registered",
         "replay_room",
         "replaying",
@@ -134,6 +138,12 @@ class IrcConnection:
         self.role: str | None = None  # listener / mod once signed in
         self.channels: set[str] = set()  # rooms as the client sees them
         self.seen: dict[str, int] = {}  # room -> id of the last message written
+        # room -> id of the last message the client has surely read: it answered a PING
+        # written after it (TCP keeps order). A resume starts after these, as written is not
+        # read when the connection has died unnoticed.
+        self.confirmed: dict[str, int] = {}
+        self.probing: tuple[str, dict[str, int]] | None = None  # the PING out, and `seen` then
+        self.probed_at = 0.0
         self.last_rename: tuple[str, str, str] | None = None  # (uid, old, new): one NICK line
         self.batches = 0
         self.resuming = False  # a resume's replay is under way (until `resumed`)
@@ -229,6 +239,33 @@ class IrcConnection:
         """Messages of `room` up to `last_id` went out as shared bytes: a resume starts after."""
         if last_id > self.seen.get(room, 0):
             self.seen[room] = last_id
+
+    def resumed_from(self, read: dict[str, int]) -> None:
+        """A resume replays after `read`: what the last connection was confirmed to have read
+        counts as written and read here too, should this one end before confirming more."""
+        for room, last_id in read.items():
+            self.wrote(room, last_id)
+            self.confirmed[room] = max(self.confirmed.get(room, 0), last_id)
+
+    def probe_due(self) -> float | None:
+        """Seconds until a PING may go to confirm what was written since the last one was
+        answered (0: now); None when nothing needs it or one is still unanswered."""
+        if self.probing is not None or self.seen == self.confirmed or not self.registered:
+            return None
+        return max(0.0, self.probed_at + PROBE_GAP - self.clock())
+
+    def probe(self) -> None:
+        """A PING whose answer will say the client read everything written before it."""
+        token = f"seen-{int(self.clock() * 1000)}"
+        self.probing = (token, dict(self.seen))
+        self.probed_at = self.clock()
+        self.send_line("PING", token, source="")
+
+    def answered(self, token: str) -> None:
+        """A PONG: if it answers the probe, all written before that PING has been read."""
+        if self.probing is not None and self.probing[0] == token:
+            self.confirmed = self.probing[1]
+            self.probing = None
 
     def history(self, query: HistoryQuery, by_room: dict[str, list[ev.Message]]) -> None:
         """The retained messages a `Fetch` asked for, already cut to what this person may see."""

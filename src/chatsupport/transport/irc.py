@@ -265,7 +265,7 @@ class IrcPeer(Peer):
         if not self.seen_key or not self.conn.seen or link is None or not link.resumable:
             return
         # What it surely read: a connection can die unnoticed while messages are written.
-        seen = json.dumps(self.conn.confirmed, separators=(",", ":"))
+        seen = json.dumps(dict(self.conn.confirmed), separators=(",", ":"))
         try:
             ttl = self.edge.config.retention_seconds
             await self.edge.chat.broker.set_flag(SEEN, self.seen_key, ttl, seen)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from ...core import events as ev
 from ...core import requests as rq
@@ -62,6 +63,7 @@ from .render import HOST, SERVICE_PREFIX, USER, IrcCodec, irc_time, prefix, text
 from .replies import burst, history_reply, render
 
 EARLY_LINES = 32  # commands kept for after the burst; more before it get 451
+NOTHING_READ: Mapping[str, int] = MappingProxyType({})  # shared: a dict per idle client is 64 B
 PROBE_GAP = 2.0  # seconds between PINGs that confirm what was read (only while messages flow)
 
 
@@ -141,7 +143,7 @@ class IrcConnection:
         # room -> id of the last message the client has surely read: it answered a PING
         # written after it (TCP keeps order). A resume starts after these, as written is not
         # read when the connection has died unnoticed.
-        self.confirmed: dict[str, int] = {}
+        self.confirmed: Mapping[str, int] = NOTHING_READ  # replaced, never changed in place
         self.probing: tuple[str, dict[str, int]] | None = None  # the PING out, and `seen` then
         self.probed_at = 0.0
         self.last_rename: tuple[str, str, str] | None = None  # (uid, old, new): one NICK line
@@ -243,9 +245,11 @@ class IrcConnection:
     def resumed_from(self, read: dict[str, int]) -> None:
         """A resume replays after `read`: what the last connection was confirmed to have read
         counts as written and read here too, should this one end before confirming more."""
+        confirmed = dict(self.confirmed)
         for room, last_id in read.items():
             self.wrote(room, last_id)
-            self.confirmed[room] = max(self.confirmed.get(room, 0), last_id)
+            confirmed[room] = max(confirmed.get(room, 0), last_id)
+        self.confirmed = confirmed
 
     def probe_due(self) -> float | None:
         """Seconds until a PING may go to confirm what was written since the last one was

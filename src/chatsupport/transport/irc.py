@@ -97,8 +97,11 @@ class IrcPeer(Peer):
     def data_received(self, data: bytes) -> None:
         if self.ended:
             return
+        registering = not self.conn.registered
         self.conn.receive_data(data)
         self._pump(ordered=True)
+        if registering and self.conn.registered:
+            self._registered()  # CAP END can be the last step
         self._confirm()  # a PONG may leave newer messages to confirm
         self.kick()
 
@@ -112,9 +115,8 @@ class IrcPeer(Peer):
         registering = not self.conn.registered
         self.conn.event(event)
         self._pump()
-        if registering and self.conn.registered and self.timer is not None:
-            self.timer.cancel()  # registered: the timeout has nothing left to wait for
-            self.timer = None
+        if registering and self.conn.registered:
+            self._registered()
         self._confirm()
 
     def send_batch(self, batch: Batch) -> None:
@@ -153,6 +155,13 @@ class IrcPeer(Peer):
         self.ended = True
         if self.outbox:
             self.outbox.finish()
+
+    def _registered(self) -> None:
+        """The registration timeout has nothing left to wait for (the timer is then free
+        for `_confirm`)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     # ---- what the client has read -------------------------------------------------------------
     def _confirm(self) -> None:

@@ -299,6 +299,32 @@ async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) 
     assert not any("Bob" in line and ("left" in line or "joined" in line) for line in lines)
 
 
+async def test_after_messages_the_server_pings_to_learn_they_were_read(
+    staff_server: ChatServer,
+) -> None:
+    """One PING after what was written, and no other while it is unanswered. Here for a
+    listener signed in with SASL, whose CAP END is the step that ends registration."""
+    irc = await IrcClient.connect(staff_server.irc_port, register=False)
+    irc.answers_pings = False
+    plain = base64.b64encode(f"\0ear\0{LISTENER_TOKEN}".encode()).decode()
+    await irc.send_lines("CAP LS 302", "NICK Ear", "USER e 0 * :x", "CAP REQ :sasl")
+    await irc.expect(lambda line: line.command == "CAP" and line.params[1] == "ACK")
+    await irc.send_lines("AUTHENTICATE PLAIN")
+    await irc.expect("AUTHENTICATE")
+    await irc.send_lines(f"AUTHENTICATE {plain}")
+    await irc.expect("903")
+    await irc.send_lines("CAP END")
+    await irc.expect("366")
+    tcp = await TextClient.open(staff_server.tcp_port)
+    await tcp.send("hello")
+    await irc.expect("PRIVMSG", "#lobby", "hello")
+    ping = await irc.expect(lambda line: line.command in ("PING", "PRIVMSG"))
+    assert ping.command == "PING" and ping.source is None
+    await tcp.send("again")
+    await irc.expect("PRIVMSG", "#lobby", "again")
+    assert not [line for line in await irc.sync() if line.command == "PING"]
+
+
 async def test_what_was_written_to_a_connection_that_died_unnoticed_is_not_lost(
     server: ChatServer,
 ) -> None:

@@ -70,14 +70,34 @@ class IrcClient(TextClient):
         return parse(await self.line(timeout))
 
     answers_pings = True  # as every IRC client does; False: one whose network has gone
+    unconfirmed = False  # a message has come since the last PING this client answered
 
     async def line(self, timeout: float = WAIT) -> str:
         """The next line; the server's PINGs are answered on the way, as clients do."""
-        while True:
-            line = (await super().line(timeout)).rstrip("\r")
-            if not (line.startswith("PING ") and self.answers_pings):
-                return line
+        while (line := await self._next(timeout)) is None:
+            pass
+        return line
+
+    async def until_confirmed(self) -> list[Line]:
+        """Read on until the server's PING after the last message has come and been answered
+        (at most 2 s while messages flow): the server then knows all it wrote was read, and a
+        resume starts after it. The lines on the way."""
+        lines: list[Line] = []
+        while self.unconfirmed and len(lines) < 10000:
+            if (line := await self._next(WAIT)) is not None:
+                lines.append(parse(line))
+        return lines
+
+    async def _next(self, timeout: float) -> str | None:
+        """One line, or None for a server PING this client answered."""
+        line = (await super().line(timeout)).rstrip("\r")
+        if line.startswith("PING ") and self.answers_pings:
             await self.send_lines(f"PONG :{parse(line).params[-1]}")
+            self.unconfirmed = False
+            return None
+        if " PRIVMSG " in line:
+            self.unconfirmed = True
+        return line
 
     async def expect(  # type: ignore[override]
         self,

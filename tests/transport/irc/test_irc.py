@@ -274,7 +274,7 @@ async def test_a_client_that_comes_back_gets_what_it_missed(server: ChatServer) 
     key = await irc.register_for_key("Bob")
     await tcp.send("seen before")
     await irc.expect("PRIVMSG", "#lobby", "seen before")
-    await irc.sync()  # its PING answered: the server knows "seen before" was read
+    await irc.until_confirmed()  # the server knows "seen before" was read
     await irc.close()
     await tcp.send("missed one")
     await tcp.send("missed two")
@@ -336,7 +336,7 @@ async def test_what_was_written_to_a_connection_that_died_unnoticed_is_not_lost(
     key = await irc.register_for_key("Bob")
     await tcp.send("read before")
     await irc.expect("PRIVMSG", "#lobby", "read before")
-    await irc.sync()  # answers the server's PING that followed it
+    await irc.until_confirmed()  # answers the server's PING that followed it
     await tcp.send("written, never read")
     await tcp.send("nor this")
     await tcp_sync(tcp)  # written to Bob's socket, which Bob no longer reads
@@ -364,7 +364,7 @@ async def test_coming_back_while_the_dead_connection_is_still_open_replays_what_
     for text in ("one", "two"):
         await tcp.send(text)
     await irc.expect("PRIVMSG", "#lobby", "two")
-    await irc.sync()
+    await irc.until_confirmed()
     await tcp.send("three, never read")
     await tcp_sync(tcp)
     back = await IrcClient.connect(server.irc_port, register=False)  # the old one still open
@@ -384,7 +384,7 @@ async def test_a_room_that_had_said_nothing_yet_is_replayed_too(server: ChatServ
     await irc.expect("366")
     await tcp.send("in the lobby")
     await irc.expect("PRIVMSG", "#lobby", "in the lobby")
-    await irc.sync()
+    await irc.until_confirmed()
     await irc.close()
     await tcp.send("/join side")
     await tcp.send("first words in side")
@@ -418,6 +418,7 @@ async def test_a_burst_reaches_each_client_with_its_own_tags_and_resumes_after_i
     ids = [line.tags["msgid"] for line in got[tagged]]
     assert len(set(ids)) == len(burst) and all(line.tags["time"] for line in got[tagged])
     assert [line.tags["msgid"] for line in got[also_tagged]] == ids
+    await plain.until_confirmed()  # the server's PING after the burst, answered
     await plain.close()
     await tcp.send("after the burst")
     await tcp_sync(tcp)

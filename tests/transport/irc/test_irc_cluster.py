@@ -62,7 +62,7 @@ async def test_history_and_coming_back_on_another_node(url: str) -> None:
         key = await irc.register_for_key("Bob")
         await tcp.send("seen on a")
         await irc.expect("PRIVMSG", "#lobby", "seen on a")
-        await irc.sync()  # its PING answered: the server knows "seen on a" was read
+        await irc.until_confirmed()  # the server knows "seen on a" was read
         await irc.close()
         await tcp.send("missed while away")
         back = await IrcClient.connect(b.irc_port, register=False)

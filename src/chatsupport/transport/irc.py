@@ -43,7 +43,8 @@ from .ircproto.render import IrcCodec
 log = logging.getLogger("chatsupport.irc")
 
 REGISTRATION_TIMEOUT = 30.0  # seconds to send NICK and USER (and end CAP) before ERROR
-SEEN = "irc-seen"  # broker flag kind: token hash -> {room: last id written}
+SEEN = "irc-seen"  # broker flag kind: token hash -> {room: last id the client has read}
+KEEP_EVERY = 10.0  # seconds between records of that while the client reads (several nodes)
 BACKLOG_REFUSAL = "too much input at once; slow down"
 
 
@@ -52,7 +53,9 @@ class IrcShared:
     """What every IRC connection of a server shares: settings and the message encoder."""
 
     settings: IrcSettings
+    keeps_read_points: bool = False  # nodes share the broker: a client may come back elsewhere
     codec: IrcCodec = field(init=False)
+    recording: set[asyncio.Task[bool]] = field(default_factory=set)  # read points being kept
 
     def __post_init__(self) -> None:
         self.codec = IrcCodec(self.settings.server)
@@ -79,7 +82,7 @@ class IrcPeer(Peer):
     paced = True
     shares = True  # a room's messages are written once for every client with the same tags
     log = log
-    __slots__ = ("conn", "seen", "seen_key", "shared")
+    __slots__ = ("conn", "kept_at", "seen", "seen_key", "shared")
 
     def __init__(self, edge: Edge, shared: IrcShared) -> None:
         super().__init__(edge)
@@ -87,6 +90,7 @@ class IrcPeer(Peer):
         self.conn = IrcConnection(shared.settings, shared.codec, edge.chat.wallclock)
         self.seen: dict[str, int] = {}  # where a resume's replay starts (from the last connection)
         self.seen_key = ""  # hash of the session's token: where `seen` is kept for a resume
+        self.kept_at = -KEEP_EVERY  # loop time the read point was last recorded
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,11 +101,14 @@ class IrcPeer(Peer):
     def data_received(self, data: bytes) -> None:
         if self.ended:
             return
-        registering = not self.conn.registered
-        self.conn.receive_data(data)
+        conn = self.conn
+        registering, read = not conn.registered, conn.confirmed
+        conn.receive_data(data)
         self._pump(ordered=True)
-        if registering and self.conn.registered:
+        if registering and conn.registered:
             self._registered()  # CAP END can be the last step
+        if conn.confirmed is not read and self.shared.keeps_read_points:
+            self._keep_read_point()
         self._confirm()  # a PONG may leave newer messages to confirm
         self.kick()
 
@@ -251,7 +258,7 @@ class IrcPeer(Peer):
     async def resume_token(self) -> str | None:
         """`PASS resume:KEY`; what its last connection had read is found before opening:
         from that connection when it is still open on this node, else from the record it
-        left. (Still open on another node: no record yet, so everything since they came in.)"""
+        left (on another node still holding it: the one `_keep_read_point` keeps)."""
         token = self.conn.resume_token
         if not token:
             return token
@@ -268,18 +275,38 @@ class IrcPeer(Peer):
         self.seen = _rooms_and_ids(raw)
         return token
 
+    def _keep_read_point(self) -> None:
+        """Record what the client has read, every `KEEP_EVERY` seconds at most while it reads:
+        should it come back on another node before this one notices the old connection is
+        dead, the replay starts there, not from when it came into each room."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.kept_at + KEEP_EVERY:
+            return
+        self.kept_at = loop.time()
+        recording = self.shared.recording
+        task = loop.create_task(self._record_read_point())
+        recording.add(task)
+        task.add_done_callback(recording.discard)
+
     async def finishing(self) -> None:
         """Keep where this client was, for the resume that may follow."""
+        if not await self._record_read_point():
+            log.info("could not keep the resume point uid=%s", self.uid)
+
+    async def _record_read_point(self) -> bool:
+        """What the client is known to have read, per room, under its token's hash (False:
+        the broker is away; the last record stands)."""
         link = self.link
         if not self.seen_key or not self.conn.seen or link is None or not link.resumable:
-            return
+            return True
         # What it surely read: a connection can die unnoticed while messages are written.
         seen = json.dumps(dict(self.conn.confirmed), separators=(",", ":"))
         try:
             ttl = self.edge.config.retention_seconds
             await self.edge.chat.broker.set_flag(SEEN, self.seen_key, ttl, seen)
         except BrokerUnavailable:
-            log.info("could not keep the resume point uid=%s", self.uid)
+            return False
+        return True
 
     # ---- endings ---------------------------------------------------------------------------
     def _late(self) -> None:
@@ -339,5 +366,5 @@ async def start_irc(
 ) -> tuple[asyncio.Server, IrcShared]:
     """An IRC listener (plain, or TLS with `tls`); pass `shared` to a second one.
     `reuse_port`: several worker processes listen on this port (`--workers`)."""
-    shared = shared or IrcShared(irc_settings(edge))
+    shared = shared or IrcShared(irc_settings(edge), edge.config.broker != "memory")
     return await listen(lambda: IrcPeer(edge, shared), host, port, tls, reuse_port), shared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,8 +11,11 @@ from typing import Any
 import pytest
 
 from chatsupport import ChatServer
+from chatsupport.core.chat import hash_token
+from chatsupport.core.ports import Broker
+from chatsupport.transport.irc import SEEN
 
-from ...helpers import TextClient, WsClient, start_server
+from ...helpers import WAIT, TextClient, WsClient, start_server
 from ...ircraw import IrcClient
 from ...redis_server import RedisServer, delete_prefix, redis_server_fixture
 
@@ -79,3 +83,37 @@ async def test_history_and_coming_back_on_another_node(url: str) -> None:
         while (line := await back.read()).command == "PRIVMSG":
             history.append(line.params[1])
         assert history == ["seen on a", "missed while away"]
+
+
+async def test_back_on_another_node_while_the_dead_connection_is_still_open(url: str) -> None:
+    """The network went and the client came back through another node before the first
+    noticed: that node had recorded what the client read (while it read), so the replay
+    starts after it: not from when Bob came in, and nothing unread is lost."""
+    async with nodes(url) as (a, b):
+        tcp = await TextClient.open(b.tcp_port)
+        irc = await IrcClient.connect(a.irc_port, register=False)
+        key = await irc.register_for_key("Bob")
+        await tcp.send("one")
+        await irc.expect("PRIVMSG", "#lobby", "one")
+        await irc.until_confirmed()
+        assert b.chat is not None
+        assert await recorded(b.chat.broker, key, '{"lobby":1}')  # by a: what Bob has read
+        await tcp.send("two, never read")
+        await irc.expect("PRIVMSG")  # written to a's connection (read here only to know it)
+        back = await IrcClient.connect(b.irc_port, register=False)
+        await back.send_lines(f"PASS resume:{key}", "NICK Bob", "USER u 0 * :x")
+        # (the same session: its new name reaches the shared record at a's next tick)
+        assert "Welcome back" in (await back.expect("NOTICE")).params[1]
+        replayed = await back.expect("PRIVMSG")
+        assert replayed.params == ["#lobby", "two, never read"]
+        assert "Caught up: 1 message you missed" in (await back.expect("NOTICE")).params[1]
+        assert await irc.closed()  # a let the old connection go
+
+
+async def recorded(broker: Broker, key: str, read: str) -> bool:
+    """Whether the IRC read point of `key`'s session becomes `read` within WAIT."""
+    for _ in range(int(WAIT / 0.02)):
+        if await broker.get_flag(SEEN, hash_token(key)) == read:
+            return True
+        await asyncio.sleep(0.02)
+    return False

@@ -12,7 +12,6 @@ import pytest
 
 from chatsupport import ChatServer
 from chatsupport.core.chat import hash_token
-from chatsupport.core.ports import Broker
 from chatsupport.transport.irc import SEEN
 
 from ...helpers import WAIT, TextClient, WsClient, start_server
@@ -62,11 +61,7 @@ async def test_irc_on_one_node_netcat_and_websocket_on_the_other(url: str) -> No
 async def test_history_and_coming_back_on_another_node(url: str) -> None:
     async with nodes(url) as (a, b):
         tcp = await TextClient.open(b.tcp_port)
-        irc = await IrcClient.connect(a.irc_port, register=False)
-        key = await irc.register_for_key("Bob")
-        await tcp.send("seen on a")
-        await irc.expect("PRIVMSG", "#lobby", "seen on a")
-        await irc.until_confirmed()  # the server knows "seen on a" was read
+        irc, key = await bob_reads_on_a(a, b, tcp, "seen on a")
         await irc.close()
         await tcp.send("missed while away")
         back = await IrcClient.connect(b.irc_port, register=False)
@@ -91,13 +86,7 @@ async def test_back_on_another_node_while_the_dead_connection_is_still_open(url:
     starts after it: not from when Bob came in, and nothing unread is lost."""
     async with nodes(url) as (a, b):
         tcp = await TextClient.open(b.tcp_port)
-        irc = await IrcClient.connect(a.irc_port, register=False)
-        key = await irc.register_for_key("Bob")
-        await tcp.send("one")
-        await irc.expect("PRIVMSG", "#lobby", "one")
-        await irc.until_confirmed()
-        assert b.chat is not None
-        assert await recorded(b.chat.broker, key, '{"lobby":1}')  # by a: what Bob has read
+        irc, key = await bob_reads_on_a(a, b, tcp, "one")
         await tcp.send("two, never read")
         await irc.expect("PRIVMSG")  # written to a's connection (read here only to know it)
         back = await IrcClient.connect(b.irc_port, register=False)
@@ -110,10 +99,20 @@ async def test_back_on_another_node_while_the_dead_connection_is_still_open(url:
         assert await irc.closed()  # a let the old connection go
 
 
-async def recorded(broker: Broker, key: str, read: str) -> bool:
-    """Whether the IRC read point of `key`'s session becomes `read` within WAIT."""
+async def bob_reads_on_a(
+    a: ChatServer, b: ChatServer, tcp: TextClient, text: str
+) -> tuple[IrcClient, str]:
+    """Bob on a's IRC port reads `text`, the room's first message, said on b; returned once
+    a has recorded that he read it (while he reads, as he could come back through b), with
+    his resume key."""
+    irc = await IrcClient.connect(a.irc_port, register=False)
+    key = await irc.register_for_key("Bob")
+    await tcp.send(text)
+    await irc.expect("PRIVMSG", "#lobby", text)
+    await irc.until_confirmed()
+    assert b.chat is not None
     for _ in range(int(WAIT / 0.02)):
-        if await broker.get_flag(SEEN, hash_token(key)) == read:
-            return True
+        if await b.chat.broker.get_flag(SEEN, hash_token(key)) == '{"lobby":1}':
+            return irc, key
         await asyncio.sleep(0.02)
-    return False
+    raise AssertionError("a never recorded what Bob read")

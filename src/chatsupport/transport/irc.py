@@ -283,10 +283,17 @@ class IrcPeer(Peer):
         if loop.time() < self.kept_at + KEEP_EVERY:
             return
         self.kept_at = loop.time()
-        recording = self.shared.recording
         task = loop.create_task(self._record_read_point())
-        recording.add(task)
-        task.add_done_callback(recording.discard)
+        self.shared.recording.add(task)
+        task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[bool]) -> None:
+        self.shared.recording.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # its type only: a broker's message may quote keys
+            log.warning(
+                "could not record the read point uid=%s: %s", self.uid, type(error).__name__
+            )
 
     async def finishing(self) -> None:
         """Keep where this client was, for the resume that may follow."""

@@ -176,18 +176,20 @@ class IrcPeer(Peer):
         time, `PROBE_GAP` apart, none while the client is idle or has not answered)."""
         if self.timer is not None or self.ended:
             return
-        wait = self.conn.probe_due()
+        loop = asyncio.get_running_loop()
+        wait = self.conn.probe_due(loop.time())
         if wait is None:
             return
         if wait > 0:
-            self.timer = asyncio.get_running_loop().call_later(wait, self._probe_now)
+            self.timer = loop.call_later(wait, self._probe_now)
         else:
             self._probe_now()
 
     def _probe_now(self) -> None:
         self.timer = None
-        if not self.ended and self.conn.probe_due() is not None:
-            self.conn.probe()
+        now = asyncio.get_running_loop().time()
+        if not self.ended and self.conn.probe_due(now) is not None:
+            self.conn.probe(now)
             self._pump()
 
     # ---- what the protocol asks for --------------------------------------------------------

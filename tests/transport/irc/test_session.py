@@ -449,33 +449,32 @@ def test_connection_module_has_no_io() -> None:
 
 # ---- what the client has read: PINGs that confirm it ----------------------------------------
 def test_a_resume_point_moves_only_when_a_ping_after_the_messages_is_answered() -> None:
-    now = [NOW]
+    now = 100.0  # a monotonic clock's seconds
     client = registered()
-    client.conn.clock = lambda: now[0]
-    assert client.conn.probe_due() is None  # nothing written: nothing to confirm
+    assert client.conn.probe_due(now) is None  # nothing written: nothing to confirm
     client.event(message(1), message(2))
     assert client.conn.seen == {"lobby": 2} and client.conn.confirmed == {}
-    assert client.conn.probe_due() == 0
-    client.conn.probe()
+    assert client.conn.probe_due(now) == 0
+    client.conn.probe(now)
     ping = client.collect().take_lines()[-1]
     assert ping.command == "PING" and ping.source is None
     client.event(message(3))
-    assert client.conn.probe_due() is None  # one PING at a time
+    assert client.conn.probe_due(now) is None  # one PING at a time
     client.send("PONG :not-that-one", "PONG")
     assert client.conn.confirmed == {}
     client.send(f"PONG irc.example :{ping.params[-1]}")
     assert client.conn.confirmed == {"lobby": 2}  # what was written before that PING
-    assert client.conn.probe_due() == PROBE_GAP  # message 3 waits for the next one
-    now[0] += PROBE_GAP
-    assert client.conn.probe_due() == 0
-    client.conn.probe()
+    assert client.conn.probe_due(now) == PROBE_GAP  # message 3 waits for the next one
+    now += PROBE_GAP
+    assert client.conn.probe_due(now) == 0
+    client.conn.probe(now)
     client.send(f"PONG :{client.collect().take_lines()[-1].params[-1]}")
     assert client.conn.confirmed == {"lobby": 3}
-    assert client.conn.probe_due() is None  # all read: quiet until the next message
+    assert client.conn.probe_due(now) is None  # all read: quiet until the next message
 
 
 def test_a_resumed_connection_starts_from_what_the_last_one_had_read() -> None:
     client = registered()
     client.conn.resumed_from({"lobby": 7, "side": 3})
     assert client.conn.confirmed == client.conn.seen == {"lobby": 7, "side": 3}
-    assert client.conn.probe_due() is None
+    assert client.conn.probe_due(0.0) is None

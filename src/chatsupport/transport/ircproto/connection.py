@@ -145,7 +145,7 @@ class IrcConnection:
         # read when the connection has died unnoticed.
         self.confirmed: Mapping[str, int] = NOTHING_READ  # replaced, never changed in place
         self.probing: tuple[str, dict[str, int]] | None = None  # the PING out, and `seen` then
-        self.probed_at = 0.0
+        self.probed_at = -PROBE_GAP  # when the last PING went (the `now` of `probe`)
         self.last_rename: tuple[str, str, str] | None = None  # (uid, old, new): one NICK line
         self.batches = 0
         self.resuming = False  # a resume's replay is under way (until `resumed`)
@@ -251,18 +251,19 @@ class IrcConnection:
             confirmed[room] = max(confirmed.get(room, 0), last_id)
         self.confirmed = confirmed
 
-    def probe_due(self) -> float | None:
-        """Seconds until a PING may go to confirm what was written since the last one was
-        answered (0: now); None when nothing needs it or one is still unanswered."""
+    def probe_due(self, now: float) -> float | None:
+        """Seconds from `now` (a monotonic clock's) until a PING may go to confirm what was
+        written since the last one was answered (0: at once); None when nothing needs it or
+        one is still unanswered."""
         if self.probing is not None or self.seen == self.confirmed or not self.registered:
             return None
-        return max(0.0, self.probed_at + PROBE_GAP - self.clock())
+        return max(0.0, self.probed_at + PROBE_GAP - now)
 
-    def probe(self) -> None:
+    def probe(self, now: float) -> None:
         """A PING whose answer will say the client read everything written before it."""
-        token = f"seen-{int(self.clock() * 1000)}"
+        token = f"seen-{int(now * 1000)}"  # one out at a time, PROBE_GAP apart: unique enough
         self.probing = (token, dict(self.seen))
-        self.probed_at = self.clock()
+        self.probed_at = now
         self.send_line("PING", token, source="")
 
     def answered(self, token: str) -> None:

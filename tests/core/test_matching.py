@@ -389,6 +389,23 @@ async def test_who_may_listen_talk_and_see_the_queue(tmp_path: Path) -> None:
         assert "current chat(s) go on" in off["text"]
 
 
+async def test_a_listener_who_needs_a_listener_is_one_seeker_not_both(tmp_path: Path) -> None:
+    """A volunteer on shift asks for a listener: they stop being offered chats (told so,
+    before their place in line), are never told that someone (they) waits, and another
+    listener is matched with them."""
+    async with serving(tmp_path) as server:
+        tired = await listener(server, "lis-1")
+        queued = await tired.request({"type": "talk"}, "queue")
+        # read before the reply came: told first
+        stopped = next(f for f in tired.backlog if f["type"] == "notice" and f["kind"] == "listen")
+        assert "not be offered new chats" in stopped["text"] and "ref" not in stopped
+        assert queued["listeners"] == 0  # not counting themselves
+        await nothing_more(tired, "alert")  # "someone is waiting": not to the one waiting
+        other = await listener(server, "lis-2")
+        matched = await tired.expect("matched")
+        assert matched["partner"]["uid"] == other.uid
+
+
 async def test_one_to_one_through_netcat(tmp_path: Path) -> None:
     async with serving(tmp_path) as server:
         first = await TextClient.open(server.tcp_port)

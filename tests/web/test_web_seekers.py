@@ -139,6 +139,20 @@ async def test_a_half_typed_reply_stays_in_its_room_when_a_match_opens(
     no_page_errors(page)
 
 
+async def test_a_listener_who_asks_for_a_listener_is_no_longer_available(
+    browser: Browser, staff_server: ChatServer
+) -> None:
+    page = await open_page(browser, staff_server)
+    await sign_in(page, listen=True)
+    await use_control(page, "#talk-btn")
+    await expect(page.locator("#queue-text")).to_have_text(
+        "You are number 1 in line for a listener."
+    )
+    await expect(page.locator("#listen-switch")).not_to_be_checked()
+    await expect(page.locator(".line.sys").last).to_contain_text("not be offered new chats")
+    no_page_errors(page)
+
+
 async def test_a_listener_cannot_miss_an_alert(browser: Browser, staff_server: ChatServer) -> None:
     page = await open_page(browser, staff_server)
     await sign_in(page)

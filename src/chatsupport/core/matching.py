@@ -75,6 +75,10 @@ from .text import clean
 log = logging.getLogger("chatsupport.matching")
 
 FEEDBACK = ("helpful", "not_really", "skip")
+STOPPED_TO_TALK = (
+    "you will not be offered new chats while you wait for a listener yourself; "
+    "turn listening on again (/listen on) when you are ready"
+)
 TOO_OFTEN = (
     "you have asked for a listener many times in a few minutes; please wait a little. "
     "Help lines are there for you at any time."
@@ -138,6 +142,9 @@ class Matching(Feature):
         # (CONTRACT §8). Only how often one person joins is limited, never for a crisis.
         if not session.crisis and not self.talks.hit(uid, chat.clock()):
             raise Refused("rate_limited", TOO_OFTEN)
+        if uid in state.listening:  # a listener who needs one: not both at once
+            await _stop_listening(chat, state, uid)
+            chat.direct(session, ev.Notice(kind="listen", text=STOPPED_TO_TALK))
         state.since[uid], state.notes[uid] = chat.wallclock(), note
         await write_profile(chat, state, session)  # before the queue: others match from it
         priority = 0 if session.crisis else 1
@@ -151,7 +158,7 @@ class Matching(Feature):
         chat.count("talk_requests")
         await pump(chat, state)
         if uid in await chat.broker.queued(SEEKERS):  # nobody free took them: listeners hear
-            await _tell_listeners_someone_waits(chat)
+            await _tell_listeners_someone_waits(chat, uid)
 
     @handles(rq.Listen, role="listener")
     async def listen(self, link: Link, request: rq.Listen) -> None:
@@ -453,12 +460,13 @@ async def _enter(chat: Chat, state: MatchState, session: Session, private: Priva
     await chat.enter(session, private.room, announce=False)  # a text peer's lines go there
 
 
-async def _tell_listeners_someone_waits(chat: Chat) -> None:
-    """Every signed-in listener, on every node, hears that someone waits (never who)."""
+async def _tell_listeners_someone_waits(chat: Chat, asking: str) -> None:
+    """Every signed-in listener, on every node, hears that someone waits (never who); the
+    one asking not (a listener may need one too)."""
     waiting = len(await chat.broker.queued(SEEKERS))
     text = f"someone is waiting for a listener ({waiting} waiting)"
     alert = ev.Alert(kind="waiting", room="", uid="", name="", text=text)
-    await chat.broker.signal(staff.LISTENERS, alert, None)
+    await chat.broker.signal(staff.LISTENERS, alert, asking)
 
 
 # ---- telling seekers where they stand -------------------------------------------------------

@@ -459,6 +459,10 @@ function onNotice(frame) {
     case "ignore":
     case "unignore":
       break; // the dialogs that asked update themselves
+    case "listen":
+      // Not an answer to the switch: a listener who asked for a listener is no longer offered chats.
+      if (!frame.ref) $("listen-switch").checked = false;
+      break;
     case "unavailable":
       state.sharedAway = true;
       break;

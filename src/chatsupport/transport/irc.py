@@ -144,7 +144,7 @@ class IrcPeer(Peer):
                 assert type(last) is ev.Message
                 conn.wrote(batch.room, last.id)  # ids grow within a room: the last is the highest
                 outbox.put(data)
-                if self.timer is None and conn.probing is None:
+                if self.timer is None and conn.probing is None:  # per delivery: test first
                     self._confirm()
                 return
         for event, *_ in batch.events:
@@ -264,14 +264,14 @@ class IrcPeer(Peer):
         token = self.conn.resume_token
         if not token:
             return token
-        chat = self.edge.chat
-        live = chat.by_token.get(hash_token(token))
+        chat, token_hash = self.edge.chat, hash_token(token)
+        live = chat.by_token.get(token_hash)
         old = live.link.sink if live is not None and live.link is not None else None
         if isinstance(old, IrcPeer):  # still open here (its network gone unnoticed, perhaps)
             self.seen = dict(old.conn.confirmed)
             return token
         try:
-            raw = await chat.broker.get_flag(SEEN, hash_token(token))
+            raw = await chat.broker.get_flag(SEEN, token_hash)
         except BrokerUnavailable:
             raw = None
         self.seen = _rooms_and_ids(raw)
